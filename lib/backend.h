@@ -1,0 +1,150 @@
+/*
+ * backend.h -- the domain backend interface: one ops table per kind of
+ * domain (sim, xen), chosen once by name, in the manner of libxenguest's
+ * split between common save/restore code and per-guest-type hooks.
+ *
+ * All functions return 0 (or a count) on success and a negative errno value
+ * on failure, and leave a one-line reason in backend_errmsg(b).  None of
+ * them print or exit.  Page size is 1 << info.page_shift; pfns are 0-based.
+ *
+ * Call order on the source:
+ *   open_source -> describe -> static_state -> enable_dirty
+ *   -> { map/unmap, read_dirty }* -> pause -> read_dirty -> map/unmap
+ *   -> save_state -> disable_dirty -> (destroy on success | resume on failure)
+ *   -> close
+ * On the target:
+ *   open_target -> { load_state (static) }* -> { populate, map/unmap }*
+ *   -> { load_state (tail) }* -> complete -> resume (or destroy) -> close
+ */
+#ifndef XMIG_BACKEND_H
+#define XMIG_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct backend;
+
+struct domain_info {
+	uint16_t	arch;		/* WIRE_ARCH_* */
+	uint16_t	type;		/* WIRE_DOM_* */
+	uint16_t	page_shift;
+	uint64_t	nr_pages;	/* pfns 0 .. nr_pages-1 */
+	uint32_t	nr_vcpus;
+};
+
+/* A record body produced or consumed by save_state / load_state. */
+struct state_rec {
+	uint32_t	 type;		/* REC_* */
+	uint32_t	 len;
+	uint8_t		*body;		/* little-endian body, malloc'd */
+};
+
+struct state_list {
+	struct state_rec *recs;
+	size_t		  n, cap;
+};
+int	state_list_add(struct state_list *l, uint32_t type, const void *body,
+	    uint32_t len);
+void	state_list_free(struct state_list *l);
+
+/* Counters a backend may keep for reports (all optional, zero if unused). */
+struct backend_stats {
+	uint64_t	pages_written;	/* workload writes since open */
+	uint64_t	dirty_rate;	/* bytes per second asked for */
+};
+
+struct backend_ops {
+	const char *name;
+
+	/*
+	 * Source: attach to (sim: create and start) the domain named by spec,
+	 * the part after "name:" ("mem=1G,vcpus=4" or "7").  On success *out
+	 * is a new handle the caller must close().
+	 */
+	int (*open_source)(const char *spec, struct backend **out);
+
+	/*
+	 * Target: make an empty domain ready to receive one described by
+	 * info (nr_pages may be 0 when the stream does not say; then pfns
+	 * arrive unannounced and the backend grows as populate() asks).
+	 * spec is the --backend argument after "name:" (may be "").
+	 */
+	int (*open_target)(const char *spec, const struct domain_info *info,
+	    struct backend **out);
+
+	/* Fill info. Valid any time after open. */
+	int (*describe)(struct backend *b, struct domain_info *info);
+
+	/*
+	 * Map n pages for reading (source) or writing (target, after
+	 * populate).  pages[i] receives the address of pfns[i]'s page.
+	 * *cookie is what unmap needs (may be NULL).  The mapping stays
+	 * valid until unmap; the page contents may change under a running
+	 * source domain (dirty tracking catches that).
+	 */
+	int (*map)(struct backend *b, const uint64_t *pfns, unsigned n,
+	    int writable, void **pages, void **cookie);
+	void (*unmap)(struct backend *b, void *cookie, unsigned n);
+
+	/* Source: start exact dirty tracking (all pages start clean). */
+	int (*enable_dirty)(struct backend *b);
+	/*
+	 * Source: atomically read and clear the dirty bitmap (nr_pages bits,
+	 * bit i of word i/64 is pfn i) into bitmap, OR-ing into it.  Returns
+	 * the number of dirty pages found.  A page written after this call
+	 * is reported dirty by the next one.
+	 */
+	int64_t (*read_dirty)(struct backend *b, uint64_t *bitmap);
+	int (*disable_dirty)(struct backend *b);
+
+	/* Stop / restart the vcpus (sim: the workload threads). Idempotent. */
+	int (*pause)(struct backend *b);
+	int (*resume)(struct backend *b);
+
+	/*
+	 * Source, domain paused: append the vcpu and platform records
+	 * (little-endian bodies) in stream order to out.  static_state gives
+	 * the records that go before STATIC_DATA_END (may add none).
+	 */
+	int (*static_state)(struct backend *b, struct state_list *out);
+	int (*save_state)(struct backend *b, struct state_list *out);
+
+	/* Target: make pfns[0..n) exist (allocate backing). */
+	int (*populate)(struct backend *b, const uint64_t *pfns, unsigned n);
+	/* Target: zero one page that the stream says is now zero. */
+	int (*zero_page)(struct backend *b, uint64_t pfn);
+	/* Target: take one vcpu/platform record (little-endian body). */
+	int (*load_state)(struct backend *b, uint32_t type, const uint8_t *body,
+	    uint32_t len);
+	/* Target: the stream is complete; apply state, domain stays paused. */
+	int (*complete)(struct backend *b);
+
+	/* Source after a confirmed handover, or target after failure. */
+	int (*destroy)(struct backend *b);
+	/* Release the handle (does not destroy the domain). */
+	void (*close)(struct backend *b);
+
+	/* Optional: counters for reports (may be NULL). */
+	void (*stats)(struct backend *b, struct backend_stats *st);
+};
+
+/* The registry: "sim", "xen" (when built). NULL if unknown. */
+const struct backend_ops *backend_find(const char *name);
+/* Split "sim:mem=1G" into ops and the spec after ':'. */
+const struct backend_ops *backend_lookup(const char *uri, const char **spec);
+
+/* Every backend struct starts with this. */
+struct backend {
+	const struct backend_ops *ops;
+	char errmsg[256];
+};
+const char *backend_errmsg(const struct backend *b);
+void	backend_seterr(struct backend *b, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+
+extern const struct backend_ops sim_ops;
+#ifdef HAVE_XEN
+extern const struct backend_ops xen_ops;
+#endif
+
+#endif

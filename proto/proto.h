@@ -1,0 +1,245 @@
+/*
+ * proto.h -- the xmig wire-format codec: bytes in, validated records out,
+ * and back.  No I/O, no libevent, no Xen headers.  Functions return 0 or a
+ * positive count on success and a negative XP_E* code on failure; they never
+ * print and never exit.
+ *
+ * Byte order: record bodies handed out by the parser are in the *stream*
+ * byte order (st->big_endian).  Use the get/put helpers below, never a cast.
+ */
+#ifndef XMIG_PROTO_H
+#define XMIG_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "wire.h"
+
+/* Error codes (negative when returned). */
+enum {
+	XP_OK = 0,
+	XP_ENOMEM = 1,		/* allocation failed */
+	XP_EINVAL,		/* bad argument from the caller */
+	XP_ELEGACY,		/* legacy (pre-v2 Xen) image */
+	XP_EHEADER,		/* bad image or domain header */
+	XP_EVERSION,		/* unsupported version */
+	XP_ETOOBIG,		/* a length above its maximum */
+	XP_ETYPE,		/* unknown mandatory record type */
+	XP_EOPTIONS,		/* unknown record option bits */
+	XP_ECHECKSUM,		/* CRC-32 mismatch or checksum without bit 0 */
+	XP_EBODY,		/* malformed record body */
+	XP_EORDER,		/* record out of order / not allowed here */
+	XP_ELIMIT,		/* pfn / vcpu beyond the receiver's limits */
+	XP_ETRUNCATED,		/* stream ended early */
+	XP_ETRAILING,		/* data after END */
+	XP_ECALLBACK,		/* a callback asked to stop with an error */
+	XP_E_MAX
+};
+
+/* Human text for an XP_E* code (positive or negative). */
+const char *xp_strerror(int code);
+
+enum xp_dialect {
+	XP_DRAFTB = 1,		/* image version 1, 16-octet record headers, footer */
+	XP_XEN = 2,		/* image versions 2 and 3, libxc migration v2/v3 */
+};
+
+/* What the image and domain headers said; fixed for a whole stream. */
+struct xp_stream {
+	enum xp_dialect	dialect;
+	uint32_t	version;	/* 1 (draft-B), 2 or 3 (Xen) */
+	int		big_endian;	/* stream byte order after the ihdr */
+	uint16_t	ihdr_options;	/* raw image header options */
+	uint16_t	arch;		/* WIRE_ARCH_* (Xen dialect: always x86) */
+	uint16_t	dom_type;	/* WIRE_DOM_* */
+	uint16_t	page_shift;
+	uint32_t	xen_major;	/* Xen dialect only; 0 in draft-B */
+	uint32_t	xen_minor;
+};
+
+/* Initialise a stream description for writing. */
+void stream_init(struct xp_stream *st, enum xp_dialect d, int big_endian,
+    uint16_t arch, uint16_t dom_type, uint16_t page_shift);
+
+/* ---- byte order helpers (wire.c) ------------------------------------ */
+
+static inline uint16_t
+xp_get16(int be, const uint8_t *p)
+{
+	return be ? (uint16_t)(p[0] << 8 | p[1]) : (uint16_t)(p[1] << 8 | p[0]);
+}
+
+static inline uint32_t
+xp_get32(int be, const uint8_t *p)
+{
+	return be ? ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3]) :
+	    ((uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[1] << 8 | p[0]);
+}
+
+static inline uint64_t
+xp_get64(int be, const uint8_t *p)
+{
+	return be ? ((uint64_t)xp_get32(1, p) << 32 | xp_get32(1, p + 4)) :
+	    ((uint64_t)xp_get32(0, p + 4) << 32 | xp_get32(0, p));
+}
+
+static inline void
+xp_put16(int be, uint8_t *p, uint16_t v)
+{
+	if (be) { p[0] = v >> 8; p[1] = v; } else { p[0] = v; p[1] = v >> 8; }
+}
+
+static inline void
+xp_put32(int be, uint8_t *p, uint32_t v)
+{
+	if (be) {
+		p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
+	} else {
+		p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24;
+	}
+}
+
+static inline void
+xp_put64(int be, uint8_t *p, uint64_t v)
+{
+	if (be) {
+		xp_put32(1, p, v >> 32); xp_put32(1, p + 4, (uint32_t)v);
+	} else {
+		xp_put32(0, p, (uint32_t)v); xp_put32(0, p + 4, v >> 32);
+	}
+}
+
+/* ---- growable byte buffer (buf.c) ------------------------------------ */
+
+struct xp_buf {
+	uint8_t	*data;
+	size_t	 len;
+	size_t	 cap;
+};
+
+int	 buf_reserve(struct xp_buf *b, size_t extra);	/* 0 or -XP_ENOMEM */
+int	 buf_append(struct xp_buf *b, const void *p, size_t n);
+uint8_t	*buf_extend(struct xp_buf *b, size_t n);	/* n zeroed octets or NULL */
+void	 buf_free(struct xp_buf *b);
+
+/* ---- record type registry (record.c) --------------------------------- */
+
+/* "PAGE_DATA"; "OPTIONAL_0x80001234" / "UNKNOWN_0x13" for others. */
+const char *record_type_name(uint32_t type);
+/* Non-zero if the type is in the catalogue (mandatory or project extension). */
+int record_type_known(uint32_t type);
+
+/* ---- headers (header.c) ---------------------------------------------- */
+
+/* Write the 24-octet image header for st (version from st). */
+void	header_image_put(const struct xp_stream *st, uint8_t out[WIRE_IHDR_SIZE]);
+/* Write the domain header; returns its size (8 or 16). */
+size_t	header_domain_put(const struct xp_stream *st, uint8_t *out);
+size_t	header_domain_size(const struct xp_stream *st);
+
+/* ---- record framing (record.c) --------------------------------------- */
+
+size_t	record_hdr_size(const struct xp_stream *st);	/* 16 or 8 */
+/* Padding plus, in draft-B, the footer, for a body of len octets. */
+size_t	record_trailer_size(const struct xp_stream *st, uint32_t len);
+size_t	record_wire_size(const struct xp_stream *st, uint32_t len);
+
+/* Record header into out[record_hdr_size()]; options ignored for Xen. */
+void	record_hdr_put(const struct xp_stream *st, uint8_t *out, uint32_t type,
+	    uint32_t len, uint16_t options);
+/*
+ * Padding and footer into out[record_trailer_size()].  crc is the running
+ * CRC-32 over the record header and body (zlib crc32, start value 0); the
+ * function adds the padding to it.  If options lacks WIRE_REC_OPT_CHECKSUM
+ * the checksum field is written as 0.  Xen dialect: padding only.
+ */
+void	record_trailer_put(const struct xp_stream *st, uint8_t *out,
+	    uint32_t len, uint16_t options, uint32_t crc);
+/* A whole record appended to out, checksum computed when asked for. */
+int	record_encode(const struct xp_stream *st, struct xp_buf *out,
+	    uint32_t type, const void *body, uint32_t len, uint16_t options);
+
+/* ---- bodies (body.c) -------------------------------------------------- */
+
+/*
+ * Re-encode a body from one byte order to another, field by field, for the
+ * types whose layout is known (opaque blobs are copied as they are).
+ * out must hold len octets.  Returns 0 or -XP_EBODY.
+ */
+int	body_reorder(uint32_t type, const uint8_t *in, uint32_t len,
+	    int from_be, int to_be, uint8_t *out);
+
+/* PAGE_DATA: u32 count, u32 res, u64 pfn[count], page data. */
+static inline uint64_t
+body_pfn_entry(uint64_t pfn, unsigned type)
+{
+	return (uint64_t)type << WIRE_PFN_TYPE_SHIFT | (pfn & WIRE_PFN_MASK);
+}
+/* Non-zero if a page of this type carries page_size octets of data. */
+int	body_page_type_has_data(unsigned type);
+/* Write count, res and pfn entries (body_pfn_entry) into out[8 + 8*count]. */
+void	body_page_data_prefix_put(int be, uint8_t *out, uint32_t count,
+	    const uint64_t *entries);
+
+/* ---- incremental parser (parser.c) ----------------------------------- */
+
+struct xp_record {
+	uint64_t	 index;		/* 0 for the first record after the headers */
+	uint64_t	 offset;	/* stream offset of the record header */
+	uint32_t	 type;
+	uint32_t	 length;	/* body octets, without padding */
+	uint16_t	 options;	/* draft-B record options; 0 for Xen */
+	uint32_t	 checksum;	/* draft-B footer checksum; 0 for Xen */
+	int		 known;		/* 0: unknown optional type, skip it */
+	const uint8_t	*hdr;		/* the raw record header octets */
+	const uint8_t	*body;		/* length octets in stream byte order */
+	size_t		 wire_len;	/* header + body + padding + footer */
+};
+
+/* Where and why a stream was rejected. */
+struct xp_error {
+	int		code;		/* XP_E* (positive) or 0 */
+	uint64_t	index;		/* record index, or UINT64_MAX: headers */
+	uint32_t	type;
+	uint64_t	offset;
+	char		msg[320];	/* "record 17 (PAGE_DATA) at offset 69664: ..." */
+};
+
+struct xp_limits {
+	uint32_t	max_record_len;	/* 0: WIRE_REC_LENGTH_MAX */
+	uint64_t	max_pfn;	/* highest pfn accepted + 1; 0: 2^52 */
+	uint32_t	max_vcpus;	/* vcpu_id must be < this; 0: 1024 */
+};
+
+/* Return 0 to go on, XP_PAUSE to stop after this record, <0 to fail. */
+#define XP_PAUSE 1
+typedef int (*xp_header_cb)(void *arg, const struct xp_stream *st);
+typedef int (*xp_record_cb)(void *arg, const struct xp_stream *st,
+    const struct xp_record *rec);
+
+struct xp_parser;
+
+struct xp_parser *parser_new(const struct xp_limits *lim, xp_header_cb hcb,
+	    xp_record_cb rcb, void *arg);
+void	parser_free(struct xp_parser *p);
+/*
+ * Feed bytes as they arrive.  Returns how many were consumed (all of them
+ * unless a callback paused or END was reached), or a negative XP_E* code;
+ * the error stays readable with parser_error().  After END, feeding any
+ * further octet is XP_ETRAILING.  Records whole in buf are handed to the
+ * callback without a copy; only a record split across calls is buffered.
+ */
+ssize_t	parser_feed(struct xp_parser *p, const uint8_t *buf, size_t len);
+/* Octets still needed to complete the unit being parsed (header or record). */
+size_t	parser_want(const struct xp_parser *p);
+/* At end of input: 0 if END was seen and nothing is pending, else an error. */
+int	parser_finish(struct xp_parser *p);
+int	parser_done(const struct xp_parser *p);		/* END seen */
+const struct xp_stream *parser_stream(const struct xp_parser *p);	/* NULL before headers */
+const struct xp_error *parser_error(const struct xp_parser *p);
+uint64_t parser_offset(const struct xp_parser *p);	/* octets consumed */
+
+#endif

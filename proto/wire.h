@@ -1,0 +1,107 @@
+/*
+ * wire.h -- constants of the xmig stream, both dialects.
+ *
+ * Every number here is on the wire and described in proto/SPEC.md.
+ * Changing any of them changes the format: bump WIRE_VERSION_DRAFTB (the
+ * native dialect) and the spec revision in SPEC.md in the same commit.
+ */
+#ifndef XMIG_WIRE_H
+#define XMIG_WIRE_H
+
+#include <stdint.h>
+
+/* Image header (24 octets, big-endian, both dialects). */
+#define WIRE_MARKER		0xFFFFFFFFFFFFFFFFULL
+#define WIRE_ID			0x58454E46u	/* "XENF" */
+#define WIRE_VERSION_DRAFTB	1u	/* native dialect: write 1, read 1 */
+#define WIRE_VERSION_XEN	3u	/* Xen dialect: write 3 ... */
+#define WIRE_VERSION_XEN_MIN	2u	/* ... read 2 and 3 */
+
+#define WIRE_IHDR_SIZE		24u
+#define WIRE_IHDR_OPT_BIG_ENDIAN	0x0001u	/* stream byte order after the ihdr */
+#define WIRE_IHDR_OPT_BACKCHANNEL	0x0002u	/* sender offers a back-channel */
+
+/* Domain header. */
+#define WIRE_DHDR_SIZE_DRAFTB	8u	/* u16 arch, u16 type, u16 page_shift, u16 res */
+#define WIRE_DHDR_SIZE_XEN	16u	/* u32 type, u16 page_shift, u16 res, u32 major, u32 minor */
+
+#define WIRE_ARCH_X86		1u
+#define WIRE_ARCH_ARM		2u
+
+#define WIRE_DOM_X86_PV		1u
+#define WIRE_DOM_X86_HVM	2u
+#define WIRE_DOM_X86_PVH	3u	/* draft-B only; Xen streams carry it as HVM */
+
+/* Record framing. */
+#define WIRE_RHDR_SIZE_DRAFTB	16u	/* u32 type, u32 len, u16 options, 6 res */
+#define WIRE_RHDR_SIZE_XEN	8u	/* u32 type, u32 len */
+#define WIRE_FOOTER_SIZE	8u	/* draft-B only: u32 checksum, u32 res */
+#define WIRE_REC_ALIGN		8u
+
+#define WIRE_REC_OPT_CHECKSUM	0x0001u	/* draft-B record option bit 0 */
+#define WIRE_REC_OPT_KNOWN	(WIRE_REC_OPT_CHECKSUM)
+
+#define WIRE_REC_OPTIONAL	0x80000000u	/* type bit 31 */
+#define WIRE_REC_LENGTH_MAX	(128u << 20)	/* as libxc's REC_LENGTH_MAX */
+
+/* Record types (Xen's numbering, both dialects). */
+enum wire_rec_type {
+	REC_END				= 0x00,
+	REC_PAGE_DATA			= 0x01,
+	REC_X86_PV_INFO			= 0x02,
+	REC_X86_PV_P2M_FRAMES		= 0x03,
+	REC_X86_PV_VCPU_BASIC		= 0x04,
+	REC_X86_PV_VCPU_EXTENDED	= 0x05,
+	REC_X86_PV_VCPU_XSAVE		= 0x06,
+	REC_SHARED_INFO			= 0x07,
+	REC_X86_TSC_INFO		= 0x08,
+	REC_HVM_CONTEXT			= 0x09,
+	REC_HVM_PARAMS			= 0x0A,
+	REC_TOOLSTACK			= 0x0B,
+	REC_X86_PV_VCPU_MSRS		= 0x0C,
+	REC_VERIFY			= 0x0D,
+	REC_CHECKPOINT			= 0x0E,
+	REC_CHECKPOINT_DIRTY_PFN_LIST	= 0x0F,
+	REC_STATIC_DATA_END		= 0x10,
+	REC_X86_CPUID_POLICY		= 0x11,
+	REC_X86_MSR_POLICY		= 0x12,
+	REC_NR_MANDATORY		= 0x13,
+	/* Project extensions live in the optional range (bit 31); see SPEC.md. */
+};
+
+/* PAGE_DATA pfn[] entry: bits 63-60 type, 59-52 reserved, 51-0 pfn. */
+#define WIRE_PFN_MASK		0x000FFFFFFFFFFFFFULL
+#define WIRE_PFN_RES_MASK	0x0FF0000000000000ULL
+#define WIRE_PFN_TYPE_SHIFT	60
+
+/* Page types: the XEN_DOMCTL_PFINFO_* nibble (bits 31-28 of the u32 form). */
+enum wire_page_type {
+	PT_NOTAB	= 0x0,
+	PT_L1TAB	= 0x1,
+	PT_L2TAB	= 0x2,
+	PT_L3TAB	= 0x3,
+	PT_L4TAB	= 0x4,
+	/* 0x5-0x8 reserved: rejected */
+	PT_L1PIN	= 0x9,
+	PT_L2PIN	= 0xA,
+	PT_L3PIN	= 0xB,
+	PT_L4PIN	= 0xC,
+	PT_BROKEN	= 0xD,
+	PT_XALLOC	= 0xE,
+	PT_XTAB		= 0xF,
+};
+
+/* Fixed body sizes. */
+#define WIRE_X86_PV_INFO_SIZE	8u
+#define WIRE_TSC_INFO_SIZE	24u
+#define WIRE_VCPU_HDR_SIZE	8u
+#define WIRE_VCPU_BASIC_64	5168u	/* sizeof(vcpu_guest_context_x86_64_t) */
+#define WIRE_VCPU_BASIC_32	2800u	/* sizeof(vcpu_guest_context_x86_32_t) */
+#define WIRE_VCPU_EXT_MAX	128u
+#define WIRE_VCPU_XSAVE_MIN	16u
+#define WIRE_VCPU_MSR_SIZE	16u
+#define WIRE_CPUID_LEAF_SIZE	24u
+#define WIRE_MSR_ENTRY_SIZE	16u
+#define WIRE_PAGE_DATA_MAX	1024u	/* pages per PAGE_DATA written */
+
+#endif
