@@ -1,0 +1,211 @@
+/*
+ * migrate-send -- send a running domain to a receiver, a file or stdout.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "xmig.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: migrate-send [options] DOMAIN DEST\n"
+"\n"
+"Send the domain DOMAIN live to DEST.\n"
+"\n"
+"DOMAIN  sim:KEY=VALUE,...   a simulated domain created in this process\n"
+"                            (mem=256M vcpus=2 dirty=0 hot=MEM seed=1\n"
+"                            mix=realistic|zero|random; dirty in bytes/s)\n"
+"        xen:DOMID           a Xen domain (not implemented yet)\n"
+"DEST    tcp:HOST:PORT       a migrate-receive listening there\n"
+"        file:PATH           save an image (written to a temporary name,\n"
+"                            renamed into place when complete)\n"
+"        -                   write the stream to stdout (a pipe or file)\n"
+"\n"
+"Options:\n"
+"  --format draftb|xen       stream dialect (default draftb: image version 1\n"
+"                            with checksums; xen: libxc stream version 3)\n"
+"  --no-checksum             draft-B records without CRC-32\n"
+"  --big-endian              draft-B stream in big-endian byte order\n"
+"  --no-live                 pause first, send everything once, stop\n"
+"  --downtime-limit MS       stop-and-copy once the expected downtime is\n"
+"                            below MS (default 300)\n"
+"  --max-iterations N        at most N pre-copy passes (default 30)\n"
+"  --bandwidth BYTES/s       cap the send rate (K/M/G suffixes; sockets\n"
+"                            and pipes only)\n"
+"  --progress auto|none|tty|json\n"
+"                            progress on stderr (auto: a line on a terminal)\n"
+"  --report json             print a JSON report at the end (on stdout, or\n"
+"                            on stderr when DEST is -)\n"
+"  -v, --verbose             more messages\n"
+"  -h, --help                this text\n"
+"\n"
+"Exit status: 0 when the stream was sent (and, over TCP, confirmed by the\n"
+"receiver), 1 on failure (the source domain is resumed), 2 on bad usage.\n");
+}
+
+enum {
+	OPT_FORMAT = 256, OPT_NO_CHECKSUM, OPT_BIG_ENDIAN, OPT_NO_LIVE,
+	OPT_DOWNTIME, OPT_MAX_ITER, OPT_BANDWIDTH, OPT_PROGRESS, OPT_REPORT,
+};
+
+static const struct option longopts[] = {
+	{ "format",		required_argument,	NULL, OPT_FORMAT },
+	{ "no-checksum",	no_argument,		NULL, OPT_NO_CHECKSUM },
+	{ "big-endian",		no_argument,		NULL, OPT_BIG_ENDIAN },
+	{ "no-live",		no_argument,		NULL, OPT_NO_LIVE },
+	{ "downtime-limit",	required_argument,	NULL, OPT_DOWNTIME },
+	{ "max-iterations",	required_argument,	NULL, OPT_MAX_ITER },
+	{ "bandwidth",		required_argument,	NULL, OPT_BANDWIDTH },
+	{ "progress",		required_argument,	NULL, OPT_PROGRESS },
+	{ "report",		required_argument,	NULL, OPT_REPORT },
+	{ "verbose",		no_argument,		NULL, 'v' },
+	{ "help",		no_argument,		NULL, 'h' },
+	{ NULL, 0, NULL, 0 }
+};
+
+static int
+parse_progress_mode(const char *s, enum progress_mode *m)
+{
+	if (strcmp(s, "auto") == 0)
+		*m = PROGRESS_AUTO;
+	else if (strcmp(s, "none") == 0)
+		*m = PROGRESS_NONE;
+	else if (strcmp(s, "tty") == 0)
+		*m = PROGRESS_TTY;
+	else if (strcmp(s, "json") == 0)
+		*m = PROGRESS_JSON;
+	else
+		return -1;
+	return 0;
+}
+
+static int
+bad_usage(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "migrate-send: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'migrate-send --help'.\n");
+	return 2;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct send_opts o;
+	struct xmig_report r;
+	const struct backend_ops *ops;
+	struct backend *b = NULL;
+	const char *spec, *dom, *dest;
+	int c, verbose = LOG_LVL_INFO, report = 0, rc;
+	uint64_t v;
+	char *end;
+
+	log_init(argv[0], verbose);
+	send_opts_default(&o);
+	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_FORMAT:
+			if (strcmp(optarg, "draftb") == 0)
+				o.dialect = XP_DRAFTB;
+			else if (strcmp(optarg, "xen") == 0)
+				o.dialect = XP_XEN;
+			else
+				return bad_usage("--format: '%s' is not "
+				    "draftb or xen", optarg);
+			break;
+		case OPT_NO_CHECKSUM:
+			o.checksum = 0;
+			break;
+		case OPT_BIG_ENDIAN:
+			o.big_endian = 1;
+			break;
+		case OPT_NO_LIVE:
+			o.live = 0;
+			break;
+		case OPT_DOWNTIME:
+			o.downtime_limit_ms = strtod(optarg, &end);
+			if (*end != '\0' || end == optarg ||
+			    o.downtime_limit_ms < 0)
+				return bad_usage("--downtime-limit: '%s' is "
+				    "not a number of milliseconds", optarg);
+			break;
+		case OPT_MAX_ITER:
+			v = strtoull(optarg, &end, 10);
+			if (*end != '\0' || end == optarg || v < 1 ||
+			    v > 1000000)
+				return bad_usage("--max-iterations: '%s' is "
+				    "not a count from 1", optarg);
+			o.max_iterations = (unsigned)v;
+			break;
+		case OPT_BANDWIDTH:
+			if (parse_size(optarg, &o.bandwidth) != 0)
+				return bad_usage("--bandwidth: '%s' is not a "
+				    "rate in bytes per second", optarg);
+			break;
+		case OPT_PROGRESS:
+			if (parse_progress_mode(optarg, &o.progress) != 0)
+				return bad_usage("--progress: '%s' is not "
+				    "auto, none, tty or json", optarg);
+			break;
+		case OPT_REPORT:
+			if (strcmp(optarg, "json") != 0)
+				return bad_usage("--report: only 'json' is "
+				    "supported, not '%s'", optarg);
+			report = 1;
+			break;
+		case 'v':
+			verbose = LOG_LVL_DEBUG;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'migrate-send --help'.\n");
+			return 2;
+		}
+	}
+	if (argc - optind != 2)
+		return bad_usage("%s", "expected DOMAIN and DEST");
+	log_init(argv[0], verbose);
+	dom = argv[optind];
+	dest = argv[optind + 1];
+	if (o.dialect == XP_XEN && o.big_endian)
+		return bad_usage("%s", "--big-endian is for the draft-B "
+		    "dialect only (Xen streams are little-endian)");
+
+	signal(SIGPIPE, SIG_IGN);
+	if ((ops = backend_lookup(dom, &spec)) == NULL) {
+		log_err("%s: unknown domain kind (expected sim:... or "
+		    "xen:DOMID)", dom);
+		return 2;
+	}
+	if ((rc = ops->open_source(spec, &b)) != 0) {
+		log_err("%s: %s", dom, b ? backend_errmsg(b) : strerror(-rc));
+		if (b != NULL)
+			ops->close(b);
+		return 1;
+	}
+	rc = send_domain(b, dest, &o, &r);
+	if (rc == 0) {
+		/* Handed over (or saved): the source copy goes away. */
+		b->ops->destroy(b);
+	}
+	b->ops->close(b);
+	if (report)
+		report_print_json(&r, strcmp(dest, "-") == 0 ? stderr :
+		    stdout);
+	if (rc != 0) {
+		log_err("%s", r.error[0] ? r.error : "migration failed");
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,206 @@
+/*
+ * transport.c -- URIs and sockets: "tcp:HOST:PORT", "file:PATH", "-".
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xmig.h"
+
+int
+xport_parse(const char *uri, struct xport_uri *u, char *errbuf, size_t errlen)
+{
+	const char *hp, *colon;
+
+	memset(u, 0, sizeof(*u));
+	if (strcmp(uri, "-") == 0) {
+		u->kind = XPORT_STDIO;
+		return 0;
+	}
+	if (strncmp(uri, "file:", 5) == 0) {
+		if (uri[5] == '\0' || strlen(uri + 5) >= sizeof(u->path)) {
+			snprintf(errbuf, errlen, "%s: bad file path", uri);
+			return -EINVAL;
+		}
+		u->kind = XPORT_FILE;
+		strcpy(u->path, uri + 5);
+		return 0;
+	}
+	if (strncmp(uri, "tcp:", 4) == 0) {
+		hp = uri + 4;
+		if ((colon = strrchr(hp, ':')) == NULL || colon[1] == '\0') {
+			snprintf(errbuf, errlen, "%s: expected tcp:HOST:PORT",
+			    uri);
+			return -EINVAL;
+		}
+		if ((size_t)(colon - hp) >= sizeof(u->host) ||
+		    strlen(colon + 1) >= sizeof(u->port)) {
+			snprintf(errbuf, errlen, "%s: host or port too long",
+			    uri);
+			return -EINVAL;
+		}
+		memcpy(u->host, hp, (size_t)(colon - hp));
+		/* [v6addr] */
+		if (u->host[0] == '[') {
+			size_t l = strlen(u->host);
+
+			if (l < 2 || u->host[l - 1] != ']') {
+				snprintf(errbuf, errlen, "%s: bad address",
+				    uri);
+				return -EINVAL;
+			}
+			memmove(u->host, u->host + 1, l - 2);
+			u->host[l - 2] = '\0';
+		}
+		strcpy(u->port, colon + 1);
+		u->kind = XPORT_TCP;
+		return 0;
+	}
+	if (strncmp(uri, "tls:", 4) == 0 || strncmp(uri, "exec:", 5) == 0) {
+		snprintf(errbuf, errlen, "%s: this transport is not "
+		    "implemented yet (tcp:, file: and - are)", uri);
+		return -ENOTSUP;
+	}
+	snprintf(errbuf, errlen, "%s: unknown URI (expected tcp:HOST:PORT, "
+	    "file:PATH or -)", uri);
+	return -EINVAL;
+}
+
+static int
+xport_resolve(const struct xport_uri *u, int passive, struct addrinfo **res,
+    char *errbuf, size_t errlen)
+{
+	struct addrinfo hints;
+	int rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = passive ? AI_PASSIVE : 0;
+	rc = getaddrinfo(u->host[0] ? u->host : NULL, u->port, &hints, res);
+	if (rc != 0) {
+		snprintf(errbuf, errlen, "%s:%s: %s", u->host, u->port,
+		    gai_strerror(rc));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void
+xport_tune(int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+int
+xport_connect(const struct xport_uri *u, char *errbuf, size_t errlen)
+{
+	struct addrinfo *res, *ai;
+	int fd = -1, err = ECONNREFUSED, rc;
+
+	if ((rc = xport_resolve(u, 0, &res, errbuf, errlen)) != 0)
+		return rc;
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+		    ai->ai_protocol);
+		if (fd < 0) {
+			err = errno;
+			continue;
+		}
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		err = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		snprintf(errbuf, errlen, "connect to %s:%s: %s", u->host,
+		    u->port, strerror(err));
+		return -err;
+	}
+	xport_tune(fd);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	return fd;
+}
+
+int
+xport_listen(const struct xport_uri *u, char *errbuf, size_t errlen)
+{
+	struct addrinfo *res, *ai;
+	int fd = -1, err = EADDRNOTAVAIL, one = 1, rc;
+
+	if ((rc = xport_resolve(u, 1, &res, errbuf, errlen)) != 0)
+		return rc;
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+		    ai->ai_protocol);
+		if (fd < 0) {
+			err = errno;
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, 16) == 0)
+			break;
+		err = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		snprintf(errbuf, errlen, "listen on %s:%s: %s", u->host,
+		    u->port, strerror(err));
+		return -err;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	return fd;
+}
+
+void
+xport_abort(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+int
+xport_is_regular(int fd)
+{
+	struct stat sb;
+
+	return fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+void
+xport_announce(int lfd, const char *name)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+
+	if (getsockname(lfd, (struct sockaddr *)&ss, &sl) != 0 ||
+	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv,
+	    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		return;
+	fprintf(stderr, "%s: listening on tcp:%s%s%s:%s\n", name,
+	    strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+	    serv);
+	fflush(stderr);
+}

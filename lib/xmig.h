@@ -1,0 +1,159 @@
+/*
+ * xmig.h -- the engine's internal header: one section per lib/ file.
+ *
+ * The engine moves a domain through a stream: engine-send.c drives a source
+ * backend and writes records, engine-recv.c feeds received bytes through the
+ * proto/ parser into a target backend.  All libevent glue lives in those two
+ * files and transport.c.  Nothing here prints or exits; failures come back
+ * as a negative errno value with a one-line reason in the report.
+ */
+#ifndef XMIG_XMIG_H
+#define XMIG_XMIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "proto.h"
+#include "backend.h"
+
+/* ---- util.c ---------------------------------------------------------- */
+
+uint64_t now_ns(void);				/* CLOCK_MONOTONIC */
+/* "64M", "1G", "4096", "1.5G" -> bytes; -1 on error. */
+int	parse_size(const char *s, uint64_t *out);
+void	hex_encode(const uint8_t *in, size_t n, char *out);	/* out: 2n+1 */
+/* JSON string body escaping into out (always NUL-terminated). */
+void	json_escape(const char *in, char *out, size_t outlen);
+
+/* ---- digest.c ---------------------------------------------------------- */
+
+/*
+ * memory_sha256: SHA-256 over pfns 0..nr_pages-1 in order, page_size octets
+ * each, pages that cannot be mapped or were never populated counted as
+ * zeros.  Reads through the backend's map().
+ */
+int	digest_memory(struct backend *b, uint64_t nr_pages, unsigned page_size,
+	    uint8_t out[32]);
+
+/* vcpu_sha256: running SHA-256 over the state records a stream carried. */
+struct digest_state;
+struct digest_state *digest_state_new(void);
+/* Adds u32 type (LE), u32 len (LE), body (LE form). */
+void	digest_state_add(struct digest_state *d, uint32_t type,
+	    const uint8_t *body_le, uint32_t len);
+void	digest_state_final(struct digest_state *d, uint8_t out[32]);
+void	digest_state_free(struct digest_state *d);
+
+/* ---- transport.c ------------------------------------------------------- */
+
+enum xport_kind { XPORT_TCP = 1, XPORT_FILE, XPORT_STDIO };
+
+struct xport_uri {
+	enum xport_kind	kind;
+	char		host[256];
+	char		port[16];
+	char		path[4096];
+};
+
+/* Parse "tcp:HOST:PORT", "file:PATH" or "-".  errbuf gets the reason. */
+int	xport_parse(const char *uri, struct xport_uri *u, char *errbuf,
+	    size_t errlen);
+/* Blocking connect, returns a connected non-blocking socket or -errno. */
+int	xport_connect(const struct xport_uri *u, char *errbuf, size_t errlen);
+/* Bound, listening non-blocking socket or -errno. */
+int	xport_listen(const struct xport_uri *u, char *errbuf, size_t errlen);
+/* Reset (not close orderly) a socket: the peer sees ECONNRESET. */
+void	xport_abort(int fd);
+int	xport_is_regular(int fd);
+/* Print "NAME: listening on tcp:ADDR:PORT" (the bound port) on stderr. */
+void	xport_announce(int lfd, const char *name);
+
+/* ---- progress.c ---------------------------------------------------------- */
+
+enum progress_mode { PROGRESS_AUTO = 0, PROGRESS_NONE, PROGRESS_TTY, PROGRESS_JSON };
+
+struct progress_info {
+	const char	*role;		/* "send" / "receive" */
+	const char	*phase;		/* "live", "stop-and-copy", "tail", ... */
+	unsigned	 pass;
+	uint64_t	 bytes;		/* octets on the wire so far */
+	uint64_t	 pages;		/* pages sent or received */
+	uint64_t	 remaining;	/* dirty octets still to send */
+	double		 dirty_rate;	/* octets per second */
+	double		 throughput;	/* octets per second */
+	double		 expected_downtime_ms;
+};
+
+struct progress;
+struct progress *progress_new(enum progress_mode mode, FILE *out);
+/* Print if due (rate-limited), or always when force is set. */
+void	progress_update(struct progress *p, const struct progress_info *pi,
+	    int force);
+void	progress_end(struct progress *p);
+void	progress_free(struct progress *p);
+
+/* ---- reports (engine-send.c / engine-recv.c) ---------------------------- */
+
+struct xmig_report {
+	const char	*role;
+	const char	*status;	/* "completed", "sent", "failed" */
+	char		 error[512];
+	int		 have_memory, have_vcpu;
+	uint8_t		 memory_sha256[32];
+	uint8_t		 vcpu_sha256[32];
+	uint64_t	 bytes;
+	uint64_t	 pages_sent;
+	unsigned	 iterations;
+	int		 have_downtime;
+	double		 downtime_ms;
+	double		 duration_ms;
+	double		 throughput_mbps;
+	uint64_t	 nr_pages;
+	const char	*dialect;
+};
+
+void	report_print_json(const struct xmig_report *r, FILE *out);
+
+/* ---- engine-send.c ----------------------------------------------------- */
+
+struct send_opts {
+	enum xp_dialect	dialect;
+	int		checksum;
+	int		live;
+	double		downtime_limit_ms;	/* default 300 */
+	unsigned	max_iterations;		/* default 30 */
+	uint64_t	bandwidth;		/* octets/s, 0: unlimited */
+	enum progress_mode progress;
+	int		big_endian;		/* draft-B only */
+};
+
+void	send_opts_default(struct send_opts *o);
+/*
+ * Migrate (or save) the open source domain b to dest.  On success the
+ * source stays paused (the caller destroys it); on failure it has been
+ * resumed.  Fills r; returns 0 or -errno.
+ */
+int	send_domain(struct backend *b, const char *dest, const struct send_opts *o,
+	    struct xmig_report *r);
+
+/* ---- engine-recv.c ----------------------------------------------------- */
+
+struct recv_opts {
+	const char	*backend;	/* "sim" or "sim:spec" */
+	enum progress_mode progress;
+	int		once;
+	int		report_json;
+	FILE		*report_out;
+	uint64_t	max_memory;	/* octets a target may host; 0: no limit */
+};
+
+void	recv_opts_default(struct recv_opts *o);
+/*
+ * Serve source: "tcp:HOST:PORT" (listen; one migration, or one after
+ * another without once), "file:PATH" or "-".  Prints a report per
+ * migration when asked.  Returns 0 if every migration served completed.
+ */
+int	recv_serve(const char *source, const struct recv_opts *o);
+
+#endif
