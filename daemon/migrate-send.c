@@ -184,12 +184,16 @@ main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	if ((ops = backend_lookup(dom, &spec)) == NULL) {
-		log_err("%s: unknown domain kind (expected sim:... or "
-		    "xen:DOMID)", dom);
+		if (backend_known_but_missing(dom))
+			log_err("%s: this xmig was built without the Xen "
+			    "backend (configure --with-xen)", dom);
+		else
+			log_err("%s: unknown domain kind (expected sim:... "
+			    "or xen:DOMID)", dom);
 		return 2;
 	}
 	if ((rc = ops->open_source(spec, &b)) != 0) {
-		log_err("%s: %s", dom, b ? backend_errmsg(b) : strerror(-rc));
+		log_err("%s: %s", dom, backend_errmsg(b));
 		if (b != NULL)
 			ops->close(b);
 		return 1;

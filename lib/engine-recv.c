@@ -117,7 +117,7 @@ recv_header_cb(void *arg, const struct xp_stream *st)
 	rc = rv->ops->open_target(rv->bspec, &rv->info, &rv->b);
 	if (rc != 0)
 		return recv_fail(rv, rc, "cannot host the domain: %s",
-		    rv->b ? backend_errmsg(rv->b) : strerror(-rc));
+		    backend_errmsg(rv->b));
 	rv->r.dialect = st->dialect == XP_XEN ? "xen" : "draftb";
 	return 0;
 }
