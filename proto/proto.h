@@ -61,6 +61,14 @@ struct xp_stream {
 /* Initialise a stream description for writing. */
 void stream_init(struct xp_stream *st, enum xp_dialect d, int big_endian,
     uint16_t arch, uint16_t dom_type, uint16_t page_shift);
+/*
+ * Check a stream description against its dialect's rules (the ones the
+ * parser applies to the headers): 0, or -XP_EVERSION / -XP_EHEADER with err
+ * (may be NULL) filled in.  Writers call it before header_image_put(), e.g.
+ * to refuse an ARM domain in the Xen dialect.  (stream.c)
+ */
+struct xp_error;
+int stream_check(const struct xp_stream *st, struct xp_error *err);
 
 /* ---- byte order helpers (wire.c) ------------------------------------ */
 
@@ -197,7 +205,14 @@ struct xp_record {
 	const uint8_t	*hdr;		/* the raw record header octets */
 	const uint8_t	*body;		/* length octets in stream byte order */
 	size_t		 wire_len;	/* header + body + padding + footer */
+	uint32_t	 flags;		/* XP_REC_* */
 };
+
+/*
+ * Xen v2 stream: static data ended just before this record (the first
+ * X86_PV_P2M_FRAMES or PAGE_DATA), where a v3 stream has STATIC_DATA_END.
+ */
+#define XP_REC_SDE_INFERRED	0x1u
 
 /* Where and why a stream was rejected. */
 struct xp_error {
@@ -214,7 +229,12 @@ struct xp_limits {
 	uint32_t	max_vcpus;	/* vcpu_id must be < this; 0: 1024 */
 };
 
-/* Return 0 to go on, XP_PAUSE to stop after this record, <0 to fail. */
+/*
+ * Return 0 to go on, XP_PAUSE to stop after this record, <0 to fail.  A
+ * negative XP_E* code is kept as the parser's error; any other value
+ * (negative or positive) fails with XP_ECALLBACK.  rec->hdr and rec->body
+ * are valid only during the call.
+ */
 #define XP_PAUSE 1
 typedef int (*xp_header_cb)(void *arg, const struct xp_stream *st);
 typedef int (*xp_record_cb)(void *arg, const struct xp_stream *st,
@@ -233,7 +253,10 @@ void	parser_free(struct xp_parser *p);
  * callback without a copy; only a record split across calls is buffered.
  */
 ssize_t	parser_feed(struct xp_parser *p, const uint8_t *buf, size_t len);
-/* Octets still needed to complete the unit being parsed (header or record). */
+/*
+ * Octets still needed to complete the unit being parsed (header or record):
+ * at least 1 until END, 0 once done or failed.
+ */
 size_t	parser_want(const struct xp_parser *p);
 /* At end of input: 0 if END was seen and nothing is pending, else an error. */
 int	parser_finish(struct xp_parser *p);

@@ -1,0 +1,474 @@
+/*
+ * parser.c -- the incremental stream parser: the single entry point for
+ * sockets, files, the image tool and the fuzzer.
+ *
+ * The stream is cut into units: the image header, the domain header, then
+ * each record (header, body, padding, footer).  A unit that lies whole in
+ * the caller's chunk is handed on from the caller's memory; otherwise its
+ * octets are gathered in a buffer that grows only to the size of that
+ * unit.  A record header is checked (type, options, length, place) before
+ * any of its body is gathered.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "proto.h"
+#include "proto-int.h"
+
+/* A gathering buffer larger than this is freed after its record. */
+#define PARSER_KEEP_MAX	(8u << 20)
+
+enum parser_state {
+	PS_IHDR,
+	PS_DHDR,
+	PS_RECORD,
+	PS_DONE,
+	PS_FAILED,
+};
+
+struct xp_parser {
+	struct xp_limits	 lim;
+	xp_header_cb		 hcb;
+	xp_record_cb		 rcb;
+	void			*arg;
+
+	enum parser_state	 state;
+	int			 have_st;	/* both headers parsed */
+	struct xp_stream	 st;
+	struct xp_check		 ck;
+
+	size_t			 unit;		/* octets in the current unit */
+	int			 have_rhdr;	/* record header checked */
+	struct xp_record	 rec;		/* the record being parsed */
+
+	uint8_t			*acc;		/* gathering buffer */
+	size_t			 acc_len;
+	size_t			 acc_cap;
+
+	uint64_t		 offset;	/* octets consumed */
+	uint64_t		 unit_off;	/* stream offset of the unit */
+	uint64_t		 index;		/* of the record being parsed */
+	struct xp_error		 err;
+};
+
+struct xp_parser *
+parser_new(const struct xp_limits *lim, xp_header_cb hcb, xp_record_cb rcb,
+    void *arg)
+{
+	struct xp_parser	*p;
+
+	if ((p = calloc(1, sizeof *p)) == NULL)
+		return NULL;
+	if (lim != NULL)
+		p->lim = *lim;
+	p->hcb = hcb;
+	p->rcb = rcb;
+	p->arg = arg;
+	p->state = PS_IHDR;
+	p->unit = WIRE_IHDR_SIZE;
+	p->err.index = UINT64_MAX;
+	return p;
+}
+
+void
+parser_free(struct xp_parser *p)
+{
+	if (p == NULL)
+		return;
+	free(p->acc);
+	free(p);
+}
+
+/* ---- failures ------------------------------------------------------------ */
+
+/* Fail with a message that already names where (headers). */
+static int
+parser_fail_msg(struct xp_parser *p, int code, uint64_t index,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int
+parser_fail_msg(struct xp_parser *p, int code, uint64_t index,
+    const char *fmt, ...)
+{
+	va_list	ap;
+
+	p->state = PS_FAILED;
+	p->err.code = -code;
+	p->err.index = index;
+	p->err.offset = p->unit_off;
+	p->err.type = index == UINT64_MAX ? 0 : p->rec.type;
+	va_start(ap, fmt);
+	vsnprintf(p->err.msg, sizeof p->err.msg, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/* Fail in the record whose header has been read; why says what is wrong. */
+static int
+parser_fail_rec(struct xp_parser *p, int code, const char *why)
+{
+	return parser_fail_msg(p, code, p->index, "record %" PRIu64 " (%s) "
+	    "at offset %" PRIu64 ": %s", p->index,
+	    record_type_name(p->rec.type), p->unit_off, why);
+}
+
+/* A callback's return value: go on, pause, or fail. */
+static int
+parser_cb_result(struct xp_parser *p, int rv, int is_record)
+{
+	char	why[128];
+	int	code;
+
+	if (rv == 0 || rv == XP_PAUSE)
+		return rv;
+	code = (rv < 0 && rv > -XP_E_MAX) ? rv : -XP_ECALLBACK;
+	snprintf(why, sizeof why, "the %s callback failed (%d): %s",
+	    is_record ? "record" : "header", rv, xp_strerror(code));
+	if (is_record)
+		return parser_fail_rec(p, code, why);
+	return parser_fail_msg(p, code, UINT64_MAX, "domain header: %s", why);
+}
+
+/* ---- gathering ----------------------------------------------------------- */
+
+static int
+parser_gather(struct xp_parser *p, const uint8_t *src, size_t n)
+{
+	uint8_t	*acc;
+
+	if (p->acc_cap < p->unit) {
+		if ((acc = realloc(p->acc, p->unit)) == NULL) {
+			char	why[96];
+
+			snprintf(why, sizeof why, "cannot allocate %zu octets",
+			    p->unit);
+			if (p->state == PS_RECORD && p->have_rhdr)
+				return parser_fail_rec(p, -XP_ENOMEM, why);
+			if (p->state == PS_RECORD)
+				return parser_fail_msg(p, -XP_ENOMEM, p->index,
+				    "record %" PRIu64 " at offset %" PRIu64
+				    ": %s", p->index, p->unit_off, why);
+			return parser_fail_msg(p, -XP_ENOMEM, UINT64_MAX,
+			    "%s: %s", p->state == PS_IHDR ? "image header" :
+			    "domain header", why);
+		}
+		p->acc = acc;
+		p->acc_cap = p->unit;
+	}
+	memcpy(p->acc + p->acc_len, src, n);
+	p->acc_len += n;
+	return 0;
+}
+
+/* A unit is done: the next one starts here. */
+static void
+parser_unit_done(struct xp_parser *p, int from_acc)
+{
+	p->unit_off = p->offset;
+	p->acc_len = 0;
+	if (from_acc && p->acc_cap > PARSER_KEEP_MAX) {
+		free(p->acc);
+		p->acc = NULL;
+		p->acc_cap = 0;
+	}
+}
+
+/* ---- units --------------------------------------------------------------- */
+
+static int
+parser_ihdr(struct xp_parser *p, const uint8_t *u)
+{
+	char	why[sizeof p->err.msg];
+	int	rv;
+
+	if ((rv = header_image_get(&p->st, u, why, sizeof why)) != 0)
+		return parser_fail_msg(p, rv, UINT64_MAX, "%s", why);
+	p->state = PS_DHDR;
+	p->unit = header_domain_size(&p->st);
+	return 0;
+}
+
+static int
+parser_dhdr(struct xp_parser *p, const uint8_t *u)
+{
+	char	why[sizeof p->err.msg];
+	int	rv;
+
+	if ((rv = header_domain_get(&p->st, u, why, sizeof why)) != 0)
+		return parser_fail_msg(p, rv, UINT64_MAX, "%s", why);
+	record_check_init(&p->ck, &p->st, &p->lim);
+	p->have_st = 1;
+	p->state = PS_RECORD;
+	p->unit = record_hdr_size(&p->st);
+	p->have_rhdr = 0;
+	memset(&p->rec, 0, sizeof p->rec);
+	if (p->hcb == NULL)
+		return 0;
+	return parser_cb_result(p, p->hcb(p->arg, &p->st), 0);
+}
+
+/* A record header has arrived: check it and size the whole record. */
+static int
+parser_rhdr(struct xp_parser *p, const uint8_t *h)
+{
+	int		be = p->st.big_endian, known, rv;
+
+	memset(&p->rec, 0, sizeof p->rec);
+	p->rec.index = p->index;
+	p->rec.offset = p->unit_off;
+	p->rec.type = xp_get32(be, h);
+	p->rec.length = xp_get32(be, h + 4);
+	if (p->st.dialect == XP_DRAFTB)
+		p->rec.options = xp_get16(be, h + 8);
+	p->have_rhdr = 1;
+
+	rv = record_check_hdr(&p->ck, p->rec.type, p->rec.length,
+	    p->rec.options, &known);
+	if (rv != 0)
+		return parser_fail_rec(p, rv, p->ck.why);
+	p->rec.known = known;
+	p->rec.wire_len = record_wire_size(&p->st, p->rec.length);
+	p->unit = p->rec.wire_len;
+	return 0;
+}
+
+/* A whole record has arrived: checksum, body, callback. */
+static int
+parser_record(struct xp_parser *p, const uint8_t *u)
+{
+	struct xp_record	*rec = &p->rec;
+	int			 be = p->st.big_endian, rv;
+	uint32_t		 crc;
+	const uint8_t		*foot;
+	char			 why[96];
+
+	rec->hdr = u;
+	rec->body = u + record_hdr_size(&p->st);
+
+	if (p->st.dialect == XP_DRAFTB) {
+		foot = u + rec->wire_len - WIRE_FOOTER_SIZE;
+		rec->checksum = xp_get32(be, foot);
+		if (rec->options & WIRE_REC_OPT_CHECKSUM) {
+			crc = crc32(0, u, (uInt)(rec->wire_len -
+			    WIRE_FOOTER_SIZE));
+			if (crc != rec->checksum) {
+				snprintf(why, sizeof why, "checksum 0x%08x "
+				    "does not match the CRC-32 0x%08x of the "
+				    "record", rec->checksum, crc);
+				return parser_fail_rec(p, -XP_ECHECKSUM, why);
+			}
+		} else if (rec->checksum != 0) {
+			snprintf(why, sizeof why, "checksum 0x%08x is set but "
+			    "option bit 0 (checksum valid) is clear",
+			    rec->checksum);
+			return parser_fail_rec(p, -XP_ECHECKSUM, why);
+		}
+	}
+
+	if (rec->known) {
+		rv = record_check_body(&p->ck, rec->type, rec->body,
+		    rec->length);
+		if (rv != 0)
+			return parser_fail_rec(p, rv, p->ck.why);
+		rec->flags = record_commit(&p->ck, rec->type, rec->body,
+		    rec->length);
+	}
+
+	rv = 0;
+	if (p->rcb != NULL)
+		rv = parser_cb_result(p, p->rcb(p->arg, &p->st, rec), 1);
+	if (rv < 0)
+		return rv;
+
+	/* Ready for the next record (or done), whether paused or not. */
+	if (rec->type == REC_END)
+		p->state = PS_DONE;
+	p->have_rhdr = 0;
+	p->unit = record_hdr_size(&p->st);
+	p->index++;
+	return rv;
+}
+
+static int
+parser_unit(struct xp_parser *p, const uint8_t *u)
+{
+	switch (p->state) {
+	case PS_IHDR:
+		return parser_ihdr(p, u);
+	case PS_DHDR:
+		return parser_dhdr(p, u);
+	default:
+		return parser_record(p, u);
+	}
+}
+
+/* ---- feeding ------------------------------------------------------------- */
+
+static ssize_t
+parser_trailing(struct xp_parser *p)
+{
+	p->unit_off = p->offset;
+	memset(&p->rec, 0, sizeof p->rec);
+	p->have_rhdr = 0;
+	return parser_fail_msg(p, -XP_ETRAILING, p->index, "record %" PRIu64
+	    " at offset %" PRIu64 ": data after END", p->index, p->offset);
+}
+
+ssize_t
+parser_feed(struct xp_parser *p, const uint8_t *buf, size_t len)
+{
+	size_t		 used = 0, avail, take;
+	const uint8_t	*u;
+	int		 rv, from_acc;
+
+	if (p->state == PS_FAILED)
+		return -p->err.code;
+	if (len == 0)
+		return 0;
+	if (buf == NULL)
+		return -XP_EINVAL;
+	if (p->state == PS_DONE)
+		return parser_trailing(p);
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+
+	while (used < len) {
+		avail = len - used;
+		if (p->acc_len == 0 && avail >= p->unit) {
+			/* The unit starts here: hand it on in place. */
+			u = buf + used;
+			from_acc = 0;
+			if (p->state == PS_RECORD && !p->have_rhdr) {
+				if ((rv = parser_rhdr(p, u)) != 0)
+					return rv;
+				if (avail < p->unit) {
+					if ((rv = parser_gather(p, u,
+					    avail)) != 0)
+						return rv;
+					used += avail;
+					p->offset += avail;
+					break;
+				}
+			}
+			used += p->unit;
+			p->offset += p->unit;
+		} else {
+			take = p->unit - p->acc_len;
+			if (take > avail)
+				take = avail;
+			if ((rv = parser_gather(p, buf + used, take)) != 0)
+				return rv;
+			used += take;
+			p->offset += take;
+			if (p->state == PS_IHDR && p->acc_len < p->unit) {
+				char	why[sizeof p->err.msg];
+
+				rv = header_image_partial(p->acc, p->acc_len,
+				    why, sizeof why);
+				if (rv != 0)
+					return parser_fail_msg(p, rv,
+					    UINT64_MAX, "%s", why);
+			}
+			if (p->acc_len < p->unit)
+				break;
+			if (p->state == PS_RECORD && !p->have_rhdr) {
+				if ((rv = parser_rhdr(p, p->acc)) != 0)
+					return rv;
+				if (p->acc_len < p->unit)
+					continue;
+			}
+			u = p->acc;
+			from_acc = 1;
+		}
+
+		rv = parser_unit(p, u);
+		parser_unit_done(p, from_acc);
+		if (rv < 0)
+			return rv;
+		if (rv == XP_PAUSE || p->state == PS_DONE)
+			break;
+	}
+	return (ssize_t)used;
+}
+
+/* ---- queries ------------------------------------------------------------- */
+
+size_t
+parser_want(const struct xp_parser *p)
+{
+	if (p->state == PS_DONE || p->state == PS_FAILED)
+		return 0;
+	return p->unit - p->acc_len;
+}
+
+int
+parser_finish(struct xp_parser *p)
+{
+	switch (p->state) {
+	case PS_DONE:
+		return 0;
+	case PS_FAILED:
+		return -p->err.code;
+	case PS_IHDR:
+		return parser_fail_msg(p, -XP_ETRUNCATED, UINT64_MAX, "image "
+		    "header: stream ends after %zu of %u octets", p->acc_len,
+		    WIRE_IHDR_SIZE);
+	case PS_DHDR:
+		return parser_fail_msg(p, -XP_ETRUNCATED, UINT64_MAX, "domain "
+		    "header: stream ends after %zu of %zu octets", p->acc_len,
+		    p->unit);
+	case PS_RECORD:
+		break;
+	}
+
+	if (!p->have_rhdr && p->acc_len == 0) {
+		memset(&p->rec, 0, sizeof p->rec);
+		return parser_fail_msg(p, -XP_ETRUNCATED, p->index, "record %"
+		    PRIu64 " at offset %" PRIu64 ": stream ends without an "
+		    "END record", p->index, p->unit_off);
+	}
+	if (!p->have_rhdr) {
+		memset(&p->rec, 0, sizeof p->rec);
+		return parser_fail_msg(p, -XP_ETRUNCATED, p->index, "record %"
+		    PRIu64 " at offset %" PRIu64 ": stream ends after %zu of "
+		    "%zu octets of the record header", p->index, p->unit_off,
+		    p->acc_len, p->unit);
+	}
+	return parser_fail_msg(p, -XP_ETRUNCATED, p->index, "record %" PRIu64
+	    " (%s) at offset %" PRIu64 ": stream ends after %zu of %zu octets",
+	    p->index, record_type_name(p->rec.type), p->unit_off, p->acc_len,
+	    p->unit);
+}
+
+int
+parser_done(const struct xp_parser *p)
+{
+	return p->state == PS_DONE;
+}
+
+const struct xp_stream *
+parser_stream(const struct xp_parser *p)
+{
+	return p->have_st ? &p->st : NULL;
+}
+
+const struct xp_error *
+parser_error(const struct xp_parser *p)
+{
+	return &p->err;
+}
+
+uint64_t
+parser_offset(const struct xp_parser *p)
+{
+	return p->offset;
+}

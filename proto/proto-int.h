@@ -1,0 +1,110 @@
+/*
+ * proto-int.h -- what the files of proto/ share and nobody else needs:
+ * the record type registry, the validation state the parser carries from
+ * record to record, and the header decoders.  Not installed, not included
+ * outside proto/.
+ */
+#ifndef XMIG_PROTO_INT_H
+#define XMIG_PROTO_INT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+/* Default receiver limits (struct xp_limits fields left at 0). */
+#define XP_DEFAULT_MAX_PFN	(1ULL << 52)
+#define XP_DEFAULT_MAX_VCPUS	1024u
+
+/* Domain kinds, one bit each, for the registry's "who may carry it". */
+#define REC_DOM_PV	0x1u
+#define REC_DOM_HVM	0x2u
+#define REC_DOM_PVH	0x4u
+#define REC_DOM_ARM	0x8u
+#define REC_DOM_X86	(REC_DOM_PV | REC_DOM_HVM | REC_DOM_PVH)
+#define REC_DOM_ALL	(REC_DOM_X86 | REC_DOM_ARM)
+
+/* Registry flags. */
+#define REC_F_PAGE_SIZED	0x01u	/* body is exactly one page */
+#define REC_F_STATIC		0x02u	/* static data: only before STATIC_DATA_END */
+#define REC_F_NOT_V2		0x04u	/* not allowed in a Xen v2 stream */
+#define REC_F_NEEDS_SDE		0x08u	/* only after STATIC_DATA_END (v2: inferred) */
+#define REC_F_NEEDS_PV_INFO	0x10u	/* only after X86_PV_INFO */
+#define REC_F_ONCE		0x20u	/* at most once per stream */
+#define REC_F_BACKCHANNEL	0x40u	/* only on a back-channel */
+#define REC_F_NO_WRITE		0x80u	/* read, never written */
+
+#define REC_LEN_ANY		UINT32_MAX
+
+/*
+ * Validation state of one stream, carried from record to record.  The
+ * limits are resolved (no zeros).  why[] receives the reason of the last
+ * rejection, without the "record N (TYPE) at offset X: " prefix.
+ */
+struct xp_check {
+	const struct xp_stream	*st;
+	uint32_t		 max_record_len;
+	uint64_t		 max_pfn;
+	uint32_t		 max_vcpus;
+	uint32_t		 page_size;
+	unsigned		 dom;		/* REC_DOM_* bit of this stream */
+
+	uint64_t		 seen[(REC_NR_MANDATORY + 63) / 64];
+	unsigned		 guest_width;	/* X86_PV_INFO: 4 or 8, 0 unknown */
+	int			 p2m;		/* X86_PV_P2M_FRAMES seen */
+	uint32_t		 p2m_end_pfn;
+	int			 sde;		/* STATIC_DATA_END seen or inferred */
+
+	char			 why[256];
+};
+
+typedef int (*record_check_fn)(struct xp_check *, const uint8_t *, uint32_t);
+
+/* One entry of the record type registry. */
+struct record_type {
+	uint32_t	 type;
+	const char	*name;
+	uint32_t	 min_len;
+	uint32_t	 max_len;	/* REC_LEN_ANY: only the record maximum */
+	unsigned	 doms;		/* REC_DOM_* that may carry it */
+	unsigned	 flags;		/* REC_F_* */
+	record_check_fn	 check;		/* body rules; NULL: none beyond length */
+};
+
+/* record.c */
+const struct record_type *record_type_find(uint32_t);
+void	record_check_init(struct xp_check *, const struct xp_stream *,
+	    const struct xp_limits *);
+int	record_check_hdr(struct xp_check *, uint32_t, uint32_t, uint16_t,
+	    int *);
+int	record_check_body(struct xp_check *, uint32_t, const uint8_t *,
+	    uint32_t);
+uint32_t record_commit(struct xp_check *, uint32_t, const uint8_t *,
+	    uint32_t);
+int	record_why(struct xp_check *, int, const char *, ...)
+	    __attribute__((format(printf, 3, 4)));
+
+/* body.c */
+int	body_check_page_data(struct xp_check *, const uint8_t *, uint32_t);
+int	body_check_pv_info(struct xp_check *, const uint8_t *, uint32_t);
+int	body_check_p2m_frames(struct xp_check *, const uint8_t *, uint32_t);
+int	body_check_vcpu_basic(struct xp_check *, const uint8_t *, uint32_t);
+int	body_check_vcpu_extended(struct xp_check *, const uint8_t *, uint32_t);
+int	body_check_vcpu_xsave(struct xp_check *, const uint8_t *, uint32_t);
+int	body_check_vcpu_msrs(struct xp_check *, const uint8_t *, uint32_t);
+int	body_check_tsc_info(struct xp_check *, const uint8_t *, uint32_t);
+int	body_check_hvm_params(struct xp_check *, const uint8_t *, uint32_t);
+int	body_check_cpuid_policy(struct xp_check *, const uint8_t *, uint32_t);
+int	body_check_msr_policy(struct xp_check *, const uint8_t *, uint32_t);
+int	body_check_dirty_pfns(struct xp_check *, const uint8_t *, uint32_t);
+
+/* header.c */
+int	header_image_get(struct xp_stream *, const uint8_t *, char *, size_t);
+int	header_image_partial(const uint8_t *, size_t, char *, size_t);
+int	header_domain_get(struct xp_stream *, const uint8_t *, char *, size_t);
+
+/* stream.c */
+int	stream_why(const struct xp_stream *, char *, size_t);
+
+#endif
