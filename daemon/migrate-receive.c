@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,11 +59,18 @@ static const struct option longopts[] = {
 };
 
 static int
-bad_usage(const char *fmt, const char *arg)
+bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+bad_usage(const char *fmt, ...)
 {
-	fprintf(stderr, "migrate-receive: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry 'migrate-receive --help'.\n");
+	va_list ap;
+
+	fprintf(stderr, "%s: ", "migrate-receive");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help'.\n", "migrate-receive");
 	return 2;
 }
 

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,11 +90,18 @@ parse_progress_mode(const char *s, enum progress_mode *m)
 }
 
 static int
-bad_usage(const char *fmt, const char *arg)
+bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+bad_usage(const char *fmt, ...)
 {
-	fprintf(stderr, "migrate-send: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry 'migrate-send --help'.\n");
+	va_list ap;
+
+	fprintf(stderr, "%s: ", "migrate-send");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help'.\n", "migrate-send");
 	return 2;
 }
 

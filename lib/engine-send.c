@@ -42,6 +42,7 @@
 enum send_phase {
 	SP_HEADERS,	/* image/domain headers, static records */
 	SP_LIVE,	/* pre-copy pass, domain running */
+	SP_PREPAUSE,	/* last live pass queued: let it drain, then pause */
 	SP_FINAL,	/* stop-and-copy pass, domain paused */
 	SP_TAIL,	/* vcpu/platform records and END */
 	SP_FLUSH,	/* everything queued; waiting for it to leave */
@@ -50,7 +51,7 @@ enum send_phase {
 };
 
 static const char *const send_phase_name[] = {
-	"headers", "live", "stop-and-copy", "tail", "flush", "confirm", "done"
+	"headers", "live", "draining", "stop-and-copy", "tail", "flush", "confirm", "done"
 };
 
 /* A mapping shared by the evbuffer references made from it. */
@@ -98,6 +99,7 @@ struct sender {
 	double			 dirty_rate;	/* octets/s found dirty */
 	uint64_t		 pages_sent;
 	uint64_t		 remaining;	/* dirty octets at the last check */
+	uint64_t		 prev_remaining;	/* ... at the one before */
 
 	struct digest_state	*dstate;
 	struct progress		*prog;
@@ -370,14 +372,55 @@ send_pause(struct sender *s)
 	return 0;
 }
 
-/* Start the next pass from s->dirty, or switch to stop-and-copy. */
+/* Make s->dirty the set the next pass sends. */
+static void
+send_next_pass(struct sender *s)
+{
+	uint64_t *tmp = s->pass_set;
+
+	s->pass_set = s->dirty;
+	s->dirty = tmp;
+	memset(s->dirty, 0, s->nr_words * 8);
+	s->pass_left = bitmap_count(s->pass_set, s->nr_words);
+	s->cursor = 0;
+	s->iteration++;
+	s->pass_t0 = now_ns();
+	s->pass_drained0 = s->drained;
+}
+
+/* Pause the domain, collect the last dirty pages, start the final pass. */
+static int
+send_stop_and_copy(struct sender *s)
+{
+	int64_t nd;
+	int rc;
+
+	if ((rc = send_pause(s)) != 0)
+		return rc;
+	nd = s->b->ops->read_dirty(s->b, s->dirty);
+	if (nd < 0) {
+		send_fail(s, (int)nd, "reading dirty pages: %s",
+		    backend_errmsg(s->b));
+		return (int)nd;
+	}
+	s->phase = SP_FINAL;
+	send_next_pass(s);
+	return 0;
+}
+
+/*
+ * A live pass is queued: gather what was dirtied meanwhile and either go
+ * round again or stop and copy.  Before pausing, let what is queued drain
+ * (SP_PREPAUSE): those octets would otherwise count as downtime.
+ */
 static int
 send_end_of_pass(struct sender *s)
 {
-	uint64_t t = now_ns(), *tmp;
+	uint64_t t = now_ns();
 	double el = (double)(t - s->pass_t0) / 1e9;
 	double expected_ms;
 	int64_t nd;
+	int converged;
 
 	if (el > 0 && s->drained > s->pass_drained0)
 		s->bw = (double)(s->drained - s->pass_drained0) / el;
@@ -390,33 +433,26 @@ send_end_of_pass(struct sender *s)
 	nd = (int64_t)bitmap_count(s->dirty, s->nr_words);
 	s->remaining = (uint64_t)nd * s->page_size;
 	s->dirty_rate = el > 0 ? (double)s->remaining / el : 0;
-	expected_ms = s->bw > 0 ? (double)(s->remaining +
-	    (s->queued - s->drained)) * 1000.0 / s->bw : 1e9;
+	expected_ms = s->bw > 0 ? (double)s->remaining * 1000.0 / s->bw : 1e9;
 
-	if (expected_ms <= s->o->downtime_limit_ms ||
-	    s->iteration >= s->o->max_iterations) {
-		int rc = send_pause(s);
-
-		if (rc != 0)
-			return rc;
-		nd = s->b->ops->read_dirty(s->b, s->dirty);
-		if (nd < 0) {
-			send_fail(s, (int)nd, "reading dirty pages: %s",
-			    backend_errmsg(s->b));
-			return (int)nd;
-		}
-		s->phase = SP_FINAL;
+	/*
+	 * Go round again while the expected downtime is above the limit, or
+	 * while passes still halve what is left: a short pass now is cheaper
+	 * than the same octets sent with the domain paused.
+	 */
+	converged = s->remaining == 0 || s->remaining * 2 > s->prev_remaining;
+	s->prev_remaining = s->remaining;
+	if ((expected_ms > s->o->downtime_limit_ms || !converged) &&
+	    s->iteration < s->o->max_iterations) {
+		send_next_pass(s);
+		return 0;
 	}
-	tmp = s->pass_set;
-	s->pass_set = s->dirty;
-	s->dirty = tmp;
-	memset(s->dirty, 0, s->nr_words * 8);
-	s->pass_left = bitmap_count(s->pass_set, s->nr_words);
-	s->cursor = 0;
-	s->iteration++;
-	s->pass_t0 = now_ns();
-	s->pass_drained0 = s->drained;
-	return 0;
+	if (s->bev != NULL && evbuffer_get_length(s->out) > 0) {
+		s->phase = SP_PREPAUSE;
+		bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+		return 0;
+	}
+	return send_stop_and_copy(s);
 }
 
 static void *
@@ -531,6 +567,8 @@ send_produce(struct sender *s)
 			} else
 				s->phase = SP_TAIL;
 			break;
+		case SP_PREPAUSE:
+			return 0;
 		case SP_TAIL:
 			if ((rc = send_tail(s)) != 0) {
 				send_fail(s, rc, "queueing the tail: %s",
@@ -599,7 +637,12 @@ send_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct sender *s = arg;
 
-	if (s->phase < SP_FLUSH)
+	if (s->phase == SP_PREPAUSE && evbuffer_get_length(s->out) == 0) {
+		bufferevent_setwatermark(bev, EV_WRITE, SEND_LOW_WATER, 0);
+		if (send_stop_and_copy(s) != 0)
+			return;
+	}
+	if (s->phase < SP_FLUSH && s->phase != SP_PREPAUSE)
 		send_produce(s);
 	if (s->rc != 0)
 		return;
@@ -742,6 +785,7 @@ static int
 send_open_dest(struct sender *s, const char *dest)
 {
 	struct xport_uri u;
+	struct stat sb;
 	int rc, fd;
 
 	if ((rc = xport_parse(dest, &u, s->err, sizeof(s->err))) != 0)
@@ -754,14 +798,29 @@ send_open_dest(struct sender *s, const char *dest)
 		s->is_socket = 1;
 		return 0;
 	case XPORT_FILE:
+		if (stat(u.path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+			/*
+			 * A device or a fifo: write to it as it is.  Only a
+			 * regular file gets a temporary name and a rename.
+			 */
+			if ((fd = open(u.path, O_WRONLY | O_CLOEXEC)) < 0) {
+				snprintf(s->err, sizeof(s->err), "%.400s: %s",
+				    u.path, strerror(errno));
+				return s->rc = -errno;
+			}
+			s->fd = fd;
+			s->sync_file = xport_is_regular(fd) ||
+			    !S_ISFIFO(sb.st_mode);
+			return 0;
+		}
 		if (snprintf(s->tmppath, sizeof(s->tmppath), "%s.xmig-XXXXXX",
 		    u.path) >= (int)sizeof(s->tmppath)) {
-			snprintf(s->err, sizeof(s->err), "%s: path too long",
+			snprintf(s->err, sizeof(s->err), "%.400s: path too long",
 			    u.path);
 			return s->rc = -ENAMETOOLONG;
 		}
 		if ((fd = mkstemp(s->tmppath)) < 0) {
-			snprintf(s->err, sizeof(s->err), "%s: %s", s->tmppath,
+			snprintf(s->err, sizeof(s->err), "%.400s: %s", s->tmppath,
 			    strerror(errno));
 			s->tmppath[0] = '\0';
 			return s->rc = -errno;
@@ -797,7 +856,7 @@ send_close_dest(struct sender *s)
 		return;
 	if (s->rc == 0 && rename(s->tmppath, s->path) != 0) {
 		s->rc = -errno;
-		snprintf(s->err, sizeof(s->err), "rename %s to %s: %s",
+		snprintf(s->err, sizeof(s->err), "rename %.200s to %.200s: %s",
 		    s->tmppath, s->path, strerror(errno));
 	}
 	if (s->rc != 0)
@@ -821,6 +880,7 @@ send_domain(struct backend *b, const char *dest, const struct send_opts *o,
 	s.r = r;
 	s.fd = -1;
 	s.t_start = now_ns();
+	s.prev_remaining = UINT64_MAX;
 
 	if ((rc = b->ops->describe(b, &s.info)) != 0) {
 		snprintf(r->error, sizeof(r->error), "describing the domain: "

@@ -36,10 +36,10 @@ start_receiver() {
 	    2>"$T/$name.recv.err" &
 	RPID=$!
 	PIDS="$PIDS $RPID"
-	i=0
+	_w=0
 	while ! grep -q 'listening on' "$T/$name.recv.err" 2>/dev/null; do
-		i=$((i + 1))
-		if [ $i -gt 200 ] || ! kill -0 "$RPID" 2>/dev/null; then
+		_w=$((_w + 1))
+		if [ $_w -gt 200 ] || ! kill -0 "$RPID" 2>/dev/null; then
 			cat "$T/$name.recv.err" >&2
 			return 1
 		fi
@@ -75,9 +75,9 @@ same_digests() {
 
 # wait_reports FILE N: until FILE holds N report lines (10 s at most).
 wait_reports() {
-	i=0
-	while [ "$(grep -c '"role"' "$1" 2>/dev/null || echo 0)" -lt "$2" ]; do
-		i=$((i + 1)); [ $i -lt 200 ] || return 1
+	_w=0
+	while [ "$(grep -c '"role"' "$1" 2>/dev/null)" -lt "$2" ]; do
+		_w=$((_w + 1)); [ $_w -lt 200 ] || return 1
 		sleep 0.05
 	done
 }

@@ -1,0 +1,1369 @@
+/*
+ * xmig-image.c -- offline work on saved domain images: dump, verify,
+ * convert between the draft-B and Xen dialects, and statistics.
+ *
+ * Every subcommand reads through the one incremental parser in proto/
+ * (parser_new, parser_feed, parser_finish), fed in chunks of IMAGE_CHUNK
+ * octets, so what this tool accepts is exactly what a receiver accepts.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "daemon.h"
+
+#define IMAGE_CHUNK		(1024 * 1024)
+#define IMAGE_XEN_MAJOR		4	/* written when the input is draft-B */
+#define IMAGE_XEN_MINOR		17
+
+#define EXIT_INVALID		1
+#define EXIT_USAGE		2
+
+/* One subcommand. */
+struct image_cmd {
+	const char	*name;
+	int		(*exec)(int, char **);
+	const char	*usage;		/* one line, after the command name */
+	const char	*help;		/* the rest of --help */
+};
+
+/* One pass of the parser over an input. */
+struct image_run;
+typedef int (*run_header_fn)(struct image_run *, const struct xp_stream *);
+typedef int (*run_record_fn)(struct image_run *, const struct xp_stream *,
+    const struct xp_record *);
+
+struct image_run {
+	const char	*path;		/* as given; "-" is standard input */
+	run_header_fn	 hcb;		/* may be NULL */
+	run_record_fn	 rcb;		/* may be NULL */
+	void		*ctx;		/* the command's own state */
+	struct xp_stream st;		/* once the headers have been read */
+	char		 err[512];	/* a callback's own reason, if it failed */
+};
+
+/* Page counts of one PAGE_DATA body. */
+struct page_summary {
+	uint32_t	count;		/* pfn entries */
+	uint32_t	data_pages;	/* entries carrying page data */
+	uint32_t	zero_pages;	/* data pages that are all zero */
+	uint32_t	by_type[16];
+	uint64_t	first_pfn;
+	uint64_t	last_pfn;
+};
+
+typedef void (*page_each_cb)(void *, uint64_t, unsigned, const uint8_t *);
+
+static int	cmd_dump(int, char **);
+static int	cmd_verify(int, char **);
+static int	cmd_convert(int, char **);
+static int	cmd_stats(int, char **);
+
+static const struct image_cmd image_cmds[] = {
+	{
+		.name = "dump",
+		.exec = cmd_dump,
+		.usage = "[--json] FILE",
+		.help =
+"Print the image and domain headers on one line, then one line per record:\n"
+"index, offset, type, body length, length on the wire (header, body,\n"
+"padding and footer), and for draft-B the record options and the footer\n"
+"checksum, followed by a short summary of the body (PAGE_DATA:\n"
+"pfn entries, data pages, counts by page type, first and last pfn;\n"
+"X86_TSC_INFO: its fields; HVM_PARAMS: the count; vcpu records: the vcpu\n"
+"id and blob size; and so on).  Records are printed as they are parsed; if\n"
+"the image is invalid, the error follows on standard error and the exit\n"
+"status is 1.\n"
+"\n"
+"  -j, --json   one JSON object per line (JSON Lines); the first object has\n"
+"               \"kind\":\"headers\", the others \"kind\":\"record\"\n"
+"  -h, --help   this text\n"
+"\n"
+"FILE may be - for standard input.\n",
+	},
+	{
+		.name = "verify",
+		.exec = cmd_verify,
+		.usage = "FILE",
+		.help =
+"Parse the whole image with the receiver's parser.  If it is valid, print a\n"
+"one-line summary and exit 0.  Otherwise print the parser's reason, which\n"
+"names the first bad record (index, type, offset), and exit 1.  A file that\n"
+"ends before the END record, or that has any data after it, is invalid.\n"
+"\"pages\" in the summary counts PAGE_DATA pfn entries.\n"
+"\n"
+"  -h, --help   this text\n"
+"\n"
+"FILE may be - for standard input.\n",
+	},
+	{
+		.name = "convert",
+		.exec = cmd_convert,
+		.usage = "--to xen|draftb [--no-checksum] [--big-endian] IN OUT",
+		.help =
+"Re-frame IN record by record into the other (or the same) dialect, without\n"
+"re-batching pages.  IN is validated completely while it is converted.\n"
+"\n"
+"  -t, --to xen|draftb  output dialect (required)\n"
+"  -n, --no-checksum    draft-B output: write records without the CRC-32\n"
+"                       (default: every record carries its checksum)\n"
+"  -b, --big-endian     draft-B output: big-endian records (default: little)\n"
+"  -h, --help           this text\n"
+"\n"
+"Draft-B output is image version 1.  When the byte order changes, the\n"
+"integer fields of the bodies whose layout is known are converted one by\n"
+"one; opaque blobs (vcpu contexts after their 8-octet header, HVM_CONTEXT,\n"
+"SHARED_INFO, page contents, unknown optional records) are copied as they\n"
+"are.\n"
+"\n"
+"Xen output is image version 3, little-endian, for x86 only (an ARM image is\n"
+"refused).  The domain type is PV or HVM; PVH is written as HVM.  Xen's\n"
+"version in the domain header is copied from a Xen input, and is 4.17 for a\n"
+"draft-B input, which does not carry it.  Optional records (type bit 31) are\n"
+"dropped, because Xen's own verifier rejects them; their number is reported\n"
+"on standard error.  --no-checksum and --big-endian do not apply.\n"
+"\n"
+"STATIC_DATA_END: a Xen v2 image has none; libxc infers it at the first\n"
+"X86_PV_P2M_FRAMES of a PV image or the first PAGE_DATA of an HVM image.\n"
+"When the output is Xen, or draft-B from a Xen input, and the input has no\n"
+"STATIC_DATA_END before its first record that is not static data (static:\n"
+"X86_PV_INFO, X86_CPUID_POLICY, X86_MSR_POLICY, optional records), one is\n"
+"inserted there, which for the images Xen writes is where libxc infers it;\n"
+"this is reported on standard error.  Draft-B to draft-B conversion copies\n"
+"the records as they are.\n"
+"\n"
+"OUT is written to a temporary file in its directory and renamed into place\n"
+"only when the whole input has been converted; on any failure OUT is left\n"
+"untouched and the exit status is 1.  IN may be - for standard input and OUT\n"
+"- for standard output (written as it goes, so a failure leaves a partial\n"
+"stream there).\n",
+	},
+	{
+		.name = "stats",
+		.exec = cmd_stats,
+		.usage = "FILE",
+		.help =
+"Print counts and sizes by record type (body octets, and octets on the wire\n"
+"including header, padding and footer), then the pages: pfn entries by\n"
+"page type, entries carrying data, data pages that are all zero, and the\n"
+"number of distinct pfns.  The image must be valid (exit 1 otherwise).\n"
+"\n"
+"  -h, --help   this text\n"
+"\n"
+"FILE may be - for standard input.\n",
+	},
+};
+#define IMAGE_NCMDS (sizeof image_cmds / sizeof image_cmds[0])
+
+static const char *const page_type_names[16] = {
+	[PT_NOTAB] = "NOTAB",	[PT_L1TAB] = "L1TAB",	[PT_L2TAB] = "L2TAB",
+	[PT_L3TAB] = "L3TAB",	[PT_L4TAB] = "L4TAB",	[0x5] = "RES5",
+	[0x6] = "RES6",		[0x7] = "RES7",		[0x8] = "RES8",
+	[PT_L1PIN] = "L1PIN",	[PT_L2PIN] = "L2PIN",	[PT_L3PIN] = "L3PIN",
+	[PT_L4PIN] = "L4PIN",	[PT_BROKEN] = "BROKEN",	[PT_XALLOC] = "XALLOC",
+	[PT_XTAB] = "XTAB",
+};
+
+/* The temporary output of convert, removed if a signal ends us. */
+static char			tmp_path[PATH_MAX];
+static volatile sig_atomic_t	tmp_live;
+
+static const struct image_cmd *cur_cmd;
+
+static void
+usage(const struct image_cmd *cmd)
+{
+	size_t	i;
+
+	if (cmd != NULL) {
+		fprintf(stderr, "usage: %s %s %s\n", log_progname(), cmd->name,
+		    cmd->usage);
+		fprintf(stderr, "Try '%s %s --help'.\n", log_progname(),
+		    cmd->name);
+		return;
+	}
+	fprintf(stderr, "usage: %s [-h] [-V] COMMAND [ARGS]\n",
+	    log_progname());
+	for (i = 0; i < IMAGE_NCMDS; i++)
+		fprintf(stderr, "       %s %s %s\n", log_progname(),
+		    image_cmds[i].name, image_cmds[i].usage);
+}
+
+static void
+help_main(void)
+{
+	size_t	i;
+
+	printf("usage: %s [-h] [-V] COMMAND [ARGS]\n\n", log_progname());
+	printf("Inspect, check and convert saved Xen domain images in the "
+	    "draft-B dialect\n(image version 1) and the Xen dialect "
+	    "(libxc migration stream v2/v3).\n\nCommands:\n");
+	for (i = 0; i < IMAGE_NCMDS; i++)
+		printf("  %s %s\n", image_cmds[i].name, image_cmds[i].usage);
+	printf("\nOptions:\n"
+	    "  -h, --help     this text; COMMAND --help describes a command\n"
+	    "  -V, --version  print the version\n"
+	    "\nExit status: 0 success, 1 invalid image or failure, "
+	    "2 bad usage.\n");
+}
+
+static void
+help_cmd(const struct image_cmd *cmd)
+{
+	printf("usage: %s %s %s\n\n%s", log_progname(), cmd->name, cmd->usage,
+	    cmd->help);
+}
+
+static const char *
+display_path(const char *path)
+{
+	return strcmp(path, "-") == 0 ? "standard input" : path;
+}
+
+/* ---- describing what the parser saw ----------------------------------- */
+
+static const char *
+dialect_name(const struct xp_stream *st)
+{
+	return st->dialect == XP_DRAFTB ? "draft-B" : "Xen";
+}
+
+static const char *
+arch_name(const struct xp_stream *st)
+{
+	switch (st->arch) {
+	case WIRE_ARCH_X86:
+		return "x86";
+	case WIRE_ARCH_ARM:
+		return "ARM";
+	}
+	return "unknown-arch";
+}
+
+static const char *
+dom_type_name(const struct xp_stream *st)
+{
+	if (st->arch != WIRE_ARCH_X86)
+		return NULL;
+	switch (st->dom_type) {
+	case WIRE_DOM_X86_PV:
+		return "PV";
+	case WIRE_DOM_X86_HVM:
+		return "HVM";
+	case WIRE_DOM_X86_PVH:
+		return "PVH";
+	}
+	return NULL;
+}
+
+/* "draft-B v1 image, little-endian, x86 HVM" and the like. */
+static void
+describe_stream(const struct xp_stream *st, char *buf, size_t len)
+{
+	const char	*type = dom_type_name(st);
+	char		 tbuf[32], xbuf[32] = "";
+
+	if (type == NULL && st->arch == WIRE_ARCH_ARM && st->dom_type == 0)
+		type = "";
+	else if (type == NULL) {
+		snprintf(tbuf, sizeof tbuf, " type %u", st->dom_type);
+		type = tbuf;
+	} else {
+		snprintf(tbuf, sizeof tbuf, " %s", type);
+		type = tbuf;
+	}
+	if (st->dialect == XP_XEN)
+		snprintf(xbuf, sizeof xbuf, " (Xen %u.%u)", st->xen_major,
+		    st->xen_minor);
+	snprintf(buf, len, "%s v%u image, %s-endian, %s%s%s",
+	    dialect_name(st), st->version, st->big_endian ? "big" : "little",
+	    arch_name(st), type, xbuf);
+}
+
+/*
+ * Walk a PAGE_DATA body, filling ps and calling each (if not NULL) per pfn
+ * entry with its data or NULL.  The parser has validated the body; the
+ * bounds are checked again so that a parser bug cannot make us read past
+ * it.  Returns 0, or -1 if the body does not add up.
+ */
+static int
+page_data_scan(const struct xp_stream *st, const struct xp_record *rec,
+    struct page_summary *ps, page_each_cb each, void *arg)
+{
+	const uint8_t	*b = rec->body, *data;
+	size_t		 psz = (size_t)1 << st->page_shift, off, i, j;
+	uint64_t	 e, pfn;
+	unsigned	 type;
+	int		 zero;
+
+	memset(ps, 0, sizeof *ps);
+	if (st->page_shift > 24 || rec->length < 8)
+		return -1;
+	ps->count = xp_get32(st->big_endian, b);
+	if ((uint64_t)ps->count * 8 > rec->length - 8)
+		return -1;
+	off = 8 + (size_t)ps->count * 8;
+	for (i = 0; i < ps->count; i++) {
+		e = xp_get64(st->big_endian, b + 8 + i * 8);
+		pfn = e & WIRE_PFN_MASK;
+		type = (unsigned)(e >> WIRE_PFN_TYPE_SHIFT) & 0xf;
+		if (i == 0)
+			ps->first_pfn = pfn;
+		ps->last_pfn = pfn;
+		ps->by_type[type]++;
+		data = NULL;
+		if (body_page_type_has_data(type)) {
+			if (rec->length - off < psz)
+				return -1;
+			data = b + off;
+			off += psz;
+			ps->data_pages++;
+			zero = 1;
+			for (j = 0; j < psz; j++) {
+				if (data[j] != 0) {
+					zero = 0;
+					break;
+				}
+			}
+			ps->zero_pages += zero;
+		}
+		if (each != NULL)
+			each(arg, pfn, type, data);
+	}
+	return off == rec->length ? 0 : -1;
+}
+
+/* ---- feeding a file through the parser -------------------------------- */
+
+static int
+run_header(void *arg, const struct xp_stream *st)
+{
+	struct image_run	*run = arg;
+
+	run->st = *st;
+	return run->hcb != NULL ? run->hcb(run, st) : 0;
+}
+
+static int
+run_record(void *arg, const struct xp_stream *st, const struct xp_record *rec)
+{
+	struct image_run	*run = arg;
+
+	return run->rcb != NULL ? run->rcb(run, st, rec) : 0;
+}
+
+/*
+ * A callback's reason for failing, kept for image_parse to print; returns
+ * what the callback returns to the parser.
+ */
+static int __attribute__((format(printf, 2, 3)))
+run_fail(struct image_run *run, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(run->err, sizeof run->err, fmt, ap);
+	va_end(ap);
+	return -XP_ECALLBACK;
+}
+
+/*
+ * Run the parser over a whole input, IMAGE_CHUNK octets at a time.
+ * Returns 0 if the image was valid (END seen, nothing after it), otherwise
+ * reports why and returns -1.
+ */
+static int
+image_parse(struct image_run *run)
+{
+	struct xp_limits	 lim;
+	struct xp_parser	*p;
+	const struct xp_error	*pe;
+	uint8_t			*buf;
+	ssize_t			 n, used;
+	size_t			 off;
+	int			 fd, rc = -1, code = 0;
+	const char		*name = display_path(run->path);
+
+	memset(&lim, 0, sizeof lim);
+	run->err[0] = '\0';
+	if (strcmp(run->path, "-") == 0)
+		fd = STDIN_FILENO;
+	else if ((fd = open(run->path, O_RDONLY)) == -1) {
+		log_err("%s: %s", name, strerror(errno));
+		return -1;
+	}
+	if ((buf = malloc(IMAGE_CHUNK)) == NULL) {
+		log_err("%s: read buffer: %s", name, strerror(errno));
+		goto out_close;
+	}
+	if ((p = parser_new(&lim, run_header, run_record, run)) == NULL) {
+		log_err("%s: parser: %s", name, xp_strerror(XP_ENOMEM));
+		goto out_free;
+	}
+
+	for (;;) {
+		n = read(fd, buf, IMAGE_CHUNK);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			log_err("%s: read at offset %" PRIu64 ": %s", name,
+			    parser_offset(p), strerror(errno));
+			goto out_parser;
+		}
+		if (n == 0)
+			break;
+		for (off = 0; off < (size_t)n; off += (size_t)used) {
+			used = parser_feed(p, buf + off, (size_t)n - off);
+			if (used < 0) {
+				code = (int)-used;
+				goto bad;
+			}
+			if (used == 0) {
+				/* Only after END; the parser should say so. */
+				log_err("%s: offset %" PRIu64 ": %s", name,
+				    parser_offset(p), parser_done(p) ?
+				    "data after the END record" :
+				    "the parser stopped without a reason");
+				goto out_parser;
+			}
+		}
+	}
+	if ((code = parser_finish(p)) != 0) {
+		if (code < 0)
+			code = -code;
+		goto bad;
+	}
+	rc = 0;
+	goto out_parser;
+
+bad:
+	pe = parser_error(p);
+	if (code == XP_ECALLBACK && run->err[0] != '\0')
+		log_err("%s: %s", name, run->err);
+	else if (pe != NULL && pe->msg[0] != '\0')
+		log_err("%s: %s", name, pe->msg);
+	else
+		log_err("%s: offset %" PRIu64 ": %s", name, parser_offset(p),
+		    xp_strerror(code));
+out_parser:
+	parser_free(p);
+out_free:
+	free(buf);
+out_close:
+	if (fd != STDIN_FILENO)
+		close(fd);
+	return rc;
+}
+
+/* Parse the options of a command that takes no option but --help. */
+static int
+plain_options(int argc, char **argv, int nargs)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int	ch;
+
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'h':
+			help_cmd(cur_cmd);
+			return 0;
+		default:
+			usage(cur_cmd);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != nargs) {
+		usage(cur_cmd);
+		return EXIT_USAGE;
+	}
+	return -1;
+}
+
+/* ---- dump ------------------------------------------------------------- */
+
+/* One output line: "kind key=value ..." or a JSON object. */
+struct line {
+	FILE	*f;
+	int	 json;
+};
+
+static void
+json_string(FILE *f, const char *s)
+{
+	const unsigned char	*u = (const unsigned char *)s;
+
+	fputc('"', f);
+	for (; *u != '\0'; u++) {
+		if (*u == '"' || *u == '\\')
+			fprintf(f, "\\%c", *u);
+		else if (*u < 0x20 || *u >= 0x7f)
+			fprintf(f, "\\u%04x", *u);
+		else
+			fputc(*u, f);
+	}
+	fputc('"', f);
+}
+
+static void
+line_begin(struct line *l, const char *kind)
+{
+	if (l->json) {
+		fputs("{\"kind\":", l->f);
+		json_string(l->f, kind);
+	} else
+		fputs(kind, l->f);
+}
+
+static void
+line_key(struct line *l, const char *key)
+{
+	if (l->json) {
+		fputc(',', l->f);
+		json_string(l->f, key);
+		fputc(':', l->f);
+	} else
+		fprintf(l->f, " %s=", key);
+}
+
+static void
+line_u64(struct line *l, const char *key, uint64_t v)
+{
+	line_key(l, key);
+	fprintf(l->f, "%" PRIu64, v);
+}
+
+/* Hexadecimal in text, a plain number in JSON (which has no hex). */
+static void
+line_hex(struct line *l, const char *key, uint64_t v, int width)
+{
+	line_key(l, key);
+	if (l->json)
+		fprintf(l->f, "%" PRIu64, v);
+	else
+		fprintf(l->f, "0x%0*" PRIx64, width, v);
+}
+
+static void
+line_str(struct line *l, const char *key, const char *s)
+{
+	line_key(l, key);
+	if (l->json)
+		json_string(l->f, s);
+	else
+		fputs(s, l->f);
+}
+
+static void
+line_end(struct line *l)
+{
+	if (l->json)
+		fputc('}', l->f);
+	fputc('\n', l->f);
+}
+
+static int
+dump_header(struct image_run *run, const struct xp_stream *st)
+{
+	struct line	*l = run->ctx;
+	const char	*type = dom_type_name(st);
+
+	line_begin(l, "headers");
+	line_str(l, "dialect", st->dialect == XP_DRAFTB ? "draft-B" : "xen");
+	line_u64(l, "version", st->version);
+	line_str(l, "byte_order", st->big_endian ? "big" : "little");
+	line_hex(l, "image_options", st->ihdr_options, 4);
+	line_str(l, "arch", arch_name(st));
+	if (type != NULL)
+		line_str(l, "domain_type", type);
+	else
+		line_u64(l, "domain_type", st->dom_type);
+	line_u64(l, "page_shift", st->page_shift);
+	if (st->dialect == XP_XEN) {
+		line_u64(l, "xen_major", st->xen_major);
+		line_u64(l, "xen_minor", st->xen_minor);
+	}
+	line_end(l);
+	return 0;
+}
+
+/* The body summary of one record, after its framing fields. */
+static void
+dump_body(struct line *l, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	struct page_summary	 ps;
+	const uint8_t		*b = rec->body;
+	int			 be = st->big_endian;
+	uint32_t		 len = rec->length;
+	unsigned		 t;
+
+	if (!rec->known) {
+		line_str(l, "note", "unknown optional record, skipped");
+		return;
+	}
+	switch (rec->type) {
+	case REC_PAGE_DATA:
+		if (page_data_scan(st, rec, &ps, NULL, NULL) != 0) {
+			line_str(l, "note", "malformed body");
+			break;
+		}
+		line_u64(l, "count", ps.count);
+		line_u64(l, "data_pages", ps.data_pages);
+		for (t = 0; t < 16; t++) {
+			if (ps.by_type[t] != 0)
+				line_u64(l, page_type_names[t], ps.by_type[t]);
+		}
+		if (ps.count != 0) {
+			line_hex(l, "first_pfn", ps.first_pfn, 1);
+			line_hex(l, "last_pfn", ps.last_pfn, 1);
+		}
+		break;
+	case REC_X86_PV_INFO:
+		if (len >= 2) {
+			line_u64(l, "guest_width", b[0]);
+			line_u64(l, "pt_levels", b[1]);
+		}
+		break;
+	case REC_X86_PV_P2M_FRAMES:
+		if (len >= 8) {
+			line_hex(l, "start_pfn", xp_get32(be, b), 1);
+			line_hex(l, "end_pfn", xp_get32(be, b + 4), 1);
+			line_u64(l, "frames", (len - 8) / 8);
+		}
+		break;
+	case REC_X86_PV_VCPU_BASIC:
+	case REC_X86_PV_VCPU_EXTENDED:
+	case REC_X86_PV_VCPU_XSAVE:
+	case REC_X86_PV_VCPU_MSRS:
+		if (len >= WIRE_VCPU_HDR_SIZE) {
+			line_u64(l, "vcpu", xp_get32(be, b));
+			line_u64(l, "blob", len - WIRE_VCPU_HDR_SIZE);
+		}
+		break;
+	case REC_X86_TSC_INFO:
+		if (len >= WIRE_TSC_INFO_SIZE) {
+			line_u64(l, "mode", xp_get32(be, b));
+			line_u64(l, "khz", xp_get32(be, b + 4));
+			line_u64(l, "nsec", xp_get64(be, b + 8));
+			line_u64(l, "incarnation", xp_get32(be, b + 16));
+		}
+		break;
+	case REC_HVM_PARAMS:
+		if (len >= 8)
+			line_u64(l, "params", xp_get32(be, b));
+		break;
+	case REC_X86_CPUID_POLICY:
+		line_u64(l, "leaves", len / WIRE_CPUID_LEAF_SIZE);
+		break;
+	case REC_X86_MSR_POLICY:
+		line_u64(l, "msrs", len / WIRE_MSR_ENTRY_SIZE);
+		break;
+	case REC_CHECKPOINT_DIRTY_PFN_LIST:
+		line_u64(l, "pfns", len / 8);
+		break;
+	default:
+		break;
+	}
+}
+
+static int
+dump_record(struct image_run *run, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	struct line	*l = run->ctx;
+
+	line_begin(l, "record");
+	line_u64(l, "index", rec->index);
+	line_u64(l, "offset", rec->offset);
+	line_str(l, "type", record_type_name(rec->type));
+	line_hex(l, "type_id", rec->type, 2);
+	line_u64(l, "length", rec->length);
+	line_u64(l, "wire_length", rec->wire_len);
+	if (st->dialect == XP_DRAFTB) {
+		line_hex(l, "options", rec->options, 4);
+		line_hex(l, "checksum", rec->checksum, 8);
+	}
+	if (rec->flags & XP_REC_SDE_INFERRED)
+		line_str(l, "static_data_end", "inferred");
+	dump_body(l, st, rec);
+	line_end(l);
+	if (ferror(l->f))
+		return run_fail(run, "standard output: %s", strerror(errno));
+	return 0;
+}
+
+static int
+cmd_dump(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct line		l;
+	struct image_run	run;
+	int			ch, rc;
+
+	memset(&l, 0, sizeof l);
+	l.f = stdout;
+	while ((ch = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'j':
+			l.json = 1;
+			break;
+		case 'h':
+			help_cmd(cur_cmd);
+			return 0;
+		default:
+			usage(cur_cmd);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1) {
+		usage(cur_cmd);
+		return EXIT_USAGE;
+	}
+
+	memset(&run, 0, sizeof run);
+	run.path = argv[optind];
+	run.hcb = dump_header;
+	run.rcb = dump_record;
+	run.ctx = &l;
+	rc = image_parse(&run);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		log_err("standard output: %s", strerror(errno));
+		return EXIT_INVALID;
+	}
+	return rc == 0 ? 0 : EXIT_INVALID;
+}
+
+/* ---- verify ----------------------------------------------------------- */
+
+struct verify_ctx {
+	uint64_t	records;
+	uint64_t	pages;
+	uint64_t	checkpoints;
+};
+
+static int
+verify_record(struct image_run *run, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	struct verify_ctx	*vc = run->ctx;
+	struct page_summary	 ps;
+
+	vc->records++;
+	if (rec->type == REC_CHECKPOINT)
+		vc->checkpoints++;
+	if (rec->type == REC_PAGE_DATA &&
+	    page_data_scan(st, rec, &ps, NULL, NULL) == 0)
+		vc->pages += ps.count;
+	return 0;
+}
+
+static int
+cmd_verify(int argc, char **argv)
+{
+	struct verify_ctx	vc;
+	struct image_run	run;
+	char			desc[160], cp[64] = "";
+	int			rc;
+
+	if ((rc = plain_options(argc, argv, 1)) != -1)
+		return rc;
+
+	memset(&vc, 0, sizeof vc);
+	memset(&run, 0, sizeof run);
+	run.path = argv[optind];
+	run.rcb = verify_record;
+	run.ctx = &vc;
+	if (image_parse(&run) != 0)
+		return EXIT_INVALID;
+	describe_stream(&run.st, desc, sizeof desc);
+	if (vc.checkpoints != 0)
+		snprintf(cp, sizeof cp, ", %" PRIu64 " checkpoint%s",
+		    vc.checkpoints, vc.checkpoints == 1 ? "" : "s");
+	printf("valid %s, %" PRIu64 " record%s, %" PRIu64 " page%s%s\n", desc,
+	    vc.records, vc.records == 1 ? "" : "s", vc.pages,
+	    vc.pages == 1 ? "" : "s", cp);
+	return 0;
+}
+
+/* ---- convert ---------------------------------------------------------- */
+
+struct convert_ctx {
+	int		 to_xen;
+	int		 no_checksum;
+	int		 big_endian;
+	int		 fd;		/* output */
+	const char	*out_name;	/* for messages */
+
+	struct xp_stream ost;		/* the output stream */
+	struct xp_buf	 buf;		/* one encoded record */
+	uint8_t		*scratch;	/* a body in the output byte order */
+	size_t		 scratch_len;
+	int		 add_sde;	/* insert STATIC_DATA_END if missing */
+	int		 sde_done;
+
+	uint64_t	 written;	/* records written */
+	uint64_t	 dropped;	/* optional records left out */
+	uint64_t	 sde_inserted_at; /* input index + 1, or 0 */
+	uint64_t	 sde_dropped;
+};
+
+/* Records that may come before STATIC_DATA_END. */
+static int
+static_record(uint32_t type)
+{
+	return type == REC_X86_PV_INFO || type == REC_X86_CPUID_POLICY ||
+	    type == REC_X86_MSR_POLICY || (type & WIRE_REC_OPTIONAL) != 0;
+}
+
+static int
+write_all(int fd, const uint8_t *p, size_t len)
+{
+	ssize_t	n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+convert_header(struct image_run *run, const struct xp_stream *st)
+{
+	struct convert_ctx	*cc = run->ctx;
+	struct xp_stream	*o = &cc->ost;
+	uint8_t			 hdr[WIRE_IHDR_SIZE + WIRE_DHDR_SIZE_XEN];
+	uint16_t		 type;
+	size_t			 n;
+
+	if (cc->to_xen) {
+		if (st->arch != WIRE_ARCH_X86)
+			return run_fail(run, "%s image: the Xen dialect "
+			    "carries x86 domains only", arch_name(st));
+		switch (st->dom_type) {
+		case WIRE_DOM_X86_PV:
+			type = WIRE_DOM_X86_PV;
+			break;
+		case WIRE_DOM_X86_HVM:
+		case WIRE_DOM_X86_PVH:
+			type = WIRE_DOM_X86_HVM;
+			break;
+		default:
+			return run_fail(run, "domain type %u has no Xen "
+			    "equivalent", st->dom_type);
+		}
+		stream_init(o, XP_XEN, 0, WIRE_ARCH_X86, type, st->page_shift);
+		o->version = WIRE_VERSION_XEN;
+		o->ihdr_options = 0;
+		if (st->dialect == XP_XEN) {
+			o->xen_major = st->xen_major;
+			o->xen_minor = st->xen_minor;
+		} else {
+			o->xen_major = IMAGE_XEN_MAJOR;
+			o->xen_minor = IMAGE_XEN_MINOR;
+		}
+		/* Version 3 needs STATIC_DATA_END; v2 and draft-B may lack it. */
+		cc->add_sde = 1;
+	} else {
+		stream_init(o, XP_DRAFTB, cc->big_endian,
+		    st->dialect == XP_XEN ? WIRE_ARCH_X86 : st->arch,
+		    st->dom_type, st->page_shift);
+		o->version = WIRE_VERSION_DRAFTB;
+		o->ihdr_options = cc->big_endian ? WIRE_IHDR_OPT_BIG_ENDIAN : 0;
+		o->xen_major = o->xen_minor = 0;
+		/* A Xen v2 image has none; draft-B is copied as it is. */
+		cc->add_sde = st->dialect == XP_XEN;
+	}
+
+	header_image_put(o, hdr);
+	n = header_domain_put(o, hdr + WIRE_IHDR_SIZE);
+	if (write_all(cc->fd, hdr, WIRE_IHDR_SIZE + n) != 0)
+		return run_fail(run, "%s: write: %s", cc->out_name,
+		    strerror(errno));
+	return 0;
+}
+
+/* Write one record; rec is the input record, NULL for an inserted one. */
+static int
+convert_emit(struct image_run *run, const struct xp_record *rec,
+    uint32_t type, const uint8_t *body, uint32_t len)
+{
+	struct convert_ctx	*cc = run->ctx;
+	uint16_t		 opts = 0;
+	int			 rc;
+
+	if (cc->ost.dialect == XP_DRAFTB && !cc->no_checksum)
+		opts = WIRE_REC_OPT_CHECKSUM;
+	cc->buf.len = 0;
+	if ((rc = record_encode(&cc->ost, &cc->buf, type, body, len,
+	    opts)) < 0 && rec != NULL)
+		return run_fail(run, "record %" PRIu64 " (%s) at offset %"
+		    PRIu64 ": cannot be written%s: %s", rec->index,
+		    record_type_name(type), rec->offset, type == REC_TOOLSTACK ?
+		    " (TOOLSTACK is deprecated and never written)" : "",
+		    xp_strerror(rc));
+	if (rc < 0)
+		return run_fail(run, "%s: writing %s: %s", cc->out_name,
+		    record_type_name(type), xp_strerror(rc));
+	if (write_all(cc->fd, cc->buf.data, cc->buf.len) != 0)
+		return run_fail(run, "%s: write: %s", cc->out_name,
+		    strerror(errno));
+	cc->written++;
+	return 0;
+}
+
+static int
+convert_record(struct image_run *run, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	struct convert_ctx	*cc = run->ctx;
+	const uint8_t		*body = rec->body;
+	uint8_t			*p;
+	int			 rc;
+
+	if (cc->to_xen && (rec->type & WIRE_REC_OPTIONAL)) {
+		cc->dropped++;
+		return 0;
+	}
+	if (rec->type == REC_STATIC_DATA_END) {
+		if (cc->sde_done) {
+			cc->sde_dropped++;
+			return 0;
+		}
+		cc->sde_done = 1;
+	} else if (cc->add_sde && !cc->sde_done && !static_record(rec->type)) {
+		if ((rc = convert_emit(run, NULL, REC_STATIC_DATA_END, NULL,
+		    0)) != 0)
+			return rc;
+		cc->sde_done = 1;
+		cc->sde_inserted_at = rec->index + 1;
+	}
+
+	if (st->big_endian != cc->ost.big_endian && rec->length != 0) {
+		if (rec->length > cc->scratch_len) {
+			if ((p = realloc(cc->scratch, rec->length)) == NULL)
+				return run_fail(run, "record %" PRIu64 " (%s): "
+				    "%s", rec->index,
+				    record_type_name(rec->type),
+				    strerror(errno));
+			cc->scratch = p;
+			cc->scratch_len = rec->length;
+		}
+		if (body_reorder(rec->type, rec->body, rec->length,
+		    st->big_endian, cc->ost.big_endian, cc->scratch) != 0)
+			return run_fail(run, "record %" PRIu64 " (%s) at offset "
+			    "%" PRIu64 ": the body cannot be converted to "
+			    "%s-endian", rec->index,
+			    record_type_name(rec->type), rec->offset,
+			    cc->ost.big_endian ? "big" : "little");
+		body = cc->scratch;
+	}
+	return convert_emit(run, rec, rec->type, body, rec->length);
+}
+
+static void
+tmp_signal(int sig)
+{
+	if (tmp_live)
+		unlink(tmp_path);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* Create the temporary file beside path; returns its fd or -1. */
+static int
+tmp_create(const char *path)
+{
+	const char	*slash = strrchr(path, '/');
+	mode_t		 mask;
+	int		 fd, len;
+
+	if (slash == NULL)
+		len = snprintf(tmp_path, sizeof tmp_path, ".%s.XXXXXX", path);
+	else
+		len = snprintf(tmp_path, sizeof tmp_path, "%.*s/.%s.XXXXXX",
+		    (int)(slash - path), path, slash + 1);
+	if (len < 0 || (size_t)len >= sizeof tmp_path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((fd = mkstemp(tmp_path)) == -1)
+		return -1;
+	tmp_live = 1;
+	mask = umask(0);
+	umask(mask);
+	if (fchmod(fd, 0666 & ~mask) == -1) {
+		close(fd);
+		unlink(tmp_path);
+		tmp_live = 0;
+		return -1;
+	}
+	return fd;
+}
+
+static int
+cmd_convert(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "to", required_argument, NULL, 't' },
+		{ "no-checksum", no_argument, NULL, 'n' },
+		{ "big-endian", no_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct convert_ctx	 cc;
+	struct image_run	 run;
+	const char		*in, *out, *to = NULL;
+	int			 ch, rc, to_stdout;
+
+	memset(&cc, 0, sizeof cc);
+	while ((ch = getopt_long(argc, argv, "t:nbh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 't':
+			to = optarg;
+			break;
+		case 'n':
+			cc.no_checksum = 1;
+			break;
+		case 'b':
+			cc.big_endian = 1;
+			break;
+		case 'h':
+			help_cmd(cur_cmd);
+			return 0;
+		default:
+			usage(cur_cmd);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2 || to == NULL) {
+		usage(cur_cmd);
+		return EXIT_USAGE;
+	}
+	if (strcmp(to, "xen") == 0)
+		cc.to_xen = 1;
+	else if (strcmp(to, "draftb") != 0 && strcmp(to, "draft-b") != 0) {
+		log_err("--to %s: unknown dialect (xen or draftb)", to);
+		usage(cur_cmd);
+		return EXIT_USAGE;
+	}
+	if (cc.to_xen && (cc.no_checksum || cc.big_endian)) {
+		log_err("--no-checksum and --big-endian apply to draft-B "
+		    "output only");
+		usage(cur_cmd);
+		return EXIT_USAGE;
+	}
+	in = argv[optind];
+	out = argv[optind + 1];
+	to_stdout = strcmp(out, "-") == 0;
+
+	if (to_stdout) {
+		cc.fd = STDOUT_FILENO;
+		cc.out_name = "standard output";
+	} else {
+		signal(SIGINT, tmp_signal);
+		signal(SIGTERM, tmp_signal);
+		signal(SIGHUP, tmp_signal);
+		if ((cc.fd = tmp_create(out)) == -1) {
+			log_err("%s: temporary file %s: %s", out, tmp_path,
+			    strerror(errno));
+			return EXIT_INVALID;
+		}
+		cc.out_name = out;
+	}
+
+	memset(&run, 0, sizeof run);
+	run.path = in;
+	run.hcb = convert_header;
+	run.rcb = convert_record;
+	run.ctx = &cc;
+	rc = image_parse(&run);
+	buf_free(&cc.buf);
+	free(cc.scratch);
+
+	if (!to_stdout) {
+		if (rc == 0 && fsync(cc.fd) == -1 && errno != EINVAL) {
+			log_err("%s: fsync: %s", out, strerror(errno));
+			rc = -1;
+		}
+		if (close(cc.fd) == -1 && rc == 0) {
+			log_err("%s: close: %s", out, strerror(errno));
+			rc = -1;
+		}
+		if (rc == 0 && rename(tmp_path, out) == -1) {
+			log_err("%s: rename from %s: %s", out, tmp_path,
+			    strerror(errno));
+			rc = -1;
+		}
+		if (rc != 0) {
+			unlink(tmp_path);
+			log_err("%s: not written", out);
+		}
+		tmp_live = 0;
+	}
+	if (rc != 0)
+		return EXIT_INVALID;
+
+	if (cc.dropped != 0)
+		log_info("dropped %" PRIu64 " optional record%s (Xen's "
+		    "verifier rejects optional records)", cc.dropped,
+		    cc.dropped == 1 ? "" : "s");
+	if (cc.sde_inserted_at != 0)
+		log_info("inserted STATIC_DATA_END before input record %"
+		    PRIu64, cc.sde_inserted_at - 1);
+	if (cc.sde_dropped != 0)
+		log_info("dropped %" PRIu64 " late STATIC_DATA_END record%s",
+		    cc.sde_dropped, cc.sde_dropped == 1 ? "" : "s");
+	return 0;
+}
+
+/* ---- stats ------------------------------------------------------------ */
+
+struct type_stat {
+	uint32_t	type;
+	uint64_t	count;
+	uint64_t	body;
+	uint64_t	wire;
+};
+
+struct stats_ctx {
+	struct type_stat *types;	/* sorted by type */
+	size_t		 ntypes;
+	uint64_t	 records;
+	uint64_t	 wire;
+	uint64_t	 by_page_type[16];
+	uint64_t	 entries;
+	uint64_t	 data_pages;
+	uint64_t	 zero_pages;
+	uint64_t	 checkpoints;
+
+	uint64_t	*pfns;		/* distinct once compacted */
+	size_t		 npfns;
+	size_t		 cap;
+	int		 nomem;
+};
+
+static int
+pfn_cmp(const void *a, const void *b)
+{
+	uint64_t	x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Sort and remove duplicates. */
+static void
+pfn_compact(struct stats_ctx *sc)
+{
+	size_t	i, n = 0;
+
+	qsort(sc->pfns, sc->npfns, sizeof *sc->pfns, pfn_cmp);
+	for (i = 0; i < sc->npfns; i++) {
+		if (n == 0 || sc->pfns[n - 1] != sc->pfns[i])
+			sc->pfns[n++] = sc->pfns[i];
+	}
+	sc->npfns = n;
+}
+
+static void
+stats_pfn(void *arg, uint64_t pfn, unsigned type, const uint8_t *data)
+{
+	struct stats_ctx	*sc = arg;
+	uint64_t		*p;
+	size_t			 cap;
+
+	if (sc->nomem)
+		return;
+	if (sc->npfns == sc->cap) {
+		if (sc->npfns != 0)
+			pfn_compact(sc);
+		if (sc->cap == 0 || sc->npfns > sc->cap / 2) {
+			cap = sc->cap == 0 ? 4096 : sc->cap * 2;
+			if ((p = reallocarray(sc->pfns, cap, sizeof *p)) ==
+			    NULL) {
+				sc->nomem = 1;
+				return;
+			}
+			sc->pfns = p;
+			sc->cap = cap;
+		}
+	}
+	sc->pfns[sc->npfns++] = pfn;
+}
+
+static int
+stats_record(struct image_run *run, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	struct stats_ctx	*sc = run->ctx;
+	struct type_stat	*ts;
+	struct page_summary	 ps;
+	size_t			 i;
+	unsigned		 t;
+
+	for (i = 0; i < sc->ntypes && sc->types[i].type < rec->type; i++)
+		;
+	if (i == sc->ntypes || sc->types[i].type != rec->type) {
+		ts = reallocarray(sc->types, sc->ntypes + 1, sizeof *ts);
+		if (ts == NULL)
+			return run_fail(run, "statistics: %s",
+			    strerror(errno));
+		sc->types = ts;
+		memmove(ts + i + 1, ts + i, (sc->ntypes - i) * sizeof *ts);
+		memset(&ts[i], 0, sizeof ts[i]);
+		ts[i].type = rec->type;
+		sc->ntypes++;
+	}
+	ts = &sc->types[i];
+	ts->count++;
+	ts->body += rec->length;
+	ts->wire += rec->wire_len;
+	sc->records++;
+	sc->wire += rec->wire_len;
+	if (rec->type == REC_CHECKPOINT)
+		sc->checkpoints++;
+
+	if (rec->type == REC_PAGE_DATA) {
+		if (page_data_scan(st, rec, &ps, stats_pfn, sc) != 0)
+			return run_fail(run, "record %" PRIu64 " (PAGE_DATA) "
+			    "at offset %" PRIu64 ": body does not add up",
+			    rec->index, rec->offset);
+		if (sc->nomem)
+			return run_fail(run, "statistics: distinct pfns: %s",
+			    strerror(ENOMEM));
+		for (t = 0; t < 16; t++)
+			sc->by_page_type[t] += ps.by_type[t];
+		sc->entries += ps.count;
+		sc->data_pages += ps.data_pages;
+		sc->zero_pages += ps.zero_pages;
+	}
+	return 0;
+}
+
+static int
+cmd_stats(int argc, char **argv)
+{
+	struct stats_ctx	 sc;
+	struct image_run	 run;
+	struct type_stat	*ts;
+	char			 desc[160];
+	uint64_t		 hdrs;
+	size_t			 i;
+	unsigned		 t;
+	int			 rc;
+
+	if ((rc = plain_options(argc, argv, 1)) != -1)
+		return rc;
+
+	memset(&sc, 0, sizeof sc);
+	memset(&run, 0, sizeof run);
+	run.path = argv[optind];
+	run.rcb = stats_record;
+	run.ctx = &sc;
+	if (image_parse(&run) != 0) {
+		free(sc.types);
+		free(sc.pfns);
+		return EXIT_INVALID;
+	}
+	if (sc.npfns != 0)
+		pfn_compact(&sc);
+
+	describe_stream(&run.st, desc, sizeof desc);
+	hdrs = WIRE_IHDR_SIZE + header_domain_size(&run.st);
+	printf("image: %s\n", desc);
+	printf("octets: %" PRIu64 " (headers %" PRIu64 ", records %" PRIu64
+	    ")\n", hdrs + sc.wire, hdrs, sc.wire);
+	printf("records: %" PRIu64 "\n", sc.records);
+	printf("  %-28s %10s %14s %14s\n", "type", "count", "body octets",
+	    "wire octets");
+	for (i = 0; i < sc.ntypes; i++) {
+		ts = &sc.types[i];
+		printf("  %-28s %10" PRIu64 " %14" PRIu64 " %14" PRIu64 "\n",
+		    record_type_name(ts->type), ts->count, ts->body, ts->wire);
+	}
+	printf("checkpoints: %" PRIu64 "\n", sc.checkpoints);
+	printf("pfn entries: %" PRIu64 "\n", sc.entries);
+	for (t = 0; t < 16; t++) {
+		if (sc.by_page_type[t] != 0)
+			printf("  %-28s %10" PRIu64 "\n", page_type_names[t],
+			    sc.by_page_type[t]);
+	}
+	printf("data pages: %" PRIu64 "\n", sc.data_pages);
+	printf("zero pages: %" PRIu64 "\n", sc.zero_pages);
+	printf("distinct pfns: %zu\n", sc.npfns);
+	free(sc.types);
+	free(sc.pfns);
+	if (fflush(stdout) != 0) {
+		log_err("standard output: %s", strerror(errno));
+		return EXIT_INVALID;
+	}
+	return 0;
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+int
+main(int argc, char **argv)
+{
+	const struct image_cmd	*cmd = NULL;
+	static char		 name[64];
+	size_t			 i;
+
+	log_init(argv[0], LOG_LVL_INFO);
+	if (argc < 2) {
+		usage(NULL);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		help_main();
+		return 0;
+	}
+	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("%s %s\n", log_progname(), PACKAGE_VERSION);
+		return 0;
+	}
+	for (i = 0; i < IMAGE_NCMDS; i++) {
+		if (strcmp(argv[1], image_cmds[i].name) == 0)
+			cmd = &image_cmds[i];
+	}
+	if (cmd == NULL) {
+		if (argv[1][0] == '-')
+			log_err("unknown option: %s", argv[1]);
+		else
+			log_err("unknown command: %s", argv[1]);
+		usage(NULL);
+		return EXIT_USAGE;
+	}
+	cur_cmd = cmd;
+
+	/* getopt's own messages then start with "xmig-image dump: ". */
+	snprintf(name, sizeof name, "%s %s", log_progname(), cmd->name);
+	argv[1] = name;
+	return cmd->exec(argc - 1, argv + 1);
+}
