@@ -130,19 +130,70 @@ struct backend_ops {
 
 /* The registry: "sim", "xen" (when built). NULL if unknown. */
 const struct backend_ops *backend_find(const char *name);
-/* Split "sim:mem=1G" into ops and the spec after ':'. */
+/*
+ * Split "sim:mem=1G" into ops and the spec after ':' ("sim" alone gives
+ * spec "").  spec may be NULL.  NULL if the name is unknown or its backend
+ * was not built; tell those apart with backend_known_but_missing().
+ */
 const struct backend_ops *backend_lookup(const char *uri, const char **spec);
+/*
+ * Non-zero if name (or the name part of a "name:spec" uri) is a backend
+ * xmig knows but this build does not contain ("xen" when configured
+ * without the Xen libraries), so a caller can say "xmig was built without
+ * the Xen backend" rather than "unknown backend".
+ */
+int	backend_known_but_missing(const char *name);
 
 /* Every backend struct starts with this. */
 struct backend {
 	const struct backend_ops *ops;
 	char errmsg[256];
 };
+/*
+ * The reason for the last failure on b.  open_source and open_target have
+ * no handle to put it in when they fail (*out is then NULL): their reason
+ * is kept per thread and backend_errmsg(NULL) returns it.  Likewise
+ * backend_seterr(NULL, ...) sets that per-thread message.
+ */
 const char *backend_errmsg(const struct backend *b);
 void	backend_seterr(struct backend *b, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 
 extern const struct backend_ops sim_ops;
+
+/*
+ * The sim backend (backend-sim.c): a simulated x86 HVM domain (page_shift
+ * 12) living in the calling process.  Spec keys, comma separated, all
+ * optional, each at most once; sizes take a binary K/M/G/T suffix:
+ *
+ *   mem=SIZE	 source: guest memory, a non-zero multiple of 4096 (256M)
+ *   vcpus=N	 source: 1..128 (2); the workload runs min(N, 4) threads
+ *   dirty=SIZE	 bytes per second the workload writes, 0 = none (0)
+ *   hot=SIZE	 writes go to pfns [0, hot/4096); at least one page and at
+ *		 most mem (min(mem, 256M)); on a target clamped to its size
+ *   seed=N	 content and workload seed, decimal or 0x hex (1)
+ *   mix=M	 source content: zero, random or realistic (realistic:
+ *		 about 1/4 zero, 1/4 text-like, 1/2 pseudo-random pages)
+ *   max=SIZE	 target: room reserved when the stream does not announce
+ *		 the domain size (64G of MAP_NORESERVE address space)
+ *   prefault=B	 target: 0 or 1 (0); 1 touches guest memory in a background
+ *		 thread (MADV_POPULATE_WRITE, else one atomic no-op write per
+ *		 page) as soon as nr_pages is known or grows, so receiving
+ *		 does not pay the page faults
+ *
+ * A source starts running (workload active if dirty > 0).  A target runs
+ * a workload after complete + resume only if its spec says dirty=.  A
+ * restored target can be used as a source again: its save_state returns
+ * the records it loaded.  Pages from map() are the live guest memory: a
+ * running workload changes them at any moment, as a guest would, and
+ * dirty tracking reports every such change.  Handle calls must come from
+ * one thread at a time; the workload threads are internal.
+ *
+ * sim_run_state: "running", "paused" (also a target not yet resumed) or
+ * "destroyed"; NULL if b is not a sim handle.
+ */
+const char *sim_run_state(struct backend *b);
+
 #ifdef HAVE_XEN
 extern const struct backend_ops xen_ops;
 #endif
