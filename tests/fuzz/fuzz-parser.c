@@ -1,0 +1,198 @@
+/*
+ * fuzz-parser.c -- libFuzzer target for the incremental parser, the one
+ * entry point every reader of xmig streams goes through.
+ *
+ * Input: two octets that choose how the rest is cut into parser_feed()
+ * calls (so the chunking is fuzzed too), then the stream.  A chunked pass
+ * must reach the same verdict (records, error code, index and offset) as a
+ * pass that feeds everything at once.  Every record
+ * the parser yields is re-encoded in the other byte order with
+ * body_reorder() (converting back must give the same octets) and framed
+ * again with record_encode() in both dialects.
+ * Build with ./configure CC=clang --enable-fuzzing; run with
+ * tests/fuzz/run.sh.
+ */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+#define FZ_MAX_RECORD	(1u << 20)
+
+int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+struct fz {
+	struct xp_buf	 out;
+	uint8_t		*scratch;	/* the body in the other byte order */
+	uint8_t		*back;		/* and converted back */
+	size_t		 cap;
+	uint32_t	 sum;		/* keeps the body reads alive */
+	uint64_t	 records;
+	uint64_t	 types;
+};
+
+static int
+fz_header(void *arg, const struct xp_stream *st)
+{
+	uint8_t	hdr[WIRE_IHDR_SIZE + WIRE_DHDR_SIZE_XEN];
+
+	header_image_put(st, hdr);
+	if (header_domain_put(st, hdr + WIRE_IHDR_SIZE) > WIRE_DHDR_SIZE_XEN)
+		abort();
+	return 0;
+}
+
+static int
+fz_record(void *arg, const struct xp_stream *st, const struct xp_record *rec)
+{
+	struct fz		*fz = arg;
+	struct xp_stream	 other;
+	uint8_t			*p;
+	uint32_t		 i;
+
+	if (rec->length > FZ_MAX_RECORD)
+		abort();		/* the limit was not enforced */
+	fz->records++;
+	fz->types += rec->type;
+	for (i = 0; i < rec->length; i++)
+		fz->sum += rec->body[i];
+	(void)record_type_name(rec->type);
+
+	if (rec->length > fz->cap) {
+		if ((p = realloc(fz->scratch, rec->length)) == NULL)
+			return -XP_ENOMEM;
+		fz->scratch = p;
+		if ((p = realloc(fz->back, rec->length)) == NULL)
+			return -XP_ENOMEM;
+		fz->back = p;
+		fz->cap = rec->length;
+	}
+	if (body_reorder(rec->type, rec->body, rec->length, st->big_endian,
+	    !st->big_endian, fz->scratch) != 0)
+		return 0;
+	/* Converting back gives the same octets (convert round trips). */
+	if (body_reorder(rec->type, fz->scratch, rec->length,
+	    !st->big_endian, st->big_endian, fz->back) != 0 ||
+	    (rec->length != 0 &&
+	    memcmp(fz->back, rec->body, rec->length) != 0))
+		abort();
+
+	/* Frame the reordered body in the other byte order, both dialects. */
+	other = *st;
+	other.big_endian = !st->big_endian;
+	fz->out.len = 0;
+	if (record_encode(&other, &fz->out, rec->type, fz->scratch,
+	    rec->length, WIRE_REC_OPT_CHECKSUM) < 0)
+		return 0;	/* e.g. TOOLSTACK, which is never written */
+	if (fz->out.len != record_wire_size(&other, rec->length))
+		abort();
+	other.dialect = other.dialect == XP_DRAFTB ? XP_XEN : XP_DRAFTB;
+	fz->out.len = 0;
+	if (record_encode(&other, &fz->out, rec->type, fz->scratch,
+	    rec->length, 0) < 0)
+		return 0;
+	if (fz->out.len != record_wire_size(&other, rec->length))
+		abort();
+	return 0;
+}
+
+/* What one pass of the parser made of an input. */
+struct fz_result {
+	uint64_t	records;
+	uint64_t	types;		/* sum of the record types */
+	int		code;		/* final error code, 0 if valid */
+	uint64_t	err_index;
+	uint64_t	err_offset;
+};
+
+/*
+ * Feed data in chunks of 1..max octets (max 0: all at once), sizes drawn
+ * from r, then finish.
+ */
+static void
+fz_pass(const uint8_t *data, size_t size, size_t max, uint32_t r,
+    struct fz_result *res)
+{
+	struct xp_limits	 lim;
+	struct xp_parser	*p;
+	const struct xp_error	*e;
+	struct fz		 fz;
+	size_t			 off = 0, n;
+	ssize_t			 used = 0;
+
+	memset(res, 0, sizeof *res);
+	memset(&lim, 0, sizeof lim);
+	lim.max_record_len = FZ_MAX_RECORD;
+	lim.max_pfn = 1u << 20;
+	lim.max_vcpus = 64;
+	memset(&fz, 0, sizeof fz);
+	if ((p = parser_new(&lim, fz_header, fz_record, &fz)) == NULL)
+		abort();
+
+	while (off < size) {
+		if (max == 0)
+			n = size - off;
+		else {
+			r = r * 1103515245u + 12345u;
+			n = 1 + (r >> 8) % max;
+			if (n > size - off)
+				n = size - off;
+		}
+		used = parser_feed(p, data + off, n);
+		if (used < 0)
+			break;
+		if (used == 0 || (size_t)used > n)
+			abort();	/* stalled, or took more than given */
+		off += (size_t)used;
+	}
+	if (used >= 0)
+		(void)parser_finish(p);
+	(void)parser_want(p);
+	(void)parser_stream(p);
+	if ((e = parser_error(p)) != NULL && e->code != 0) {
+		res->code = e->code;
+		res->err_index = e->index;
+		res->err_offset = e->offset;
+		if (memchr(e->msg, '\0', sizeof e->msg) == NULL)
+			abort();	/* message not terminated */
+	}
+	res->records = fz.records;
+	res->types = fz.types;
+	parser_free(p);
+	buf_free(&fz.out);
+	free(fz.scratch);
+	free(fz.back);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const size_t	 maxchunk[] = { 0, 1, 7, 64, 4096, 65536 };
+	struct fz_result	 chunked, whole;
+	uint32_t		 r;
+	size_t			 max;
+
+	if (size < 2)
+		return 0;
+	/* Octet 0 picks the largest chunk, 0 and 1 seed the sizes. */
+	max = maxchunk[data[0] % (sizeof maxchunk / sizeof maxchunk[0])];
+	r = (uint32_t)data[0] << 8 | data[1];
+	data += 2;
+	size -= 2;
+
+	/* How the input is cut must not change what the parser decides. */
+	fz_pass(data, size, max, r, &chunked);
+	if (max == 0)
+		return 0;
+	fz_pass(data, size, 0, 0, &whole);
+	if (chunked.records != whole.records || chunked.types != whole.types ||
+	    chunked.code != whole.code ||
+	    chunked.err_index != whole.err_index ||
+	    chunked.err_offset != whole.err_offset)
+		abort();
+	return 0;
+}
