@@ -32,12 +32,12 @@ import json,sys; j=json.load(sys.stdin); print("%.0f" % (j["end"]["sum_received"
 echo "raw TCP (iperf3, $MEM):                    $raw Mbit/s"
 
 run() { # run NAME BACKEND-SPEC DOMAIN [send options...]
-	name=$1; spec=$2; dom=$3; shift 3
-	dest=$(receiver "$name" "$spec")
-	"$B/migrate-send" --progress none --report json "$@" "$dom" "$dest" >"$T/$name.send"
+	rn=$1; rspec=$2; rdom=$3; shift 3
+	dest=$(receiver "$rn" "$rspec")
+	"$B/migrate-send" --progress none --report json "$@" "$rdom" "$dest" >"$T/$rn.send"
 	wait
-	if [ "$(field "$T/$name.send" memory_sha256)" != "$(field "$T/$name.recv" memory_sha256)" ]; then
-		echo "$name: DIGEST MISMATCH" >&2; exit 1
+	if [ "$(field "$T/$rn.send" memory_sha256)" != "$(field "$T/$rn.recv" memory_sha256)" ]; then
+		echo "$rn: DIGEST MISMATCH" >&2; exit 1
 	fi
 }
 ratio() { python3 -c "print('%.0f%%' % (100.0*$1/$2))"; }

@@ -61,9 +61,10 @@ test)
 	    { tail -50 build/distcheck.log; exit 1; }
 	echo "== sanitizer build (ASan, UBSan, LeakSanitizer) and make check"
 	build build-san --enable-sanitizers
-	(cd build-san && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	(cd build-san && XMIG_SANITIZED=1 \
+	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    make -j"$jobs" check XMIG_SANITIZED=1) ||
+	    make -j"$jobs" check) ||
 	    { cat build-san/test-suite.log 2>/dev/null; exit 1; }
 	echo "== fuzzing (bounded)"
 	build build-fuzz --enable-fuzzing CC=clang
