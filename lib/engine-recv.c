@@ -349,10 +349,11 @@ recv_run_socket(struct receiver *rv)
 {
 	if ((rv->base = event_base_new()) == NULL)
 		return recv_fail(rv, -ENOMEM, "out of memory"), rv->rc;
-	rv->bev = bufferevent_socket_new(rv->base, rv->fd, 0);
+	rv->bev = xport_bev_new(rv->base, rv->fd, NULL, 1, NULL, rv->err,
+	    sizeof(rv->err));
 	if (rv->bev == NULL) {
-		event_base_free(rv->base);
-		rv->base = NULL;
+		close(rv->fd);
+		rv->fd = -1;
 		return recv_fail(rv, -ENOMEM, "out of memory"), rv->rc;
 	}
 	bufferevent_set_max_single_read(rv->bev, RECV_READ_CHUNK);
@@ -361,10 +362,6 @@ recv_run_socket(struct receiver *rv)
 	event_base_dispatch(rv->base);
 	if (rv->rc == 0 && !rv->done)
 		recv_fail(rv, -EIO, "event loop ended early");
-	bufferevent_free(rv->bev);
-	rv->bev = NULL;
-	event_base_free(rv->base);
-	rv->base = NULL;
 	return rv->rc;
 }
 
@@ -453,10 +450,16 @@ recv_one(const struct recv_opts *o, int fd, int is_socket, FILE *report_out)
 			    backend_errmsg(rv.b));
 	}
 	t_end = now_ns();
-	if (is_socket) {
+	if (rv.bev != NULL) {
+		/* Closing the socket is the confirmation (SPEC.md 15.2). */
 		if (rv.rc != 0)
 			xport_abort(fd);
-		close(fd);
+		bufferevent_free(rv.bev);
+		rv.bev = NULL;
+	}
+	if (rv.base != NULL) {
+		event_base_free(rv.base);
+		rv.base = NULL;
 	}
 	if (rv.rc == 0) {
 		rv.info.nr_pages = 0;
@@ -523,8 +526,13 @@ recv_serve(const char *source, const struct recv_opts *o)
 		return rc;
 	case XPORT_TCP:
 		break;
+	case XPORT_TLS:
+	case XPORT_EXEC:
+		fprintf(stderr, "migrate-receive: error: %s: not a source "
+		    "this receiver can serve yet\n", source);
+		return -ENOTSUP;
 	}
-	if ((lfd = xport_listen(&u, err, sizeof(err))) < 0) {
+	if ((lfd = xport_listen(&u, o->insecure, err, sizeof(err))) < 0) {
 		fprintf(stderr, "migrate-receive: error: %s\n", err);
 		return lfd;
 	}

@@ -700,9 +700,10 @@ send_run_events(struct sender *s)
 
 	if ((s->base = event_base_new()) == NULL)
 		return -ENOMEM;
-	s->bev = bufferevent_socket_new(s->base, s->fd, 0);
+	s->bev = xport_bev_new(s->base, s->fd, NULL, 0, NULL, s->err,
+	    sizeof(s->err));
 	if (s->bev == NULL)
-		return -ENOMEM;
+		return s->rc = -ENOMEM;
 	s->out = bufferevent_get_output(s->bev);
 	evbuffer_add_cb(s->out, send_drain_cb, s);
 	bufferevent_setcb(s->bev, send_read_cb, send_write_cb, send_event_cb,
@@ -740,6 +741,7 @@ send_run_events(struct sender *s)
 		xport_abort(s->fd);
 	bufferevent_free(s->bev);	/* drops queued page references */
 	s->bev = NULL;
+	s->fd = -1;			/* closed with the bufferevent */
 	s->out = NULL;
 	if (rl != NULL)
 		ev_token_bucket_cfg_free(rl);
@@ -842,6 +844,11 @@ send_open_dest(struct sender *s, const char *dest)
 			fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) |
 			    O_NONBLOCK);
 		return 0;
+	case XPORT_TLS:
+	case XPORT_EXEC:
+		snprintf(s->err, sizeof(s->err), "%s: this transport is not "
+		    "implemented yet", dest);
+		return s->rc = -ENOTSUP;
 	}
 	return s->rc = -EINVAL;
 }

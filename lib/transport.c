@@ -10,12 +10,18 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <arpa/inet.h>
+#include <sys/wait.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #include "xmig.h"
 
@@ -38,7 +44,16 @@ xport_parse(const char *uri, struct xport_uri *u, char *errbuf, size_t errlen)
 		strcpy(u->path, uri + 5);
 		return 0;
 	}
-	if (strncmp(uri, "tcp:", 4) == 0) {
+	if (strncmp(uri, "exec:", 5) == 0) {
+		if (uri[5] == '\0' || strlen(uri + 5) >= sizeof(u->path)) {
+			snprintf(errbuf, errlen, "%s: expected exec:COMMAND", uri);
+			return -EINVAL;
+		}
+		u->kind = XPORT_EXEC;
+		strcpy(u->path, uri + 5);
+		return 0;
+	}
+	if (strncmp(uri, "tcp:", 4) == 0 || strncmp(uri, "tls:", 4) == 0) {
 		hp = uri + 4;
 		if ((colon = strrchr(hp, ':')) == NULL || colon[1] == '\0') {
 			snprintf(errbuf, errlen, "%s: expected tcp:HOST:PORT",
@@ -65,16 +80,11 @@ xport_parse(const char *uri, struct xport_uri *u, char *errbuf, size_t errlen)
 			u->host[l - 2] = '\0';
 		}
 		strcpy(u->port, colon + 1);
-		u->kind = XPORT_TCP;
+		u->kind = uri[1] == 'c' ? XPORT_TCP : XPORT_TLS;
 		return 0;
 	}
-	if (strncmp(uri, "tls:", 4) == 0 || strncmp(uri, "exec:", 5) == 0) {
-		snprintf(errbuf, errlen, "%s: this transport is not "
-		    "implemented yet (tcp:, file: and - are)", uri);
-		return -ENOTSUP;
-	}
 	snprintf(errbuf, errlen, "%s: unknown URI (expected tcp:HOST:PORT, "
-	    "file:PATH or -)", uri);
+	    "tls:HOST:PORT, exec:COMMAND, file:PATH or -)", uri);
 	return -EINVAL;
 }
 
@@ -138,8 +148,25 @@ xport_connect(const struct xport_uri *u, char *errbuf, size_t errlen)
 	return fd;
 }
 
+static int
+xport_is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr)
+		    >> 24) == 127;
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a =
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) &&
+		    a->s6_addr[12] == 127);
+	}
+	return 0;
+}
+
 int
-xport_listen(const struct xport_uri *u, char *errbuf, size_t errlen)
+xport_listen(const struct xport_uri *u, int insecure, char *errbuf,
+    size_t errlen)
 {
 	struct addrinfo *res, *ai;
 	int fd = -1, err = EADDRNOTAVAIL, one = 1, rc;
@@ -147,6 +174,15 @@ xport_listen(const struct xport_uri *u, char *errbuf, size_t errlen)
 	if ((rc = xport_resolve(u, 1, &res, errbuf, errlen)) != 0)
 		return rc;
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if (u->kind == XPORT_TCP && !insecure &&
+		    !xport_is_loopback(ai->ai_addr)) {
+			freeaddrinfo(res);
+			snprintf(errbuf, errlen, "refusing to listen for plain "
+			    "tcp on %s (not a loopback address): use tls:, or "
+			    "--insecure on a network you trust",
+			    u->host[0] ? u->host : "all addresses");
+			return -EPERM;
+		}
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
 		    ai->ai_protocol);
 		if (fd < 0) {
@@ -203,4 +239,58 @@ xport_announce(int lfd, const char *name)
 	    strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
 	    serv);
 	fflush(stderr);
+}
+
+int
+xport_exec(const char *command, pid_t *pid, char *errbuf, size_t errlen)
+{
+	int sv[2];
+	pid_t p;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		snprintf(errbuf, errlen, "socketpair: %s", strerror(errno));
+		return -errno;
+	}
+	if ((p = fork()) < 0) {
+		snprintf(errbuf, errlen, "fork: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		return -errno;
+	}
+	if (p == 0) {
+		if (dup2(sv[1], STDIN_FILENO) < 0 ||
+		    dup2(sv[1], STDOUT_FILENO) < 0)
+			_exit(127);
+		execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+		_exit(127);
+	}
+	close(sv[1]);
+	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+	*pid = p;
+	return sv[0];
+}
+
+struct bufferevent *
+xport_bev_new(struct event_base *base, int fd, void *tls_ctx, int server,
+    const char *host, char *errbuf, size_t errlen)
+{
+	struct bufferevent *bev;
+
+	if (tls_ctx != NULL)
+		return xport_tls_bev_new(base, fd, tls_ctx, server, host,
+		    errbuf, errlen);
+	bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		snprintf(errbuf, errlen, "out of memory");
+	return bev;
+}
+
+void
+xport_bev_error(struct bufferevent *bev, char *buf, size_t len)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (xport_tls_bev_error(bev, buf, len))
+		return;
+	snprintf(buf, len, "%s", err ? strerror(err) : "connection error");
 }

@@ -47,22 +47,72 @@ void	digest_state_free(struct digest_state *d);
 
 /* ---- transport.c ------------------------------------------------------- */
 
-enum xport_kind { XPORT_TCP = 1, XPORT_FILE, XPORT_STDIO };
+enum xport_kind { XPORT_TCP = 1, XPORT_FILE, XPORT_STDIO, XPORT_TLS, XPORT_EXEC };
 
 struct xport_uri {
 	enum xport_kind	kind;
 	char		host[256];
 	char		port[16];
-	char		path[4096];
+	char		path[4096];	/* file: path, exec: command */
 };
 
-/* Parse "tcp:HOST:PORT", "file:PATH" or "-".  errbuf gets the reason. */
+/* TLS settings of one side (PEM files; see migrate-send --help). */
+struct xport_tls {
+	const char	*cert;
+	const char	*key;
+	const char	*ca;
+	const char	*peer;		/* name the peer's certificate must carry */
+};
+
+/*
+ * Parse "tcp:HOST:PORT", "tls:HOST:PORT", "exec:COMMAND", "file:PATH" or
+ * "-".  errbuf gets the reason.
+ */
 int	xport_parse(const char *uri, struct xport_uri *u, char *errbuf,
 	    size_t errlen);
 /* Blocking connect, returns a connected non-blocking socket or -errno. */
 int	xport_connect(const struct xport_uri *u, char *errbuf, size_t errlen);
-/* Bound, listening non-blocking socket or -errno. */
-int	xport_listen(const struct xport_uri *u, char *errbuf, size_t errlen);
+/*
+ * Bound, listening non-blocking socket or -errno.  A plain tcp: listener
+ * binds only to loopback addresses unless insecure is set.
+ */
+int	xport_listen(const struct xport_uri *u, int insecure, char *errbuf,
+	    size_t errlen);
+/*
+ * Run "sh -c COMMAND" with its stdin and stdout on one end of a socket
+ * pair (its stderr is ours); returns our end, non-blocking, and the pid.
+ */
+int	xport_exec(const char *command, pid_t *pid, char *errbuf, size_t errlen);
+
+/*
+ * TLS: a context for the client (server = 0) or server side, verifying
+ * the peer against t->ca and, when set, t->peer (subjectAltName DNS, then
+ * CN); a client with no t->peer checks the host it connects to.  NULL
+ * with the reason in errbuf on failure.
+ */
+void	*xport_tls_ctx_new(const struct xport_tls *t, int server, char *errbuf,
+	    size_t errlen);
+void	 xport_tls_ctx_free(void *ctx);
+/*
+ * The bufferevent for a connected fd: plain when tls_ctx is NULL, else TLS
+ * (connecting as a client to host, or accepting as a server).  The fd is
+ * closed when the bufferevent is freed.
+ */
+struct bufferevent;
+struct event_base;
+struct bufferevent *xport_bev_new(struct event_base *base, int fd,
+	    void *tls_ctx, int server, const char *host, char *errbuf,
+	    size_t errlen);
+/* Why a bufferevent failed (errno or TLS errors), after BEV_EVENT_ERROR. */
+void	xport_bev_error(struct bufferevent *bev, char *buf, size_t len);
+
+/* ---- tls.c (used by transport.c) ---------------------------------------- */
+
+struct bufferevent *xport_tls_bev_new(struct event_base *base, int fd,
+	    void *ctx, int server, const char *host, char *errbuf,
+	    size_t errlen);
+/* Non-zero, with buf filled, if bev is a TLS bufferevent with an error. */
+int	xport_tls_bev_error(struct bufferevent *bev, char *buf, size_t len);
 /* Reset (not close orderly) a socket: the peer sees ECONNRESET. */
 void	xport_abort(int fd);
 int	xport_is_regular(int fd);
@@ -126,6 +176,7 @@ struct send_opts {
 	uint64_t	bandwidth;		/* octets/s, 0: unlimited */
 	enum progress_mode progress;
 	int		big_endian;		/* draft-B only */
+	struct xport_tls tls;
 };
 
 void	send_opts_default(struct send_opts *o);
@@ -146,6 +197,8 @@ struct recv_opts {
 	int		report_json;
 	FILE		*report_out;
 	uint64_t	max_memory;	/* octets a target may host; 0: no limit */
+	int		insecure;	/* plain tcp on a non-loopback address */
+	struct xport_tls tls;
 };
 
 void	recv_opts_default(struct recv_opts *o);
