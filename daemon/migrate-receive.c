@@ -33,6 +33,12 @@ usage(FILE *f)
 "                        where restored domains live (default sim)\n"
 "  --once                serve a single migration, then exit\n"
 "  --max-memory SIZE     refuse domains larger than SIZE (K/M/G suffixes)\n"
+"  --insecure            let a plain tcp: listener bind to a non-loopback\n"
+"                        address (by default it refuses: use tls:)\n"
+"  --tls-cert FILE, --tls-key FILE, --tls-ca FILE\n"
+"                        this side's certificate and key, and the CA that\n"
+"                        signs the peer's (PEM) for tls: sources\n"
+"  --tls-peer NAME       require NAME in the sender's certificate\n"
 "  --progress auto|none|tty|json\n"
 "                        progress on stderr (auto: a line on a terminal)\n"
 "  --report json         a JSON report per migration (on stdout, or on\n"
@@ -45,7 +51,10 @@ usage(FILE *f)
 "record and the reason, and nothing of it is kept.\n");
 }
 
-enum { OPT_BACKEND = 256, OPT_ONCE, OPT_MAX_MEMORY, OPT_PROGRESS, OPT_REPORT };
+enum {
+	OPT_BACKEND = 256, OPT_ONCE, OPT_MAX_MEMORY, OPT_PROGRESS, OPT_REPORT,
+	OPT_INSECURE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_PEER,
+};
 
 static const struct option longopts[] = {
 	{ "backend",	required_argument,	NULL, OPT_BACKEND },
@@ -53,6 +62,11 @@ static const struct option longopts[] = {
 	{ "max-memory",	required_argument,	NULL, OPT_MAX_MEMORY },
 	{ "progress",	required_argument,	NULL, OPT_PROGRESS },
 	{ "report",	required_argument,	NULL, OPT_REPORT },
+	{ "insecure",	no_argument,		NULL, OPT_INSECURE },
+	{ "tls-cert",	required_argument,	NULL, OPT_TLS_CERT },
+	{ "tls-key",	required_argument,	NULL, OPT_TLS_KEY },
+	{ "tls-ca",	required_argument,	NULL, OPT_TLS_CA },
+	{ "tls-peer",	required_argument,	NULL, OPT_TLS_PEER },
 	{ "verbose",	no_argument,		NULL, 'v' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
@@ -118,6 +132,21 @@ main(int argc, char **argv)
 				return bad_usage("--report: only 'json' is "
 				    "supported, not '%s'", optarg);
 			o.report_json = 1;
+			break;
+		case OPT_INSECURE:
+			o.insecure = 1;
+			break;
+		case OPT_TLS_CERT:
+			o.tls.cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			o.tls.key = optarg;
+			break;
+		case OPT_TLS_CA:
+			o.tls.ca = optarg;
+			break;
+		case OPT_TLS_PEER:
+			o.tls.peer = optarg;
 			break;
 		case 'v':
 			verbose = LOG_LVL_DEBUG;

@@ -42,6 +42,11 @@ usage(FILE *f)
 "  --max-iterations N        at most N pre-copy passes (default 30)\n"
 "  --bandwidth BYTES/s       cap the send rate (K/M/G suffixes; sockets\n"
 "                            and pipes only)\n"
+"  --tls-cert FILE, --tls-key FILE, --tls-ca FILE\n"
+"                            this side's certificate and key, and the CA\n"
+"                            that signs the receiver's (PEM), for tls:\n"
+"  --tls-peer NAME           require NAME in the receiver's certificate\n"
+"                            (default: the HOST of tls:HOST:PORT)\n"
 "  --progress auto|none|tty|json\n"
 "                            progress on stderr (auto: a line on a terminal)\n"
 "  --report json             print a JSON report at the end (on stdout, or\n"
@@ -56,6 +61,7 @@ usage(FILE *f)
 enum {
 	OPT_FORMAT = 256, OPT_NO_CHECKSUM, OPT_BIG_ENDIAN, OPT_NO_LIVE,
 	OPT_DOWNTIME, OPT_MAX_ITER, OPT_BANDWIDTH, OPT_PROGRESS, OPT_REPORT,
+	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_PEER,
 };
 
 static const struct option longopts[] = {
@@ -68,6 +74,10 @@ static const struct option longopts[] = {
 	{ "bandwidth",		required_argument,	NULL, OPT_BANDWIDTH },
 	{ "progress",		required_argument,	NULL, OPT_PROGRESS },
 	{ "report",		required_argument,	NULL, OPT_REPORT },
+	{ "tls-cert",		required_argument,	NULL, OPT_TLS_CERT },
+	{ "tls-key",		required_argument,	NULL, OPT_TLS_KEY },
+	{ "tls-ca",		required_argument,	NULL, OPT_TLS_CA },
+	{ "tls-peer",		required_argument,	NULL, OPT_TLS_PEER },
 	{ "verbose",		no_argument,		NULL, 'v' },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
@@ -169,6 +179,18 @@ main(int argc, char **argv)
 				return bad_usage("--report: only 'json' is "
 				    "supported, not '%s'", optarg);
 			report = 1;
+			break;
+		case OPT_TLS_CERT:
+			o.tls.cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			o.tls.key = optarg;
+			break;
+		case OPT_TLS_CA:
+			o.tls.ca = optarg;
+			break;
+		case OPT_TLS_PEER:
+			o.tls.peer = optarg;
 			break;
 		case 'v':
 			verbose = LOG_LVL_DEBUG;
