@@ -19,8 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <zlib.h>
-
 #include "proto.h"
 #include "proto-int.h"
 
@@ -258,8 +256,7 @@ parser_record(struct xp_parser *p, const uint8_t *u)
 		foot = u + rec->wire_len - WIRE_FOOTER_SIZE;
 		rec->checksum = xp_get32(be, foot);
 		if (rec->options & WIRE_REC_OPT_CHECKSUM) {
-			crc = crc32(0, u, (uInt)(rec->wire_len -
-			    WIRE_FOOTER_SIZE));
+			crc = xp_crc32(0, u, rec->wire_len - WIRE_FOOTER_SIZE);
 			if (crc != rec->checksum) {
 				snprintf(why, sizeof why, "checksum 0x%08x "
 				    "does not match the CRC-32 0x%08x of the "

@@ -107,4 +107,14 @@ int	header_domain_get(struct xp_stream *, const uint8_t *, char *, size_t);
 /* stream.c */
 int	stream_why(const struct xp_stream *, char *, size_t);
 
+/* crc.c: for tests and benchmarks */
+/*
+ * Use the named implementation (NULL: the best again) from now on; 0, or
+ * -XP_EINVAL if the name is unknown or the CPU cannot run it.  Not while
+ * other threads call xp_crc32().
+ */
+int	 xp_crc32_force(const char *);
+uint32_t xp_crc32_xpow(unsigned);	/* x^k mod P, bit-reflected */
+uint64_t xp_crc32_mu(void);		/* floor(x^64 / P), 33 bits, reflected */
+
 #endif

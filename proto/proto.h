@@ -265,4 +265,17 @@ const struct xp_stream *parser_stream(const struct xp_parser *p);	/* NULL before
 const struct xp_error *parser_error(const struct xp_parser *p);
 uint64_t parser_offset(const struct xp_parser *p);	/* octets consumed */
 
+/* ---- CRC-32 (crc.c) -------------------------------------------------- */
+
+/*
+ * CRC-32 (IEEE 802.3, bit-reflected), the same value as zlib's
+ * crc32(crc, buf, len): start with 0 and pass the running value back in;
+ * any length and alignment.  As in zlib, a NULL buf returns 0.  Uses
+ * carry-less multiplication where the CPU has it, zlib otherwise; the
+ * choice is made once, at the first call, and is thread-safe.
+ */
+uint32_t xp_crc32(uint32_t crc, const void *buf, size_t len);
+/* The implementation in use: "vpclmulqdq-avx512", "pclmulqdq" or "zlib". */
+const char *xp_crc32_impl(void);
+
 #endif

@@ -11,8 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <zlib.h>
-
 #include "proto.h"
 #include "proto-int.h"
 
@@ -259,7 +257,7 @@ record_trailer_put(const struct xp_stream *st, uint8_t *out, uint32_t len,
 	if (st->dialect == XP_XEN)
 		return;
 	if (pad != 0)
-		crc = crc32(crc, out, (uInt)pad);
+		crc = xp_crc32(crc, out, pad);
 	xp_put32(st->big_endian, out + pad,
 	    (options & WIRE_REC_OPT_CHECKSUM) ? crc : 0);
 	xp_put32(st->big_endian, out + pad + 4, 0);
@@ -300,7 +298,7 @@ record_encode(const struct xp_stream *st, struct xp_buf *out, uint32_t type,
 	if (len != 0)
 		memcpy(p + hs, body, len);
 	if (options & WIRE_REC_OPT_CHECKSUM)
-		crc = crc32(0, p, (uInt)(hs + len));
+		crc = xp_crc32(0, p, hs + len);
 	record_trailer_put(st, p + hs + len, len, options, crc);
 	out->len += hs + len + ts;
 	return 0;
