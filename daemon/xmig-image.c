@@ -1,6 +1,7 @@
 /*
  * xmig-image.c -- offline work on saved domain images: dump, verify,
- * convert between the draft-B and Xen dialects, and statistics.
+ * convert between the draft-B and Xen dialects, statistics, and the
+ * SHA-256 of the memory an image restores (digest).
  *
  * Every subcommand reads through the one incremental parser in proto/
  * (parser_new, parser_feed, parser_finish), fed in chunks of IMAGE_CHUNK
@@ -22,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "proto.h"
 #include "daemon.h"
@@ -56,22 +59,40 @@ struct image_run {
 	char		 err[512];	/* a callback's own reason, if it failed */
 };
 
-/* Page counts of one PAGE_DATA body. */
+/* Page counts of one PAGE_DATA or XMIG_ZERO_PAGES body. */
 struct page_summary {
 	uint32_t	count;		/* pfn entries */
 	uint32_t	data_pages;	/* entries carrying page data */
 	uint32_t	zero_pages;	/* data pages that are all zero */
+	uint32_t	zero_entries;	/* XMIG_ZERO_PAGES entries */
 	uint32_t	by_type[16];
 	uint64_t	first_pfn;
 	uint64_t	last_pfn;
+	int		deflated;	/* PAGE_DATA with the DEFLATE option */
+	uint32_t	raw_length;	/* its page data, inflated ... */
+	uint32_t	deflated_length; /* ... and as sent */
 };
 
-typedef void (*page_each_cb)(void *, uint64_t, unsigned, const uint8_t *);
+/*
+ * Called for each pfn entry with the page's content: its data, all zeros
+ * for an XMIG_ZERO_PAGES entry, NULL for a type without data.
+ */
+typedef int (*page_each_cb)(void *, uint64_t, unsigned, const uint8_t *);
+
+/* Where DEFLATE page data is inflated to. */
+struct inflate_buf {
+	uint8_t		*p;
+	size_t		 cap;
+};
+
+/* A page of zeros for XMIG_ZERO_PAGES entries (pages are at most 64K). */
+static const uint8_t	zero_page[1u << 16];
 
 static int	cmd_dump(int, char **);
 static int	cmd_verify(int, char **);
 static int	cmd_convert(int, char **);
 static int	cmd_stats(int, char **);
+static int	cmd_digest(int, char **);
 
 static const struct image_cmd image_cmds[] = {
 	{
@@ -104,7 +125,11 @@ static const struct image_cmd image_cmds[] = {
 "one-line summary and exit 0.  Otherwise print the parser's reason, which\n"
 "names the first bad record (index, type, offset), and exit 1.  A file that\n"
 "ends before the END record, or that has any data after it, is invalid.\n"
-"\"pages\" in the summary counts PAGE_DATA pfn entries.\n"
+"\"pages\" in the summary counts the pfn entries of PAGE_DATA and\n"
+"XMIG_ZERO_PAGES records.  The page data of PAGE_DATA records with the\n"
+"DEFLATE option is inflated in full: a zlib stream that is corrupt, or\n"
+"inflates to more or less than its raw_length, makes the image invalid\n"
+"even without checksums.\n"
 "\n"
 "  -h, --help   this text\n"
 "\n"
@@ -113,7 +138,8 @@ static const struct image_cmd image_cmds[] = {
 	{
 		.name = "convert",
 		.exec = cmd_convert,
-		.usage = "--to xen|draftb [--no-checksum] [--big-endian] IN OUT",
+		.usage = "--to xen|draftb [--no-checksum] [--big-endian] "
+		    "[--expand] IN OUT",
 		.help =
 "Re-frame IN record by record into the other (or the same) dialect, without\n"
 "re-batching pages.  IN is validated completely while it is converted.\n"
@@ -122,6 +148,8 @@ static const struct image_cmd image_cmds[] = {
 "  -n, --no-checksum    draft-B output: write records without the CRC-32\n"
 "                       (default: every record carries its checksum)\n"
 "  -b, --big-endian     draft-B output: big-endian records (default: little)\n"
+"  -x, --expand         draft-B output: write xmig's extensions as plain\n"
+"                       records, as --to xen does (see below)\n"
 "  -h, --help           this text\n"
 "\n"
 "Draft-B output is image version 1.  When the byte order changes, the\n"
@@ -135,7 +163,16 @@ static const struct image_cmd image_cmds[] = {
 "version in the domain header is copied from a Xen input, and is 4.17 for a\n"
 "draft-B input, which does not carry it.  Optional records (type bit 31) are\n"
 "dropped, because Xen's own verifier rejects them; their number is reported\n"
-"on standard error.  --no-checksum and --big-endian do not apply.\n"
+"on standard error.  --no-checksum, --big-endian and --expand do not apply.\n"
+"\n"
+"xmig's extensions (SPEC.md section 12): Xen output, and draft-B output with\n"
+"--expand, drops XMIG_NEGOTIATE and clears the image header's back-channel\n"
+"bit, writes each XMIG_ZERO_PAGES record as PAGE_DATA records of the same\n"
+"pfns (normal pages of zeros, at most 1024 to a record), and each PAGE_DATA\n"
+"record with deflated page data as a plain PAGE_DATA record (the data is\n"
+"inflated, and must inflate to exactly its raw_length).  Without --expand,\n"
+"draft-B output keeps them as they are (the back-channel bit too, so that a\n"
+"kept XMIG_NEGOTIATE stays valid), only changing their byte order.\n"
 "\n"
 "STATIC_DATA_END: a Xen v2 image has none; libxc infers it at the first\n"
 "X86_PV_P2M_FRAMES of a PV image or the first PAGE_DATA of an HVM image.\n"
@@ -159,10 +196,38 @@ static const struct image_cmd image_cmds[] = {
 		.help =
 "Print counts and sizes by record type (body octets, and octets on the wire\n"
 "including header, padding and footer), then the pages: pfn entries by\n"
-"page type, entries carrying data, data pages that are all zero, and the\n"
-"number of distinct pfns.  The image must be valid (exit 1 otherwise).\n"
+"page type, entries carrying data, data pages that are all zero, entries\n"
+"of XMIG_ZERO_PAGES records, PAGE_DATA records with deflated page data\n"
+"(with their inflated and deflated octets and the ratio), and the number\n"
+"of distinct pfns.  The image must be valid (exit 1 otherwise).\n"
 "\n"
 "  -h, --help   this text\n"
+"\n"
+"FILE may be - for standard input.\n",
+	},
+	{
+		.name = "digest",
+		.exec = cmd_digest,
+		.usage = "[--pages N] FILE",
+		.help =
+"Print the SHA-256 of the memory the image restores, in hexadecimal,\n"
+"followed by the number of pages and the page size:\n"
+"\n"
+"  <64 hex digits>  pages=N page_size=P\n"
+"\n"
+"The memory is pages 0 to N-1 in pfn order, N being one more than the\n"
+"highest pfn of any PAGE_DATA or XMIG_ZERO_PAGES entry (or --pages).  Each\n"
+"page holds what the last record that wrote it carried: the data of a\n"
+"PAGE_DATA entry (inflated if deflated), zeros for an XMIG_ZERO_PAGES entry;\n"
+"entries without data (XTAB, XALLOC, BROKEN) and records after VERIFY do\n"
+"not change it, and a page no record wrote is zeros.  So an image and its\n"
+"conversions (to Xen, --expand) have the same digest, and it is the\n"
+"memory_sha256 a receiver reports when N is the domain's page count.  The\n"
+"image must be valid (exit 1 otherwise).  Pages are gathered in an\n"
+"unlinked temporary file in $TMPDIR (or /tmp), sparse where unwritten.\n"
+"\n"
+"  -p, --pages N   digest exactly N pages (default: highest pfn + 1)\n"
+"  -h, --help      this text\n"
 "\n"
 "FILE may be - for standard input.\n",
 	},
@@ -295,56 +360,104 @@ describe_stream(const struct xp_stream *st, char *buf, size_t len)
 }
 
 /*
- * Walk a PAGE_DATA body, filling ps and calling each (if not NULL) per pfn
- * entry with its data or NULL.  The parser has validated the body; the
- * bounds are checked again so that a parser bug cannot make us read past
- * it.  Returns 0, or -1 if the body does not add up.
+ * Walk a PAGE_DATA or XMIG_ZERO_PAGES body, filling ps and calling each
+ * (if not NULL) per pfn entry.  The parser has validated the body; its
+ * layout is checked again (body_page_data_view) so that a parser bug
+ * cannot make us read past it.  DEFLATE page data is inflated into ib,
+ * which verifies it; with ib NULL it is not, and data pages are neither
+ * looked at nor passed to each (which then gets NULL).
+ *
+ * Returns 0; -1 if the body does not add up; -2 if the page data does not
+ * inflate or each failed, with the reason in why.
  */
 static int
 page_data_scan(const struct xp_stream *st, const struct xp_record *rec,
-    struct page_summary *ps, page_each_cb each, void *arg)
+    struct page_summary *ps, page_each_cb each, void *arg,
+    struct inflate_buf *ib, char *why, size_t whylen)
 {
-	const uint8_t	*b = rec->body, *data;
-	size_t		 psz = (size_t)1 << st->page_shift, off, i, j;
-	uint64_t	 e, pfn;
-	unsigned	 type;
-	int		 zero;
+	struct xp_page_view	 v;
+	struct xp_error		 e;
+	const uint8_t		*data, *pages;
+	uint8_t			*p;
+	size_t			 psz, off = 0, j;
+	uint64_t		 ent, pfn;
+	uint32_t		 i;
+	unsigned		 type;
+	int			 zero, rc;
 
 	memset(ps, 0, sizeof *ps);
-	if (st->page_shift > 24 || rec->length < 8)
+	if (body_page_data_view(st, rec, &v) != 0 ||
+	    v.page_size > sizeof zero_page)
 		return -1;
-	ps->count = xp_get32(st->big_endian, b);
-	if ((uint64_t)ps->count * 8 > rec->length - 8)
-		return -1;
-	off = 8 + (size_t)ps->count * 8;
-	for (i = 0; i < ps->count; i++) {
-		e = xp_get64(st->big_endian, b + 8 + i * 8);
-		pfn = e & WIRE_PFN_MASK;
-		type = (unsigned)(e >> WIRE_PFN_TYPE_SHIFT) & 0xf;
+	psz = v.page_size;
+	ps->count = v.count;
+	ps->deflated = v.deflated;
+	if (v.deflated) {
+		ps->raw_length = v.raw_length;
+		ps->deflated_length = v.zlength;
+	}
+	pages = v.data;
+	if (v.deflated && ib != NULL) {
+		if (ib->cap < v.raw_length) {
+			if ((p = realloc(ib->p, v.raw_length)) == NULL) {
+				snprintf(why, whylen, "record %" PRIu64 " (%s): "
+				    "%s", rec->index, record_type_name(
+				    rec->type), strerror(errno));
+				return -2;
+			}
+			ib->p = p;
+			ib->cap = v.raw_length;
+		}
+		if (body_page_data_inflate_err(st, rec, ib->p, ib->cap,
+		    &e) != 0) {
+			snprintf(why, whylen, "%s", e.msg);
+			return -2;
+		}
+		pages = ib->p;
+	}
+
+	for (i = 0; i < v.count; i++) {
+		ent = xp_page_view_entry(&v, i);
+		pfn = ent & WIRE_PFN_MASK;
+		type = (unsigned)(ent >> WIRE_PFN_TYPE_SHIFT) & 0xf;
 		if (i == 0)
 			ps->first_pfn = pfn;
 		ps->last_pfn = pfn;
 		ps->by_type[type]++;
 		data = NULL;
-		if (body_page_type_has_data(type)) {
-			if (rec->length - off < psz)
-				return -1;
-			data = b + off;
-			off += psz;
+		if (v.zero) {
+			data = zero_page;
+			ps->zero_entries++;
+		} else if (body_page_type_has_data(type)) {
 			ps->data_pages++;
-			zero = 1;
-			for (j = 0; j < psz; j++) {
-				if (data[j] != 0) {
-					zero = 0;
-					break;
+			if (pages != NULL) {
+				data = pages + off;
+				zero = 1;
+				for (j = 0; j < psz; j++) {
+					if (data[j] != 0) {
+						zero = 0;
+						break;
+					}
 				}
+				ps->zero_pages += zero;
 			}
-			ps->zero_pages += zero;
+			off += psz;
 		}
-		if (each != NULL)
-			each(arg, pfn, type, data);
+		if (each != NULL && (rc = each(arg, pfn, type, data)) != 0) {
+			snprintf(why, whylen, "record %" PRIu64 " (%s) at offset "
+			    "%" PRIu64 ": pfn 0x%" PRIx64 ": %s", rec->index,
+			    record_type_name(rec->type), rec->offset, pfn,
+			    strerror(rc));
+			return -2;
+		}
 	}
-	return off == rec->length ? 0 : -1;
+	return 0;
+}
+
+static int
+is_page_record(uint32_t type)
+{
+	return type == REC_PAGE_DATA || type == REC_XMIG_ZERO_PAGES;
 }
 
 /* ---- feeding a file through the parser -------------------------------- */
@@ -609,10 +722,12 @@ dump_body(struct line *l, const struct xp_stream *st,
     const struct xp_record *rec)
 {
 	struct page_summary	 ps;
+	struct xp_negotiate	 n;
 	const uint8_t		*b = rec->body;
 	int			 be = st->big_endian;
 	uint32_t		 len = rec->length;
 	unsigned		 t;
+	char			 why[320], ratio[32];
 
 	if (!rec->known) {
 		line_str(l, "note", "unknown optional record, skipped");
@@ -620,12 +735,17 @@ dump_body(struct line *l, const struct xp_stream *st,
 	}
 	switch (rec->type) {
 	case REC_PAGE_DATA:
-		if (page_data_scan(st, rec, &ps, NULL, NULL) != 0) {
+	case REC_XMIG_ZERO_PAGES:
+		if (page_data_scan(st, rec, &ps, NULL, NULL, NULL, why,
+		    sizeof why) != 0) {
 			line_str(l, "note", "malformed body");
 			break;
 		}
 		line_u64(l, "count", ps.count);
-		line_u64(l, "data_pages", ps.data_pages);
+		if (rec->type == REC_XMIG_ZERO_PAGES)
+			line_u64(l, "zero_pages", ps.zero_entries);
+		else
+			line_u64(l, "data_pages", ps.data_pages);
 		for (t = 0; t < 16; t++) {
 			if (ps.by_type[t] != 0)
 				line_u64(l, page_type_names[t], ps.by_type[t]);
@@ -634,6 +754,30 @@ dump_body(struct line *l, const struct xp_stream *st,
 			line_hex(l, "first_pfn", ps.first_pfn, 1);
 			line_hex(l, "last_pfn", ps.last_pfn, 1);
 		}
+		if (ps.deflated) {
+			line_u64(l, "raw_length", ps.raw_length);
+			line_u64(l, "deflated_length", ps.deflated_length);
+			snprintf(ratio, sizeof ratio, "%.3f", ps.raw_length ?
+			    (double)ps.deflated_length / ps.raw_length : 0.0);
+			line_key(l, "deflate_ratio");
+			fputs(ratio, l->f);
+		}
+		break;
+	case REC_XMIG_NEGOTIATE:
+		if (body_negotiate_get(st, rec, &n) != 0) {
+			line_str(l, "note", "malformed body");
+			break;
+		}
+		line_u64(l, "negotiate_version", n.version);
+		line_hex(l, "features", n.features, 8);
+		line_hex(l, "can_write", n.can_write, 8);
+		line_u64(l, "max_record_len", n.max_record_len);
+		line_u64(l, "arch", n.arch);
+		line_u64(l, "domain_type", n.type);
+		line_u64(l, "page_shift", n.page_shift);
+		line_u64(l, "nr_pages", n.nr_pages);
+		line_u64(l, "nr_vcpus", n.nr_vcpus);
+		line_hex(l, "session_id", n.session_id, 16);
 		break;
 	case REC_X86_PV_INFO:
 		if (len >= 2) {
@@ -757,10 +901,31 @@ cmd_dump(int argc, char **argv)
 /* ---- verify ----------------------------------------------------------- */
 
 struct verify_ctx {
-	uint64_t	records;
-	uint64_t	pages;
-	uint64_t	checkpoints;
+	uint64_t		records;
+	uint64_t		pages;
+	uint64_t		checkpoints;
+	struct inflate_buf	ib;
 };
+
+/* Scan a page record, inflating DEFLATE data; a failure fails the run. */
+static int
+scan_or_fail(struct image_run *run, const struct xp_stream *st,
+    const struct xp_record *rec, struct page_summary *ps, page_each_cb each,
+    void *arg, struct inflate_buf *ib)
+{
+	char	why[400];
+
+	switch (page_data_scan(st, rec, ps, each, arg, ib, why, sizeof why)) {
+	case 0:
+		return 0;
+	case -1:
+		return run_fail(run, "record %" PRIu64 " (%s) at offset %"
+		    PRIu64 ": body does not add up", rec->index,
+		    record_type_name(rec->type), rec->offset);
+	default:
+		return run_fail(run, "%s", why);
+	}
+}
 
 static int
 verify_record(struct image_run *run, const struct xp_stream *st,
@@ -768,13 +933,18 @@ verify_record(struct image_run *run, const struct xp_stream *st,
 {
 	struct verify_ctx	*vc = run->ctx;
 	struct page_summary	 ps;
+	int			 rc;
 
 	vc->records++;
 	if (rec->type == REC_CHECKPOINT)
 		vc->checkpoints++;
-	if (rec->type == REC_PAGE_DATA &&
-	    page_data_scan(st, rec, &ps, NULL, NULL) == 0)
+	if (is_page_record(rec->type)) {
+		/* DEFLATE data is inflated in full: a bad stream fails. */
+		if ((rc = scan_or_fail(run, st, rec, &ps, NULL, NULL,
+		    &vc->ib)) != 0)
+			return rc;
 		vc->pages += ps.count;
+	}
 	return 0;
 }
 
@@ -794,7 +964,9 @@ cmd_verify(int argc, char **argv)
 	run.path = argv[optind];
 	run.rcb = verify_record;
 	run.ctx = &vc;
-	if (image_parse(&run) != 0)
+	rc = image_parse(&run);
+	free(vc.ib.p);
+	if (rc != 0)
 		return EXIT_INVALID;
 	describe_stream(&run.st, desc, sizeof desc);
 	if (vc.checkpoints != 0)
@@ -810,6 +982,7 @@ cmd_verify(int argc, char **argv)
 
 struct convert_ctx {
 	int		 to_xen;
+	int		 expand;	/* extensions into plain records */
 	int		 no_checksum;
 	int		 big_endian;
 	int		 fd;		/* output */
@@ -824,6 +997,12 @@ struct convert_ctx {
 
 	uint64_t	 written;	/* records written */
 	uint64_t	 dropped;	/* optional records left out */
+	uint64_t	 negotiate;	/* XMIG_NEGOTIATE left out (expand) */
+	uint64_t	 zero_expanded;	/* XMIG_ZERO_PAGES written as PAGE_DATA */
+	uint64_t	 inflated;	/* DEFLATE PAGE_DATA written plain */
+	struct inflate_buf ib;		/* inflated page data */
+	uint64_t	*entries;	/* pfn entries of one record */
+	size_t		 nentries;
 	uint64_t	 sde_inserted_at; /* input index + 1, or 0 */
 	uint64_t	 sde_dropped;
 };
@@ -832,6 +1011,8 @@ struct convert_ctx {
 static int
 static_record(uint32_t type)
 {
+	if (type == REC_XMIG_ZERO_PAGES)
+		return 0;	/* memory, like PAGE_DATA */
 	return type == REC_X86_PV_INFO || type == REC_X86_CPUID_POLICY ||
 	    type == REC_X86_MSR_POLICY || (type & WIRE_REC_OPTIONAL) != 0;
 }
@@ -897,6 +1078,10 @@ convert_header(struct image_run *run, const struct xp_stream *st)
 		o->version = WIRE_VERSION_DRAFTB;
 		o->ihdr_options = cc->big_endian ? WIRE_IHDR_OPT_BIG_ENDIAN : 0;
 		o->xen_major = o->xen_minor = 0;
+		/* A kept XMIG_NEGOTIATE needs the back-channel bit. */
+		if (!cc->expand)
+			o->ihdr_options |= st->ihdr_options &
+			    WIRE_IHDR_OPT_BACKCHANNEL;
 		/* A Xen v2 image has none; draft-B is copied as it is. */
 		cc->add_sde = st->dialect == XP_XEN;
 	}
@@ -909,17 +1094,30 @@ convert_header(struct image_run *run, const struct xp_stream *st)
 	return 0;
 }
 
+/* Write what cc->buf holds. */
+static int
+convert_flush(struct image_run *run)
+{
+	struct convert_ctx	*cc = run->ctx;
+
+	if (write_all(cc->fd, cc->buf.data, cc->buf.len) != 0)
+		return run_fail(run, "%s: write: %s", cc->out_name,
+		    strerror(errno));
+	cc->written++;
+	return 0;
+}
+
 /* Write one record; rec is the input record, NULL for an inserted one. */
 static int
 convert_emit(struct image_run *run, const struct xp_record *rec,
-    uint32_t type, const uint8_t *body, uint32_t len)
+    uint32_t type, const uint8_t *body, uint32_t len, uint16_t extra)
 {
 	struct convert_ctx	*cc = run->ctx;
-	uint16_t		 opts = 0;
+	uint16_t		 opts = extra;
 	int			 rc;
 
 	if (cc->ost.dialect == XP_DRAFTB && !cc->no_checksum)
-		opts = WIRE_REC_OPT_CHECKSUM;
+		opts |= WIRE_REC_OPT_CHECKSUM;
 	cc->buf.len = 0;
 	if ((rc = record_encode(&cc->ost, &cc->buf, type, body, len,
 	    opts)) < 0 && rec != NULL)
@@ -931,11 +1129,90 @@ convert_emit(struct image_run *run, const struct xp_record *rec,
 	if (rc < 0)
 		return run_fail(run, "%s: writing %s: %s", cc->out_name,
 		    record_type_name(type), xp_strerror(rc));
-	if (write_all(cc->fd, cc->buf.data, cc->buf.len) != 0)
-		return run_fail(run, "%s: write: %s", cc->out_name,
+	return convert_flush(run);
+}
+
+/*
+ * An XMIG_ZERO_PAGES record as PAGE_DATA records of the same pfns (NOTAB,
+ * zero data), at most WIRE_PAGE_DATA_MAX to a record; a DEFLATE PAGE_DATA
+ * record as a plain one.
+ */
+static int
+convert_expand(struct image_run *run, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	struct convert_ctx	*cc = run->ctx;
+	struct page_summary	 ps;
+	struct xp_page_view	 v;
+	struct xp_error		 e;
+	uint64_t		*p;
+	uint8_t			*zeros = NULL;
+	uint32_t		 i, n, done;
+	uint16_t		 opts = 0;
+	int			 rc;
+
+	if (cc->ost.dialect == XP_DRAFTB && !cc->no_checksum)
+		opts = WIRE_REC_OPT_CHECKSUM;
+	if (body_page_data_view(st, rec, &v) != 0)
+		return scan_or_fail(run, st, rec, &ps, NULL, NULL, NULL);
+	if (v.count > cc->nentries) {
+		if ((p = reallocarray(cc->entries, v.count, sizeof *p)) ==
+		    NULL)
+			return run_fail(run, "record %" PRIu64 " (%s): %s",
+			    rec->index, record_type_name(rec->type),
+			    strerror(errno));
+		cc->entries = p;
+		cc->nentries = v.count;
+	}
+	for (i = 0; i < v.count; i++)
+		cc->entries[i] = xp_page_view_entry(&v, i);
+
+	if (v.deflated) {
+		if (cc->ib.cap < v.raw_length) {
+			uint8_t	*q;
+
+			if ((q = realloc(cc->ib.p, v.raw_length)) == NULL)
+				return run_fail(run, "record %" PRIu64 ": %s",
+				    rec->index, strerror(errno));
+			cc->ib.p = q;
+			cc->ib.cap = v.raw_length;
+		}
+		if (body_page_data_inflate_err(st, rec, cc->ib.p, cc->ib.cap,
+		    &e) != 0)
+			return run_fail(run, "%s", e.msg);
+		cc->buf.len = 0;
+		rc = record_encode_pages(&cc->ost, &cc->buf, v.count,
+		    cc->entries, cc->ib.p, v.raw_length, opts, 0);
+		if (rc != 0)
+			return run_fail(run, "record %" PRIu64 " (PAGE_DATA) at "
+			    "offset %" PRIu64 ": cannot be written inflated: "
+			    "%s", rec->index, rec->offset, xp_strerror(rc));
+		cc->inflated++;
+		return convert_flush(run);
+	}
+
+	n = v.count < WIRE_PAGE_DATA_MAX ? v.count : WIRE_PAGE_DATA_MAX;
+	if ((zeros = calloc(n, v.page_size)) == NULL)
+		return run_fail(run, "record %" PRIu64 ": %s", rec->index,
 		    strerror(errno));
-	cc->written++;
-	return 0;
+	for (done = 0, rc = 0; done < v.count && rc == 0; done += n) {
+		if (n > v.count - done)
+			n = v.count - done;
+		cc->buf.len = 0;
+		rc = record_encode_pages(&cc->ost, &cc->buf, n,
+		    cc->entries + done, zeros, (size_t)n * v.page_size, opts,
+		    0);
+		if (rc != 0)
+			rc = run_fail(run, "record %" PRIu64 " (%s) at offset %"
+			    PRIu64 ": cannot be written as PAGE_DATA: %s",
+			    rec->index, record_type_name(rec->type),
+			    rec->offset, xp_strerror(rc));
+		else
+			rc = convert_flush(run);
+	}
+	free(zeros);
+	cc->zero_expanded++;
+	return rc;
 }
 
 static int
@@ -945,9 +1222,17 @@ convert_record(struct image_run *run, const struct xp_stream *st,
 	struct convert_ctx	*cc = run->ctx;
 	const uint8_t		*body = rec->body;
 	uint8_t			*p;
-	int			 rc;
+	uint16_t		 deflate = 0;
+	int			 rc, expand;
 
-	if (cc->to_xen && (rec->type & WIRE_REC_OPTIONAL)) {
+	expand = cc->expand && (rec->type == REC_XMIG_ZERO_PAGES ||
+	    (rec->type == REC_PAGE_DATA &&
+	    (rec->options & WIRE_REC_OPT_DEFLATE)));
+	if (cc->expand && rec->type == REC_XMIG_NEGOTIATE) {
+		cc->negotiate++;
+		return 0;
+	}
+	if (cc->to_xen && (rec->type & WIRE_REC_OPTIONAL) && !expand) {
 		cc->dropped++;
 		return 0;
 	}
@@ -959,10 +1244,22 @@ convert_record(struct image_run *run, const struct xp_stream *st,
 		cc->sde_done = 1;
 	} else if (cc->add_sde && !cc->sde_done && !static_record(rec->type)) {
 		if ((rc = convert_emit(run, NULL, REC_STATIC_DATA_END, NULL,
-		    0)) != 0)
+		    0, 0)) != 0)
 			return rc;
 		cc->sde_done = 1;
 		cc->sde_inserted_at = rec->index + 1;
+	}
+	if (expand)
+		return convert_expand(run, st, rec);
+	if (rec->type == REC_PAGE_DATA)
+		deflate = rec->options & WIRE_REC_OPT_DEFLATE;
+	if (deflate) {
+		/* Kept deflated, but checked in full like everything else. */
+		struct page_summary	ps;
+
+		if ((rc = scan_or_fail(run, st, rec, &ps, NULL, NULL,
+		    &cc->ib)) != 0)
+			return rc;
 	}
 
 	if (st->big_endian != cc->ost.big_endian && rec->length != 0) {
@@ -975,8 +1272,9 @@ convert_record(struct image_run *run, const struct xp_stream *st,
 			cc->scratch = p;
 			cc->scratch_len = rec->length;
 		}
-		if (body_reorder(rec->type, rec->body, rec->length,
-		    st->big_endian, cc->ost.big_endian, cc->scratch) != 0)
+		if (body_reorder_opt(rec->type, deflate, rec->body,
+		    rec->length, st->big_endian, cc->ost.big_endian,
+		    cc->scratch) != 0)
 			return run_fail(run, "record %" PRIu64 " (%s) at offset "
 			    "%" PRIu64 ": the body cannot be converted to "
 			    "%s-endian", rec->index,
@@ -984,7 +1282,7 @@ convert_record(struct image_run *run, const struct xp_stream *st,
 			    cc->ost.big_endian ? "big" : "little");
 		body = cc->scratch;
 	}
-	return convert_emit(run, rec, rec->type, body, rec->length);
+	return convert_emit(run, rec, rec->type, body, rec->length, deflate);
 }
 
 static void
@@ -1034,6 +1332,7 @@ cmd_convert(int argc, char **argv)
 		{ "to", required_argument, NULL, 't' },
 		{ "no-checksum", no_argument, NULL, 'n' },
 		{ "big-endian", no_argument, NULL, 'b' },
+		{ "expand", no_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -1043,7 +1342,7 @@ cmd_convert(int argc, char **argv)
 	int			 ch, rc, to_stdout;
 
 	memset(&cc, 0, sizeof cc);
-	while ((ch = getopt_long(argc, argv, "t:nbh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "t:nbxh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 't':
 			to = optarg;
@@ -1053,6 +1352,9 @@ cmd_convert(int argc, char **argv)
 			break;
 		case 'b':
 			cc.big_endian = 1;
+			break;
+		case 'x':
+			cc.expand = 1;
 			break;
 		case 'h':
 			help_cmd(cur_cmd);
@@ -1073,12 +1375,14 @@ cmd_convert(int argc, char **argv)
 		usage(cur_cmd);
 		return EXIT_USAGE;
 	}
-	if (cc.to_xen && (cc.no_checksum || cc.big_endian)) {
-		log_err("--no-checksum and --big-endian apply to draft-B "
-		    "output only");
+	if (cc.to_xen && (cc.no_checksum || cc.big_endian || cc.expand)) {
+		log_err("--no-checksum, --big-endian and --expand apply to "
+		    "draft-B output only (Xen output is always expanded)");
 		usage(cur_cmd);
 		return EXIT_USAGE;
 	}
+	if (cc.to_xen)
+		cc.expand = 1;
 	in = argv[optind];
 	out = argv[optind + 1];
 	to_stdout = strcmp(out, "-") == 0;
@@ -1106,6 +1410,8 @@ cmd_convert(int argc, char **argv)
 	rc = image_parse(&run);
 	buf_free(&cc.buf);
 	free(cc.scratch);
+	free(cc.ib.p);
+	free(cc.entries);
 
 	if (!to_stdout) {
 		if (rc == 0 && fsync(cc.fd) == -1 && errno != EINVAL) {
@@ -1134,6 +1440,16 @@ cmd_convert(int argc, char **argv)
 		log_info("dropped %" PRIu64 " optional record%s (Xen's "
 		    "verifier rejects optional records)", cc.dropped,
 		    cc.dropped == 1 ? "" : "s");
+	if (cc.negotiate != 0)
+		log_info("dropped XMIG_NEGOTIATE (a file has no back-channel); "
+		    "the image header's back-channel bit is cleared");
+	if (cc.zero_expanded != 0)
+		log_info("wrote %" PRIu64 " XMIG_ZERO_PAGES record%s as "
+		    "PAGE_DATA", cc.zero_expanded, cc.zero_expanded == 1 ? "" :
+		    "s");
+	if (cc.inflated != 0)
+		log_info("inflated %" PRIu64 " DEFLATE PAGE_DATA record%s",
+		    cc.inflated, cc.inflated == 1 ? "" : "s");
 	if (cc.sde_inserted_at != 0)
 		log_info("inserted STATIC_DATA_END before input record %"
 		    PRIu64, cc.sde_inserted_at - 1);
@@ -1161,7 +1477,12 @@ struct stats_ctx {
 	uint64_t	 entries;
 	uint64_t	 data_pages;
 	uint64_t	 zero_pages;
+	uint64_t	 zero_entries;	/* XMIG_ZERO_PAGES */
+	uint64_t	 deflated;	/* DEFLATE PAGE_DATA records */
+	uint64_t	 raw_octets;	/* their page data, inflated */
+	uint64_t	 deflated_octets; /* and as sent */
 	uint64_t	 checkpoints;
+	struct inflate_buf ib;
 
 	uint64_t	*pfns;		/* distinct once compacted */
 	size_t		 npfns;
@@ -1191,7 +1512,7 @@ pfn_compact(struct stats_ctx *sc)
 	sc->npfns = n;
 }
 
-static void
+static int
 stats_pfn(void *arg, uint64_t pfn, unsigned type, const uint8_t *data)
 {
 	struct stats_ctx	*sc = arg;
@@ -1199,7 +1520,7 @@ stats_pfn(void *arg, uint64_t pfn, unsigned type, const uint8_t *data)
 	size_t			 cap;
 
 	if (sc->nomem)
-		return;
+		return 0;
 	if (sc->npfns == sc->cap) {
 		if (sc->npfns != 0)
 			pfn_compact(sc);
@@ -1208,13 +1529,14 @@ stats_pfn(void *arg, uint64_t pfn, unsigned type, const uint8_t *data)
 			if ((p = reallocarray(sc->pfns, cap, sizeof *p)) ==
 			    NULL) {
 				sc->nomem = 1;
-				return;
+				return 0;
 			}
 			sc->pfns = p;
 			sc->cap = cap;
 		}
 	}
 	sc->pfns[sc->npfns++] = pfn;
+	return 0;
 }
 
 static int
@@ -1226,6 +1548,7 @@ stats_record(struct image_run *run, const struct xp_stream *st,
 	struct page_summary	 ps;
 	size_t			 i;
 	unsigned		 t;
+	int			 rc;
 
 	for (i = 0; i < sc->ntypes && sc->types[i].type < rec->type; i++)
 		;
@@ -1249,11 +1572,10 @@ stats_record(struct image_run *run, const struct xp_stream *st,
 	if (rec->type == REC_CHECKPOINT)
 		sc->checkpoints++;
 
-	if (rec->type == REC_PAGE_DATA) {
-		if (page_data_scan(st, rec, &ps, stats_pfn, sc) != 0)
-			return run_fail(run, "record %" PRIu64 " (PAGE_DATA) "
-			    "at offset %" PRIu64 ": body does not add up",
-			    rec->index, rec->offset);
+	if (is_page_record(rec->type)) {
+		if ((rc = scan_or_fail(run, st, rec, &ps, stats_pfn, sc,
+		    &sc->ib)) != 0)
+			return rc;
 		if (sc->nomem)
 			return run_fail(run, "statistics: distinct pfns: %s",
 			    strerror(ENOMEM));
@@ -1262,6 +1584,12 @@ stats_record(struct image_run *run, const struct xp_stream *st,
 		sc->entries += ps.count;
 		sc->data_pages += ps.data_pages;
 		sc->zero_pages += ps.zero_pages;
+		sc->zero_entries += ps.zero_entries;
+		if (ps.deflated) {
+			sc->deflated++;
+			sc->raw_octets += ps.raw_length;
+			sc->deflated_octets += ps.deflated_length;
+		}
 	}
 	return 0;
 }
@@ -1286,7 +1614,9 @@ cmd_stats(int argc, char **argv)
 	run.path = argv[optind];
 	run.rcb = stats_record;
 	run.ctx = &sc;
-	if (image_parse(&run) != 0) {
+	rc = image_parse(&run);
+	free(sc.ib.p);
+	if (rc != 0) {
 		free(sc.types);
 		free(sc.pfns);
 		return EXIT_INVALID;
@@ -1316,9 +1646,216 @@ cmd_stats(int argc, char **argv)
 	}
 	printf("data pages: %" PRIu64 "\n", sc.data_pages);
 	printf("zero pages: %" PRIu64 "\n", sc.zero_pages);
+	printf("zero-page entries (XMIG_ZERO_PAGES): %" PRIu64 "\n",
+	    sc.zero_entries);
+	printf("deflated records: %" PRIu64, sc.deflated);
+	if (sc.deflated != 0)
+		printf(" (%" PRIu64 " octets of pages in %" PRIu64 ", ratio "
+		    "%.3f)", sc.raw_octets, sc.deflated_octets,
+		    sc.raw_octets ? (double)sc.deflated_octets /
+		    sc.raw_octets : 0.0);
+	printf("\n");
 	printf("distinct pfns: %zu\n", sc.npfns);
 	free(sc.types);
 	free(sc.pfns);
+	if (fflush(stdout) != 0) {
+		log_err("standard output: %s", strerror(errno));
+		return EXIT_INVALID;
+	}
+	return 0;
+}
+
+/* ---- digest ----------------------------------------------------------- */
+
+struct digest_ctx {
+	int			 fd;		/* the pages, at pfn * page_size */
+	size_t			 page_size;
+	uint64_t		 npages;	/* highest pfn + 1 */
+	int			 verify;	/* VERIFY seen: compare only */
+	struct inflate_buf	 ib;
+};
+
+static int
+digest_pfn(void *arg, uint64_t pfn, unsigned type, const uint8_t *data)
+{
+	struct digest_ctx	*dc = arg;
+	uint64_t		 off;
+	size_t			 done;
+	ssize_t			 n;
+
+	if (pfn + 1 > dc->npages)
+		dc->npages = pfn + 1;
+	if (data == NULL)
+		return 0;
+	if (pfn > (uint64_t)INT64_MAX / dc->page_size - 1)
+		return EFBIG;
+	off = pfn * dc->page_size;
+	for (done = 0; done < dc->page_size; done += (size_t)n) {
+		n = pwrite(dc->fd, data + done, dc->page_size - done,
+		    (off_t)(off + done));
+		if (n == -1 && errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n <= 0)
+			return n == -1 ? errno : EIO;
+	}
+	return 0;
+}
+
+static int
+digest_record(struct image_run *run, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	struct digest_ctx	*dc = run->ctx;
+	struct page_summary	 ps;
+
+	if (rec->type == REC_VERIFY)
+		dc->verify = 1;
+	if (!is_page_record(rec->type) || dc->verify)
+		return 0;
+	dc->page_size = (size_t)1 << st->page_shift;
+	return scan_or_fail(run, st, rec, &ps, digest_pfn, dc, &dc->ib);
+}
+
+static int
+digest_header(struct image_run *run, const struct xp_stream *st)
+{
+	struct digest_ctx	*dc = run->ctx;
+
+	dc->page_size = (size_t)1 << st->page_shift;
+	return 0;
+}
+
+/* SHA-256 of pages 0..npages-1 of the file; 0 or an errno. */
+static int
+digest_file(struct digest_ctx *dc, uint64_t npages, uint8_t md[32])
+{
+	EVP_MD_CTX	*ctx;
+	uint8_t		*buf;
+	size_t		 chunk = IMAGE_CHUNK, want;
+	uint64_t	 off = 0, total = npages * dc->page_size;
+	ssize_t		 n;
+	unsigned	 mdlen = 0;
+	int		 rc = 0;
+
+	if ((buf = malloc(chunk)) == NULL)
+		return errno;
+	if ((ctx = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		free(buf);
+		EVP_MD_CTX_free(ctx);
+		return ENOMEM;
+	}
+	while (off < total) {
+		want = total - off < chunk ? (size_t)(total - off) : chunk;
+		n = pread(dc->fd, buf, want, (off_t)off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			rc = errno;
+			break;
+		}
+		if (n == 0) {
+			/* Beyond what was written: zeros. */
+			memset(buf, 0, want);
+			n = (ssize_t)want;
+		}
+		if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1) {
+			rc = EIO;
+			break;
+		}
+		off += (uint64_t)n;
+	}
+	if (rc == 0 && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 ||
+	    mdlen != 32))
+		rc = EIO;
+	EVP_MD_CTX_free(ctx);
+	free(buf);
+	return rc;
+}
+
+static int
+cmd_digest(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "pages", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct digest_ctx	 dc;
+	struct image_run	 run;
+	char			 path[PATH_MAX], *end;
+	const char		*tmp;
+	uint8_t			 md[32];
+	uint64_t		 npages = 0;
+	int			 ch, rc, given = 0;
+	size_t			 i;
+
+	while ((ch = getopt_long(argc, argv, "p:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'p':
+			errno = 0;
+			npages = strtoull(optarg, &end, 0);
+			if (*optarg == '\0' || *end != '\0' || errno != 0 ||
+			    *optarg == '-') {
+				log_err("--pages %s: not a number", optarg);
+				usage(cur_cmd);
+				return EXIT_USAGE;
+			}
+			given = 1;
+			break;
+		case 'h':
+			help_cmd(cur_cmd);
+			return 0;
+		default:
+			usage(cur_cmd);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1) {
+		usage(cur_cmd);
+		return EXIT_USAGE;
+	}
+
+	memset(&dc, 0, sizeof dc);
+	if ((tmp = getenv("TMPDIR")) == NULL || *tmp == '\0')
+		tmp = "/tmp";
+	if (snprintf(path, sizeof path, "%s/xmig-digest.XXXXXX", tmp) >=
+	    (int)sizeof path || (dc.fd = mkstemp(path)) == -1) {
+		log_err("temporary file in %s: %s", tmp, strerror(errno));
+		return EXIT_INVALID;
+	}
+	unlink(path);
+
+	memset(&run, 0, sizeof run);
+	run.path = argv[optind];
+	run.hcb = digest_header;
+	run.rcb = digest_record;
+	run.ctx = &dc;
+	rc = image_parse(&run);
+	free(dc.ib.p);
+	if (rc != 0) {
+		close(dc.fd);
+		return EXIT_INVALID;
+	}
+	if (!given)
+		npages = dc.npages;
+	if (npages > (uint64_t)INT64_MAX / dc.page_size) {
+		log_err("--pages %" PRIu64 ": too many pages", npages);
+		close(dc.fd);
+		return EXIT_INVALID;
+	}
+	if ((rc = digest_file(&dc, npages, md)) != 0) {
+		log_err("%s: digest: %s", display_path(run.path),
+		    strerror(rc));
+		close(dc.fd);
+		return EXIT_INVALID;
+	}
+	close(dc.fd);
+	for (i = 0; i < sizeof md; i++)
+		printf("%02x", md[i]);
+	printf("  pages=%" PRIu64 " page_size=%zu\n", npages, dc.page_size);
 	if (fflush(stdout) != 0) {
 		log_err("standard output: %s", strerror(errno));
 		return EXIT_INVALID;

@@ -8,6 +8,11 @@
  * octets are gathered in a buffer that grows only to the size of that
  * unit.  A record header is checked (type, options, length, place) before
  * any of its body is gathered.
+ *
+ * A control parser (parser_new_control) runs the same machinery over a
+ * back-channel or the forward control records after END: an optional
+ * image header, no domain header, records checked by control.c, and no
+ * END.
  */
 #include "config.h"
 
@@ -40,6 +45,7 @@ struct xp_parser {
 	void			*arg;
 
 	enum parser_state	 state;
+	enum xp_control_dir	 control;	/* 0: a forward stream */
 	int			 have_st;	/* both headers parsed */
 	struct xp_stream	 st;
 	struct xp_check		 ck;
@@ -58,6 +64,8 @@ struct xp_parser {
 	struct xp_error		 err;
 };
 
+static void	parser_control_ready(struct xp_parser *);
+
 struct xp_parser *
 parser_new(const struct xp_limits *lim, xp_header_cb hcb, xp_record_cb rcb,
     void *arg)
@@ -74,6 +82,23 @@ parser_new(const struct xp_limits *lim, xp_header_cb hcb, xp_record_cb rcb,
 	p->state = PS_IHDR;
 	p->unit = WIRE_IHDR_SIZE;
 	p->err.index = UINT64_MAX;
+	return p;
+}
+
+struct xp_parser *
+parser_new_control(const struct xp_limits *lim, enum xp_control_dir dir,
+    int expect_header, xp_record_cb rcb, void *arg)
+{
+	struct xp_parser	*p;
+
+	if (dir != XP_CONTROL_BACK && dir != XP_CONTROL_FORWARD)
+		return NULL;
+	if ((p = parser_new(lim, NULL, rcb, arg)) == NULL)
+		return NULL;
+	p->control = dir;
+	stream_init_control(&p->st);
+	if (!expect_header)
+		parser_control_ready(p);
 	return p;
 }
 
@@ -182,12 +207,49 @@ parser_unit_done(struct xp_parser *p, int from_acc)
 
 /* ---- units --------------------------------------------------------------- */
 
+/* A control channel is ready for its records (after its image header). */
+static void
+parser_control_ready(struct xp_parser *p)
+{
+	record_check_init(&p->ck, &p->st, &p->lim);
+	p->ck.dir = p->control;
+	p->have_st = 1;
+	p->state = PS_RECORD;
+	p->unit = record_hdr_size(&p->st);
+	p->have_rhdr = 0;
+	memset(&p->rec, 0, sizeof p->rec);
+}
+
+/* The octets of the image header that have arrived so far. */
+static int
+parser_ihdr_partial(struct xp_parser *p, const uint8_t *u, size_t n,
+    int final)
+{
+	char	why[sizeof p->err.msg];
+	int	rv;
+
+	if (p->control)
+		rv = control_header_check(p->control, u, n, final, why,
+		    sizeof why);
+	else
+		rv = header_image_partial(u, n, why, sizeof why);
+	if (rv != 0)
+		return parser_fail_msg(p, rv, UINT64_MAX, "%s", why);
+	return 0;
+}
+
 static int
 parser_ihdr(struct xp_parser *p, const uint8_t *u)
 {
 	char	why[sizeof p->err.msg];
 	int	rv;
 
+	if (p->control) {
+		if ((rv = parser_ihdr_partial(p, u, WIRE_IHDR_SIZE, 1)) != 0)
+			return rv;
+		parser_control_ready(p);
+		return 0;
+	}
 	if ((rv = header_image_get(&p->st, u, why, sizeof why)) != 0)
 		return parser_fail_msg(p, rv, UINT64_MAX, "%s", why);
 	p->state = PS_DHDR;
@@ -229,8 +291,14 @@ parser_rhdr(struct xp_parser *p, const uint8_t *h)
 		p->rec.options = xp_get16(be, h + 8);
 	p->have_rhdr = 1;
 
-	rv = record_check_hdr(&p->ck, p->rec.type, p->rec.length,
-	    p->rec.options, &known);
+	p->ck.index = p->index;
+	if (p->control) {
+		rv = control_check_hdr(&p->ck, p->rec.type, p->rec.length,
+		    p->rec.options);
+		known = 1;
+	} else
+		rv = record_check_hdr(&p->ck, p->rec.type, p->rec.length,
+		    p->rec.options, &known);
 	if (rv != 0)
 		return parser_fail_rec(p, rv, p->ck.why);
 	p->rec.known = known;
@@ -271,9 +339,15 @@ parser_record(struct xp_parser *p, const uint8_t *u)
 		}
 	}
 
-	if (rec->known) {
-		rv = record_check_body(&p->ck, rec->type, rec->body,
+	if (p->control) {
+		rv = control_check_body(&p->ck, rec->type, rec->body,
 		    rec->length);
+		if (rv != 0)
+			return parser_fail_rec(p, rv, p->ck.why);
+		control_commit(&p->ck, rec->type, rec->body, rec->length);
+	} else if (rec->known) {
+		rv = record_check_body(&p->ck, rec->type, rec->options,
+		    rec->body, rec->length);
 		if (rv != 0)
 			return parser_fail_rec(p, rv, p->ck.why);
 		rec->flags = record_commit(&p->ck, rec->type, rec->body,
@@ -287,7 +361,7 @@ parser_record(struct xp_parser *p, const uint8_t *u)
 		return rv;
 
 	/* Ready for the next record (or done), whether paused or not. */
-	if (rec->type == REC_END)
+	if (rec->type == REC_END && !p->control)
 		p->state = PS_DONE;
 	p->have_rhdr = 0;
 	p->unit = record_hdr_size(&p->st);
@@ -366,15 +440,10 @@ parser_feed(struct xp_parser *p, const uint8_t *buf, size_t len)
 				return rv;
 			used += take;
 			p->offset += take;
-			if (p->state == PS_IHDR && p->acc_len < p->unit) {
-				char	why[sizeof p->err.msg];
-
-				rv = header_image_partial(p->acc, p->acc_len,
-				    why, sizeof why);
-				if (rv != 0)
-					return parser_fail_msg(p, rv,
-					    UINT64_MAX, "%s", why);
-			}
+			if (p->state == PS_IHDR && p->acc_len < p->unit &&
+			    (rv = parser_ihdr_partial(p, p->acc, p->acc_len,
+			    0)) != 0)
+				return rv;
 			if (p->acc_len < p->unit)
 				break;
 			if (p->state == PS_RECORD && !p->have_rhdr) {
@@ -410,14 +479,23 @@ parser_want(const struct xp_parser *p)
 int
 parser_finish(struct xp_parser *p)
 {
+	int	rv;
+
 	switch (p->state) {
 	case PS_DONE:
 		return 0;
 	case PS_FAILED:
 		return -p->err.code;
 	case PS_IHDR:
-		return parser_fail_msg(p, -XP_ETRUNCATED, UINT64_MAX, "image "
-		    "header: stream ends after %zu of %u octets", p->acc_len,
+		if (p->control && p->acc_len == 0)
+			return 0;	/* the peer said nothing at all */
+		if (p->control && (rv = parser_ihdr_partial(p, p->acc,
+		    p->acc_len, 1)) != 0)
+			return rv;
+		return parser_fail_msg(p, -XP_ETRUNCATED, UINT64_MAX, "%s "
+		    "header: stream ends after %zu of %u octets",
+		    p->control == XP_CONTROL_BACK ? "back-channel image" :
+		    p->control ? "control channel image" : "image", p->acc_len,
 		    WIRE_IHDR_SIZE);
 	case PS_DHDR:
 		return parser_fail_msg(p, -XP_ETRUNCATED, UINT64_MAX, "domain "
@@ -427,6 +505,8 @@ parser_finish(struct xp_parser *p)
 		break;
 	}
 
+	if (!p->have_rhdr && p->acc_len == 0 && p->control)
+		return 0;	/* between records: a clean end */
 	if (!p->have_rhdr && p->acc_len == 0) {
 		memset(&p->rec, 0, sizeof p->rec);
 		return parser_fail_msg(p, -XP_ETRUNCATED, p->index, "record %"

@@ -34,6 +34,9 @@
 #define REC_F_ONCE		0x20u	/* at most once per stream */
 #define REC_F_BACKCHANNEL	0x40u	/* only on a back-channel */
 #define REC_F_NO_WRITE		0x80u	/* read, never written */
+#define REC_F_FIRST		0x100u	/* first record only, ihdr option bit 1 */
+#define REC_F_BACK		0x200u	/* on the back-channel (XP_CONTROL_BACK) */
+#define REC_F_CONTROL		0x400u	/* forward control records, after END */
 
 #define REC_LEN_ANY		UINT32_MAX
 
@@ -55,6 +58,15 @@ struct xp_check {
 	int			 p2m;		/* X86_PV_P2M_FRAMES seen */
 	uint32_t		 p2m_end_pfn;
 	int			 sde;		/* STATIC_DATA_END seen or inferred */
+
+	uint64_t		 index;		/* of the record being checked */
+	uint16_t		 options;	/* its draft-B record options */
+
+	/* Control channels (control.c); dir 0 in a forward stream. */
+	enum xp_control_dir	 dir;
+	int			 ctl_reply;	/* 0 none, 1 result 0, 2 refused */
+	int			 ctl_running;	/* STATUS RUNNING seen */
+	uint32_t		 ctl_last;	/* the record that closed it, or 0 */
 
 	char			 why[256];
 };
@@ -78,8 +90,8 @@ void	record_check_init(struct xp_check *, const struct xp_stream *,
 	    const struct xp_limits *);
 int	record_check_hdr(struct xp_check *, uint32_t, uint32_t, uint16_t,
 	    int *);
-int	record_check_body(struct xp_check *, uint32_t, const uint8_t *,
-	    uint32_t);
+int	record_check_body(struct xp_check *, uint32_t, uint16_t,
+	    const uint8_t *, uint32_t);
 uint32_t record_commit(struct xp_check *, uint32_t, const uint8_t *,
 	    uint32_t);
 int	record_why(struct xp_check *, int, const char *, ...)
@@ -98,6 +110,23 @@ int	body_check_hvm_params(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_cpuid_policy(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_msr_policy(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_dirty_pfns(struct xp_check *, const uint8_t *, uint32_t);
+int	body_check_negotiate(struct xp_check *, const uint8_t *, uint32_t);
+int	body_check_zero_pages(struct xp_check *, const uint8_t *, uint32_t);
+
+/* control.c */
+int	control_header_check(enum xp_control_dir, const uint8_t *, size_t,
+	    int, char *, size_t);
+int	control_check_hdr(struct xp_check *, uint32_t, uint32_t, uint16_t);
+int	control_check_body(struct xp_check *, uint32_t, const uint8_t *,
+	    uint32_t);
+void	control_commit(struct xp_check *, uint32_t, const uint8_t *,
+	    uint32_t);
+int	control_check_reply(struct xp_check *, const uint8_t *, uint32_t);
+int	control_check_ack(struct xp_check *, const uint8_t *, uint32_t);
+int	control_check_error(struct xp_check *, const uint8_t *, uint32_t);
+int	control_check_status(struct xp_check *, const uint8_t *, uint32_t);
+int	control_check_handover(struct xp_check *, const uint8_t *, uint32_t);
+int	control_check_digests(struct xp_check *, const uint8_t *, uint32_t);
 
 /* header.c */
 int	header_image_get(struct xp_stream *, const uint8_t *, char *, size_t);

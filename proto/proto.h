@@ -192,6 +192,231 @@ int	body_page_type_has_data(unsigned type);
 void	body_page_data_prefix_put(int be, uint8_t *out, uint32_t count,
 	    const uint64_t *entries);
 
+/*
+ * body_reorder() that knows the record options: a PAGE_DATA body with
+ * WIRE_REC_OPT_DEFLATE has count, reserved, pfn[], raw_length and
+ * deflated_length converted and its zlib stream copied as it is.
+ * body_reorder() is body_reorder_opt() with options 0.  Besides the types
+ * of SPEC section 10 it converts XMIG_NEGOTIATE (48 octets) and
+ * XMIG_ZERO_PAGES (u32, u32, u64[]); the back-channel records are always
+ * little-endian and are copied.
+ */
+int	body_reorder_opt(uint32_t type, uint16_t options, const uint8_t *in,
+	    uint32_t len, int from_be, int to_be, uint8_t *out);
+
+/* ---- extension records of the forward stream (body.c) ---------------- */
+
+struct xp_record;
+
+/* XMIG_NEGOTIATE (SPEC 13.2), stream byte order. */
+struct xp_negotiate {
+	uint32_t	version;	/* XMIG_NEGOTIATE_VERSION */
+	uint32_t	features;	/* XMIG_F_* offered */
+	uint32_t	can_write;	/* XMIG_CAN_* */
+	uint32_t	max_record_len;	/* 1 .. WIRE_REC_LENGTH_MAX */
+	uint16_t	arch;		/* the domain header's, repeated */
+	uint16_t	type;
+	uint16_t	page_shift;
+	uint64_t	nr_pages;
+	uint32_t	nr_vcpus;
+	uint64_t	session_id;
+};
+
+/*
+ * Write the 48-octet body; version is always written as
+ * XMIG_NEGOTIATE_VERSION and the reserved fields as zero.  Frame it with
+ * record_encode(st, out, REC_XMIG_NEGOTIATE, body, WIRE_NEGOTIATE_SIZE,
+ * options) right after the domain header, with st->ihdr_options having
+ * WIRE_IHDR_OPT_BACKCHANNEL (draft-B only).
+ */
+void	body_negotiate_put(int be, uint8_t out[WIRE_NEGOTIATE_SIZE],
+	    const struct xp_negotiate *n);
+/*
+ * Decode an XMIG_NEGOTIATE record of stream st, checking it as the parser
+ * does: 0, -XP_EINVAL (another type) or -XP_EBODY.
+ */
+int	body_negotiate_get(const struct xp_stream *st,
+	    const struct xp_record *rec, struct xp_negotiate *n);
+
+/*
+ * XMIG_ZERO_PAGES body into out[8 + 8*count]: count, reserved 0, then the
+ * pfns (type NOTAB).  -XP_EINVAL if count is 0 or above
+ * WIRE_PAGE_DATA_MAX or a pfn does not fit WIRE_PFN_MASK; 0 otherwise.
+ */
+int	body_zero_pages_put(int be, uint8_t *out, uint32_t count,
+	    const uint64_t *pfns);
+
+/*
+ * The pages of one PAGE_DATA (plain or DEFLATE) or XMIG_ZERO_PAGES record,
+ * decoded the same way for all three.
+ */
+struct xp_page_view {
+	int		 be;		/* byte order of entries[] */
+	uint32_t	 page_size;
+	uint32_t	 count;		/* pfn entries */
+	const uint8_t	*entries;	/* count u64: xp_page_view_entry() */
+	uint32_t	 ndata;		/* entries whose type carries a page */
+	int		 zero;		/* XMIG_ZERO_PAGES: each entry is a page
+					   of zeros, NOTAB, no data follows */
+	int		 deflated;	/* page data is in zdata, deflated */
+	const uint8_t	*data;		/* plain: ndata pages, in entry order */
+	uint32_t	 raw_length;	/* ndata * page_size */
+	const uint8_t	*zdata;		/* deflated: the zlib stream ... */
+	uint32_t	 zlength;	/* ... and its length */
+};
+
+static inline uint64_t
+xp_page_view_entry(const struct xp_page_view *v, uint32_t i)
+{
+	return xp_get64(v->be, v->entries + (size_t)i * 8);
+}
+
+/*
+ * Fill v from a PAGE_DATA or XMIG_ZERO_PAGES record of stream st (as the
+ * parser yielded it).  The layout is checked again (not the limits):
+ * 0, -XP_EINVAL (another type) or -XP_EBODY.
+ */
+int	body_page_data_view(const struct xp_stream *st,
+	    const struct xp_record *rec, struct xp_page_view *v);
+/*
+ * Inflate the page data of a DEFLATE PAGE_DATA record into out, which
+ * must hold raw_length octets (out_len >= raw_length; exactly raw_length
+ * are written).  0; -XP_EINVAL (not a DEFLATE PAGE_DATA, out too short);
+ * -XP_ENOMEM; -XP_EBODY if the zlib stream is corrupt, inflates to more or
+ * fewer than raw_length octets, or has octets after its end.  The _err
+ * form also fills err (if not NULL) with "record N (PAGE_DATA) at offset
+ * X: deflated page data: ...".
+ */
+int	body_page_data_inflate(const struct xp_stream *st,
+	    const struct xp_record *rec, uint8_t *out, size_t out_len);
+int	body_page_data_inflate_err(const struct xp_stream *st,
+	    const struct xp_record *rec, uint8_t *out, size_t out_len,
+	    struct xp_error *err);
+/*
+ * Deflate raw_len octets of page data (zlib format, level -1 for zlib's
+ * default or 0-9) and append to out what follows pfn[] in a DEFLATE
+ * PAGE_DATA body: u32 raw_length, u32 deflated_length (byte order be),
+ * then the zlib stream.  A record is then header (body length 8 +
+ * 8*count + the octets appended, options | WIRE_REC_OPT_DEFLATE), prefix
+ * (body_page_data_prefix_put), these octets, trailer.  0, -XP_EINVAL (bad
+ * level, raw_len above WIRE_REC_LENGTH_MAX) or -XP_ENOMEM; out is
+ * unchanged on failure.
+ */
+int	body_page_data_deflate(int be, int level, const uint8_t *raw,
+	    size_t raw_len, struct xp_buf *out);
+/*
+ * A whole PAGE_DATA record appended to out: count entries
+ * (body_pfn_entry) and pages_len octets of page data, which must be
+ * page_size times the entries that carry data.  With WIRE_REC_OPT_DEFLATE
+ * in options (draft-B only) the data is deflated at level.  0,
+ * -XP_EINVAL, -XP_ETOOBIG or -XP_ENOMEM; out is unchanged on failure.
+ * (record.c)
+ */
+int	record_encode_pages(const struct xp_stream *st, struct xp_buf *out,
+	    uint32_t count, const uint64_t *entries, const uint8_t *pages,
+	    size_t pages_len, uint16_t options, int level);
+
+/* ---- back-channel and control records (control.c) --------------------- */
+
+/*
+ * The back-channel (receiver to sender) and the sender's control records
+ * after END share one framing: draft-B records, little-endian, always
+ * with a checksum (SPEC 13.1).  The back-channel starts with an image
+ * header (control_header_put); the forward control records follow END
+ * directly.
+ */
+enum xp_control_dir {
+	XP_CONTROL_BACK = 1,	/* REPLY, ACK, ERROR, STATUS, DIGESTS */
+	XP_CONTROL_FORWARD = 2,	/* HANDOVER, after END */
+};
+
+/* The stream description of the control framing: draft-B, LE, arch 0. */
+void	stream_init_control(struct xp_stream *st);	/* (stream.c) */
+/* The back-channel's image header: version 1, options 0x0002. */
+void	control_header_put(uint8_t out[WIRE_IHDR_SIZE]);
+
+/*
+ * Message text (REPLY, ERROR, STATUS) points into the record body: valid
+ * only while the record is, not NUL-terminated, UTF-8 without NUL, at
+ * most WIRE_MESSAGE_MAX octets.  On writing, text is cut at its first NUL
+ * and at WIRE_MESSAGE_MAX octets (on a character boundary), and octets
+ * that are not UTF-8 become '?'.
+ */
+struct xp_reply {
+	uint32_t	 version;	/* XMIG_NEGOTIATE_VERSION */
+	uint32_t	 features;	/* XMIG_F_* accepted */
+	uint32_t	 result;	/* XMIG_REPLY_* */
+	uint32_t	 can_read;	/* XMIG_CAN_* */
+	uint32_t	 max_record_len;
+	uint64_t	 max_memory;	/* octets; 0: no limit */
+	uint64_t	 restorable;	/* bit n: mandatory type n */
+	uint64_t	 session_id;	/* echoed */
+	const char	*message;
+	size_t		 message_len;
+};
+
+struct xp_ack {
+	uint64_t	records;	/* forward records parsed and applied */
+	uint64_t	octets;		/* forward stream octets */
+	uint64_t	pages;
+};
+
+/* XMIG_ERROR (struct xp_error is the parser's). */
+struct xp_error_msg {
+	uint64_t	 record_index;
+	uint64_t	 offset;
+	uint32_t	 record_type;
+	uint32_t	 code;		/* XP_E* or an errno */
+	const char	*message;
+	size_t		 message_len;
+};
+
+struct xp_status {
+	uint32_t	 state;		/* XMIG_STATUS_* */
+	const char	*message;
+	size_t		 message_len;
+};
+
+struct xp_handover {
+	uint32_t	command;	/* XMIG_HANDOVER_* */
+};
+
+struct xp_digests {
+	uint8_t		memory_sha256[32];
+	uint8_t		vcpu_sha256[32];
+	uint64_t	nr_pages;
+};
+
+/*
+ * Append one whole control record (header, body, padding, footer with its
+ * CRC-32) to out.  The _put functions write the version as
+ * XMIG_NEGOTIATE_VERSION and reserved fields as zero; they do not check
+ * the values (a result, state or command this revision does not define
+ * is written as given, and a reader refuses it).  0, -XP_EINVAL (a type
+ * that is not a control record, for control_encode) or -XP_ENOMEM; out is
+ * unchanged on failure.
+ */
+int	control_encode(struct xp_buf *out, uint32_t type, const void *body,
+	    uint32_t len);
+int	control_reply_put(struct xp_buf *out, const struct xp_reply *r);
+int	control_ack_put(struct xp_buf *out, const struct xp_ack *a);
+int	control_error_put(struct xp_buf *out, const struct xp_error_msg *e);
+int	control_status_put(struct xp_buf *out, const struct xp_status *s);
+int	control_handover_put(struct xp_buf *out, const struct xp_handover *h);
+int	control_digests_put(struct xp_buf *out, const struct xp_digests *d);
+
+/*
+ * Decode a record the control parser yielded, checking its body again as
+ * the parser does: 0, -XP_EINVAL (another type) or -XP_EBODY.
+ */
+int	control_reply_get(const struct xp_record *rec, struct xp_reply *r);
+int	control_ack_get(const struct xp_record *rec, struct xp_ack *a);
+int	control_error_get(const struct xp_record *rec, struct xp_error_msg *e);
+int	control_status_get(const struct xp_record *rec, struct xp_status *s);
+int	control_handover_get(const struct xp_record *rec,
+	    struct xp_handover *h);
+int	control_digests_get(const struct xp_record *rec, struct xp_digests *d);
+
 /* ---- incremental parser (parser.c) ----------------------------------- */
 
 struct xp_record {
@@ -244,6 +469,22 @@ struct xp_parser;
 
 struct xp_parser *parser_new(const struct xp_limits *lim, xp_header_cb hcb,
 	    xp_record_cb rcb, void *arg);
+/*
+ * A parser for a control channel (SPEC 13.1), fed through the same
+ * parser_feed/parser_want/parser_finish/parser_error calls.  With
+ * expect_header it first reads the back-channel's image header (24
+ * octets: marker, "XENF", version 1, options bit 1 set, bit 0 clear);
+ * then records, draft-B framed, little-endian, each with a checksum, of
+ * the types of direction dir only (XP_CONTROL_BACK: XMIG_REPLY, _ACK,
+ * _ERROR, _STATUS, _DIGESTS; XP_CONTROL_FORWARD: XMIG_HANDOVER), in the
+ * order SPEC 13.1 allows, their bodies checked.  There is no END:
+ * parser_finish() returns 0 when the input stopped between records (or
+ * before the first octet), XP_ETRUNCATED inside one.  Offsets and record
+ * indexes count from the start of the control stream.
+ */
+struct xp_parser *parser_new_control(const struct xp_limits *lim,
+	    enum xp_control_dir dir, int expect_header, xp_record_cb rcb,
+	    void *arg);
 void	parser_free(struct xp_parser *p);
 /*
  * Feed bytes as they arrive.  Returns how many were consumed (all of them

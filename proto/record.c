@@ -162,11 +162,80 @@ static const struct record_type record_types[REC_NR_MANDATORY] = {
 };
 
 /*
- * Project extensions: optional types (bit 31 set) that xmig defines.
- * None yet; the list ends with an entry without a name.  See SPEC.md,
- * "Extensions".
+ * Project extensions: optional types (bit 31 set) that xmig defines, SPEC
+ * sections 12 and 13.  A reader that does not know them skips them; this
+ * one checks them.  The back-channel and control records are refused in
+ * a forward stream before END; the control parser (control.c) takes them.
+ * The list ends with an entry without a name.
  */
 static const struct record_type record_ext[] = {
+	{
+		.type = REC_XMIG_NEGOTIATE,
+		.name = "XMIG_NEGOTIATE",
+		.min_len = WIRE_NEGOTIATE_SIZE, .max_len = WIRE_NEGOTIATE_SIZE,
+		.doms = REC_DOM_ALL,
+		.flags = REC_F_FIRST,
+		.check = body_check_negotiate,
+	},
+	{
+		.type = REC_XMIG_ZERO_PAGES,
+		.name = "XMIG_ZERO_PAGES",
+		.min_len = 16, .max_len = REC_LEN_ANY,
+		.doms = REC_DOM_ALL,
+		.flags = REC_F_NEEDS_SDE,
+		.check = body_check_zero_pages,
+	},
+	{
+		.type = REC_XMIG_HANDOVER,
+		.name = "XMIG_HANDOVER",
+		.min_len = WIRE_HANDOVER_SIZE, .max_len = WIRE_HANDOVER_SIZE,
+		.doms = REC_DOM_ALL,
+		.flags = REC_F_CONTROL,
+		.check = control_check_handover,
+	},
+	{
+		.type = REC_XMIG_REPLY,
+		.name = "XMIG_REPLY",
+		.min_len = WIRE_REPLY_MIN,
+		.max_len = WIRE_REPLY_MIN + WIRE_MESSAGE_MAX,
+		.doms = REC_DOM_ALL,
+		.flags = REC_F_BACKCHANNEL | REC_F_BACK,
+		.check = control_check_reply,
+	},
+	{
+		.type = REC_XMIG_ACK,
+		.name = "XMIG_ACK",
+		.min_len = WIRE_ACK_SIZE, .max_len = WIRE_ACK_SIZE,
+		.doms = REC_DOM_ALL,
+		.flags = REC_F_BACKCHANNEL | REC_F_BACK,
+		.check = control_check_ack,
+	},
+	{
+		.type = REC_XMIG_ERROR,
+		.name = "XMIG_ERROR",
+		.min_len = WIRE_ERROR_MIN,
+		.max_len = WIRE_ERROR_MIN + WIRE_MESSAGE_MAX,
+		.doms = REC_DOM_ALL,
+		.flags = REC_F_BACKCHANNEL | REC_F_BACK,
+		.check = control_check_error,
+	},
+	{
+		.type = REC_XMIG_STATUS,
+		.name = "XMIG_STATUS",
+		.min_len = WIRE_STATUS_MIN,
+		.max_len = WIRE_STATUS_MIN + WIRE_MESSAGE_MAX,
+		.doms = REC_DOM_ALL,
+		.flags = REC_F_BACKCHANNEL | REC_F_BACK,
+		.check = control_check_status,
+	},
+	{
+		.type = REC_XMIG_DIGESTS,
+		.name = "XMIG_DIGESTS",
+		.min_len = WIRE_DIGESTS_SIZE, .max_len = WIRE_DIGESTS_SIZE,
+		.doms = REC_DOM_ALL,
+		.flags = REC_F_BACKCHANNEL | REC_F_BACK,
+		.check = control_check_digests,
+	},
 	{ .name = NULL },
 };
 
@@ -281,9 +350,13 @@ record_encode(const struct xp_stream *st, struct xp_buf *out, uint32_t type,
 		return -XP_ETOOBIG;
 	if (len != 0 && body == NULL)
 		return -XP_EINVAL;
-	if (st->dialect == XP_XEN)
+	if (st->dialect == XP_XEN) {
+		if (options & WIRE_REC_OPT_DEFLATE)
+			return -XP_EINVAL;	/* no options to carry it */
 		options = 0;
-	else if (options & ~WIRE_REC_OPT_KNOWN)
+	} else if (options & ~WIRE_REC_OPT_KNOWN)
+		return -XP_EINVAL;
+	if ((options & WIRE_REC_OPT_DEFLATE) && type != REC_PAGE_DATA)
 		return -XP_EINVAL;
 	rt = record_type_find(type);
 	if (rt != NULL && (rt->flags & REC_F_NO_WRITE))
@@ -301,6 +374,67 @@ record_encode(const struct xp_stream *st, struct xp_buf *out, uint32_t type,
 		crc = xp_crc32(0, p, hs + len);
 	record_trailer_put(st, p + hs + len, len, options, crc);
 	out->len += hs + len + ts;
+	return 0;
+}
+
+/*
+ * A whole PAGE_DATA record, its page data deflated when options has
+ * WIRE_REC_OPT_DEFLATE.  Built in place at the end of out.
+ */
+int
+record_encode_pages(const struct xp_stream *st, struct xp_buf *out,
+    uint32_t count, const uint64_t *entries, const uint8_t *pages,
+    size_t pages_len, uint16_t options, int level)
+{
+	size_t		 hs = record_hdr_size(st), ts, start = out->len, body;
+	uint64_t	 ndata = 0;
+	uint32_t	 i, crc = 0;
+	uint8_t		*p;
+	int		 rv, deflate = (options & WIRE_REC_OPT_DEFLATE) != 0;
+
+	if (count == 0 || count > WIRE_REC_LENGTH_MAX / 8 || entries == NULL)
+		return -XP_EINVAL;
+	if (st->dialect == XP_XEN) {
+		if (deflate)
+			return -XP_EINVAL;	/* no options to carry it */
+		options = 0;
+	} else if (options & ~WIRE_REC_OPT_KNOWN)
+		return -XP_EINVAL;
+	for (i = 0; i < count; i++) {
+		if (body_page_type_has_data((unsigned)(entries[i] >>
+		    WIRE_PFN_TYPE_SHIFT)))
+			ndata++;
+	}
+	if (pages_len != ndata << st->page_shift ||
+	    (pages_len != 0 && pages == NULL))
+		return -XP_EINVAL;
+	if (!deflate && 8 + (uint64_t)count * 8 + pages_len >
+	    WIRE_REC_LENGTH_MAX)
+		return -XP_ETOOBIG;
+
+	if ((p = buf_extend(out, hs + 8 + (size_t)count * 8)) == NULL)
+		return -XP_ENOMEM;
+	body_page_data_prefix_put(st->big_endian, p + hs, count, entries);
+	if (deflate)
+		rv = body_page_data_deflate(st->big_endian, level, pages,
+		    pages_len, out);
+	else
+		rv = buf_append(out, pages, pages_len);
+	body = out->len - start - hs;
+	if (rv == 0 && body > WIRE_REC_LENGTH_MAX)
+		rv = -XP_ETOOBIG;
+	ts = record_trailer_size(st, (uint32_t)body);
+	if (rv == 0 && buf_extend(out, ts) == NULL)
+		rv = -XP_ENOMEM;
+	if (rv != 0) {
+		out->len = start;
+		return rv;
+	}
+	p = out->data + start;
+	record_hdr_put(st, p, REC_PAGE_DATA, (uint32_t)body, options);
+	if (options & WIRE_REC_OPT_CHECKSUM)
+		crc = xp_crc32(0, p, hs + body);
+	record_trailer_put(st, p + hs + body, (uint32_t)body, options, crc);
 	return 0;
 }
 
@@ -389,6 +523,10 @@ record_check_hdr(struct xp_check *ck, uint32_t type, uint32_t len,
 	if (st->dialect == XP_DRAFTB && (options & ~WIRE_REC_OPT_KNOWN))
 		return record_why(ck, -XP_EOPTIONS, "unknown option bits "
 		    "0x%04x", options & ~WIRE_REC_OPT_KNOWN);
+	if (st->dialect == XP_DRAFTB && (options & WIRE_REC_OPT_DEFLATE) &&
+	    type != REC_PAGE_DATA)
+		return record_why(ck, -XP_EOPTIONS, "option bit 1 (DEFLATE) is "
+		    "only valid on PAGE_DATA");
 	if (len > ck->max_record_len)
 		return record_why(ck, -XP_ETOOBIG, "length %u is above the "
 		    "record maximum %u", len, ck->max_record_len);
@@ -412,6 +550,16 @@ record_check_hdr(struct xp_check *ck, uint32_t type, uint32_t len,
 	if (rt->flags & REC_F_BACKCHANNEL)
 		return record_why(ck, -XP_EORDER, "only valid on a "
 		    "back-channel, not in a forward stream");
+	if (rt->flags & REC_F_CONTROL)
+		return record_why(ck, -XP_EORDER, "only valid on the control "
+		    "channel after END, not in the stream before it");
+	if ((rt->flags & REC_F_FIRST) &&
+	    !(st->ihdr_options & WIRE_IHDR_OPT_BACKCHANNEL))
+		return record_why(ck, -XP_EORDER, "only valid when the image "
+		    "header offers a back-channel (options bit 1)");
+	if ((rt->flags & REC_F_FIRST) && ck->index != 0)
+		return record_why(ck, -XP_EORDER, "only valid as the first "
+		    "record after the domain header");
 	if ((rt->flags & REC_F_NOT_V2) && st->dialect == XP_XEN &&
 	    st->version < 3)
 		return record_why(ck, -XP_EORDER, "not allowed in a Xen v2 "
@@ -433,11 +581,12 @@ record_check_hdr(struct xp_check *ck, uint32_t type, uint32_t len,
 
 /* Body rules of a known type; the header checks have passed. */
 int
-record_check_body(struct xp_check *ck, uint32_t type, const uint8_t *body,
-    uint32_t len)
+record_check_body(struct xp_check *ck, uint32_t type, uint16_t options,
+    const uint8_t *body, uint32_t len)
 {
 	const struct record_type	*rt;
 
+	ck->options = options;
 	if ((rt = record_type_find(type)) == NULL || rt->check == NULL)
 		return 0;
 	return rt->check(ck, body, len);
@@ -454,9 +603,8 @@ record_commit(struct xp_check *ck, uint32_t type, const uint8_t *body,
 	int		be = ck->st->big_endian;
 	uint32_t	flags = 0, end;
 
-	if (type >= REC_NR_MANDATORY)
-		return 0;
-	ck->seen[type / 64] |= 1ULL << (type % 64);
+	if (type < REC_NR_MANDATORY)
+		ck->seen[type / 64] |= 1ULL << (type % 64);
 
 	switch (type) {
 	case REC_STATIC_DATA_END:
@@ -472,6 +620,7 @@ record_commit(struct xp_check *ck, uint32_t type, const uint8_t *body,
 		ck->p2m = 1;
 		/* FALLTHROUGH */
 	case REC_PAGE_DATA:
+	case REC_XMIG_ZERO_PAGES:
 		if (!ck->sde) {
 			/* Xen v2: static data ends before this record. */
 			ck->sde = 1;

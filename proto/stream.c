@@ -39,6 +39,20 @@ stream_init(struct xp_stream *st, enum xp_dialect d, int big_endian,
 }
 
 /*
+ * The control framing (SPEC 13.1): draft-B records, little-endian, no
+ * domain (arch, type and page_shift 0); the image header of a back-channel
+ * carries options bit 1.
+ */
+void
+stream_init_control(struct xp_stream *st)
+{
+	memset(st, 0, sizeof *st);
+	st->dialect = XP_DRAFTB;
+	st->version = WIRE_VERSION_DRAFTB;
+	st->ihdr_options = WIRE_CONTROL_IHDR_OPTIONS;
+}
+
+/*
  * Check st against the rules of its dialect; on failure write a message
  * ("image header: ..." or "domain header: ...") into why and return a
  * negative XP_E* code.

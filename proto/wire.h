@@ -39,7 +39,8 @@
 #define WIRE_REC_ALIGN		8u
 
 #define WIRE_REC_OPT_CHECKSUM	0x0001u	/* draft-B record option bit 0 */
-#define WIRE_REC_OPT_KNOWN	(WIRE_REC_OPT_CHECKSUM)
+#define WIRE_REC_OPT_DEFLATE	0x0002u	/* bit 1: PAGE_DATA data deflated (SPEC 12.2) */
+#define WIRE_REC_OPT_KNOWN	(WIRE_REC_OPT_CHECKSUM | WIRE_REC_OPT_DEFLATE)
 
 #define WIRE_REC_OPTIONAL	0x80000000u	/* type bit 31 */
 #define WIRE_REC_LENGTH_MAX	(128u << 20)	/* as libxc's REC_LENGTH_MAX */
@@ -68,6 +69,76 @@ enum wire_rec_type {
 	REC_NR_MANDATORY		= 0x13,
 	/* Project extensions live in the optional range (bit 31); see SPEC.md. */
 };
+
+/*
+ * xmig's extension records (SPEC.md sections 12 and 13): optional types,
+ * bit 31 set, so readers that do not know them skip them.  Adding them did
+ * not change a version (SPEC section 6); changing their layout would.
+ * Defines rather than enumerators: the values do not fit an int.
+ */
+#define REC_XMIG_NEGOTIATE	0x80000001u	/* forward, first record */
+#define REC_XMIG_ZERO_PAGES	0x80000002u	/* forward, like PAGE_DATA */
+#define REC_XMIG_HANDOVER	0x80000003u	/* forward control, after END */
+#define REC_XMIG_REPLY		0x80000011u	/* back-channel */
+#define REC_XMIG_ACK		0x80000012u	/* back-channel */
+#define REC_XMIG_ERROR		0x80000013u	/* back-channel, last */
+#define REC_XMIG_STATUS		0x80000014u	/* back-channel, after END */
+#define REC_XMIG_DIGESTS	0x80000015u	/* back-channel, after RUNNING */
+
+/* The back-channel's image header: version 1, options bit 1 (SPEC 13.1). */
+#define WIRE_CONTROL_IHDR_OPTIONS	WIRE_IHDR_OPT_BACKCHANNEL
+
+/* XMIG_NEGOTIATE (48 octets, stream byte order) and XMIG_REPLY. */
+#define WIRE_NEGOTIATE_SIZE	48u
+#define XMIG_NEGOTIATE_VERSION	1u
+
+/* features: offered in XMIG_NEGOTIATE, accepted in XMIG_REPLY. */
+#define XMIG_F_CHECKSUM		(1u << 0)	/* draft-B record checksums */
+#define XMIG_F_DEFLATE		(1u << 1)	/* WIRE_REC_OPT_DEFLATE */
+#define XMIG_F_ZERO_PAGES	(1u << 2)	/* REC_XMIG_ZERO_PAGES */
+#define XMIG_F_ACKS		(1u << 3)	/* REC_XMIG_ACK */
+#define XMIG_F_HANDOVER		(1u << 4)	/* SPEC 13.4 */
+#define XMIG_F_CHECKPOINTS	(1u << 5)	/* reserved for Remus */
+#define XMIG_F_PARALLEL		(1u << 6)	/* reserved */
+#define XMIG_F_KNOWN		0x0000007Fu	/* bits 7-31 must be zero */
+
+/* can_write (XMIG_NEGOTIATE) and can_read (XMIG_REPLY). */
+#define XMIG_CAN_DRAFTB_V1	(1u << 0)
+#define XMIG_CAN_XEN_V2		(1u << 1)
+#define XMIG_CAN_XEN_V3		(1u << 2)
+#define XMIG_CAN_KNOWN		0x00000007u	/* bits 3-31 must be zero */
+
+/* XMIG_REPLY result. */
+#define XMIG_REPLY_OK		0u	/* compatible */
+#define XMIG_REPLY_VERSION	1u	/* cannot read this dialect or version */
+#define XMIG_REPLY_DOMAIN	2u	/* arch or type it cannot host */
+#define XMIG_REPLY_PAGE_SIZE	3u
+#define XMIG_REPLY_MEMORY	4u	/* nr_pages * page_size > max_memory */
+#define XMIG_REPLY_RECORDS	5u	/* a mandatory record is not restorable */
+#define XMIG_REPLY_LIMITS	6u	/* max_record_len too small */
+#define XMIG_REPLY_OTHER	7u
+#define XMIG_REPLY_MAX		7u
+
+/* XMIG_STATUS state. */
+#define XMIG_STATUS_RESTORED	1u	/* complete, paused */
+#define XMIG_STATUS_RUNNING	2u
+#define XMIG_STATUS_FAILED	3u	/* could not restore or start; discarded */
+
+/* XMIG_HANDOVER command. */
+#define XMIG_HANDOVER_GO	1u
+#define XMIG_HANDOVER_ABORT	2u
+
+/* Sizes of the back-channel and control bodies (little-endian). */
+#define WIRE_REPLY_MIN		48u	/* then message[] */
+#define WIRE_ACK_SIZE		24u
+#define WIRE_ERROR_MIN		24u	/* then message[] */
+#define WIRE_STATUS_MIN		8u	/* then message[] */
+#define WIRE_HANDOVER_SIZE	8u
+#define WIRE_DIGESTS_SIZE	72u
+#define WIRE_MESSAGE_MAX	4096u	/* octets of UTF-8 text in a message[] */
+
+/* DEFLATE PAGE_DATA: after pfn[], u32 raw_length, u32 deflated_length. */
+#define WIRE_DEFLATE_HDR_SIZE	8u
 
 /* PAGE_DATA pfn[] entry: bits 63-60 type, 59-52 reserved, 51-0 pfn. */
 #define WIRE_PFN_MASK		0x000FFFFFFFFFFFFFULL

@@ -9,7 +9,9 @@
  * records of every vcpu; an HVM (or PVH) image the policies,
  * STATIC_DATA_END, PAGE_DATA, X86_TSC_INFO, HVM_CONTEXT and HVM_PARAMS, in
  * the order Xen's own saver writes them.  Everything is derived from the
- * seed, so the same arguments give the same octets.
+ * seed, so the same arguments give the same octets.  xmig's extensions
+ * (--zero-pages, --deflate, --negotiate) change how the memory is carried,
+ * never what it is.
  */
 #include "config.h"
 
@@ -33,6 +35,8 @@ struct gen {
 	const char	*path;
 	uint16_t	 opts;		/* record options (draft-B) */
 	uint64_t	 rng;
+	int		 zero_pages;	/* zero NOTAB pages as XMIG_ZERO_PAGES */
+	int		 deflate;	/* -2: no; else the zlib level */
 
 	int		 pv;		/* x86 PV, else HVM/PVH or ARM */
 	int		 arm;		/* ARM: pages only */
@@ -48,7 +52,7 @@ usage(void)
 "usage: mkimage [--dialect draftb|xen] [--version 2|3] [--big-endian]\n"
 "               [--no-checksum] [--type pv|hvm|pvh] [--pages N] [--vcpus N]\n"
 "               [--arch x86|arm] [--seed S] [--checkpoints K] [--optional]\n"
-"               OUT\n"
+"               [--zero-pages] [--deflate[=LEVEL]] [--negotiate] OUT\n"
 "\n"
 "Write a complete, valid sample image to OUT (- for standard output).\n"
 "  --dialect      draftb (image version 1, the default) or xen\n"
@@ -64,7 +68,15 @@ usage(void)
 "  --seed S       seed for everything random (default 1)\n"
 "  --checkpoints K  K epochs that end with CHECKPOINT before END; the\n"
 "                 first sends all pages, the others a dirty subset\n"
-"  --optional     add an unknown optional record (type 0x%08x)\n",
+"  --optional     add an unknown optional record (type 0x%08x)\n"
+"  --zero-pages   write normal pages that are all zero as XMIG_ZERO_PAGES\n"
+"                 records instead of page data (the memory is the same)\n"
+"  --deflate[=L]  draft-B: PAGE_DATA with deflated page data (zlib level\n"
+"                 L, 0-9, default 6)\n"
+"  --negotiate    draft-B: offer a back-channel (image header bit 1) and\n"
+"                 write XMIG_NEGOTIATE first, as a sender on a connection\n"
+"                 does\n"
+"The same seed gives the same memory whatever the last three options.\n",
 	    MK_OPTIONAL);
 	exit(2);
 }
@@ -108,6 +120,34 @@ xcalloc(size_t n, size_t size)
 	if ((p = calloc(n == 0 ? 1 : n, size)) == NULL)
 		err(1, "calloc");
 	return p;
+}
+
+/* A PAGE_DATA record, deflated when asked for. */
+static void
+emit_page_data(struct gen *g, uint32_t count, const uint64_t *entries,
+    const uint8_t *pages, size_t len)
+{
+	int	rc;
+
+	g->buf.len = 0;
+	if ((rc = record_encode_pages(&g->st, &g->buf, count, entries, pages,
+	    len, g->opts | (g->deflate != -2 ? WIRE_REC_OPT_DEFLATE : 0),
+	    g->deflate != -2 ? g->deflate : 0)) < 0)
+		errx(1, "encoding PAGE_DATA: %s", xp_strerror(rc));
+	if (fwrite(g->buf.data, 1, g->buf.len, g->f) != g->buf.len)
+		err(1, "%s", g->path);
+}
+
+static int
+page_is_zero(const uint8_t *p)
+{
+	size_t	i;
+
+	for (i = 0; i < MK_PAGE_SIZE; i++) {
+		if (p[i] != 0)
+			return 0;
+	}
+	return 1;
 }
 
 /* ---- page contents ------------------------------------------------------ */
@@ -212,19 +252,26 @@ choose_types(struct gen *g)
 	}
 }
 
-/* PAGE_DATA records for the listed pfns, in batches of random size. */
+/*
+ * PAGE_DATA records for the listed pfns, in batches of random size.  The
+ * pages are filled the same way whatever the options, so that the memory
+ * is the same: --zero-pages only moves the all-zero normal pages of a
+ * batch into an XMIG_ZERO_PAGES record before its PAGE_DATA (left out if
+ * nothing remains), --deflate only changes how PAGE_DATA is framed.
+ */
 static void
 emit_pages(struct gen *g, const uint32_t *pfns, uint32_t n)
 {
-	uint64_t	*entries;
-	uint8_t		*body;
-	uint32_t	 done = 0, batch, i, ndata, max;
-	size_t		 off;
+	uint64_t	*entries, *zpfns;
+	uint8_t		*pages, *zbody;
+	uint32_t	 done = 0, batch, i, max, nent, nzero;
+	size_t		 off, page;
 	unsigned	 t;
 
 	entries = xcalloc(WIRE_PAGE_DATA_MAX, sizeof *entries);
-	body = xcalloc(8 + 8 * WIRE_PAGE_DATA_MAX +
-	    (size_t)WIRE_PAGE_DATA_MAX * MK_PAGE_SIZE, 1);
+	zpfns = xcalloc(WIRE_PAGE_DATA_MAX, sizeof *zpfns);
+	zbody = xcalloc(8 + 8 * WIRE_PAGE_DATA_MAX, 1);
+	pages = xcalloc(WIRE_PAGE_DATA_MAX, MK_PAGE_SIZE);
 	while (done < n) {
 		max = n - done < WIRE_PAGE_DATA_MAX ? n - done :
 		    WIRE_PAGE_DATA_MAX;
@@ -232,27 +279,68 @@ emit_pages(struct gen *g, const uint32_t *pfns, uint32_t n)
 		batch = rnd_below(g, 2) == 0 ? 1 + rnd_below(g, max) : max;
 		if (batch > 64 && rnd_below(g, 2) == 0)
 			batch = 1 + rnd_below(g, 64);
-		ndata = 0;
+		off = 0;
+		nent = nzero = 0;
 		for (i = 0; i < batch; i++) {
 			t = g->types[pfns[done + i]];
-			entries[i] = body_pfn_entry(pfns[done + i], t);
-			ndata += body_page_type_has_data(t) != 0;
-		}
-		body_page_data_prefix_put(g->st.big_endian, body, batch,
-		    entries);
-		off = 8 + 8 * (size_t)batch;
-		for (i = 0; i < batch; i++) {
-			t = g->types[pfns[done + i]];
-			if (!body_page_type_has_data(t))
+			if (!body_page_type_has_data(t)) {
+				entries[nent++] = body_pfn_entry(pfns[done + i],
+				    t);
 				continue;
-			fill_page(g, t, body + off);
+			}
+			page = off;
+			fill_page(g, t, pages + page);
+			if (g->zero_pages && t == PT_NOTAB &&
+			    page_is_zero(pages + page)) {
+				zpfns[nzero++] = pfns[done + i];
+				continue;
+			}
+			entries[nent++] = body_pfn_entry(pfns[done + i], t);
 			off += MK_PAGE_SIZE;
 		}
-		emit(g, REC_PAGE_DATA, body, (uint32_t)off);
+		if (nzero != 0) {
+			if (body_zero_pages_put(g->st.big_endian, zbody, nzero,
+			    zpfns) != 0)
+				errx(1, "XMIG_ZERO_PAGES of %u pfns", nzero);
+			emit(g, REC_XMIG_ZERO_PAGES, zbody, 8 + 8 * nzero);
+		}
+		if (nent != 0)
+			emit_page_data(g, nent, entries, pages, off);
 		done += batch;
 	}
-	free(body);
+	free(pages);
+	free(zbody);
+	free(zpfns);
 	free(entries);
+}
+
+/* XMIG_NEGOTIATE, as a sender that offers everything would write it. */
+static void
+emit_negotiate(struct gen *g, uint64_t seed)
+{
+	struct xp_negotiate	n;
+	uint8_t			body[WIRE_NEGOTIATE_SIZE];
+
+	memset(&n, 0, sizeof n);
+	n.version = XMIG_NEGOTIATE_VERSION;
+	n.features = XMIG_F_ACKS | XMIG_F_HANDOVER;
+	if (g->opts & WIRE_REC_OPT_CHECKSUM)
+		n.features |= XMIG_F_CHECKSUM;
+	if (g->deflate != -2)
+		n.features |= XMIG_F_DEFLATE;
+	if (g->zero_pages)
+		n.features |= XMIG_F_ZERO_PAGES;
+	n.can_write = XMIG_CAN_DRAFTB_V1 | XMIG_CAN_XEN_V2 | XMIG_CAN_XEN_V3;
+	n.max_record_len = WIRE_REC_LENGTH_MAX;
+	n.arch = g->st.arch;
+	n.type = g->st.dom_type;
+	n.page_shift = g->st.page_shift;
+	n.nr_pages = g->pages;
+	n.nr_vcpus = g->pv ? g->vcpus : 1;
+	/* From the seed, without drawing from the generator. */
+	n.session_id = seed * 0x9E3779B97F4A7C15ULL + 0x786D6967;
+	body_negotiate_put(g->st.big_endian, body, &n);
+	emit(g, REC_XMIG_NEGOTIATE, body, sizeof body);
 }
 
 /* ---- the other records ------------------------------------------------ */
@@ -462,6 +550,9 @@ main(int argc, char **argv)
 		{ "seed", required_argument, NULL, 's' },
 		{ "checkpoints", required_argument, NULL, 'k' },
 		{ "optional", no_argument, NULL, 'o' },
+		{ "zero-pages", no_argument, NULL, 'z' },
+		{ "deflate", optional_argument, NULL, 'D' },
+		{ "negotiate", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -471,7 +562,7 @@ main(int argc, char **argv)
 	uint32_t	 version = WIRE_VERSION_XEN, checkpoints = 0, e, i, n;
 	uint32_t	*pfns;
 	uint16_t	 dom_type = WIRE_DOM_X86_PV;
-	int		 ch, be = 0, nock = 0, optional = 0, v3;
+	int		 ch, be = 0, nock = 0, optional = 0, v3, negotiate = 0;
 	size_t		 hlen;
 	const char	*body = "xmig optional";
 	char		*end;
@@ -480,6 +571,7 @@ main(int argc, char **argv)
 	g.pages = 64;
 	g.vcpus = 2;
 	g.rng = 1;
+	g.deflate = -2;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
@@ -535,6 +627,16 @@ main(int argc, char **argv)
 		case 'o':
 			optional = 1;
 			break;
+		case 'z':
+			g.zero_pages = 1;
+			break;
+		case 'D':
+			g.deflate = optarg == NULL ? 6 :
+			    (int)parse_u32("--deflate", optarg, 0, 9);
+			break;
+		case 'N':
+			negotiate = 1;
+			break;
 		default:
 			usage();
 		}
@@ -546,6 +648,11 @@ main(int argc, char **argv)
 		errx(2, "--arch arm: the Xen dialect is x86 only");
 	if (be && dialect == XP_XEN)
 		errx(2, "--big-endian: Xen streams are little-endian only");
+	if (g.deflate != -2 && dialect == XP_XEN)
+		errx(2, "--deflate: draft-B only (Xen records have no options)");
+	if (negotiate && dialect == XP_XEN)
+		errx(2, "--negotiate: draft-B only (the Xen dialect never "
+		    "offers a back-channel)");
 	if (g.arm)
 		dom_type = 0;
 	g.pv = !g.arm && dom_type == WIRE_DOM_X86_PV;
@@ -560,6 +667,8 @@ main(int argc, char **argv)
 	    dom_type, MK_PAGE_SHIFT);
 	g.st.version = version;
 	g.st.ihdr_options = be ? WIRE_IHDR_OPT_BIG_ENDIAN : 0;
+	if (negotiate)
+		g.st.ihdr_options |= WIRE_IHDR_OPT_BACKCHANNEL;
 	if (dialect == XP_XEN) {
 		g.st.xen_major = 4;
 		g.st.xen_minor = 17;
@@ -576,6 +685,8 @@ main(int argc, char **argv)
 	if (fwrite(hdr, 1, WIRE_IHDR_SIZE + hlen, g.f) != WIRE_IHDR_SIZE + hlen)
 		err(1, "%s", g.path);
 
+	if (negotiate)
+		emit_negotiate(&g, g.rng);
 	choose_types(&g);
 	pfns = xcalloc(g.pages, sizeof *pfns);
 

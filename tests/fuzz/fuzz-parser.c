@@ -7,8 +7,12 @@
  * must reach the same verdict (records, error code, index and offset) as a
  * pass that feeds everything at once.  Every record
  * the parser yields is re-encoded in the other byte order with
- * body_reorder() (converting back must give the same octets) and framed
- * again with record_encode() in both dialects.
+ * body_reorder_opt() (converting back must give the same octets) and
+ * framed again with record_encode() in both dialects.  The extension
+ * decoders must take every record the parser accepted: the page view of
+ * PAGE_DATA and XMIG_ZERO_PAGES, XMIG_NEGOTIATE's fields; DEFLATE page
+ * data is inflated (it may fail, but only as a malformed body, and never
+ * to more than the record maximum).
  * Build with ./configure CC=clang --enable-fuzzing; run with
  * tests/fuzz/run.sh.
  */
@@ -30,6 +34,7 @@ struct fz {
 	uint8_t		*scratch;	/* the body in the other byte order */
 	uint8_t		*back;		/* and converted back */
 	size_t		 cap;
+	uint8_t		*raw;		/* inflated page data */
 	uint32_t	 sum;		/* keeps the body reads alive */
 	uint64_t	 records;
 	uint64_t	 types;
@@ -46,6 +51,37 @@ fz_header(void *arg, const struct xp_stream *st)
 	return 0;
 }
 
+/* The extension decoders take what the parser took. */
+static void
+fz_ext(struct fz *fz, const struct xp_stream *st, const struct xp_record *rec)
+{
+	struct xp_page_view	v;
+	struct xp_negotiate	n;
+	uint32_t		i;
+	int			rv;
+
+	if (rec->type == REC_XMIG_NEGOTIATE &&
+	    body_negotiate_get(st, rec, &n) != 0)
+		abort();
+	if (rec->type != REC_PAGE_DATA && rec->type != REC_XMIG_ZERO_PAGES)
+		return;
+	if (body_page_data_view(st, rec, &v) != 0)
+		abort();
+	for (i = 0; i < v.count; i++)
+		fz->sum += (uint32_t)xp_page_view_entry(&v, i);
+	if (!v.deflated)
+		return;
+	if (8 + (uint64_t)v.count * 8 + v.raw_length > FZ_MAX_RECORD)
+		abort();	/* inflated, it would pass the maximum */
+	if (fz->raw == NULL && (fz->raw = malloc(FZ_MAX_RECORD)) == NULL)
+		abort();
+	rv = body_page_data_inflate(st, rec, fz->raw, FZ_MAX_RECORD);
+	if (rv != 0 && rv != -XP_EBODY && rv != -XP_ENOMEM)
+		abort();
+	if (rv == 0 && v.raw_length != 0)
+		fz->sum += fz->raw[v.raw_length - 1];
+}
+
 static int
 fz_record(void *arg, const struct xp_stream *st, const struct xp_record *rec)
 {
@@ -53,6 +89,7 @@ fz_record(void *arg, const struct xp_stream *st, const struct xp_record *rec)
 	struct xp_stream	 other;
 	uint8_t			*p;
 	uint32_t		 i;
+	uint16_t		 deflate;
 
 	if (rec->length > FZ_MAX_RECORD)
 		abort();		/* the limit was not enforced */
@@ -61,6 +98,10 @@ fz_record(void *arg, const struct xp_stream *st, const struct xp_record *rec)
 	for (i = 0; i < rec->length; i++)
 		fz->sum += rec->body[i];
 	(void)record_type_name(rec->type);
+	if (rec->known)
+		fz_ext(fz, st, rec);
+	deflate = rec->type == REC_PAGE_DATA ?
+	    rec->options & WIRE_REC_OPT_DEFLATE : 0;
 
 	if (rec->length > fz->cap) {
 		if ((p = realloc(fz->scratch, rec->length)) == NULL)
@@ -71,11 +112,11 @@ fz_record(void *arg, const struct xp_stream *st, const struct xp_record *rec)
 		fz->back = p;
 		fz->cap = rec->length;
 	}
-	if (body_reorder(rec->type, rec->body, rec->length, st->big_endian,
-	    !st->big_endian, fz->scratch) != 0)
+	if (body_reorder_opt(rec->type, deflate, rec->body, rec->length,
+	    st->big_endian, !st->big_endian, fz->scratch) != 0)
 		return 0;
 	/* Converting back gives the same octets (convert round trips). */
-	if (body_reorder(rec->type, fz->scratch, rec->length,
+	if (body_reorder_opt(rec->type, deflate, fz->scratch, rec->length,
 	    !st->big_endian, st->big_endian, fz->back) != 0 ||
 	    (rec->length != 0 &&
 	    memcmp(fz->back, rec->body, rec->length) != 0))
@@ -86,7 +127,7 @@ fz_record(void *arg, const struct xp_stream *st, const struct xp_record *rec)
 	other.big_endian = !st->big_endian;
 	fz->out.len = 0;
 	if (record_encode(&other, &fz->out, rec->type, fz->scratch,
-	    rec->length, WIRE_REC_OPT_CHECKSUM) < 0)
+	    rec->length, WIRE_REC_OPT_CHECKSUM | deflate) < 0)
 		return 0;	/* e.g. TOOLSTACK, which is never written */
 	if (fz->out.len != record_wire_size(&other, rec->length))
 		abort();
@@ -166,6 +207,7 @@ fz_pass(const uint8_t *data, size_t size, size_t max, uint32_t r,
 	buf_free(&fz.out);
 	free(fz.scratch);
 	free(fz.back);
+	free(fz.raw);
 }
 
 int
