@@ -1489,6 +1489,7 @@ test_control_roundtrip(void)
 		    "decoders check the type");
 		collect_free(&col);
 	}
+	buf_free(&c.b);
 
 	/* A refusing REPLY with its reason, then nothing. */
 	cimg_begin(&c, 1);
