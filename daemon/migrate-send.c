@@ -27,9 +27,13 @@ usage(FILE *f)
 "                            mix=realistic|zero|random; dirty in bytes/s)\n"
 "        xen:DOMID           a Xen domain (not implemented yet)\n"
 "DEST    tcp:HOST:PORT       a migrate-receive listening there\n"
+"        tls:HOST:PORT       the same over TLS (see --tls-*)\n"
+"        exec:COMMAND        run COMMAND (sh -c) with the stream on its\n"
+"                            stdin and its stdout as the back-channel,\n"
+"                            e.g. exec:ssh hostB migrate-receive -\n"
 "        file:PATH           save an image (written to a temporary name,\n"
 "                            renamed into place when complete)\n"
-"        -                   write the stream to stdout (a pipe or file)\n"
+"        -                   write the stream to stdout (one-way)\n"
 "\n"
 "Options:\n"
 "  --format draftb|xen       stream dialect (default draftb: image version 1\n"
@@ -42,6 +46,15 @@ usage(FILE *f)
 "  --max-iterations N        at most N pre-copy passes (default 30)\n"
 "  --bandwidth BYTES/s       cap the send rate (K/M/G suffixes; sockets\n"
 "                            and pipes only)\n"
+"  --no-backchannel          do not offer a back-channel on a connection\n"
+"  --require-backchannel     fail if the receiver does not answer the offer\n"
+"  --negotiate-timeout MS    wait that long for the answer (default 2000),\n"
+"                            then go one-way\n"
+"  --compress zlib[:LEVEL]   deflate page data (draft-B; level 1 by default);\n"
+"                            on a connection only if the receiver agrees\n"
+"  --zero-pages              send zero pages without data also to a file\n"
+"                            or stdout (on a connection: when agreed)\n"
+"  --no-zero-pages           never elide zero pages\n"
 "  --tls-cert FILE, --tls-key FILE, --tls-ca FILE\n"
 "                            this side's certificate and key, and the CA\n"
 "                            that signs the receiver's (PEM), for tls:\n"
@@ -54,14 +67,19 @@ usage(FILE *f)
 "  -v, --verbose             more messages\n"
 "  -h, --help                this text\n"
 "\n"
-"Exit status: 0 when the stream was sent (and, over TCP, confirmed by the\n"
-"receiver), 1 on failure (the source domain is resumed), 2 on bad usage.\n");
+"Exit status: 0 when the receiver confirmed the handover (or the file is\n"
+"saved) and the source was destroyed; 3 when the stream was delivered but\n"
+"nobody confirmed it (one-way, or the connection broke after GO): the\n"
+"source is left paused; 1 on failure (the source is resumed); 2 on bad\n"
+"usage.\n");
 }
 
 enum {
 	OPT_FORMAT = 256, OPT_NO_CHECKSUM, OPT_BIG_ENDIAN, OPT_NO_LIVE,
 	OPT_DOWNTIME, OPT_MAX_ITER, OPT_BANDWIDTH, OPT_PROGRESS, OPT_REPORT,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_PEER,
+	OPT_NO_BC, OPT_REQUIRE_BC, OPT_NEG_TIMEOUT, OPT_COMPRESS,
+	OPT_ZERO_PAGES, OPT_NO_ZERO_PAGES,
 };
 
 static const struct option longopts[] = {
@@ -74,6 +92,12 @@ static const struct option longopts[] = {
 	{ "bandwidth",		required_argument,	NULL, OPT_BANDWIDTH },
 	{ "progress",		required_argument,	NULL, OPT_PROGRESS },
 	{ "report",		required_argument,	NULL, OPT_REPORT },
+	{ "no-backchannel",	no_argument,		NULL, OPT_NO_BC },
+	{ "require-backchannel", no_argument,		NULL, OPT_REQUIRE_BC },
+	{ "negotiate-timeout",	required_argument,	NULL, OPT_NEG_TIMEOUT },
+	{ "compress",		required_argument,	NULL, OPT_COMPRESS },
+	{ "zero-pages",		no_argument,		NULL, OPT_ZERO_PAGES },
+	{ "no-zero-pages",	no_argument,		NULL, OPT_NO_ZERO_PAGES },
 	{ "tls-cert",		required_argument,	NULL, OPT_TLS_CERT },
 	{ "tls-key",		required_argument,	NULL, OPT_TLS_KEY },
 	{ "tls-ca",		required_argument,	NULL, OPT_TLS_CA },
@@ -180,6 +204,38 @@ main(int argc, char **argv)
 				    "supported, not '%s'", optarg);
 			report = 1;
 			break;
+		case OPT_NO_BC:
+			o.backchannel = 0;
+			break;
+		case OPT_REQUIRE_BC:
+			o.require_backchannel = 1;
+			break;
+		case OPT_NEG_TIMEOUT:
+			o.negotiate_timeout_ms = strtod(optarg, &end);
+			if (*end != '\0' || end == optarg ||
+			    o.negotiate_timeout_ms < 0)
+				return bad_usage("--negotiate-timeout: '%s' is "
+				    "not a number of milliseconds", optarg);
+			break;
+		case OPT_COMPRESS:
+			if (strcmp(optarg, "zlib") == 0)
+				o.compress_level = 1;
+			else if (strncmp(optarg, "zlib:", 5) == 0 &&
+			    optarg[5] >= '0' && optarg[5] <= '9' &&
+			    optarg[6] == '\0')
+				o.compress_level = optarg[5] - '0';
+			else if (strcmp(optarg, "none") == 0)
+				o.compress_level = -1;
+			else
+				return bad_usage("--compress: '%s' is not "
+				    "zlib, zlib:LEVEL (0-9) or none", optarg);
+			break;
+		case OPT_ZERO_PAGES:
+			o.zero_pages = 1;
+			break;
+		case OPT_NO_ZERO_PAGES:
+			o.zero_pages = 0;
+			break;
 		case OPT_TLS_CERT:
 			o.tls.cert = optarg;
 			break;
@@ -233,10 +289,17 @@ main(int argc, char **argv)
 		/* Handed over (or saved): the source copy goes away. */
 		b->ops->destroy(b);
 	}
+	/* -EINPROGRESS: unconfirmed, the source stays paused. */
 	b->ops->close(b);
 	if (report)
 		report_print_json(&r, strcmp(dest, "-") == 0 ? stderr :
 		    stdout);
+	if (rc == -EINPROGRESS) {
+		log_warn("%s", r.error[0] ? r.error : "the stream was delivered "
+		    "but nobody confirmed the handover: the source is left "
+		    "paused");
+		return 3;
+	}
 	if (rc != 0) {
 		log_err("%s", r.error[0] ? r.error : "migration failed");
 		return 1;

@@ -4,10 +4,11 @@
  * record is applied to a target backend.  The dialect comes from the image
  * header; nothing is trusted before the parser has checked it.
  *
- * On success a TCP connection is closed in order once the domain is
- * complete and running; on any failure the target is destroyed and the
- * connection reset, so the sender can tell the two apart (SPEC.md,
- * "Confirmation").
+ * When the sender offers a back-channel (SPEC.md section 13) and the
+ * transport has a way back (a socket, or stdout beside stdin), the
+ * receiver answers XMIG_NEGOTIATE, acknowledges progress, reports errors,
+ * and hands the domain over: RESTORED, then GO from the sender, then
+ * RUNNING and the digests.  Without GO a restored copy is discarded.
  */
 #include "config.h"
 
@@ -29,7 +30,17 @@
 #include "xmig.h"
 
 #define RECV_READ_CHUNK		(1u << 20)
-#define RECV_PROGRESS_MS	250
+#define RECV_ACK_EVERY		(16u << 20)	/* stream octets between ACKs */
+#define RECV_GO_TIMEOUT		120		/* s from RESTORED to GO */
+#define RECV_FLUSH_TIMEOUT	5		/* s to flush a last message */
+
+enum recv_phase {
+	RV_STREAM,	/* parsing the forward stream */
+	RV_WAIT_GO,	/* END applied, RESTORED sent, waiting for GO */
+	RV_RUNNING,	/* GO applied, RUNNING queued: digests once it left */
+	RV_CLOSING,	/* a last message queued: close once it left */
+	RV_DONE,
+};
 
 struct receiver {
 	const struct recv_opts	*o;
@@ -41,20 +52,35 @@ struct receiver {
 	struct domain_info	 info;
 	struct digest_state	*dstate;
 	struct progress		*prog;
+	enum recv_phase		 phase;
 	int			 verify_mode;
-	int			 done;
+	int			 ended;		/* END applied */
+	int			 running;	/* GO applied: never discard */
 	uint64_t		 pages;
 	uint64_t		 t_start;
 	uint8_t			*tmp;		/* byte-order scratch */
 	size_t			 tmp_len;
+	uint8_t			*raw;		/* inflated page data */
+
+	/* Back-channel (SPEC 13). */
+	int			 bc_possible;	/* the transport has a way back */
+	int			 bc_started;	/* its image header is out */
+	int			 negotiated;	/* XMIG_NEGOTIATE arrived */
+	uint32_t		 features;	/* accepted */
+	uint64_t		 neg_pages;	/* pages the sender announced */
+	uint64_t		 last_ack;
+	struct xp_parser	*ctl;		/* forward control after END */
+	int			 out_fd;	/* stdio: where the back-channel goes */
 
 	struct event_base	*base;
 	struct bufferevent	*bev;
+	struct event		*timer;
 	int			 fd;
-	int			 is_socket;
+	int			 tls;		/* a close_notify is due */
 
 	int			 rc;
 	char			 err[512];
+	const struct xp_error	*perr;		/* the parser's, when it failed */
 };
 
 void
@@ -81,8 +107,6 @@ recv_fail(struct receiver *rv, int rc, const char *fmt, ...)
 		vsnprintf(rv->err, sizeof(rv->err), fmt, ap);
 		va_end(ap);
 	}
-	if (rv->base != NULL)
-		event_base_loopbreak(rv->base);
 	return -XP_ECALLBACK;
 }
 
@@ -95,31 +119,11 @@ recv_progress(struct receiver *rv, int force)
 
 	memset(&pi, 0, sizeof(pi));
 	pi.role = "receive";
-	pi.phase = rv->done ? "complete" : "receiving";
+	pi.phase = rv->ended ? "complete" : "receiving";
 	pi.bytes = off;
 	pi.pages = rv->pages;
 	pi.throughput = el > 0 ? (double)off * 1e9 / (double)el : 0;
 	progress_update(rv->prog, &pi, force);
-}
-
-/* ---- applying records ------------------------------------------------- */
-
-static int
-recv_header_cb(void *arg, const struct xp_stream *st)
-{
-	struct receiver *rv = arg;
-	int rc;
-
-	memset(&rv->info, 0, sizeof(rv->info));
-	rv->info.arch = st->arch;
-	rv->info.type = st->dom_type;
-	rv->info.page_shift = st->page_shift;
-	rc = rv->ops->open_target(rv->bspec, &rv->info, &rv->b);
-	if (rc != 0)
-		return recv_fail(rv, rc, "cannot host the domain: %s",
-		    backend_errmsg(rv->b));
-	rv->r.dialect = st->dialect == XP_XEN ? "xen" : "draftb";
-	return 0;
 }
 
 static const char *
@@ -131,34 +135,272 @@ recv_where(const struct xp_record *rec, char *buf, size_t len)
 	return buf;
 }
 
+/* ---- the back-channel --------------------------------------------------- */
+
 static int
-recv_page_data(struct receiver *rv, const struct xp_stream *st,
+write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN) {
+			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+			poll(&pfd, 1, 1000);
+			continue;
+		}
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Queue one encoded control record (and the header before the first). */
+static int
+recv_bc_send(struct receiver *rv, struct xp_buf *rec)
+{
+	uint8_t hdr[WIRE_IHDR_SIZE];
+	int rc = 0;
+
+	if (!rv->bc_possible)
+		return 0;
+	if (!rv->bc_started) {
+		control_header_put(hdr);
+		if (rv->bev != NULL)
+			rc = bufferevent_write(rv->bev, hdr, sizeof(hdr));
+		else
+			rc = write_all(rv->out_fd, hdr, sizeof(hdr));
+		rv->bc_started = 1;
+	}
+	if (rc == 0) {
+		if (rv->bev != NULL)
+			rc = bufferevent_write(rv->bev, rec->data, rec->len);
+		else
+			rc = write_all(rv->out_fd, rec->data, rec->len);
+	}
+	buf_free(rec);
+	return rc == 0 ? 0 : -EIO;
+}
+
+static void
+recv_send_ack(struct receiver *rv)
+{
+	struct xp_ack a;
+	struct xp_buf buf = { 0 };
+
+	if (!(rv->features & XMIG_F_ACKS) || rv->p == NULL)
+		return;
+	a.octets = parser_offset(rv->p);
+	a.records = 0;
+	a.pages = rv->pages;
+	rv->last_ack = a.octets;
+	if (control_ack_put(&buf, &a) == 0)
+		recv_bc_send(rv, &buf);
+	else
+		buf_free(&buf);
+}
+
+static void
+recv_send_status(struct receiver *rv, uint32_t state, const char *msg)
+{
+	struct xp_status st = { .state = state, .message = msg,
+	    .message_len = msg ? strlen(msg) : 0 };
+	struct xp_buf buf = { 0 };
+
+	if (!(rv->features & XMIG_F_HANDOVER))
+		return;
+	if (control_status_put(&buf, &st) == 0)
+		recv_bc_send(rv, &buf);
+	else
+		buf_free(&buf);
+}
+
+/* Tell the sender why the stream was refused (the last record we send). */
+static void
+recv_send_error(struct receiver *rv)
+{
+	struct xp_error_msg em;
+	struct xp_buf buf = { 0 };
+
+	if (!rv->bc_started)
+		return;
+	if (rv->ended) {
+		recv_send_status(rv, XMIG_STATUS_FAILED, rv->err);
+		return;
+	}
+	memset(&em, 0, sizeof(em));
+	if (rv->perr != NULL && rv->perr->code != 0) {
+		em.record_index = rv->perr->index;
+		em.offset = rv->perr->offset;
+		em.record_type = rv->perr->type;
+		em.code = (uint32_t)rv->perr->code;
+	} else
+		em.code = (uint32_t)-rv->rc;
+	em.message = rv->err;
+	em.message_len = strlen(rv->err);
+	if (control_error_put(&buf, &em) == 0)
+		recv_bc_send(rv, &buf);
+	else
+		buf_free(&buf);
+}
+
+/* ---- negotiation ------------------------------------------------------- */
+
+static int
+recv_open_target(struct receiver *rv, const struct xp_stream *st)
+{
+	int rc;
+
+	if (rv->b != NULL)
+		return 0;
+	rv->info.arch = st->arch;
+	rv->info.type = st->dom_type;
+	rv->info.page_shift = st->page_shift;
+	rv->info.nr_pages = rv->neg_pages;
+	rc = rv->ops->open_target(rv->bspec, &rv->info, &rv->b);
+	if (rc != 0)
+		recv_fail(rv, rc, "cannot host the domain: %s",
+		    backend_errmsg(rv->b));
+	return rc;
+}
+
+static int
+recv_negotiate(struct receiver *rv, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	struct xp_negotiate n;
+	struct xp_reply r;
+	struct xp_buf buf = { 0 };
+	char msg[400] = "";
+	uint64_t bytes;
+	int rc;
+
+	if (body_negotiate_get(st, rec, &n) != 0)
+		return recv_fail(rv, -EPROTO, "XMIG_NEGOTIATE: bad body");
+	rv->negotiated = 1;
+	memset(&r, 0, sizeof(r));
+	r.version = XMIG_NEGOTIATE_VERSION;
+	r.result = XMIG_REPLY_OK;
+	r.can_read = XMIG_CAN_DRAFTB_V1 | XMIG_CAN_XEN_V2 | XMIG_CAN_XEN_V3;
+	r.max_record_len = WIRE_REC_LENGTH_MAX;
+	r.max_memory = rv->o->max_memory;
+	r.session_id = n.session_id;
+	r.restorable = 1ULL << REC_END | 1ULL << REC_PAGE_DATA |
+	    1ULL << REC_X86_TSC_INFO | 1ULL << REC_HVM_CONTEXT |
+	    1ULL << REC_HVM_PARAMS | 1ULL << REC_TOOLSTACK |
+	    1ULL << REC_VERIFY | 1ULL << REC_STATIC_DATA_END |
+	    1ULL << REC_X86_CPUID_POLICY | 1ULL << REC_X86_MSR_POLICY;
+	bytes = n.nr_pages << n.page_shift;
+	if (n.arch != st->arch || n.type != st->dom_type ||
+	    n.page_shift != st->page_shift) {
+		r.result = XMIG_REPLY_OTHER;
+		snprintf(msg, sizeof(msg), "XMIG_NEGOTIATE describes another "
+		    "domain than the domain header");
+	} else if (n.page_shift >= 32 || (rv->o->max_memory > 0 &&
+	    (n.nr_pages > (rv->o->max_memory >> n.page_shift)))) {
+		r.result = XMIG_REPLY_MEMORY;
+		snprintf(msg, sizeof(msg), "the domain has %llu MiB of memory; "
+		    "this receiver hosts at most %llu MiB (--max-memory)",
+		    (unsigned long long)(bytes >> 20),
+		    (unsigned long long)(rv->o->max_memory >> 20));
+	} else {
+		rv->neg_pages = n.nr_pages;
+		rc = recv_open_target(rv, st);
+		if (rc != 0) {
+			r.result = rc == -EOPNOTSUPP ? XMIG_REPLY_DOMAIN :
+			    rc == -ENOSPC || rc == -ENOMEM ?
+			    XMIG_REPLY_MEMORY : XMIG_REPLY_OTHER;
+			snprintf(msg, sizeof(msg), "%.390s", rv->err);
+		}
+	}
+	if (r.result == XMIG_REPLY_OK)
+		r.features = n.features & (XMIG_F_CHECKSUM | XMIG_F_DEFLATE |
+		    XMIG_F_ZERO_PAGES | XMIG_F_ACKS | XMIG_F_HANDOVER);
+	r.message = msg;
+	r.message_len = strlen(msg);
+	if (rv->bc_possible) {
+		if (control_reply_put(&buf, &r) != 0 ||
+		    recv_bc_send(rv, &buf) != 0)
+			return recv_fail(rv, -EIO, "cannot answer on the "
+			    "back-channel");
+		rv->features = r.features;
+		rv->r.backchannel = 1;
+	}
+	if (r.result != XMIG_REPLY_OK) {
+		if (rv->rc == 0)
+			recv_fail(rv, -EPROTO, "incompatible: %s", msg);
+		rv->bc_started = 0;	/* the REPLY said it all */
+		return -XP_ECALLBACK;
+	}
+	return 0;
+}
+
+/* ---- applying records ------------------------------------------------- */
+
+static int
+recv_header_cb(void *arg, const struct xp_stream *st)
+{
+	struct receiver *rv = arg;
+
+	rv->r.dialect = st->dialect == XP_XEN ? "xen" : "draftb";
+	if (!(st->ihdr_options & WIRE_IHDR_OPT_BACKCHANNEL))
+		rv->bc_possible = 0;
+	return 0;
+}
+
+static int
+recv_pages(struct receiver *rv, const struct xp_stream *st,
     const struct xp_record *rec)
 {
 	uint64_t pop[WIRE_PAGE_DATA_MAX], data_pfn[WIRE_PAGE_DATA_MAX];
 	void *pages[WIRE_PAGE_DATA_MAX];
+	struct xp_page_view v;
+	struct xp_error e;
 	const uint8_t *src;
 	size_t ps = (size_t)1 << st->page_shift;
-	uint32_t count = xp_get32(st->big_endian, rec->body), i, np = 0, nd = 0;
+	uint32_t i, np = 0, nd = 0;
 	char where[128];
 	void *cookie = NULL;
 	int rc;
 
-	if (count > WIRE_PAGE_DATA_MAX)
+	if (body_page_data_view(st, rec, &v) != 0)
+		return recv_fail(rv, -EPROTO, "%s: bad page list",
+		    recv_where(rec, where, sizeof(where)));
+	if (v.count > WIRE_PAGE_DATA_MAX)
 		return recv_fail(rv, -E2BIG, "%s: %u pages in one record; "
 		    "this receiver takes at most %u",
-		    recv_where(rec, where, sizeof(where)), count,
+		    recv_where(rec, where, sizeof(where)), v.count,
 		    WIRE_PAGE_DATA_MAX);
-	for (i = 0; i < count; i++) {
-		uint64_t e = xp_get64(st->big_endian, rec->body + 8 + 8 * i);
-		unsigned type = (unsigned)(e >> WIRE_PFN_TYPE_SHIFT);
-		uint64_t pfn = e & WIRE_PFN_MASK;
+	for (i = 0; i < v.count; i++) {
+		uint64_t e64 = xp_page_view_entry(&v, i);
+		unsigned type = (unsigned)(e64 >> WIRE_PFN_TYPE_SHIFT);
+		uint64_t pfn = e64 & WIRE_PFN_MASK;
 
+		if (rv->negotiated && pfn >= rv->neg_pages)
+			return recv_fail(rv, -ERANGE, "%s: pfn %llu is beyond "
+			    "the %llu pages XMIG_NEGOTIATE announced",
+			    recv_where(rec, where, sizeof(where)),
+			    (unsigned long long)pfn,
+			    (unsigned long long)rv->neg_pages);
 		if (type == PT_XTAB || type == PT_BROKEN)
 			continue;
 		pop[np++] = pfn;
-		if (body_page_type_has_data(type))
+		if (!v.zero && body_page_type_has_data(type))
 			data_pfn[nd++] = pfn;
+	}
+	if (v.zero) {
+		for (i = 0; i < np; i++)
+			if ((rc = rv->b->ops->zero_page(rv->b, pop[i])) != 0)
+				return recv_fail(rv, rc, "%s: %s",
+				    recv_where(rec, where, sizeof(where)),
+				    backend_errmsg(rv->b));
+		rv->pages += np;
+		rv->r.zero_pages += np;
+		return 0;
 	}
 	if (np > 0 && (rc = rv->b->ops->populate(rv->b, pop, np)) != 0)
 		return recv_fail(rv, rc, "%s: %s",
@@ -166,12 +408,22 @@ recv_page_data(struct receiver *rv, const struct xp_stream *st,
 		    backend_errmsg(rv->b));
 	if (nd == 0)
 		return 0;
+	src = v.data;
+	if (v.deflated) {
+		if (rv->raw == NULL &&
+		    (rv->raw = malloc(WIRE_PAGE_DATA_MAX * ps)) == NULL)
+			return recv_fail(rv, -ENOMEM, "out of memory");
+		if (body_page_data_inflate_err(st, rec, rv->raw,
+		    WIRE_PAGE_DATA_MAX * ps, &e) != 0)
+			return recv_fail(rv, -EPROTO, "invalid stream: %s",
+			    e.msg);
+		src = rv->raw;
+	}
 	rc = rv->b->ops->map(rv->b, data_pfn, nd, 1, pages, &cookie);
 	if (rc != 0)
 		return recv_fail(rv, rc, "%s: %s",
 		    recv_where(rec, where, sizeof(where)),
 		    backend_errmsg(rv->b));
-	src = rec->body + 8 + 8 * (size_t)count;
 	for (i = 0; i < nd; i++, src += ps) {
 		if (!rv->verify_mode) {
 			memcpy(pages[i], src, ps);
@@ -223,6 +475,38 @@ recv_state(struct receiver *rv, const struct xp_stream *st,
 	return 0;
 }
 
+static int recv_control_cb(void *arg, const struct xp_stream *st,
+    const struct xp_record *rec);
+
+static int
+recv_end(struct receiver *rv)
+{
+	struct xp_limits lim = { 0 };
+	int rc;
+
+	if ((rc = rv->b->ops->complete(rv->b)) != 0)
+		return recv_fail(rv, rc, "completing the restore: %s",
+		    backend_errmsg(rv->b));
+	rv->ended = 1;
+	recv_send_ack(rv);
+	if (!(rv->features & XMIG_F_HANDOVER)) {
+		rv->phase = RV_DONE;	/* one-way: nobody to ask */
+		return 0;
+	}
+	rv->ctl = parser_new_control(&lim, XP_CONTROL_FORWARD, 0,
+	    recv_control_cb, rv);
+	if (rv->ctl == NULL)
+		return recv_fail(rv, -ENOMEM, "out of memory");
+	recv_send_status(rv, XMIG_STATUS_RESTORED, NULL);
+	rv->phase = RV_WAIT_GO;
+	if (rv->timer != NULL) {
+		struct timeval tv = { RECV_GO_TIMEOUT, 0 };
+
+		evtimer_add(rv->timer, &tv);
+	}
+	return 0;
+}
+
 static int
 recv_record_cb(void *arg, const struct xp_stream *st,
     const struct xp_record *rec)
@@ -231,17 +515,19 @@ recv_record_cb(void *arg, const struct xp_stream *st,
 	char where[128];
 	int rc;
 
+	if (rec->type == REC_XMIG_NEGOTIATE)
+		return recv_negotiate(rv, st, rec);
 	if (!rec->known)
 		return 0;	/* unknown optional record: skipped */
+	if (rv->b == NULL && recv_open_target(rv, st) != 0)
+		return -XP_ECALLBACK;
 	switch (rec->type) {
 	case REC_PAGE_DATA:
-		return recv_page_data(rv, st, rec);
+	case REC_XMIG_ZERO_PAGES:
+		rc = recv_pages(rv, st, rec);
+		break;
 	case REC_END:
-		if ((rc = rv->b->ops->complete(rv->b)) != 0)
-			return recv_fail(rv, rc, "completing the restore: %s",
-			    backend_errmsg(rv->b));
-		rv->done = 1;
-		return 0;
+		return recv_end(rv);
 	case REC_VERIFY:
 		rv->verify_mode = 1;
 		return 0;
@@ -253,41 +539,151 @@ recv_record_cb(void *arg, const struct xp_stream *st,
 		    "streams are not supported by this receiver yet",
 		    recv_where(rec, where, sizeof(where)));
 	default:
-		return recv_state(rv, st, rec);
+		rc = recv_state(rv, st, rec);
+		break;
 	}
+	if (rc == 0 && (rv->features & XMIG_F_ACKS) &&
+	    rec->offset - rv->last_ack >= RECV_ACK_EVERY)
+		recv_send_ack(rv);
+	return rc;
 }
 
-/* Feed n octets; on a parser error keep its message. */
+/* GO: the domain is ours.  Start it, say so, then send the digests. */
+static int
+recv_control_cb(void *arg, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	struct receiver *rv = arg;
+	struct xp_handover h;
+	int rc;
+
+	(void)st;
+	if (rv->phase != RV_WAIT_GO || control_handover_get(rec, &h) != 0)
+		return recv_fail(rv, -EPROTO, "unexpected control record");
+	if (h.command == XMIG_HANDOVER_ABORT)
+		return recv_fail(rv, -ECANCELED, "the sender aborted the "
+		    "handover: the restored copy is discarded");
+	if ((rc = rv->b->ops->resume(rv->b)) != 0)
+		return recv_fail(rv, rc, "starting the restored domain: %s",
+		    backend_errmsg(rv->b));
+	rv->running = 1;
+	recv_send_status(rv, XMIG_STATUS_RUNNING, NULL);
+	rv->phase = RV_RUNNING;
+	return XP_PAUSE;
+}
+
+static void
+recv_digests(struct receiver *rv)
+{
+	struct xp_digests d;
+	struct xp_buf buf = { 0 };
+
+	rv->info.nr_pages = 0;
+	rv->b->ops->describe(rv->b, &rv->info);
+	rv->r.have_memory = digest_memory(rv->b, rv->info.nr_pages,
+	    1u << rv->info.page_shift, rv->r.memory_sha256) == 0;
+	digest_state_final(rv->dstate, rv->r.vcpu_sha256);
+	rv->r.have_vcpu = 1;
+	rv->r.nr_pages = rv->info.nr_pages;
+	if (rv->phase != RV_RUNNING || !rv->r.have_memory)
+		return;
+	memcpy(d.memory_sha256, rv->r.memory_sha256, 32);
+	memcpy(d.vcpu_sha256, rv->r.vcpu_sha256, 32);
+	d.nr_pages = rv->info.nr_pages;
+	if (control_digests_put(&buf, &d) == 0)
+		recv_bc_send(rv, &buf);
+	else
+		buf_free(&buf);
+}
+
+/* Feed n octets to the parser of the current phase. */
 static ssize_t
 recv_feed(struct receiver *rv, const uint8_t *buf, size_t n)
 {
-	ssize_t used = parser_feed(rv->p, buf, n);
+	struct xp_parser *p = rv->phase == RV_STREAM ? rv->p : rv->ctl;
+	ssize_t used;
 
-	if (used < 0 && rv->rc == 0) {
-		const struct xp_error *e = parser_error(rv->p);
-
-		rv->rc = -EPROTO;
-		snprintf(rv->err, sizeof(rv->err), "invalid stream: %s",
-		    e->msg[0] ? e->msg : xp_strerror((int)-used));
+	if (rv->phase == RV_DONE && n > 0) {
+		recv_fail(rv, -EPROTO, "invalid stream: data after END");
+		return -1;
 	}
+	if (p == NULL || rv->phase > RV_WAIT_GO)
+		return (ssize_t)n;	/* nothing more is expected: drop */
+	used = parser_feed(p, buf, n);
+	if (used < 0 && rv->rc == 0) {
+		const struct xp_error *e = parser_error(p);
+
+		rv->perr = e;
+		rv->rc = -EPROTO;
+		snprintf(rv->err, sizeof(rv->err), "invalid %s: %s",
+		    p == rv->p ? "stream" : "control record",
+		    e->msg[0] ? e->msg : xp_strerror((int)-used));
+	} else if (used < 0 && p == rv->p)
+		rv->perr = parser_error(p);
 	return used;
 }
 
 static void
 recv_at_eof(struct receiver *rv)
 {
-	if (rv->rc != 0 || rv->done)
+	if (rv->rc != 0)
 		return;
-	if (parser_finish(rv->p) != 0) {
-		const struct xp_error *e = parser_error(rv->p);
-
-		rv->rc = -EPIPE;
-		snprintf(rv->err, sizeof(rv->err), "the stream ended early: "
-		    "%s", e->msg);
-	}
+	if (rv->phase == RV_STREAM && parser_finish(rv->p) != 0) {
+		rv->perr = parser_error(rv->p);
+		recv_fail(rv, -EPIPE, "the stream ended early: %s",
+		    rv->perr->msg);
+	} else if (rv->phase == RV_WAIT_GO)
+		recv_fail(rv, -EPIPE, "the sender went away before GO: the "
+		    "restored copy is discarded");
 }
 
 /* ---- socket source (libevent) ------------------------------------------- */
+
+/* Output empty: after a success over TLS say goodbye properly. */
+static void
+recv_closed(struct receiver *rv)
+{
+	char err[128];
+
+	if (rv->tls && rv->rc == 0 &&
+	    xport_tls_shutdown(rv->bev, err, sizeof(err)) == 1) {
+		struct timeval tv = { 0, 100000 };
+
+		evtimer_add(rv->timer, &tv);	/* let it leave */
+		rv->phase = RV_CLOSING;
+		rv->tls = 0;
+		return;
+	}
+	rv->phase = RV_DONE;
+	event_base_loopbreak(rv->base);
+}
+
+static void
+recv_close_soon(struct receiver *rv)
+{
+	struct timeval tv = { RECV_FLUSH_TIMEOUT, 0 };
+
+	rv->phase = RV_CLOSING;
+	if (rv->bev == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(rv->bev)) == 0) {
+		recv_closed(rv);
+		return;
+	}
+	bufferevent_disable(rv->bev, EV_READ);
+	evtimer_add(rv->timer, &tv);
+}
+
+static void
+recv_after_input(struct receiver *rv)
+{
+	if (rv->rc != 0) {
+		recv_send_error(rv);
+		recv_close_soon(rv);
+	} else if (rv->phase == RV_DONE) {
+		event_base_loopbreak(rv->base);
+	} else if (rv->phase == RV_STREAM)
+		recv_progress(rv, 0);
+}
 
 static void
 recv_read_cb(struct bufferevent *bev, void *arg)
@@ -296,19 +692,23 @@ recv_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t len;
 
-	while (rv->rc == 0 && !rv->done && (len = evbuffer_get_length(in))) {
-		size_t want = parser_want(rv->p);
+	while (rv->rc == 0 && rv->phase <= RV_WAIT_GO &&
+	    (len = evbuffer_get_length(in)) > 0) {
+		struct xp_parser *p = rv->phase == RV_STREAM ? rv->p : rv->ctl;
+		size_t want = p ? parser_want(p) : len;
 		ssize_t used;
 
+		if (want == 0)
+			want = len;	/* done: recv_feed decides */
 		if (want <= len) {
 			/* The whole unit is here: parse it in place. */
-			uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)want);
+			uint8_t *q = evbuffer_pullup(in, (ev_ssize_t)want);
 
-			if (p == NULL) {
+			if (q == NULL) {
 				recv_fail(rv, -ENOMEM, "out of memory");
 				break;
 			}
-			used = recv_feed(rv, p, want);
+			used = recv_feed(rv, q, want);
 		} else {
 			struct evbuffer_iovec v;
 
@@ -320,47 +720,92 @@ recv_read_cb(struct bufferevent *bev, void *arg)
 			break;
 		evbuffer_drain(in, (size_t)used);
 	}
-	if (rv->rc == 0 && rv->done && evbuffer_get_length(in) > 0)
+	if (rv->rc == 0 && rv->phase == RV_DONE && evbuffer_get_length(in))
 		recv_fail(rv, -EPROTO, "invalid stream: %zu octets of data "
 		    "after END", evbuffer_get_length(in));
-	if (rv->rc != 0 || rv->done)
-		event_base_loopbreak(rv->base);
-	else
-		recv_progress(rv, 0);
+	if (rv->rc == 0 && rv->phase == RV_RUNNING &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		/* RUNNING is out: the digests do not delay the sender. */
+		recv_digests(rv);
+		recv_close_soon(rv);
+		return;
+	}
+	recv_after_input(rv);
+}
+
+static void
+recv_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct receiver *rv = arg;
+
+	if (rv->phase == RV_RUNNING) {
+		recv_digests(rv);
+		recv_close_soon(rv);
+	} else if (rv->phase == RV_CLOSING)
+		recv_closed(rv);
 }
 
 static void
 recv_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct receiver *rv = arg;
-	int err = EVUTIL_SOCKET_ERROR();
+	char why[256];
 
+	if (what & BEV_EVENT_CONNECTED)
+		return;		/* the TLS handshake is done */
+	if (rv->phase >= RV_CLOSING) {
+		rv->phase = RV_DONE;
+		event_base_loopbreak(rv->base);
+		return;
+	}
 	if (what & BEV_EVENT_EOF) {
 		recv_read_cb(bev, rv);	/* whatever is still buffered */
 		recv_at_eof(rv);
-	} else if (rv->rc == 0)
-		recv_fail(rv, -(err ? err : EIO), "connection: %s",
-		    err ? strerror(err) : "error");
+	} else if (rv->rc == 0) {
+		xport_bev_error(bev, why, sizeof(why));
+		recv_fail(rv, -EIO, "connection: %s", why);
+	}
+	if (rv->phase == RV_RUNNING && rv->rc == 0) {
+		recv_digests(rv);	/* the sender left: keep running */
+		rv->phase = RV_DONE;
+	}
+	event_base_loopbreak(rv->base);
+}
+
+static void
+recv_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct receiver *rv = arg;
+
+	if (rv->phase == RV_WAIT_GO)
+		recv_fail(rv, -ETIMEDOUT, "no GO from the sender within %d s: "
+		    "the restored copy is discarded", RECV_GO_TIMEOUT);
+	rv->phase = RV_DONE;	/* or: a last message would not leave */
 	event_base_loopbreak(rv->base);
 }
 
 static int
-recv_run_socket(struct receiver *rv)
+recv_run_socket(struct receiver *rv, void *tls_ctx)
 {
-	if ((rv->base = event_base_new()) == NULL)
-		return recv_fail(rv, -ENOMEM, "out of memory"), rv->rc;
-	rv->bev = xport_bev_new(rv->base, rv->fd, NULL, 1, NULL, rv->err,
-	    sizeof(rv->err));
-	if (rv->bev == NULL) {
+	if ((rv->base = event_base_new()) == NULL ||
+	    (rv->timer = evtimer_new(rv->base, recv_timer_cb, rv)) == NULL) {
 		close(rv->fd);
-		rv->fd = -1;
 		return recv_fail(rv, -ENOMEM, "out of memory"), rv->rc;
 	}
+	rv->bev = xport_bev_new(rv->base, rv->fd, tls_ctx, 1, NULL, rv->err,
+	    sizeof(rv->err));
+	if (rv->bev == NULL) {
+		rv->rc = -EIO;
+		return rv->rc;
+	}
+	rv->bc_possible = 1;
+	rv->tls = tls_ctx != NULL;
 	bufferevent_set_max_single_read(rv->bev, RECV_READ_CHUNK);
-	bufferevent_setcb(rv->bev, recv_read_cb, NULL, recv_event_cb, rv);
-	bufferevent_enable(rv->bev, EV_READ);
+	bufferevent_setcb(rv->bev, recv_read_cb, recv_write_cb, recv_event_cb,
+	    rv);
+	bufferevent_enable(rv->bev, EV_READ | EV_WRITE);
 	event_base_dispatch(rv->base);
-	if (rv->rc == 0 && !rv->done)
+	if (rv->rc == 0 && rv->phase != RV_DONE)
 		recv_fail(rv, -EIO, "event loop ended early");
 	return rv->rc;
 }
@@ -375,7 +820,17 @@ recv_run_fd(struct receiver *rv)
 
 	if (buf == NULL)
 		return recv_fail(rv, -ENOMEM, "out of memory"), rv->rc;
-	while (rv->rc == 0 && !rv->done) {
+	while (rv->rc == 0 && rv->phase <= RV_WAIT_GO) {
+		if (rv->phase == RV_WAIT_GO) {
+			struct pollfd pfd = { .fd = rv->fd, .events = POLLIN };
+
+			if (poll(&pfd, 1, RECV_GO_TIMEOUT * 1000) == 0) {
+				recv_fail(rv, -ETIMEDOUT, "no GO from the "
+				    "sender within %d s: the restored copy "
+				    "is discarded", RECV_GO_TIMEOUT);
+				break;
+			}
+		}
 		n = read(rv->fd, buf, RECV_READ_CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -387,21 +842,31 @@ recv_run_fd(struct receiver *rv)
 			recv_at_eof(rv);
 			break;
 		}
-		for (off = 0; off < n && rv->rc == 0 && !rv->done; off += used)
-			if ((used = recv_feed(rv, buf + off, (size_t)(n - off)))
-			    < 0)
+		for (off = 0; off < n && rv->rc == 0; off += used) {
+			if ((used = recv_feed(rv, buf + off,
+			    (size_t)(n - off))) < 0)
 				break;
-		if (rv->rc == 0 && rv->done && off < n)
-			recv_fail(rv, -EPROTO, "invalid stream: data after END");
+			if (rv->phase == RV_RUNNING) {
+				recv_digests(rv);
+				rv->phase = RV_DONE;
+			}
+			if (rv->phase == RV_DONE && off + used < n) {
+				recv_fail(rv, -EPROTO, "invalid stream: data "
+				    "after END");
+				break;
+			}
+		}
 		recv_progress(rv, 0);
 	}
 	/* Data after END in a file or pipe is an error too. */
-	if (rv->rc == 0 && rv->done) {
+	if (rv->rc == 0 && rv->phase == RV_DONE && !rv->running) {
 		n = read(rv->fd, buf, 1);
 		if (n > 0)
 			recv_fail(rv, -EPROTO, "invalid stream: data after "
 			    "END");
 	}
+	if (rv->rc != 0)
+		recv_send_error(rv);
 	free(buf);
 	return rv->rc;
 }
@@ -409,7 +874,8 @@ recv_run_fd(struct receiver *rv)
 /* ---- one migration ------------------------------------------------------ */
 
 static int
-recv_one(const struct recv_opts *o, int fd, int is_socket, FILE *report_out)
+recv_one(const struct recv_opts *o, int fd, int is_socket, int out_fd,
+    void *tls_ctx, FILE *report_out)
 {
 	struct receiver rv;
 	struct xp_limits lim;
@@ -419,9 +885,11 @@ recv_one(const struct recv_opts *o, int fd, int is_socket, FILE *report_out)
 	memset(&rv, 0, sizeof(rv));
 	rv.o = o;
 	rv.fd = fd;
-	rv.is_socket = is_socket;
+	rv.out_fd = out_fd;
+	rv.bc_possible = out_fd >= 0;
 	rv.r.role = "receive";
 	rv.r.status = "failed";
+	rv.r.verified = -1;
 	rv.t_start = now_ns();
 	rv.ops = backend_lookup(o->backend, &rv.bspec);
 	if (rv.ops == NULL) {
@@ -439,41 +907,46 @@ recv_one(const struct recv_opts *o, int fd, int is_socket, FILE *report_out)
 		goto report;
 	}
 	if (is_socket)
-		recv_run_socket(&rv);
+		recv_run_socket(&rv, tls_ctx);
 	else
 		recv_run_fd(&rv);
 
-	if (rv.rc == 0 && rv.done) {
-		/* Complete: start it, then confirm by closing in order. */
+	if (rv.rc == 0 && rv.phase == RV_DONE && !rv.running &&
+	    !(rv.features & XMIG_F_HANDOVER)) {
+		/* One-way: nobody else will start it. */
 		if ((rc = rv.b->ops->resume(rv.b)) != 0)
 			recv_fail(&rv, rc, "starting the restored domain: %s",
 			    backend_errmsg(rv.b));
+		else
+			rv.running = 1;
 	}
 	t_end = now_ns();
 	if (rv.bev != NULL) {
-		/* Closing the socket is the confirmation (SPEC.md 15.2). */
-		if (rv.rc != 0)
-			xport_abort(fd);
+		if (rv.rc != 0 && tls_ctx == NULL && !rv.bc_started)
+			xport_abort(fd);	/* no message: a reset says it */
 		bufferevent_free(rv.bev);
 		rv.bev = NULL;
 	}
+	if (rv.timer != NULL)
+		event_free(rv.timer);
 	if (rv.base != NULL) {
 		event_base_free(rv.base);
 		rv.base = NULL;
 	}
-	if (rv.rc == 0) {
-		rv.info.nr_pages = 0;
-		rv.b->ops->describe(rv.b, &rv.info);
-		rc = digest_memory(rv.b, rv.info.nr_pages,
-		    1u << rv.info.page_shift, rv.r.memory_sha256);
-		rv.r.have_memory = rc == 0;
-		digest_state_final(rv.dstate, rv.r.vcpu_sha256);
-		rv.r.have_vcpu = 1;
+	if (rv.running) {
+		/* GO received (or one-way): this copy runs, whatever else. */
+		if (!rv.r.have_memory)
+			recv_digests(&rv);
 		rv.r.status = "completed";
-		rv.r.nr_pages = rv.info.nr_pages;
+		if (rv.rc != 0) {
+			rv.rc = 0;	/* the last message was lost: no matter */
+			rv.err[0] = '\0';
+		}
 	} else if (rv.b != NULL) {
 		/* Nothing half-restored survives a failure. */
 		rv.b->ops->destroy(rv.b);
+		if (rv.rc == 0)
+			recv_fail(&rv, -EIO, "the migration did not finish");
 	}
 	progress_end(rv.prog);
 	if (rv.rc == 0)
@@ -493,9 +966,11 @@ report:
 	if (rv.b != NULL)
 		rv.b->ops->close(rv.b);
 	parser_free(rv.p);
+	parser_free(rv.ctl);
 	digest_state_free(rv.dstate);
 	progress_free(rv.prog);
 	free(rv.tmp);
+	free(rv.raw);
 	return rv.rc;
 }
 
@@ -505,6 +980,7 @@ recv_serve(const char *source, const struct recv_opts *o)
 	struct xport_uri u;
 	char err[512];
 	FILE *rout = o->report_out ? o->report_out : stdout;
+	void *tls_ctx = NULL;
 	int fd, lfd, rc, failures = 0;
 
 	if ((rc = xport_parse(source, &u, err, sizeof(err))) != 0) {
@@ -513,7 +989,9 @@ recv_serve(const char *source, const struct recv_opts *o)
 	}
 	switch (u.kind) {
 	case XPORT_STDIO:
-		return recv_one(o, STDIN_FILENO, 0, stderr);
+		/* stdout carries the back-channel when one is offered. */
+		return recv_one(o, STDIN_FILENO, 0, STDOUT_FILENO, NULL,
+		    stderr);
 	case XPORT_FILE:
 		if ((fd = open(u.path, O_RDONLY | O_CLOEXEC)) < 0) {
 			rc = -errno;
@@ -521,19 +999,27 @@ recv_serve(const char *source, const struct recv_opts *o)
 			    u.path, strerror(errno));
 			return rc;
 		}
-		rc = recv_one(o, fd, 0, rout);
+		rc = recv_one(o, fd, 0, -1, NULL, rout);
 		close(fd);
 		return rc;
+	case XPORT_TLS:
+		tls_ctx = xport_tls_ctx_new(&o->tls, 1, err, sizeof(err));
+		if (tls_ctx == NULL) {
+			fprintf(stderr, "migrate-receive: error: %s\n", err);
+			return -EINVAL;
+		}
+		break;
 	case XPORT_TCP:
 		break;
-	case XPORT_TLS:
 	case XPORT_EXEC:
-		fprintf(stderr, "migrate-receive: error: %s: not a source "
-		    "this receiver can serve yet\n", source);
-		return -ENOTSUP;
+		fprintf(stderr, "migrate-receive: error: %s: exec: is for "
+		    "migrate-send (run migrate-receive - at the far end)\n",
+		    source);
+		return -EINVAL;
 	}
 	if ((lfd = xport_listen(&u, o->insecure, err, sizeof(err))) < 0) {
 		fprintf(stderr, "migrate-receive: error: %s\n", err);
+		xport_tls_ctx_free(tls_ctx);
 		return lfd;
 	}
 	xport_announce(lfd, "migrate-receive");
@@ -556,12 +1042,13 @@ recv_serve(const char *source, const struct recv_opts *o)
 			    strerror(errno));
 			break;
 		}
-		rc = recv_one(o, fd, 1, rout);
+		rc = recv_one(o, fd, 1, -1, tls_ctx, rout);
 		if (rc != 0)
 			failures++;
 		if (o->once)
 			break;
 	}
 	close(lfd);
+	xport_tls_ctx_free(tls_ctx);
 	return o->once ? rc : (failures ? -EIO : rc);
 }

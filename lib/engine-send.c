@@ -16,11 +16,13 @@
 
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,28 +32,40 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <zlib.h>
 
 #include "xmig.h"
 
 #define SEND_HIGH_WATER		(16u << 20)
 #define SEND_LOW_WATER		(4u << 20)
-#define SEND_CONFIRM_TIMEOUT	120		/* seconds for the receiver's close */
+#define SEND_RESTORE_TIMEOUT	300		/* s from END to STATUS RESTORED */
+#define SEND_RUNNING_TIMEOUT	60		/* s from GO to STATUS RUNNING */
+#define SEND_DIGEST_TIMEOUT	120		/* s from RUNNING to DIGESTS */
 #define SEND_PROGRESS_MS	250
 
+enum send_handover {
+	HO_NONE,		/* one-way, or not there yet */
+	HO_WAIT_RESTORED,	/* END queued, waiting for STATUS RESTORED */
+	HO_WAIT_RUNNING,	/* GO written: the narrow window */
+	HO_WAIT_DIGESTS,	/* RUNNING received */
+	HO_DONE,
+};
+
 enum send_phase {
-	SP_HEADERS,	/* image/domain headers, static records */
+	SP_HEADERS,	/* image and domain headers (and XMIG_NEGOTIATE) */
+	SP_NEGOTIATE,	/* waiting for the receiver's XMIG_REPLY */
+	SP_STATIC,	/* static records, STATIC_DATA_END */
 	SP_LIVE,	/* pre-copy pass, domain running */
 	SP_PREPAUSE,	/* last live pass queued: let it drain, then pause */
 	SP_FINAL,	/* stop-and-copy pass, domain paused */
 	SP_TAIL,	/* vcpu/platform records and END */
 	SP_FLUSH,	/* everything queued; waiting for it to leave */
-	SP_CONFIRM,	/* write side shut; waiting for the receiver's close */
+	SP_HANDOVER,	/* END queued; ready / go / running / digests */
 	SP_DONE,
 };
 
 static const char *const send_phase_name[] = {
-	"headers", "live", "draining", "stop-and-copy", "tail", "flush", "confirm", "done"
+	"headers", "negotiate", "static", "live", "draining", "stop-and-copy",
+	"tail", "flush", "handover", "done"
 };
 
 /* A mapping shared by the evbuffer references made from it. */
@@ -84,10 +98,8 @@ struct sender {
 	struct bufferevent	*bev;
 	struct evbuffer		*out;
 	struct event		*timer;
-	struct event		*confirm_timer;
 	int			 fd;
 	int			 sync_file;
-	int			 is_socket;
 	char			 path[PATH_MAX];
 	char			 tmppath[PATH_MAX];
 
@@ -107,6 +119,32 @@ struct sender {
 	int			 digest_started;
 	int			 digest_rc;
 
+	/* Connection, back-channel and handover (SPEC.md section 13). */
+	int			 conn;		/* tcp, tls or exec: two-way */
+	int			 offered;	/* XMIG_NEGOTIATE written */
+	uint32_t		 features;	/* agreed with the receiver */
+	struct xp_parser	*bc;		/* parses the back-channel */
+	struct event		*wait_timer;	/* negotiation and handover */
+	enum send_handover	 ho;
+	uint64_t		 acked;		/* stream octets applied there */
+	uint8_t			 peer_mem[32];
+	uint8_t			 peer_vcpu[32];
+	int			 have_peer_digests;
+	int			 unconfirmed;	/* source must stay paused */
+	void			*tls_ctx;
+	pid_t			 child;		/* exec: */
+	char			 host[256];
+	uint64_t		 session_id;
+
+	/* Page encoding. */
+	int			 deflate_level;	/* -1: no compression */
+	int			 zero_elide;
+	struct xp_buf		 zbuf;		/* compression scratch */
+	uint8_t			*raw;		/* a batch of pages, copied */
+	uint64_t		 zero_pages;	/* sent as XMIG_ZERO_PAGES */
+	uint64_t		 page_octets;	/* page data octets before compression */
+	uint64_t		 page_wire;	/* ... and as sent */
+
 	int			 rc;
 	char			 err[512];
 };
@@ -121,6 +159,10 @@ send_opts_default(struct send_opts *o)
 	o->downtime_limit_ms = 300;
 	o->max_iterations = 30;
 	o->progress = PROGRESS_AUTO;
+	o->backchannel = 1;
+	o->negotiate_timeout_ms = 2000;
+	o->compress_level = -1;
+	o->zero_pages = -1;
 }
 
 static void
@@ -209,88 +251,193 @@ send_map_release(const void *data, size_t len, void *arg)
 	}
 }
 
-/*
- * One PAGE_DATA record for n pages.  While the domain runs and checksums
- * are on, the pages are copied first (the checksum must match what is
- * sent); otherwise they are queued by reference, which is safe: a page
- * written after read_dirty() is sent again in a later pass, and in the
- * final pass the domain is paused.
- */
 static int
-send_pages(struct sender *s, const uint64_t *pfns, unsigned n)
+page_is_zero(const void *p, size_t len)
+{
+	const uint64_t *w = p;
+	size_t i;
+
+	for (i = 0; i < len / 8; i += 4)
+		if ((w[i] | w[i + 1] | w[i + 2] | w[i + 3]) != 0)
+			return 0;
+	return 1;
+}
+
+/* n pages that are all zero, as one XMIG_ZERO_PAGES record (SPEC 12.1). */
+static int
+send_zero_pages(struct sender *s, const uint64_t *pfns, unsigned n)
+{
+	uint8_t body[8 + 8 * WIRE_PAGE_DATA_MAX];
+	uint64_t entries[WIRE_PAGE_DATA_MAX];
+	struct xp_buf buf = { 0 };
+	unsigned i;
+	int rc;
+
+	for (i = 0; i < n; i++)
+		entries[i] = body_pfn_entry(pfns[i], PT_NOTAB);
+	body_page_data_prefix_put(s->st.big_endian, body, n, entries);
+	rc = record_encode(&s->st, &buf, REC_XMIG_ZERO_PAGES, body,
+	    8 + 8 * n, s->recopt);
+	if (rc >= 0)
+		rc = evbuffer_add(s->out, buf.data, buf.len) == 0 ? 0 : -ENOMEM;
+	else
+		rc = -ENOMEM;
+	s->queued += buf.len;
+	s->zero_pages += n;
+	buf_free(&buf);
+	return rc;
+}
+
+/* A PAGE_DATA record whose page data is deflated (SPEC 12.2). */
+static int
+send_pages_deflated(struct sender *s, const uint64_t *pfns, void **pages,
+    unsigned n)
 {
 	uint8_t pre[WIRE_RHDR_SIZE_DRAFTB + 8 + 8 * WIRE_PAGE_DATA_MAX];
 	uint64_t entries[WIRE_PAGE_DATA_MAX];
-	void *pages[WIRE_PAGE_DATA_MAX];
 	uint8_t foot[WIRE_FOOTER_SIZE + WIRE_REC_ALIGN];
-	struct send_map *m;
+	size_t hs = record_hdr_size(&s->st), prelen, ps = s->page_size;
+	uint16_t opt = s->recopt | WIRE_REC_OPT_DEFLATE;
+	uint32_t body_len, crc = 0;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		memcpy(s->raw + i * ps, pages[i], ps);
+		entries[i] = body_pfn_entry(pfns[i], PT_NOTAB);
+	}
+	s->zbuf.len = 0;
+	if (body_page_data_deflate(s->st.big_endian, s->deflate_level, s->raw,
+	    n * ps, &s->zbuf) != 0)
+		return -ENOMEM;
+	body_len = (uint32_t)(8 + 8 * (size_t)n + s->zbuf.len);
+	record_hdr_put(&s->st, pre, REC_PAGE_DATA, body_len, opt);
+	body_page_data_prefix_put(s->st.big_endian, pre + hs, n, entries);
+	prelen = hs + 8 + 8 * (size_t)n;
+	if (opt & WIRE_REC_OPT_CHECKSUM) {
+		crc = xp_crc32(0, pre, prelen);
+		crc = xp_crc32(crc, s->zbuf.data, s->zbuf.len);
+	}
+	record_trailer_put(&s->st, foot, body_len, opt, crc);
+	if (evbuffer_add(s->out, pre, prelen) != 0 ||
+	    evbuffer_add(s->out, s->zbuf.data, s->zbuf.len) != 0 ||
+	    evbuffer_add(s->out, foot, record_trailer_size(&s->st, body_len)))
+		return -ENOMEM;
+	s->queued += record_wire_size(&s->st, body_len);
+	s->page_octets += n * ps;
+	s->page_wire += s->zbuf.len;
+	return 0;
+}
+
+/*
+ * One PAGE_DATA record for n pages that carry data.  While the domain
+ * runs and checksums are on, the pages are copied first (the checksum must
+ * match what is sent); otherwise they are queued by reference, which is
+ * safe: a page written after read_dirty() is sent again in a later pass,
+ * and in the final pass the domain is paused.  The mapping is released
+ * when the last reference has left the buffer.
+ */
+static int
+send_pages_plain(struct sender *s, const uint64_t *pfns, void **pages,
+    unsigned n, struct send_map *m)
+{
+	uint8_t pre[WIRE_RHDR_SIZE_DRAFTB + 8 + 8 * WIRE_PAGE_DATA_MAX];
+	uint64_t entries[WIRE_PAGE_DATA_MAX];
+	uint8_t foot[WIRE_FOOTER_SIZE + WIRE_REC_ALIGN];
 	size_t hs = record_hdr_size(&s->st), prelen, ps = s->page_size;
 	uint32_t body_len = 8 + 8 * n + (uint32_t)(n * ps);
 	int checksum = (s->recopt & WIRE_REC_OPT_CHECKSUM) != 0;
-	uLong crc = 0;
+	uint32_t crc = 0;
 	unsigned i, j;
-	void *cookie = NULL;
-	int rc;
 
-	rc = s->b->ops->map(s->b, pfns, n, 0, pages, &cookie);
-	if (rc != 0)
-		return rc;
 	for (i = 0; i < n; i++)
 		entries[i] = body_pfn_entry(pfns[i], PT_NOTAB);
 	record_hdr_put(&s->st, pre, REC_PAGE_DATA, body_len, s->recopt);
 	body_page_data_prefix_put(s->st.big_endian, pre + hs, n, entries);
 	prelen = hs + 8 + 8 * (size_t)n;
 	if (checksum)
-		crc = crc32(0, pre, (uInt)prelen);
+		crc = xp_crc32(0, pre, prelen);
 	if (evbuffer_add(s->out, pre, prelen) != 0)
-		goto nomem;
+		return -ENOMEM;
 
 	if (checksum && !s->paused) {
 		struct evbuffer_iovec v;
 
 		if (evbuffer_reserve_space(s->out, n * ps, &v, 1) != 1 ||
 		    v.iov_len < n * ps)
-			goto nomem;
+			return -ENOMEM;
 		for (i = 0; i < n; i++)
 			memcpy((uint8_t *)v.iov_base + i * ps, pages[i], ps);
-		crc = crc32(crc, v.iov_base, (uInt)(n * ps));
+		crc = xp_crc32(crc, v.iov_base, n * ps);
 		v.iov_len = n * ps;
 		if (evbuffer_commit_space(s->out, &v, 1) != 0)
-			goto nomem;
-		s->b->ops->unmap(s->b, cookie, n);
+			return -ENOMEM;
 	} else {
-		if ((m = calloc(1, sizeof(*m))) == NULL)
-			goto nomem;
-		m->b = s->b;
-		m->cookie = cookie;
-		m->n = n;
-		m->refs = 1;	/* held until the loop below is done */
 		for (i = 0; i < n; i = j) {
 			/* Coalesce pages that are adjacent in memory. */
 			for (j = i + 1; j < n && (uint8_t *)pages[j] ==
 			    (uint8_t *)pages[j - 1] + ps; j++)
 				;
 			if (checksum)
-				crc = crc32(crc, pages[i], (uInt)((j - i) * ps));
+				crc = xp_crc32(crc, pages[i], (j - i) * ps);
 			m->refs++;
 			if (evbuffer_add_reference(s->out, pages[i],
 			    (j - i) * ps, send_map_release, m) != 0) {
 				m->refs--;
-				send_map_release(NULL, 0, m);
 				return -ENOMEM;
 			}
 		}
-		send_map_release(NULL, 0, m);
 	}
-	record_trailer_put(&s->st, foot, body_len, s->recopt, (uint32_t)crc);
+	record_trailer_put(&s->st, foot, body_len, s->recopt, crc);
 	if (evbuffer_add(s->out, foot, record_trailer_size(&s->st, body_len)))
 		return -ENOMEM;
 	s->queued += record_wire_size(&s->st, body_len);
-	s->pages_sent += n;
+	s->page_octets += n * ps;
+	s->page_wire += n * ps;
 	return 0;
-nomem:
-	s->b->ops->unmap(s->b, cookie, n);
-	return -ENOMEM;
+}
+
+/* Send n pages: zero ones as XMIG_ZERO_PAGES when agreed, the rest as data. */
+static int
+send_pages(struct sender *s, const uint64_t *pfns, unsigned n)
+{
+	uint64_t zpfn[WIRE_PAGE_DATA_MAX], dpfn[WIRE_PAGE_DATA_MAX];
+	void *pages[WIRE_PAGE_DATA_MAX], *dpages[WIRE_PAGE_DATA_MAX];
+	struct send_map *m;
+	unsigned i, nz = 0, nd = 0;
+	void *cookie = NULL;
+	int rc;
+
+	rc = s->b->ops->map(s->b, pfns, n, 0, pages, &cookie);
+	if (rc != 0)
+		return rc;
+	for (i = 0; i < n; i++) {
+		if (s->zero_elide && page_is_zero(pages[i], s->page_size)) {
+			zpfn[nz++] = pfns[i];
+		} else {
+			dpfn[nd] = pfns[i];
+			dpages[nd++] = pages[i];
+		}
+	}
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		s->b->ops->unmap(s->b, cookie, n);
+		return -ENOMEM;
+	}
+	m->b = s->b;
+	m->cookie = cookie;
+	m->n = n;
+	m->refs = 1;	/* ours, until the records are queued */
+	rc = 0;
+	if (nz > 0)
+		rc = send_zero_pages(s, zpfn, nz);
+	if (rc == 0 && nd > 0) {
+		if (s->deflate_level >= 0)
+			rc = send_pages_deflated(s, dpfn, dpages, nd);
+		else
+			rc = send_pages_plain(s, dpfn, dpages, nd, m);
+	}
+	send_map_release(NULL, 0, m);
+	s->pages_sent += n;
+	return rc;
 }
 
 static int
@@ -310,19 +457,77 @@ send_state_list(struct sender *s, struct state_list *l)
 	return 0;
 }
 
+/* The features this sender offers, given its options and dialect. */
+static uint32_t
+send_offer(const struct sender *s)
+{
+	uint32_t f = XMIG_F_ACKS | XMIG_F_HANDOVER;
+
+	if (s->recopt & WIRE_REC_OPT_CHECKSUM)
+		f |= XMIG_F_CHECKSUM;
+	if (s->o->compress_level >= 0 && s->st.dialect == XP_DRAFTB)
+		f |= XMIG_F_DEFLATE;
+	if (s->o->zero_pages != 0)
+		f |= XMIG_F_ZERO_PAGES;
+	return f;
+}
+
+static void send_wait(struct sender *s, double ms);
+
+/* Image and domain headers, and the offer of a back-channel. */
 static int
 send_headers(struct sender *s)
 {
 	uint8_t hdr[WIRE_IHDR_SIZE + WIRE_DHDR_SIZE_XEN];
+	uint8_t body[WIRE_NEGOTIATE_SIZE];
+	struct xp_negotiate n;
+	struct xp_buf buf = { 0 };
+	size_t len;
+
+	if (s->conn && s->o->backchannel)
+		s->st.ihdr_options |= WIRE_IHDR_OPT_BACKCHANNEL;
+	header_image_put(&s->st, hdr);
+	len = WIRE_IHDR_SIZE + header_domain_put(&s->st, hdr + WIRE_IHDR_SIZE);
+	if (evbuffer_add(s->out, hdr, len) != 0)
+		return -ENOMEM;
+	s->queued += len;
+	if (!(s->st.ihdr_options & WIRE_IHDR_OPT_BACKCHANNEL)) {
+		s->phase = SP_STATIC;
+		return 0;
+	}
+	memset(&n, 0, sizeof(n));
+	n.version = XMIG_NEGOTIATE_VERSION;
+	n.features = send_offer(s);
+	n.can_write = XMIG_CAN_DRAFTB_V1 | XMIG_CAN_XEN_V2 | XMIG_CAN_XEN_V3;
+	n.max_record_len = record_wire_size(&s->st, 8 + 8 * WIRE_PAGE_DATA_MAX +
+	    WIRE_PAGE_DATA_MAX * s->page_size);
+	n.arch = s->info.arch;
+	n.type = s->info.type;
+	n.page_shift = s->info.page_shift;
+	n.nr_pages = s->info.nr_pages;
+	n.nr_vcpus = s->info.nr_vcpus;
+	n.session_id = s->session_id;
+	body_negotiate_put(s->st.big_endian, body, &n);
+	if (record_encode(&s->st, &buf, REC_XMIG_NEGOTIATE, body,
+	    WIRE_NEGOTIATE_SIZE, s->recopt) < 0 ||
+	    evbuffer_add(s->out, buf.data, buf.len) != 0) {
+		buf_free(&buf);
+		return -ENOMEM;
+	}
+	s->queued += buf.len;
+	buf_free(&buf);
+	s->offered = 1;
+	s->phase = SP_NEGOTIATE;
+	send_wait(s, s->o->negotiate_timeout_ms);
+	return 0;
+}
+
+static int
+send_static(struct sender *s)
+{
 	struct state_list sl = { 0 };
-	size_t n;
 	int rc;
 
-	header_image_put(&s->st, hdr);
-	n = header_domain_put(&s->st, hdr + WIRE_IHDR_SIZE);
-	if (evbuffer_add(s->out, hdr, WIRE_IHDR_SIZE + n) != 0)
-		return -ENOMEM;
-	s->queued += WIRE_IHDR_SIZE + n;
 	if ((rc = s->b->ops->static_state(s->b, &sl)) != 0) {
 		send_fail(s, rc, "reading static state: %s",
 		    backend_errmsg(s->b));
@@ -433,7 +638,8 @@ send_end_of_pass(struct sender *s)
 	nd = (int64_t)bitmap_count(s->dirty, s->nr_words);
 	s->remaining = (uint64_t)nd * s->page_size;
 	s->dirty_rate = el > 0 ? (double)s->remaining / el : 0;
-	expected_ms = s->bw > 0 ? (double)s->remaining * 1000.0 / s->bw : 1e9;
+	expected_ms = s->remaining == 0 ? 0 : s->bw > 0 ?
+	    (double)s->remaining * 1000.0 / s->bw : 1e9;
 
 	/*
 	 * Go round again while the expected downtime is above the limit, or
@@ -492,7 +698,12 @@ send_tail(struct sender *s)
 		s->digest_started = 1;
 	else
 		send_digest_main(s);
-	s->phase = SP_FLUSH;
+	if (s->features & XMIG_F_HANDOVER) {
+		s->phase = SP_HANDOVER;
+		s->ho = HO_WAIT_RESTORED;
+		send_wait(s, SEND_RESTORE_TIMEOUT * 1000.0);
+	} else
+		s->phase = SP_FLUSH;
 	return 0;
 }
 
@@ -510,7 +721,17 @@ send_produce(struct sender *s)
 	while (s->rc == 0 && evbuffer_get_length(s->out) < SEND_HIGH_WATER) {
 		switch (s->phase) {
 		case SP_HEADERS:
-			if ((rc = send_headers(s)) != 0)
+			if ((rc = send_headers(s)) != 0) {
+				send_fail(s, rc, "queueing the headers: %s",
+				    strerror(-rc));
+				return rc;
+			}
+			break;
+		case SP_NEGOTIATE:
+		case SP_PREPAUSE:
+			return 0;
+		case SP_STATIC:
+			if ((rc = send_static(s)) != 0)
 				return rc;
 			if (s->o->live) {
 				if ((rc = s->b->ops->enable_dirty(s->b)) != 0) {
@@ -567,8 +788,6 @@ send_produce(struct sender *s)
 			} else
 				s->phase = SP_TAIL;
 			break;
-		case SP_PREPAUSE:
-			return 0;
 		case SP_TAIL:
 			if ((rc = send_tail(s)) != 0) {
 				send_fail(s, rc, "queueing the tail: %s",
@@ -596,40 +815,231 @@ send_drain_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 	s->drained += info->n_deleted;
 }
 
+/* Arm the one timer that bounds every wait for the receiver. */
+static void send_wait_cb(evutil_socket_t fd, short what, void *arg);
+
 static void
-send_confirm_timeout(evutil_socket_t fd, short what, void *arg)
+send_wait(struct sender *s, double ms)
+{
+	struct timeval tv;
+
+	if (s->base == NULL)
+		return;
+	if (s->wait_timer == NULL &&
+	    (s->wait_timer = evtimer_new(s->base, send_wait_cb, s)) == NULL)
+		return;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms - (double)tv.tv_sec * 1000) * 1000);
+	evtimer_add(s->wait_timer, &tv);
+}
+
+static void
+send_done(struct sender *s)
+{
+	if (s->t_end == 0)
+		s->t_end = now_ns();
+	s->phase = SP_DONE;
+	if (s->wait_timer != NULL)
+		evtimer_del(s->wait_timer);
+	event_base_loopexit(s->base, NULL);
+}
+
+/* No answer in time: the window of section 13.4 decides what follows. */
+static void
+send_wait_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sender *s = arg;
 
-	send_fail(s, -ETIMEDOUT, "the receiver did not confirm within %d s",
-	    SEND_CONFIRM_TIMEOUT);
+	if (s->phase == SP_NEGOTIATE) {
+		if (s->o->require_backchannel) {
+			send_fail(s, -ETIMEDOUT, "the receiver did not answer "
+			    "the back-channel offer within %.0f ms (an older "
+			    "receiver, or Xen's own restore?) and "
+			    "--require-backchannel was given",
+			    s->o->negotiate_timeout_ms);
+			return;
+		}
+		/* One-way: write the plain stream, nothing more. */
+		s->features = 0;
+		s->phase = SP_STATIC;
+		send_produce(s);
+		return;
+	}
+	switch (s->ho) {
+	case HO_WAIT_RESTORED:
+		send_fail(s, -ETIMEDOUT, "the receiver did not report the "
+		    "domain restored within %d s", SEND_RESTORE_TIMEOUT);
+		break;
+	case HO_WAIT_RUNNING:
+		s->unconfirmed = 1;
+		send_fail(s, -ETIMEDOUT, "GO was sent but the receiver did "
+		    "not report the domain running within %d s: the source "
+		    "stays paused; the receiver's report decides which copy "
+		    "to keep", SEND_RUNNING_TIMEOUT);
+		break;
+	case HO_WAIT_DIGESTS:
+		send_done(s);		/* handed over; digests not compared */
+		break;
+	default:
+		break;
+	}
+}
+
+/* XMIG_HANDOVER on the forward direction, after END. */
+static int
+send_handover(struct sender *s, uint32_t command)
+{
+	struct xp_handover h = { .command = command };
+	struct xp_buf buf = { 0 };
+	int rc;
+
+	rc = control_handover_put(&buf, &h);
+	if (rc == 0)
+		rc = bufferevent_write(s->bev, buf.data, buf.len) == 0 ? 0 :
+		    -ENOMEM;
+	buf_free(&buf);
+	return rc < 0 ? -ENOMEM : 0;
+}
+
+static void send_tls_close(struct sender *s);
+
+static int
+send_bc_reply(struct sender *s, const struct xp_record *rec)
+{
+	struct xp_reply r;
+	uint32_t offered = send_offer(s);
+
+	if (s->phase != SP_NEGOTIATE || control_reply_get(rec, &r) != 0) {
+		send_fail(s, -EPROTO, "back-channel: unexpected XMIG_REPLY");
+		return -XP_ECALLBACK;
+	}
+	if (r.result != XMIG_REPLY_OK) {
+		send_fail(s, -EPROTO, "the receiver cannot take this domain: "
+		    "%.*s", (int)r.message_len, r.message);
+		return -XP_ECALLBACK;
+	}
+	if ((r.features & ~offered) != 0) {
+		send_fail(s, -EPROTO, "back-channel: the receiver accepted "
+		    "features 0x%x that were not offered", r.features);
+		return -XP_ECALLBACK;
+	}
+	if (s->wait_timer != NULL)
+		evtimer_del(s->wait_timer);
+	s->features = r.features;
+	if (!(s->features & XMIG_F_CHECKSUM))
+		s->recopt &= (uint16_t)~WIRE_REC_OPT_CHECKSUM;
+	if (s->features & XMIG_F_DEFLATE)
+		s->deflate_level = s->o->compress_level;
+	s->zero_elide = (s->features & XMIG_F_ZERO_PAGES) != 0;
+	s->r->backchannel = 1;
+	s->phase = SP_STATIC;
+	return 0;
+}
+
+static int
+send_bc_status(struct sender *s, const struct xp_record *rec)
+{
+	struct xp_status st;
+
+	if (control_status_get(rec, &st) != 0)
+		return -XP_ECALLBACK;
+	if (st.state == XMIG_STATUS_FAILED) {
+		send_fail(s, -EPROTO, "the receiver could not restore the "
+		    "domain: %.*s", (int)st.message_len, st.message);
+		return -XP_ECALLBACK;
+	}
+	if (st.state == XMIG_STATUS_RESTORED && s->ho == HO_WAIT_RESTORED) {
+		/* The point of no return: from here the source waits. */
+		if (send_handover(s, XMIG_HANDOVER_GO) != 0) {
+			send_fail(s, -ENOMEM, "out of memory");
+			return -XP_ECALLBACK;
+		}
+		s->ho = HO_WAIT_RUNNING;
+		send_wait(s, SEND_RUNNING_TIMEOUT * 1000.0);
+		return 0;
+	}
+	if (st.state == XMIG_STATUS_RUNNING && s->ho == HO_WAIT_RUNNING) {
+		s->t_end = now_ns();
+		s->ho = HO_WAIT_DIGESTS;
+		send_wait(s, SEND_DIGEST_TIMEOUT * 1000.0);
+		return 0;
+	}
+	send_fail(s, -EPROTO, "back-channel: unexpected status %u", st.state);
+	return -XP_ECALLBACK;
+}
+
+static int
+send_bc_record(void *arg, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	struct sender *s = arg;
+	struct xp_ack ack;
+	struct xp_error_msg em;
+	struct xp_digests dg;
+
+	(void)st;
+	switch (rec->type) {
+	case REC_XMIG_REPLY:
+		return send_bc_reply(s, rec);
+	case REC_XMIG_ACK:
+		if (control_ack_get(rec, &ack) == 0)
+			s->acked = ack.octets;
+		return 0;
+	case REC_XMIG_ERROR:
+		if (control_error_get(rec, &em) != 0)
+			return -XP_ECALLBACK;
+		send_fail(s, -EPROTO, "the receiver rejected the stream: "
+		    "record %llu (%s) at offset %llu: %.*s",
+		    (unsigned long long)em.record_index,
+		    record_type_name(em.record_type),
+		    (unsigned long long)em.offset, (int)em.message_len,
+		    em.message);
+		return -XP_ECALLBACK;
+	case REC_XMIG_STATUS:
+		return send_bc_status(s, rec);
+	case REC_XMIG_DIGESTS:
+		if (s->ho != HO_WAIT_DIGESTS || control_digests_get(rec, &dg))
+			return -XP_ECALLBACK;
+		memcpy(s->peer_mem, dg.memory_sha256, 32);
+		memcpy(s->peer_vcpu, dg.vcpu_sha256, 32);
+		s->have_peer_digests = 1;
+		s->ho = HO_DONE;
+		if (s->tls_ctx != NULL)
+			send_tls_close(s);
+		send_done(s);
+		return XP_PAUSE;
+	default:
+		return -XP_ECALLBACK;
+	}
+}
+
+/* TLS: the close_notify after the last message, given a moment to leave. */
+static void
+send_tls_close(struct sender *s)
+{
+	char err[128];
+	int i;
+
+	if (xport_tls_shutdown(s->bev, err, sizeof(err)) != 1)
+		return;
+	for (i = 0; i < 20; i++) {
+		event_base_loop(s->base, EVLOOP_NONBLOCK);
+		usleep(5000);
+	}
 }
 
 static void
 send_flushed(struct sender *s)
 {
-	struct timeval tv = { SEND_CONFIRM_TIMEOUT, 0 };
-
-	if (!s->is_socket) {
-		s->t_end = now_ns();
-		s->phase = SP_DONE;
-		event_base_loopexit(s->base, NULL);
-		return;
-	}
 	/*
-	 * One-way stream over TCP: half-close and wait.  The receiver
-	 * closes in order once it has restored the domain, and resets the
-	 * connection if it rejected the stream (SPEC.md, "Confirmation").
+	 * One-way: the stream is out, nobody will confirm it.  The source
+	 * stays paused (SPEC.md 13.4); close our side in order.
 	 */
-	if (shutdown(s->fd, SHUT_WR) != 0) {
-		send_fail(s, -errno, "shutdown: %s", strerror(errno));
-		return;
-	}
-	s->phase = SP_CONFIRM;
-	bufferevent_enable(s->bev, EV_READ);
-	s->confirm_timer = evtimer_new(s->base, send_confirm_timeout, s);
-	if (s->confirm_timer != NULL)
-		evtimer_add(s->confirm_timer, &tv);
+	if (s->tls_ctx != NULL)
+		send_tls_close(s);
+	else if (s->conn)
+		shutdown(s->fd, SHUT_WR);
+	send_done(s);
 }
 
 static void
@@ -642,7 +1052,7 @@ send_write_cb(struct bufferevent *bev, void *arg)
 		if (send_stop_and_copy(s) != 0)
 			return;
 	}
-	if (s->phase < SP_FLUSH && s->phase != SP_PREPAUSE)
+	if (s->phase < SP_FLUSH)
 		send_produce(s);
 	if (s->rc != 0)
 		return;
@@ -657,33 +1067,74 @@ send_write_cb(struct bufferevent *bev, void *arg)
 static void
 send_read_cb(struct bufferevent *bev, void *arg)
 {
-	/* Nothing is expected from a one-way receiver: discard it. */
-	evbuffer_drain(bufferevent_get_input(bev),
-	    evbuffer_get_length(bufferevent_get_input(bev)));
+	struct sender *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t len;
+
+	if (s->bc == NULL) {
+		/* Nothing is expected: no back-channel was offered. */
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	while (s->rc == 0 && s->phase != SP_DONE &&
+	    (len = evbuffer_get_length(in)) > 0) {
+		size_t want = parser_want(s->bc);
+		ssize_t used;
+		uint8_t *p;
+
+		if (want == 0)
+			break;
+		if (want > len)
+			want = len;
+		if ((p = evbuffer_pullup(in, (ev_ssize_t)want)) == NULL)
+			break;
+		used = parser_feed(s->bc, p, want);
+		if (used < 0) {
+			if (s->rc == 0)
+				send_fail(s, -EPROTO, "back-channel: %s",
+				    parser_error(s->bc)->msg);
+			break;
+		}
+		evbuffer_drain(in, (size_t)used);
+	}
+	if (s->phase == SP_STATIC)
+		send_produce(s);	/* the REPLY came: go on */
 }
 
 static void
 send_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct sender *s = arg;
-	int err = EVUTIL_SOCKET_ERROR();
+	char why[256];
 
-	if (s->phase == SP_CONFIRM && (what & BEV_EVENT_EOF)) {
-		s->t_end = now_ns();
-		s->phase = SP_DONE;
-		event_base_loopexit(s->base, NULL);
-		return;
-	}
+	if (what & BEV_EVENT_CONNECTED)
+		return;		/* the TLS handshake is done */
 	if (what & BEV_EVENT_EOF)
-		send_fail(s, -EPIPE, "the receiver closed the connection "
-		    "before the stream was complete");
-	else if (err == ECONNRESET || err == EPIPE)
-		send_fail(s, -ECONNRESET, "the receiver %s the connection "
-		    "(it rejected the stream or failed: see its log)",
-		    s->phase == SP_CONFIRM ? "reset" : "dropped");
+		snprintf(why, sizeof(why), "the receiver closed the "
+		    "connection");
 	else
-		send_fail(s, -(err ? err : EIO), "connection: %s",
-		    err ? strerror(err) : "error");
+		xport_bev_error(bev, why, sizeof(why));
+	if (s->phase == SP_DONE)
+		return;
+	switch (s->ho) {
+	case HO_WAIT_DIGESTS:
+		send_done(s);		/* handed over; digests not compared */
+		return;
+	case HO_WAIT_RUNNING:
+		s->unconfirmed = 1;
+		send_fail(s, -EPIPE, "%s after GO was sent: the source stays "
+		    "paused; the receiver's report decides which copy to keep",
+		    why);
+		return;
+	default:
+		break;
+	}
+	if (s->phase == SP_FLUSH && !s->conn)
+		send_fail(s, -EPIPE, "%s before the stream was complete", why);
+	else
+		send_fail(s, -EPIPE, "%s (%s); see its log", why,
+		    s->phase < SP_TAIL ? "during the migration" :
+		    "before the handover");
 }
 
 static void
@@ -700,10 +1151,21 @@ send_run_events(struct sender *s)
 
 	if ((s->base = event_base_new()) == NULL)
 		return -ENOMEM;
-	s->bev = xport_bev_new(s->base, s->fd, NULL, 0, NULL, s->err,
+	s->bev = xport_bev_new(s->base, s->fd, s->tls_ctx, 0, s->host, s->err,
 	    sizeof(s->err));
-	if (s->bev == NULL)
-		return s->rc = -ENOMEM;
+	if (s->bev == NULL) {
+		close(s->fd);
+		s->fd = -1;
+		return s->rc = -EIO;
+	}
+	if (s->conn && s->o->backchannel) {
+		struct xp_limits lim = { 0 };
+
+		s->bc = parser_new_control(&lim, XP_CONTROL_BACK, 1,
+		    send_bc_record, s);
+		if (s->bc == NULL)
+			return s->rc = -ENOMEM;
+	}
 	s->out = bufferevent_get_output(s->bev);
 	evbuffer_add_cb(s->out, send_drain_cb, s);
 	bufferevent_setcb(s->bev, send_read_cb, send_write_cb, send_event_cb,
@@ -721,7 +1183,7 @@ send_run_events(struct sender *s)
 			return -ENOMEM;
 	}
 	bufferevent_enable(s->bev, EV_WRITE);
-	if (s->is_socket)
+	if (s->conn)
 		bufferevent_enable(s->bev, EV_READ);
 	s->timer = event_new(s->base, -1, EV_PERSIST, send_timer_cb, s);
 	if (s->timer != NULL)
@@ -735,9 +1197,9 @@ send_run_events(struct sender *s)
 
 	if (s->timer != NULL)
 		event_free(s->timer);
-	if (s->confirm_timer != NULL)
-		event_free(s->confirm_timer);
-	if (s->rc != 0 && s->is_socket)
+	if (s->wait_timer != NULL)
+		event_free(s->wait_timer);
+	if (s->rc != 0 && s->conn && s->tls_ctx == NULL)
 		xport_abort(s->fd);
 	bufferevent_free(s->bev);	/* drops queued page references */
 	s->bev = NULL;
@@ -793,11 +1255,25 @@ send_open_dest(struct sender *s, const char *dest)
 	if ((rc = xport_parse(dest, &u, s->err, sizeof(s->err))) != 0)
 		return s->rc = rc;
 	switch (u.kind) {
+	case XPORT_TLS:
+		s->tls_ctx = xport_tls_ctx_new(&s->o->tls, 0, s->err,
+		    sizeof(s->err));
+		if (s->tls_ctx == NULL)
+			return s->rc = -EINVAL;
+		/* FALLTHROUGH */
 	case XPORT_TCP:
 		if ((fd = xport_connect(&u, s->err, sizeof(s->err))) < 0)
 			return s->rc = fd;
 		s->fd = fd;
-		s->is_socket = 1;
+		s->conn = 1;
+		snprintf(s->host, sizeof(s->host), "%s", u.host);
+		return 0;
+	case XPORT_EXEC:
+		if ((fd = xport_exec(u.path, &s->child, s->err,
+		    sizeof(s->err))) < 0)
+			return s->rc = fd;
+		s->fd = fd;
+		s->conn = 1;
 		return 0;
 	case XPORT_FILE:
 		if (stat(u.path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
@@ -844,11 +1320,6 @@ send_open_dest(struct sender *s, const char *dest)
 			fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) |
 			    O_NONBLOCK);
 		return 0;
-	case XPORT_TLS:
-	case XPORT_EXEC:
-		snprintf(s->err, sizeof(s->err), "%s: this transport is not "
-		    "implemented yet", dest);
-		return s->rc = -ENOTSUP;
 	}
 	return s->rc = -EINVAL;
 }
@@ -859,6 +1330,25 @@ send_close_dest(struct sender *s)
 	if (s->fd > STDERR_FILENO)
 		close(s->fd);
 	s->fd = -1;
+	if (s->tls_ctx != NULL) {
+		xport_tls_ctx_free(s->tls_ctx);
+		s->tls_ctx = NULL;
+	}
+	if (s->child > 0) {
+		int status, i;
+
+		/* The far end exits once the connection is closed. */
+		for (i = 0; i < 100; i++) {
+			if (waitpid(s->child, &status, WNOHANG) != 0)
+				break;
+			usleep(50000);
+		}
+		if (i == 100) {
+			kill(s->child, SIGTERM);
+			waitpid(s->child, &status, 0);
+		}
+		s->child = 0;
+	}
 	if (s->tmppath[0] == '\0')
 		return;
 	if (s->rc == 0 && rename(s->tmppath, s->path) != 0) {
@@ -876,6 +1366,7 @@ send_domain(struct backend *b, const char *dest, const struct send_opts *o,
 {
 	struct sender s;
 	uint8_t dummy[32];
+	uint64_t t_done;
 	int rc;
 
 	memset(&s, 0, sizeof(s));
@@ -906,12 +1397,21 @@ send_domain(struct backend *b, const char *dest, const struct send_opts *o,
 	}
 	s.recopt = o->dialect == XP_DRAFTB && o->checksum ?
 	    WIRE_REC_OPT_CHECKSUM : 0;
+	s.session_id = ((uint64_t)getpid() << 32) ^ now_ns();
+	/* Files get extensions only when asked; connections when agreed. */
+	s.deflate_level = -1;
+	s.zero_elide = o->zero_pages == 1 && o->dialect == XP_DRAFTB;
+	if (o->compress_level >= 0 && o->dialect == XP_DRAFTB &&
+	    (strncmp(dest, "file:", 5) == 0 || strcmp(dest, "-") == 0))
+		s.deflate_level = o->compress_level;
+	s.raw = malloc((size_t)WIRE_PAGE_DATA_MAX << s.info.page_shift);
 	s.nr_words = (size_t)((s.info.nr_pages + 63) / 64);
 	s.pass_set = calloc(s.nr_words ? s.nr_words : 1, 8);
 	s.dirty = calloc(s.nr_words ? s.nr_words : 1, 8);
 	s.dstate = digest_state_new();
 	s.prog = progress_new(o->progress, stderr);
-	if (s.pass_set == NULL || s.dirty == NULL || s.dstate == NULL) {
+	if (s.pass_set == NULL || s.dirty == NULL || s.dstate == NULL ||
+	    s.raw == NULL) {
 		s.rc = -ENOMEM;
 		snprintf(s.err, sizeof(s.err), "out of memory");
 		goto out;
@@ -935,39 +1435,69 @@ out:
 	}
 	if (s.tracking)
 		b->ops->disable_dirty(b);
-	if (s.rc != 0 && s.paused) {
-		/* Never leave a failed source paused. */
+	if (s.rc != 0 && s.paused && !s.unconfirmed) {
+		/* Never leave a failed source paused... */
 		if (b->ops->resume(b) == 0)
 			s.paused = 0;
 	}
+	/* ... but leave it paused while another copy may run. */
 	progress_end(s.prog);
 	if (s.rc == 0)
 		send_progress(&s, 1), progress_end(s.prog);
+	t_done = now_ns();
 	if (s.t_end == 0)
-		s.t_end = now_ns();
+		s.t_end = t_done;
 	r->bytes = s.drained;
 	r->pages_sent = s.pages_sent;
+	r->zero_pages = s.zero_pages;
+	r->page_octets = s.page_octets;
+	r->page_wire = s.page_wire;
 	r->iterations = s.iteration;
-	r->duration_ms = (double)(s.t_end - s.t_start) / 1e6;
+	r->duration_ms = (double)(t_done - s.t_start) / 1e6;
 	if (s.t_pause != 0 && s.rc == 0) {
 		r->have_downtime = 1;
 		r->downtime_ms = (double)(s.t_end - s.t_pause) / 1e6;
 	}
-	r->throughput_mbps = r->duration_ms > 0 ?
-	    (double)s.drained * 8.0 / 1e6 / (r->duration_ms / 1000.0) : 0;
+	r->throughput_mbps = s.t_end > s.t_start ? (double)s.drained * 8.0 /
+	    1e6 / ((double)(s.t_end - s.t_start) / 1e9) : 0;
 	if (s.dstate != NULL) {
-		digest_state_final(s.dstate, s.rc == 0 ? r->vcpu_sha256 : dummy);
-		r->have_vcpu = s.rc == 0;
+		digest_state_final(s.dstate, s.rc == 0 || s.unconfirmed ?
+		    r->vcpu_sha256 : dummy);
+		r->have_vcpu = s.rc == 0 || s.unconfirmed;
 	}
-	if (s.rc == 0)
-		r->status = s.is_socket || s.tmppath[0] ? "completed" : "sent";
-	else
+	r->verified = -1;
+	if (s.have_peer_digests && r->have_memory && r->have_vcpu)
+		r->verified = memcmp(s.peer_mem, r->memory_sha256, 32) == 0 &&
+		    memcmp(s.peer_vcpu, r->vcpu_sha256, 32) == 0;
+	if (s.rc == 0 && r->verified == 0) {
+		s.rc = -EBADMSG;
+		snprintf(s.err, sizeof(s.err), "the receiver's digests differ "
+		    "from the source's: the source stays paused");
+	}
+	if (s.rc == 0 && s.conn && !(s.features & XMIG_F_HANDOVER)) {
+		/* One-way: delivered, not confirmed; the source waits. */
+		r->status = "unconfirmed";
+		rc = -EINPROGRESS;
+	} else if (s.rc == 0 && !s.conn && s.tmppath[0] == '\0') {
+		r->status = "unconfirmed";	/* a pipe: nobody answers */
+		rc = -EINPROGRESS;
+	} else if (s.rc == 0) {
+		r->status = "completed";
+		rc = 0;
+	} else {
+		r->status = s.unconfirmed ? "unconfirmed" : "failed";
+		rc = s.unconfirmed ? -EINPROGRESS : s.rc;
+	}
+	if (s.rc != 0)
 		snprintf(r->error, sizeof(r->error), "%s", s.err);
+	parser_free(s.bc);
+	buf_free(&s.zbuf);
+	free(s.raw);
 	digest_state_free(s.dstate);
 	progress_free(s.prog);
 	free(s.pass_set);
 	free(s.dirty);
-	return s.rc;
+	return rc;
 }
 
 void
@@ -1002,6 +1532,14 @@ report_print_json(const struct xmig_report *r, FILE *out)
 		fprintf(out, ",\"downtime_ms\":%.3f", r->downtime_ms);
 	else
 		fprintf(out, ",\"downtime_ms\":null");
+	fprintf(out, ",\"backchannel\":%s", r->backchannel ? "true" : "false");
+	if (r->verified >= 0)
+		fprintf(out, ",\"verified\":%s", r->verified ? "true" : "false");
+	fprintf(out, ",\"zero_pages\":%llu,\"page_octets\":%llu,"
+	    "\"page_wire_octets\":%llu",
+	    (unsigned long long)r->zero_pages,
+	    (unsigned long long)r->page_octets,
+	    (unsigned long long)r->page_wire);
 	fprintf(out, ",\"duration_ms\":%.3f,\"throughput_mbps\":%.1f}\n",
 	    r->duration_ms, r->throughput_mbps);
 	fflush(out);

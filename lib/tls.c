@@ -49,6 +49,7 @@
 #include "xmig.h"
 
 /*
+ * (Declared in xmig.h.)
  * Send the close_notify on a TLS bufferevent after the final message, with
  * its output buffer empty (call it from the write callback once
  * evbuffer_get_length(bufferevent_get_output(bev)) is 0).  Returns 0 when
@@ -58,12 +59,7 @@
  * negative errno value with the reason in errbuf.  Nothing may be written
  * after it; reading goes on, and the peer's close_notify arrives as
  * BEV_EVENT_EOF.
- *
- * Declared here until xmig.h carries it (its tls.c section).
  */
-int	xport_tls_shutdown(struct bufferevent *bev, char *errbuf,
-	    size_t errlen);
-
 /* Per SSL_CTX. */
 struct tls_info {
 	int	 server;

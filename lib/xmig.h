@@ -111,6 +111,11 @@ void	xport_bev_error(struct bufferevent *bev, char *buf, size_t len);
 struct bufferevent *xport_tls_bev_new(struct event_base *base, int fd,
 	    void *ctx, int server, const char *host, char *errbuf,
 	    size_t errlen);
+/*
+ * After the final message, with the output empty: send the close_notify.
+ * 0 sent, 1 queued until the socket drains, or -errno with errbuf.
+ */
+int	xport_tls_shutdown(struct bufferevent *bev, char *errbuf, size_t errlen);
 /* Non-zero, with buf filled, if bev is a TLS bufferevent with an error. */
 int	xport_tls_bev_error(struct bufferevent *bev, char *buf, size_t len);
 /* Reset (not close orderly) a socket: the peer sees ECONNRESET. */
@@ -147,7 +152,12 @@ void	progress_free(struct progress *p);
 
 struct xmig_report {
 	const char	*role;
-	const char	*status;	/* "completed", "sent", "failed" */
+	const char	*status;	/* "completed", "unconfirmed", "failed" */
+	int		 verified;	/* -1 unknown, 0 digests differ, 1 equal */
+	int		 backchannel;	/* a back-channel was agreed */
+	uint64_t	 zero_pages;	/* pages sent or received without data */
+	uint64_t	 page_octets;	/* page data before compression */
+	uint64_t	 page_wire;	/* page data as sent */
 	char		 error[512];
 	int		 have_memory, have_vcpu;
 	uint8_t		 memory_sha256[32];
@@ -177,6 +187,11 @@ struct send_opts {
 	enum progress_mode progress;
 	int		big_endian;		/* draft-B only */
 	struct xport_tls tls;
+	int		backchannel;		/* offer one on a connection */
+	int		require_backchannel;	/* fail rather than go one-way */
+	double		negotiate_timeout_ms;	/* wait for XMIG_REPLY (2000) */
+	int		compress_level;		/* zlib level, -1: none */
+	int		zero_pages;		/* -1 when agreed, 0 never, 1 also files */
 };
 
 void	send_opts_default(struct send_opts *o);

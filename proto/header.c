@@ -22,9 +22,9 @@ header_legacy_why(char *why, size_t len)
 }
 
 /*
- * Write the image header.  Only the byte order bit and, in draft-B, the
- * back-channel bit of st->ihdr_options are written; the other option bits
- * and the reserved octets are zero.
+ * Write the image header.  Only the byte order bit and the back-channel
+ * bit of st->ihdr_options are written; the other option bits and the
+ * reserved octets are zero.
  */
 void
 header_image_put(const struct xp_stream *st, uint8_t out[WIRE_IHDR_SIZE])
@@ -33,8 +33,7 @@ header_image_put(const struct xp_stream *st, uint8_t out[WIRE_IHDR_SIZE])
 
 	if (st->big_endian)
 		options |= WIRE_IHDR_OPT_BIG_ENDIAN;
-	if (st->dialect == XP_DRAFTB)
-		options |= st->ihdr_options & WIRE_IHDR_OPT_BACKCHANNEL;
+	options |= st->ihdr_options & WIRE_IHDR_OPT_BACKCHANNEL;
 
 	xp_put64(1, out, WIRE_MARKER);
 	xp_put32(1, out + 8, WIRE_ID);

@@ -9,10 +9,17 @@ IMG=$B/xmig-image
 T=$(mktemp -d "${TMPDIR:-/tmp}/xmig-e2e.XXXXXX")
 PIDS=
 cleanup() {
+	pkill -P "$WATCHDOG" 2>/dev/null
 	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
 	rm -rf "$T"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'echo "not ok - interrupted (timeout?)"; exit 1' INT TERM
+# A watchdog: no test may hang CI.  XMIG_TEST_TIMEOUT seconds (default 900).
+( sleep "${XMIG_TEST_TIMEOUT:-900}" && echo "not ok - timed out" >&2 &&
+    kill -TERM $$ ) 2>/dev/null &
+WATCHDOG=$!
+PIDS="$PIDS $WATCHDOG"
 npass=0
 nfail=0
 pass() { npass=$((npass + 1)); echo "ok - $*"; }
