@@ -39,6 +39,7 @@ enum recv_phase {
 	RV_WAIT_GO,	/* END applied, RESTORED sent, waiting for GO */
 	RV_RUNNING,	/* GO applied, RUNNING queued: digests once it left */
 	RV_CLOSING,	/* a last message queued: close once it left */
+	RV_DRAIN,	/* after a failure: our side closed, theirs drained */
 	RV_DONE,
 };
 
@@ -65,6 +66,7 @@ struct receiver {
 	/* Back-channel (SPEC 13). */
 	int			 bc_possible;	/* the transport has a way back */
 	int			 bc_started;	/* its image header is out */
+	int			 bc_spoke;	/* something went out on it */
 	int			 negotiated;	/* XMIG_NEGOTIATE arrived */
 	uint32_t		 features;	/* accepted */
 	uint64_t		 neg_pages;	/* pages the sender announced */
@@ -175,6 +177,7 @@ recv_bc_send(struct receiver *rv, struct xp_buf *rec)
 		else
 			rc = write_all(rv->out_fd, hdr, sizeof(hdr));
 		rv->bc_started = 1;
+		rv->bc_spoke = 1;
 	}
 	if (rc == 0) {
 		if (rv->bev != NULL)
@@ -654,6 +657,25 @@ recv_closed(struct receiver *rv)
 		rv->tls = 0;
 		return;
 	}
+	if (rv->rc != 0 && rv->bc_spoke) {
+		/*
+		 * Our last word (ERROR, a refusing REPLY) must reach the
+		 * sender: a close with its data unread would reset the
+		 * connection and discard it there.  Close our side, read and
+		 * drop theirs until they close or the timer ends it.
+		 */
+		struct timeval tv = { 2, 0 };
+
+		if (rv->tls)
+			xport_tls_shutdown(rv->bev, err, sizeof(err));
+		else
+			shutdown(bufferevent_getfd(rv->bev), SHUT_WR);
+		rv->tls = 0;
+		rv->phase = RV_DRAIN;
+		bufferevent_enable(rv->bev, EV_READ);
+		evtimer_add(rv->timer, &tv);
+		return;
+	}
 	rv->phase = RV_DONE;
 	event_base_loopbreak(rv->base);
 }
@@ -692,6 +714,10 @@ recv_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t len;
 
+	if (rv->phase == RV_DRAIN) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
 	while (rv->rc == 0 && rv->phase <= RV_WAIT_GO &&
 	    (len = evbuffer_get_length(in)) > 0) {
 		struct xp_parser *p = rv->phase == RV_STREAM ? rv->p : rv->ctl;
