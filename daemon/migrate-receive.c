@@ -33,6 +33,11 @@ usage(FILE *f)
 "                        where restored domains live (default sim)\n"
 "  --once                serve a single migration, then exit\n"
 "  --max-memory SIZE     refuse domains larger than SIZE (K/M/G suffixes)\n"
+"  --max-sessions N      serve at most N migrations at once (default 8),\n"
+"                        each in a process of its own; one more is\n"
+"                        answered \"busy\" (tcp: and tls: without --once)\n"
+"  --timeout SEC         give up on a sender that sends nothing for SEC\n"
+"                        seconds, or sends no GO (default 60)\n"
 "  --insecure            let a plain tcp: listener bind to a non-loopback\n"
 "                        address (by default it refuses: use tls:)\n"
 "  --tls-cert FILE, --tls-key FILE, --tls-ca FILE\n"
@@ -54,6 +59,7 @@ usage(FILE *f)
 enum {
 	OPT_BACKEND = 256, OPT_ONCE, OPT_MAX_MEMORY, OPT_PROGRESS, OPT_REPORT,
 	OPT_INSECURE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_PEER,
+	OPT_TIMEOUT, OPT_MAX_SESSIONS,
 };
 
 static const struct option longopts[] = {
@@ -63,6 +69,8 @@ static const struct option longopts[] = {
 	{ "progress",	required_argument,	NULL, OPT_PROGRESS },
 	{ "report",	required_argument,	NULL, OPT_REPORT },
 	{ "insecure",	no_argument,		NULL, OPT_INSECURE },
+	{ "timeout",	required_argument,	NULL, OPT_TIMEOUT },
+	{ "max-sessions", required_argument,	NULL, OPT_MAX_SESSIONS },
 	{ "tls-cert",	required_argument,	NULL, OPT_TLS_CERT },
 	{ "tls-key",	required_argument,	NULL, OPT_TLS_KEY },
 	{ "tls-ca",	required_argument,	NULL, OPT_TLS_CA },
@@ -93,6 +101,8 @@ main(int argc, char **argv)
 {
 	struct recv_opts o;
 	const char *spec;
+	char *end;
+	unsigned long v;
 	int c, verbose = LOG_LVL_INFO;
 
 	log_init(argv[0], verbose);
@@ -135,6 +145,19 @@ main(int argc, char **argv)
 			break;
 		case OPT_INSECURE:
 			o.insecure = 1;
+			break;
+		case OPT_TIMEOUT:
+			o.timeout_s = strtod(optarg, &end);
+			if (*end != '\0' || end == optarg || o.timeout_s <= 0)
+				return bad_usage("--timeout: '%s' is not a "
+				    "number of seconds", optarg);
+			break;
+		case OPT_MAX_SESSIONS:
+			v = strtoul(optarg, &end, 10);
+			if (*end != '\0' || end == optarg || v < 1 || v > 1024)
+				return bad_usage("--max-sessions: '%s' is not "
+				    "a count from 1 to 1024", optarg);
+			o.max_sessions = (unsigned)v;
 			break;
 		case OPT_TLS_CERT:
 			o.tls.cert = optarg;

@@ -55,6 +55,9 @@ usage(FILE *f)
 "  --zero-pages              send zero pages without data also to a file\n"
 "                            or stdout (on a connection: when agreed)\n"
 "  --no-zero-pages           never elide zero pages\n"
+"  --timeout SEC             give up on a receiver that stops reading or\n"
+"                            does not answer for SEC seconds (default 60);\n"
+"                            the source resumes (after GO: stays paused)\n"
 "  --tls-cert FILE, --tls-key FILE, --tls-ca FILE\n"
 "                            this side's certificate and key, and the CA\n"
 "                            that signs the receiver's (PEM), for tls:\n"
@@ -79,7 +82,7 @@ enum {
 	OPT_DOWNTIME, OPT_MAX_ITER, OPT_BANDWIDTH, OPT_PROGRESS, OPT_REPORT,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_PEER,
 	OPT_NO_BC, OPT_REQUIRE_BC, OPT_NEG_TIMEOUT, OPT_COMPRESS,
-	OPT_ZERO_PAGES, OPT_NO_ZERO_PAGES,
+	OPT_ZERO_PAGES, OPT_NO_ZERO_PAGES, OPT_TIMEOUT,
 };
 
 static const struct option longopts[] = {
@@ -97,6 +100,7 @@ static const struct option longopts[] = {
 	{ "negotiate-timeout",	required_argument,	NULL, OPT_NEG_TIMEOUT },
 	{ "compress",		required_argument,	NULL, OPT_COMPRESS },
 	{ "zero-pages",		no_argument,		NULL, OPT_ZERO_PAGES },
+	{ "timeout",		required_argument,	NULL, OPT_TIMEOUT },
 	{ "no-zero-pages",	no_argument,		NULL, OPT_NO_ZERO_PAGES },
 	{ "tls-cert",		required_argument,	NULL, OPT_TLS_CERT },
 	{ "tls-key",		required_argument,	NULL, OPT_TLS_KEY },
@@ -232,6 +236,12 @@ main(int argc, char **argv)
 			break;
 		case OPT_ZERO_PAGES:
 			o.zero_pages = 1;
+			break;
+		case OPT_TIMEOUT:
+			o.timeout_s = strtod(optarg, &end);
+			if (*end != '\0' || end == optarg || o.timeout_s <= 0)
+				return bad_usage("--timeout: '%s' is not a "
+				    "number of seconds", optarg);
 			break;
 		case OPT_NO_ZERO_PAGES:
 			o.zero_pages = 0;

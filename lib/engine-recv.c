@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +32,8 @@
 
 #define RECV_READ_CHUNK		(1u << 20)
 #define RECV_ACK_EVERY		(16u << 20)	/* stream octets between ACKs */
-#define RECV_GO_TIMEOUT		120		/* s from RESTORED to GO */
+/* A stalled sender, and the wait for GO: --timeout, default 60 s. */
+#define RECV_TIMEOUT(rv)	((rv)->o->timeout_s > 0 ? (rv)->o->timeout_s : 60.0)
 #define RECV_FLUSH_TIMEOUT	5		/* s to flush a last message */
 
 enum recv_phase {
@@ -73,6 +75,7 @@ struct receiver {
 	uint64_t		 last_ack;
 	struct xp_parser	*ctl;		/* forward control after END */
 	int			 out_fd;	/* stdio: where the back-channel goes */
+	const char		*busy;		/* refuse every migration: why */
 
 	struct event_base	*base;
 	struct bufferevent	*bev;
@@ -298,7 +301,10 @@ recv_negotiate(struct receiver *rv, const struct xp_stream *st,
 	    1ULL << REC_VERIFY | 1ULL << REC_STATIC_DATA_END |
 	    1ULL << REC_X86_CPUID_POLICY | 1ULL << REC_X86_MSR_POLICY;
 	bytes = n.nr_pages << n.page_shift;
-	if (n.arch != st->arch || n.type != st->dom_type ||
+	if (rv->busy != NULL) {
+		r.result = XMIG_REPLY_OTHER;
+		snprintf(msg, sizeof(msg), "%s", rv->busy);
+	} else if (n.arch != st->arch || n.type != st->dom_type ||
 	    n.page_shift != st->page_shift) {
 		r.result = XMIG_REPLY_OTHER;
 		snprintf(msg, sizeof(msg), "XMIG_NEGOTIATE describes another "
@@ -352,6 +358,8 @@ recv_header_cb(void *arg, const struct xp_stream *st)
 	rv->r.dialect = st->dialect == XP_XEN ? "xen" : "draftb";
 	if (!(st->ihdr_options & WIRE_IHDR_OPT_BACKCHANNEL))
 		rv->bc_possible = 0;
+	if (rv->busy != NULL && !rv->bc_possible)
+		return recv_fail(rv, -EBUSY, "%s", rv->busy);
 	return 0;
 }
 
@@ -503,7 +511,7 @@ recv_end(struct receiver *rv)
 	recv_send_status(rv, XMIG_STATUS_RESTORED, NULL);
 	rv->phase = RV_WAIT_GO;
 	if (rv->timer != NULL) {
-		struct timeval tv = { RECV_GO_TIMEOUT, 0 };
+		struct timeval tv = { (time_t)RECV_TIMEOUT(rv), 0 };
 
 		evtimer_add(rv->timer, &tv);
 	}
@@ -784,6 +792,14 @@ recv_event_cb(struct bufferevent *bev, short what, void *arg)
 		event_base_loopbreak(rv->base);
 		return;
 	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		recv_fail(rv, -ETIMEDOUT, "the sender stopped sending: no "
+		    "data for %.0f s (--timeout); nothing of it is kept",
+		    RECV_TIMEOUT(rv));
+		recv_send_error(rv);
+		recv_close_soon(rv);
+		return;
+	}
 	if (what & BEV_EVENT_EOF) {
 		recv_read_cb(bev, rv);	/* whatever is still buffered */
 		recv_at_eof(rv);
@@ -804,8 +820,8 @@ recv_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct receiver *rv = arg;
 
 	if (rv->phase == RV_WAIT_GO)
-		recv_fail(rv, -ETIMEDOUT, "no GO from the sender within %d s: "
-		    "the restored copy is discarded", RECV_GO_TIMEOUT);
+		recv_fail(rv, -ETIMEDOUT, "no GO from the sender within %.0f s: "
+		    "the restored copy is discarded", RECV_TIMEOUT(rv));
 	rv->phase = RV_DONE;	/* or: a last message would not leave */
 	event_base_loopbreak(rv->base);
 }
@@ -827,6 +843,13 @@ recv_run_socket(struct receiver *rv, void *tls_ctx)
 	rv->bc_possible = 1;
 	rv->tls = tls_ctx != NULL;
 	bufferevent_set_max_single_read(rv->bev, RECV_READ_CHUNK);
+	{
+		double t = RECV_TIMEOUT(rv);
+		struct timeval rt = { (time_t)t,
+		    (suseconds_t)((t - (double)(time_t)t) * 1e6) };
+
+		bufferevent_set_timeouts(rv->bev, &rt, NULL);
+	}
 	bufferevent_setcb(rv->bev, recv_read_cb, recv_write_cb, recv_event_cb,
 	    rv);
 	bufferevent_enable(rv->bev, EV_READ | EV_WRITE);
@@ -850,10 +873,21 @@ recv_run_fd(struct receiver *rv)
 		if (rv->phase == RV_WAIT_GO) {
 			struct pollfd pfd = { .fd = rv->fd, .events = POLLIN };
 
-			if (poll(&pfd, 1, RECV_GO_TIMEOUT * 1000) == 0) {
+			if (poll(&pfd, 1, (int)(RECV_TIMEOUT(rv) * 1000)) ==
+			    0) {
 				recv_fail(rv, -ETIMEDOUT, "no GO from the "
-				    "sender within %d s: the restored copy "
-				    "is discarded", RECV_GO_TIMEOUT);
+				    "sender within %.0f s: the restored copy "
+				    "is discarded", RECV_TIMEOUT(rv));
+				break;
+			}
+		} else if (!xport_is_regular(rv->fd)) {
+			struct pollfd pfd = { .fd = rv->fd, .events = POLLIN };
+
+			if (poll(&pfd, 1, (int)(RECV_TIMEOUT(rv) * 1000)) ==
+			    0) {
+				recv_fail(rv, -ETIMEDOUT, "the sender stopped "
+				    "sending: no data for %.0f s (--timeout); "
+				    "nothing of it is kept", RECV_TIMEOUT(rv));
 				break;
 			}
 		}
@@ -901,7 +935,7 @@ recv_run_fd(struct receiver *rv)
 
 static int
 recv_one(const struct recv_opts *o, int fd, int is_socket, int out_fd,
-    void *tls_ctx, FILE *report_out)
+    void *tls_ctx, FILE *report_out, const char *busy)
 {
 	struct receiver rv;
 	struct xp_limits lim;
@@ -912,6 +946,7 @@ recv_one(const struct recv_opts *o, int fd, int is_socket, int out_fd,
 	rv.o = o;
 	rv.fd = fd;
 	rv.out_fd = out_fd;
+	rv.busy = busy;
 	rv.bc_possible = out_fd >= 0;
 	rv.r.role = "receive";
 	rv.r.status = "failed";
@@ -1007,7 +1042,9 @@ recv_serve(const char *source, const struct recv_opts *o)
 	char err[512];
 	FILE *rout = o->report_out ? o->report_out : stdout;
 	void *tls_ctx = NULL;
-	int fd, lfd, rc, failures = 0;
+	unsigned active = 0, max = o->max_sessions ? o->max_sessions : 8;
+	pid_t *sessions;
+	int fd, lfd, rc = 0, failures = 0;
 
 	if ((rc = xport_parse(source, &u, err, sizeof(err))) != 0) {
 		fprintf(stderr, "migrate-receive: error: %s\n", err);
@@ -1017,7 +1054,7 @@ recv_serve(const char *source, const struct recv_opts *o)
 	case XPORT_STDIO:
 		/* stdout carries the back-channel when one is offered. */
 		return recv_one(o, STDIN_FILENO, 0, STDOUT_FILENO, NULL,
-		    stderr);
+		    stderr, NULL);
 	case XPORT_FILE:
 		if ((fd = open(u.path, O_RDONLY | O_CLOEXEC)) < 0) {
 			rc = -errno;
@@ -1025,7 +1062,7 @@ recv_serve(const char *source, const struct recv_opts *o)
 			    u.path, strerror(errno));
 			return rc;
 		}
-		rc = recv_one(o, fd, 0, -1, NULL, rout);
+		rc = recv_one(o, fd, 0, -1, NULL, rout, NULL);
 		close(fd);
 		return rc;
 	case XPORT_TLS:
@@ -1048,15 +1085,35 @@ recv_serve(const char *source, const struct recv_opts *o)
 		xport_tls_ctx_free(tls_ctx);
 		return lfd;
 	}
+	if ((sessions = calloc(max, sizeof(*sessions))) == NULL) {
+		close(lfd);
+		xport_tls_ctx_free(tls_ctx);
+		return -ENOMEM;
+	}
 	xport_announce(lfd, "migrate-receive");
 	for (;;) {
 		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+		char busy[160];
+		int status;
+		pid_t pid;
 
-		if (poll(&pfd, 1, -1) < 0) {
-			if (errno == EINTR)
+		/* Reap finished sessions (and "busy" answers). */
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			unsigned i;
+
+			for (i = 0; i < active; i++)
+				if (sessions[i] == pid) {
+					sessions[i] = sessions[--active];
+					if (!WIFEXITED(status) ||
+					    WEXITSTATUS(status) != 0)
+						failures++;
+					break;
+				}
+		}
+		if (poll(&pfd, 1, 200) <= 0) {
+			if (errno == EINTR || errno == 0 || errno == EAGAIN)
 				continue;
-			rc = -errno;
-			break;
+			continue;
 		}
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0) {
@@ -1068,13 +1125,37 @@ recv_serve(const char *source, const struct recv_opts *o)
 			    strerror(errno));
 			break;
 		}
-		rc = recv_one(o, fd, 1, -1, tls_ctx, rout);
-		if (rc != 0)
-			failures++;
-		if (o->once)
+		if (o->once) {
+			rc = recv_one(o, fd, 1, -1, tls_ctx, rout, NULL);
 			break;
+		}
+		/*
+		 * Each migration in a process of its own, at most
+		 * max_sessions at once; the one beyond is answered "busy"
+		 * (a refusing XMIG_REPLY) by a short-lived process.
+		 */
+		snprintf(busy, sizeof(busy), "busy: %u migrations in progress "
+		    "(--max-sessions %u); try again later", active, max);
+		fflush(NULL);
+		if ((pid = fork()) < 0) {
+			fprintf(stderr, "migrate-receive: error: fork: %s\n",
+			    strerror(errno));
+			close(fd);
+			continue;
+		}
+		if (pid == 0) {
+			close(lfd);
+			rc = recv_one(o, fd, 1, -1, tls_ctx, rout,
+			    active >= max ? busy : NULL);
+			fflush(NULL);
+			_exit(rc == 0 ? 0 : 1);
+		}
+		close(fd);
+		if (active < max)
+			sessions[active++] = pid;
 	}
 	close(lfd);
+	free(sessions);
 	xport_tls_ctx_free(tls_ctx);
 	return o->once ? rc : (failures ? -EIO : rc);
 }

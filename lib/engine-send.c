@@ -14,6 +14,7 @@
  */
 #include "config.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -37,9 +38,8 @@
 
 #define SEND_HIGH_WATER		(16u << 20)
 #define SEND_LOW_WATER		(4u << 20)
-#define SEND_RESTORE_TIMEOUT	300		/* s from END to STATUS RESTORED */
-#define SEND_RUNNING_TIMEOUT	60		/* s from GO to STATUS RUNNING */
-#define SEND_DIGEST_TIMEOUT	120		/* s from RUNNING to DIGESTS */
+/* Waits for the receiver, in seconds: --timeout, default 60. */
+#define SEND_TIMEOUT(s)		((s)->o->timeout_s > 0 ? (s)->o->timeout_s : 60.0)
 #define SEND_PROGRESS_MS	250
 
 enum send_handover {
@@ -701,7 +701,7 @@ send_tail(struct sender *s)
 	if (s->features & XMIG_F_HANDOVER) {
 		s->phase = SP_HANDOVER;
 		s->ho = HO_WAIT_RESTORED;
-		send_wait(s, SEND_RESTORE_TIMEOUT * 1000.0);
+		send_wait(s, SEND_TIMEOUT(s) * 1000.0);
 	} else
 		s->phase = SP_FLUSH;
 	return 0;
@@ -868,14 +868,14 @@ send_wait_cb(evutil_socket_t fd, short what, void *arg)
 	switch (s->ho) {
 	case HO_WAIT_RESTORED:
 		send_fail(s, -ETIMEDOUT, "the receiver did not report the "
-		    "domain restored within %d s", SEND_RESTORE_TIMEOUT);
+		    "domain restored within %.0f s", SEND_TIMEOUT(s));
 		break;
 	case HO_WAIT_RUNNING:
 		s->unconfirmed = 1;
 		send_fail(s, -ETIMEDOUT, "GO was sent but the receiver did "
-		    "not report the domain running within %d s: the source "
+		    "not report the domain running within %.0f s: the source "
 		    "stays paused; the receiver's report decides which copy "
-		    "to keep", SEND_RUNNING_TIMEOUT);
+		    "to keep", SEND_TIMEOUT(s));
 		break;
 	case HO_WAIT_DIGESTS:
 		send_done(s);		/* handed over; digests not compared */
@@ -955,13 +955,13 @@ send_bc_status(struct sender *s, const struct xp_record *rec)
 			return -XP_ECALLBACK;
 		}
 		s->ho = HO_WAIT_RUNNING;
-		send_wait(s, SEND_RUNNING_TIMEOUT * 1000.0);
+		send_wait(s, SEND_TIMEOUT(s) * 1000.0);
 		return 0;
 	}
 	if (st.state == XMIG_STATUS_RUNNING && s->ho == HO_WAIT_RUNNING) {
 		s->t_end = now_ns();
 		s->ho = HO_WAIT_DIGESTS;
-		send_wait(s, SEND_DIGEST_TIMEOUT * 1000.0);
+		send_wait(s, SEND_TIMEOUT(s) * 1000.0);
 		return 0;
 	}
 	send_fail(s, -EPROTO, "back-channel: unexpected status %u", st.state);
@@ -988,6 +988,12 @@ send_bc_record(void *arg, const struct xp_stream *st,
 	case REC_XMIG_ERROR:
 		if (control_error_get(rec, &em) != 0)
 			return -XP_ECALLBACK;
+		if (em.offset == 0 && em.record_index == 0 &&
+		    em.record_type == 0) {
+			send_fail(s, -EPROTO, "the receiver refused: %.*s",
+			    (int)em.message_len, em.message);
+			return -XP_ECALLBACK;
+		}
 		send_fail(s, -EPROTO, "the receiver rejected the stream: "
 		    "record %llu (%s) at offset %llu: %.*s",
 		    (unsigned long long)em.record_index,
@@ -1109,7 +1115,10 @@ send_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED)
 		return;		/* the TLS handshake is done */
-	if (what & BEV_EVENT_EOF)
+	if (what & BEV_EVENT_TIMEOUT)
+		snprintf(why, sizeof(why), "the receiver stopped reading (no "
+		    "progress for %.0f s, --timeout)", SEND_TIMEOUT(s));
+	else if (what & BEV_EVENT_EOF)
 		snprintf(why, sizeof(why), "the receiver closed the "
 		    "connection");
 	else
@@ -1171,6 +1180,14 @@ send_run_events(struct sender *s)
 	bufferevent_setcb(s->bev, send_read_cb, send_write_cb, send_event_cb,
 	    s);
 	bufferevent_setwatermark(s->bev, EV_WRITE, SEND_LOW_WATER, 0);
+	{
+		/* A receiver that stops reading must not hold us forever. */
+		double t = SEND_TIMEOUT(s);
+		struct timeval wt = { (time_t)t,
+		    (suseconds_t)((t - (double)(time_t)t) * 1e6) };
+
+		bufferevent_set_timeouts(s->bev, NULL, &wt);
+	}
 	if (s->o->bandwidth > 0) {
 		size_t per_tick = (size_t)(s->o->bandwidth / 100);
 		struct timeval tick = { 0, 10000 };
@@ -1540,6 +1557,12 @@ report_print_json(const struct xmig_report *r, FILE *out)
 	    (unsigned long long)r->zero_pages,
 	    (unsigned long long)r->page_octets,
 	    (unsigned long long)r->page_wire);
+	{
+		struct rusage ru;
+
+		if (getrusage(RUSAGE_SELF, &ru) == 0)
+			fprintf(out, ",\"peak_rss_kb\":%ld", ru.ru_maxrss);
+	}
 	fprintf(out, ",\"duration_ms\":%.3f,\"throughput_mbps\":%.1f}\n",
 	    r->duration_ms, r->throughput_mbps);
 	fflush(out);

@@ -192,6 +192,7 @@ struct send_opts {
 	double		negotiate_timeout_ms;	/* wait for XMIG_REPLY (2000) */
 	int		compress_level;		/* zlib level, -1: none */
 	int		zero_pages;		/* -1 when agreed, 0 never, 1 also files */
+	double		timeout_s;		/* stalled receiver (60) */
 };
 
 void	send_opts_default(struct send_opts *o);
@@ -213,6 +214,8 @@ struct recv_opts {
 	FILE		*report_out;
 	uint64_t	max_memory;	/* octets a target may host; 0: no limit */
 	int		insecure;	/* plain tcp on a non-loopback address */
+	double		timeout_s;	/* stalled sender (60) */
+	unsigned	max_sessions;	/* concurrent migrations (tcp/tls) */
 	struct xport_tls tls;
 };
 
