@@ -135,6 +135,7 @@ struct sender {
 	pid_t			 child;		/* exec: */
 	char			 host[256];
 	uint64_t		 session_id;
+	uint64_t		 needed;	/* mandatory types we will write */
 
 	/* Page encoding. */
 	int			 deflate_level;	/* -1: no compression */
@@ -516,6 +517,15 @@ send_headers(struct sender *s)
 	}
 	s->queued += buf.len;
 	buf_free(&buf);
+	/* The mandatory record types this stream will carry. */
+	s->needed = 1ULL << REC_END | 1ULL << REC_PAGE_DATA |
+	    1ULL << REC_STATIC_DATA_END | 1ULL << REC_X86_TSC_INFO;
+	if (s->info.type == WIRE_DOM_X86_PV)
+		s->needed |= 1ULL << REC_X86_PV_INFO |
+		    1ULL << REC_X86_PV_P2M_FRAMES | 1ULL << REC_SHARED_INFO |
+		    1ULL << REC_X86_PV_VCPU_BASIC;
+	else
+		s->needed |= 1ULL << REC_HVM_CONTEXT | 1ULL << REC_HVM_PARAMS;
 	s->offered = 1;
 	s->phase = SP_NEGOTIATE;
 	send_wait(s, s->o->negotiate_timeout_ms);
@@ -923,6 +933,21 @@ send_bc_reply(struct sender *s, const struct xp_record *rec)
 		    "features 0x%x that were not offered", r.features);
 		return -XP_ECALLBACK;
 	}
+	if (r.session_id != s->session_id) {
+		send_fail(s, -EPROTO, "back-channel: XMIG_REPLY names another "
+		    "session (0x%llx, not 0x%llx)",
+		    (unsigned long long)r.session_id,
+		    (unsigned long long)s->session_id);
+		return -XP_ECALLBACK;
+	}
+	if ((r.restorable & s->needed) != s->needed) {
+		uint64_t missing = s->needed & ~r.restorable;
+
+		send_fail(s, -EPROTO, "the receiver cannot restore %s records, "
+		    "which this domain needs",
+		    record_type_name((uint32_t)__builtin_ctzll(missing)));
+		return -XP_ECALLBACK;
+	}
 	if (s->wait_timer != NULL)
 		evtimer_del(s->wait_timer);
 	s->features = r.features;
@@ -1125,6 +1150,18 @@ send_event_cb(struct bufferevent *bev, short what, void *arg)
 		xport_bev_error(bev, why, sizeof(why));
 	if (s->phase == SP_DONE)
 		return;
+	if (s->phase == SP_NEGOTIATE && (what & BEV_EVENT_EOF) &&
+	    s->bc != NULL && parser_offset(s->bc) == 0) {
+		/*
+		 * The peer closed its direction without a word: a receiver
+		 * that cannot answer (SPEC 13.2).  Go on one-way.
+		 */
+		bufferevent_disable(bev, EV_READ);
+		if (s->wait_timer != NULL)
+			evtimer_del(s->wait_timer);
+		send_wait_cb(-1, 0, s);
+		return;
+	}
 	switch (s->ho) {
 	case HO_WAIT_DIGESTS:
 		send_done(s);		/* handed over; digests not compared */
