@@ -22,4 +22,33 @@ void	fatal(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 const char *log_progname(void);
 
+/* cmdline.c: the options migrate-send and migrate-receive share. */
+#include "xmig.h"
+
+enum {
+	OPT_PROGRESS = 1000, OPT_REPORT, OPT_TIMEOUT, OPT_TLS_CERT,
+	OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_PEER, OPT_COMMON_END
+};
+#define CMD_COMMON_LONGOPTS \
+	{ "progress",	required_argument,	NULL, OPT_PROGRESS }, \
+	{ "report",	required_argument,	NULL, OPT_REPORT }, \
+	{ "timeout",	required_argument,	NULL, OPT_TIMEOUT }, \
+	{ "tls-cert",	required_argument,	NULL, OPT_TLS_CERT }, \
+	{ "tls-key",	required_argument,	NULL, OPT_TLS_KEY }, \
+	{ "tls-ca",	required_argument,	NULL, OPT_TLS_CA }, \
+	{ "tls-peer",	required_argument,	NULL, OPT_TLS_PEER }
+
+struct cmd_common {
+	enum progress_mode	progress;
+	int			report;		/* --report json */
+	double			timeout_s;	/* 0: the default */
+	struct xport_tls	tls;
+};
+/* 0 if taken, or -2 after printing the usage error. */
+int	cmd_common_option(const char *prog, int c, const char *arg,
+	    struct cmd_common *cc);
+/* Print "PROG: <message>" and the hint; returns 2, the exit status. */
+int	cmd_usage_error(const char *prog, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+
 #endif

@@ -57,49 +57,29 @@ usage(FILE *f)
 }
 
 enum {
-	OPT_BACKEND = 256, OPT_ONCE, OPT_MAX_MEMORY, OPT_PROGRESS, OPT_REPORT,
-	OPT_INSECURE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_PEER,
-	OPT_TIMEOUT, OPT_MAX_SESSIONS,
+	OPT_BACKEND = 256, OPT_ONCE, OPT_MAX_MEMORY, OPT_INSECURE,
+	OPT_MAX_SESSIONS,
 };
 
 static const struct option longopts[] = {
 	{ "backend",	required_argument,	NULL, OPT_BACKEND },
 	{ "once",	no_argument,		NULL, OPT_ONCE },
 	{ "max-memory",	required_argument,	NULL, OPT_MAX_MEMORY },
-	{ "progress",	required_argument,	NULL, OPT_PROGRESS },
-	{ "report",	required_argument,	NULL, OPT_REPORT },
 	{ "insecure",	no_argument,		NULL, OPT_INSECURE },
-	{ "timeout",	required_argument,	NULL, OPT_TIMEOUT },
 	{ "max-sessions", required_argument,	NULL, OPT_MAX_SESSIONS },
-	{ "tls-cert",	required_argument,	NULL, OPT_TLS_CERT },
-	{ "tls-key",	required_argument,	NULL, OPT_TLS_KEY },
-	{ "tls-ca",	required_argument,	NULL, OPT_TLS_CA },
-	{ "tls-peer",	required_argument,	NULL, OPT_TLS_PEER },
 	{ "verbose",	no_argument,		NULL, 'v' },
 	{ "help",	no_argument,		NULL, 'h' },
+	CMD_COMMON_LONGOPTS,
 	{ NULL, 0, NULL, 0 }
 };
 
-static int
-bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-bad_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", "migrate-receive");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry '%s --help'.\n", "migrate-receive");
-	return 2;
-}
+#define bad_usage(...) cmd_usage_error("migrate-receive", __VA_ARGS__)
 
 int
 main(int argc, char **argv)
 {
 	struct recv_opts o;
+	struct cmd_common cc = { .progress = PROGRESS_AUTO };
 	const char *spec;
 	char *end;
 	unsigned long v;
@@ -108,6 +88,11 @@ main(int argc, char **argv)
 	log_init(argv[0], verbose);
 	recv_opts_default(&o);
 	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+		if (c >= OPT_PROGRESS && c < OPT_COMMON_END) {
+			if (cmd_common_option("migrate-receive", c, optarg, &cc) != 0)
+				return 2;
+			continue;
+		}
 		switch (c) {
 		case OPT_BACKEND:
 			if (backend_lookup(optarg, &spec) == NULL)
@@ -124,33 +109,8 @@ main(int argc, char **argv)
 				return bad_usage("--max-memory: '%s' is not a "
 				    "size", optarg);
 			break;
-		case OPT_PROGRESS:
-			if (strcmp(optarg, "auto") == 0)
-				o.progress = PROGRESS_AUTO;
-			else if (strcmp(optarg, "none") == 0)
-				o.progress = PROGRESS_NONE;
-			else if (strcmp(optarg, "tty") == 0)
-				o.progress = PROGRESS_TTY;
-			else if (strcmp(optarg, "json") == 0)
-				o.progress = PROGRESS_JSON;
-			else
-				return bad_usage("--progress: '%s' is not "
-				    "auto, none, tty or json", optarg);
-			break;
-		case OPT_REPORT:
-			if (strcmp(optarg, "json") != 0)
-				return bad_usage("--report: only 'json' is "
-				    "supported, not '%s'", optarg);
-			o.report_json = 1;
-			break;
 		case OPT_INSECURE:
 			o.insecure = 1;
-			break;
-		case OPT_TIMEOUT:
-			o.timeout_s = strtod(optarg, &end);
-			if (*end != '\0' || end == optarg || o.timeout_s <= 0)
-				return bad_usage("--timeout: '%s' is not a "
-				    "number of seconds", optarg);
 			break;
 		case OPT_MAX_SESSIONS:
 			v = strtoul(optarg, &end, 10);
@@ -158,18 +118,6 @@ main(int argc, char **argv)
 				return bad_usage("--max-sessions: '%s' is not "
 				    "a count from 1 to 1024", optarg);
 			o.max_sessions = (unsigned)v;
-			break;
-		case OPT_TLS_CERT:
-			o.tls.cert = optarg;
-			break;
-		case OPT_TLS_KEY:
-			o.tls.key = optarg;
-			break;
-		case OPT_TLS_CA:
-			o.tls.ca = optarg;
-			break;
-		case OPT_TLS_PEER:
-			o.tls.peer = optarg;
 			break;
 		case 'v':
 			verbose = LOG_LVL_DEBUG;
@@ -182,6 +130,10 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
+	o.progress = cc.progress;
+	o.timeout_s = cc.timeout_s;
+	o.tls = cc.tls;
+	o.report_json = cc.report;
 	if (argc - optind != 1)
 		return bad_usage("%s", "expected one SOURCE");
 	log_init(argv[0], verbose);

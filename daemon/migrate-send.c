@@ -79,10 +79,9 @@ usage(FILE *f)
 
 enum {
 	OPT_FORMAT = 256, OPT_NO_CHECKSUM, OPT_BIG_ENDIAN, OPT_NO_LIVE,
-	OPT_DOWNTIME, OPT_MAX_ITER, OPT_BANDWIDTH, OPT_PROGRESS, OPT_REPORT,
-	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_PEER,
+	OPT_DOWNTIME, OPT_MAX_ITER, OPT_BANDWIDTH,
 	OPT_NO_BC, OPT_REQUIRE_BC, OPT_NEG_TIMEOUT, OPT_COMPRESS,
-	OPT_ZERO_PAGES, OPT_NO_ZERO_PAGES, OPT_TIMEOUT,
+	OPT_ZERO_PAGES, OPT_NO_ZERO_PAGES,
 };
 
 static const struct option longopts[] = {
@@ -93,61 +92,27 @@ static const struct option longopts[] = {
 	{ "downtime-limit",	required_argument,	NULL, OPT_DOWNTIME },
 	{ "max-iterations",	required_argument,	NULL, OPT_MAX_ITER },
 	{ "bandwidth",		required_argument,	NULL, OPT_BANDWIDTH },
-	{ "progress",		required_argument,	NULL, OPT_PROGRESS },
-	{ "report",		required_argument,	NULL, OPT_REPORT },
 	{ "no-backchannel",	no_argument,		NULL, OPT_NO_BC },
 	{ "require-backchannel", no_argument,		NULL, OPT_REQUIRE_BC },
 	{ "negotiate-timeout",	required_argument,	NULL, OPT_NEG_TIMEOUT },
 	{ "compress",		required_argument,	NULL, OPT_COMPRESS },
 	{ "zero-pages",		no_argument,		NULL, OPT_ZERO_PAGES },
-	{ "timeout",		required_argument,	NULL, OPT_TIMEOUT },
 	{ "no-zero-pages",	no_argument,		NULL, OPT_NO_ZERO_PAGES },
-	{ "tls-cert",		required_argument,	NULL, OPT_TLS_CERT },
-	{ "tls-key",		required_argument,	NULL, OPT_TLS_KEY },
-	{ "tls-ca",		required_argument,	NULL, OPT_TLS_CA },
-	{ "tls-peer",		required_argument,	NULL, OPT_TLS_PEER },
 	{ "verbose",		no_argument,		NULL, 'v' },
 	{ "help",		no_argument,		NULL, 'h' },
+	CMD_COMMON_LONGOPTS,
 	{ NULL, 0, NULL, 0 }
 };
 
-static int
-parse_progress_mode(const char *s, enum progress_mode *m)
-{
-	if (strcmp(s, "auto") == 0)
-		*m = PROGRESS_AUTO;
-	else if (strcmp(s, "none") == 0)
-		*m = PROGRESS_NONE;
-	else if (strcmp(s, "tty") == 0)
-		*m = PROGRESS_TTY;
-	else if (strcmp(s, "json") == 0)
-		*m = PROGRESS_JSON;
-	else
-		return -1;
-	return 0;
-}
 
-static int
-bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-bad_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", "migrate-send");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry '%s --help'.\n", "migrate-send");
-	return 2;
-}
+#define bad_usage(...) cmd_usage_error("migrate-send", __VA_ARGS__)
 
 int
 main(int argc, char **argv)
 {
 	struct send_opts o;
 	struct xmig_report r;
+	struct cmd_common cc = { .progress = PROGRESS_AUTO };
 	const struct backend_ops *ops;
 	struct backend *b = NULL;
 	const char *spec, *dom, *dest;
@@ -158,6 +123,11 @@ main(int argc, char **argv)
 	log_init(argv[0], verbose);
 	send_opts_default(&o);
 	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+		if (c >= OPT_PROGRESS && c < OPT_COMMON_END) {
+			if (cmd_common_option("migrate-send", c, optarg, &cc) != 0)
+				return 2;
+			continue;
+		}
 		switch (c) {
 		case OPT_FORMAT:
 			if (strcmp(optarg, "draftb") == 0)
@@ -197,17 +167,6 @@ main(int argc, char **argv)
 				return bad_usage("--bandwidth: '%s' is not a "
 				    "rate in bytes per second", optarg);
 			break;
-		case OPT_PROGRESS:
-			if (parse_progress_mode(optarg, &o.progress) != 0)
-				return bad_usage("--progress: '%s' is not "
-				    "auto, none, tty or json", optarg);
-			break;
-		case OPT_REPORT:
-			if (strcmp(optarg, "json") != 0)
-				return bad_usage("--report: only 'json' is "
-				    "supported, not '%s'", optarg);
-			report = 1;
-			break;
 		case OPT_NO_BC:
 			o.backchannel = 0;
 			break;
@@ -237,26 +196,8 @@ main(int argc, char **argv)
 		case OPT_ZERO_PAGES:
 			o.zero_pages = 1;
 			break;
-		case OPT_TIMEOUT:
-			o.timeout_s = strtod(optarg, &end);
-			if (*end != '\0' || end == optarg || o.timeout_s <= 0)
-				return bad_usage("--timeout: '%s' is not a "
-				    "number of seconds", optarg);
-			break;
 		case OPT_NO_ZERO_PAGES:
 			o.zero_pages = 0;
-			break;
-		case OPT_TLS_CERT:
-			o.tls.cert = optarg;
-			break;
-		case OPT_TLS_KEY:
-			o.tls.key = optarg;
-			break;
-		case OPT_TLS_CA:
-			o.tls.ca = optarg;
-			break;
-		case OPT_TLS_PEER:
-			o.tls.peer = optarg;
 			break;
 		case 'v':
 			verbose = LOG_LVL_DEBUG;
@@ -269,6 +210,10 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
+	o.progress = cc.progress;
+	o.timeout_s = cc.timeout_s;
+	o.tls = cc.tls;
+	report = cc.report;
 	if (argc - optind != 2)
 		return bad_usage("%s", "expected DOMAIN and DEST");
 	log_init(argv[0], verbose);

@@ -1,0 +1,86 @@
+/*
+ * cmdline.c -- what the migration commands' command lines have in common:
+ * --progress, --report, --timeout and the --tls-* options, and the one
+ * way a command says its usage was wrong.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+
+int
+cmd_usage_error(const char *prog, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help'.\n", prog);
+	return 2;
+}
+
+static int
+cmd_progress_mode(const char *s, enum progress_mode *m)
+{
+	static const struct {
+		const char		*name;
+		enum progress_mode	 mode;
+	} modes[] = {
+		{ "auto", PROGRESS_AUTO }, { "none", PROGRESS_NONE },
+		{ "tty", PROGRESS_TTY }, { "json", PROGRESS_JSON },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(s, modes[i].name) == 0) {
+			*m = modes[i].mode;
+			return 0;
+		}
+	return -1;
+}
+
+int
+cmd_common_option(const char *prog, int c, const char *arg,
+    struct cmd_common *cc)
+{
+	char *end;
+
+	switch (c) {
+	case OPT_PROGRESS:
+		if (cmd_progress_mode(arg, &cc->progress) != 0)
+			return -cmd_usage_error(prog, "--progress: '%s' is not "
+			    "auto, none, tty or json", arg);
+		return 0;
+	case OPT_REPORT:
+		if (strcmp(arg, "json") != 0)
+			return -cmd_usage_error(prog, "--report: only 'json' "
+			    "is supported, not '%s'", arg);
+		cc->report = 1;
+		return 0;
+	case OPT_TIMEOUT:
+		cc->timeout_s = strtod(arg, &end);
+		if (*end != '\0' || end == arg || cc->timeout_s <= 0)
+			return -cmd_usage_error(prog, "--timeout: '%s' is not "
+			    "a number of seconds", arg);
+		return 0;
+	case OPT_TLS_CERT:
+		cc->tls.cert = arg;
+		return 0;
+	case OPT_TLS_KEY:
+		cc->tls.key = arg;
+		return 0;
+	case OPT_TLS_CA:
+		cc->tls.ca = arg;
+		return 0;
+	case OPT_TLS_PEER:
+		cc->tls.peer = arg;
+		return 0;
+	}
+	return -cmd_usage_error(prog, "unknown option");
+}
