@@ -1038,8 +1038,16 @@ sim_hvm_check(struct sim *s, const uint8_t *body, uint32_t len)
 		first = 0;
 		if (code == SIM_HVM_CODE_END)
 			return (cpus);
-		if (code == SIM_HVM_CODE_CPU)
-			cpus++;
+		if (code == SIM_HVM_CODE_CPU) {
+			uint16_t inst = xp_get16(0, body + off - 6);
+
+			if (inst >= SIM_MAX_VCPUS || ++cpus > (int)SIM_MAX_VCPUS) {
+				backend_seterr(&s->b, "sim: HVM_CONTEXT: CPU "
+				    "descriptor for vcpu %u: this backend hosts "
+				    "at most %u vcpus", inst, SIM_MAX_VCPUS);
+				return (-1);
+			}
+		}
 		off += dlen;
 	}
 }

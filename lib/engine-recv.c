@@ -60,6 +60,7 @@ struct receiver {
 	int			 ended;		/* END applied */
 	int			 running;	/* GO applied: never discard */
 	uint64_t		 pages;
+	uint64_t		 nrec;		/* records parsed */
 	uint64_t		 t_start;
 	uint8_t			*tmp;		/* byte-order scratch */
 	size_t			 tmp_len;
@@ -309,6 +310,13 @@ recv_negotiate(struct receiver *rv, const struct xp_stream *st,
 		r.result = XMIG_REPLY_OTHER;
 		snprintf(msg, sizeof(msg), "XMIG_NEGOTIATE describes another "
 		    "domain than the domain header");
+	} else if (n.nr_vcpus == 0 || n.nr_vcpus > 1024) {
+		char where[128];
+
+		r.result = XMIG_REPLY_DOMAIN;
+		snprintf(msg, sizeof(msg), "%s: the domain has %u vcpus; this "
+		    "receiver hosts 1 to 1024",
+		    recv_where(rec, where, sizeof(where)), n.nr_vcpus);
 	} else if (n.page_shift >= 32 || (rv->o->max_memory > 0 &&
 	    (n.nr_pages > (rv->o->max_memory >> n.page_shift)))) {
 		r.result = XMIG_REPLY_MEMORY;
@@ -526,6 +534,7 @@ recv_record_cb(void *arg, const struct xp_stream *st,
 	char where[128];
 	int rc;
 
+	rv->nrec = rec->index + 1;
 	if (rec->type == REC_XMIG_NEGOTIATE)
 		return recv_negotiate(rv, st, rec);
 	if (!rec->known)
@@ -607,6 +616,15 @@ recv_digests(struct receiver *rv)
 		buf_free(&buf);
 }
 
+/* Octets after END: name where, as the parser names a bad record. */
+static void
+recv_after_end(struct receiver *rv)
+{
+	recv_fail(rv, -EPROTO, "invalid stream: record %llu at offset %llu: "
+	    "data after END", (unsigned long long)rv->nrec,
+	    (unsigned long long)parser_offset(rv->p));
+}
+
 /* Feed n octets to the parser of the current phase. */
 static ssize_t
 recv_feed(struct receiver *rv, const uint8_t *buf, size_t n)
@@ -615,7 +633,7 @@ recv_feed(struct receiver *rv, const uint8_t *buf, size_t n)
 	ssize_t used;
 
 	if (rv->phase == RV_DONE && n > 0) {
-		recv_fail(rv, -EPROTO, "invalid stream: data after END");
+		recv_after_end(rv);
 		return -1;
 	}
 	if (p == NULL || rv->phase > RV_WAIT_GO)
@@ -643,9 +661,25 @@ recv_at_eof(struct receiver *rv)
 		rv->perr = parser_error(rv->p);
 		recv_fail(rv, -EPIPE, "the stream ended early: %s",
 		    rv->perr->msg);
-	} else if (rv->phase == RV_WAIT_GO)
-		recv_fail(rv, -EPIPE, "the sender went away before GO: the "
-		    "restored copy is discarded");
+	} else if (rv->phase == RV_WAIT_GO) {
+		if (parser_finish(rv->ctl) != 0) {
+			recv_fail(rv, -EPIPE, "the sender went away in the "
+			    "middle of a control record: the restored copy is "
+			    "discarded");
+			return;
+		}
+		/*
+		 * An orderly close after END and no GO: the sender never
+		 * saw our REPLY and went one-way (or died with its copy).
+		 * Nobody else will start the domain: start it (SPEC 13.4).
+		 * A sender that failed resets the connection or says ABORT.
+		 */
+		fprintf(stderr, "migrate-receive: the sender closed without "
+		    "GO after a complete stream: taking the domain as "
+		    "one-way\n");
+		rv->features &= ~XMIG_F_HANDOVER;
+		rv->phase = RV_DONE;
+	}
 }
 
 /* ---- socket source (libevent) ------------------------------------------- */
@@ -755,8 +789,7 @@ recv_read_cb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, (size_t)used);
 	}
 	if (rv->rc == 0 && rv->phase == RV_DONE && evbuffer_get_length(in))
-		recv_fail(rv, -EPROTO, "invalid stream: %zu octets of data "
-		    "after END", evbuffer_get_length(in));
+		recv_after_end(rv);
 	if (rv->rc == 0 && rv->phase == RV_RUNNING &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
 		/* RUNNING is out: the digests do not delay the sender. */
@@ -911,8 +944,7 @@ recv_run_fd(struct receiver *rv)
 				rv->phase = RV_DONE;
 			}
 			if (rv->phase == RV_DONE && off + used < n) {
-				recv_fail(rv, -EPROTO, "invalid stream: data "
-				    "after END");
+				recv_after_end(rv);
 				break;
 			}
 		}
@@ -922,8 +954,7 @@ recv_run_fd(struct receiver *rv)
 	if (rv->rc == 0 && rv->phase == RV_DONE && !rv->running) {
 		n = read(rv->fd, buf, 1);
 		if (n > 0)
-			recv_fail(rv, -EPROTO, "invalid stream: data after "
-			    "END");
+			recv_after_end(rv);
 	}
 	if (rv->rc != 0)
 		recv_send_error(rv);

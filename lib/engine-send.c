@@ -136,6 +136,10 @@ struct sender {
 	char			 host[256];
 	uint64_t		 session_id;
 	uint64_t		 needed;	/* mandatory types we will write */
+	uint64_t		 end_offset;	/* stream octets up to END */
+	int			 anon;		/* fd is an O_TMPFILE */
+	int			 late;		/* one-way after the wait: a late
+						   REPLY may still come */
 
 	/* Page encoding. */
 	int			 deflate_level;	/* -1: no compression */
@@ -177,6 +181,15 @@ send_fail(struct sender *s, int rc, const char *fmt, ...)
 
 	if (s->rc != 0)
 		return;		/* the first reason is the one that counts */
+	if (s->ho == HO_WAIT_DIGESTS) {
+		/* RUNNING came: handed over, whatever fails now. */
+		s->phase = SP_DONE;
+		if (s->base != NULL)
+			event_base_loopbreak(s->base);
+		return;
+	}
+	if (s->ho == HO_WAIT_RUNNING)
+		s->unconfirmed = 1;	/* GO is out: keep the source paused */
 	s->rc = rc < 0 ? rc : -EIO;
 	va_start(ap, fmt);
 	vsnprintf(s->err, sizeof(s->err), fmt, ap);
@@ -699,6 +712,7 @@ send_tail(struct sender *s)
 		rc = send_record(s, REC_END, NULL, 0);
 	if (rc != 0)
 		return rc;
+	s->end_offset = s->queued;	/* the whole forward stream */
 	if (s->tracking) {
 		s->b->ops->disable_dirty(s->b);
 		s->tracking = 0;
@@ -827,6 +841,7 @@ send_drain_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 
 /* Arm the one timer that bounds every wait for the receiver. */
 static void send_wait_cb(evutil_socket_t fd, short what, void *arg);
+static void send_flushed(struct sender *s);
 
 static void
 send_wait(struct sender *s, double ms)
@@ -871,8 +886,13 @@ send_wait_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		/* One-way: write the plain stream, nothing more. */
 		s->features = 0;
+		s->late = 1;
 		s->phase = SP_STATIC;
 		send_produce(s);
+		return;
+	}
+	if (s->phase == SP_FLUSH && s->late == 2) {
+		send_flushed(s);	/* no late answer either: one-way */
 		return;
 	}
 	switch (s->ho) {
@@ -919,7 +939,8 @@ send_bc_reply(struct sender *s, const struct xp_record *rec)
 	struct xp_reply r;
 	uint32_t offered = send_offer(s);
 
-	if (s->phase != SP_NEGOTIATE || control_reply_get(rec, &r) != 0) {
+	if ((s->phase != SP_NEGOTIATE && !s->late) ||
+	    control_reply_get(rec, &r) != 0) {
 		send_fail(s, -EPROTO, "back-channel: unexpected XMIG_REPLY");
 		return -XP_ECALLBACK;
 	}
@@ -950,6 +971,22 @@ send_bc_reply(struct sender *s, const struct xp_record *rec)
 	}
 	if (s->wait_timer != NULL)
 		evtimer_del(s->wait_timer);
+	s->r->backchannel = 1;
+	if (s->late) {
+		/*
+		 * The answer came after we went one-way: the stream is
+		 * plain, but acks and the handover still work.
+		 */
+		s->late = 0;
+		s->features = r.features & (XMIG_F_ACKS | XMIG_F_HANDOVER);
+		if (s->phase == SP_FLUSH && (s->features & XMIG_F_HANDOVER)) {
+			/* END is queued or out: go on to the handover. */
+			s->phase = SP_HANDOVER;
+			s->ho = HO_WAIT_RESTORED;
+			send_wait(s, SEND_TIMEOUT(s) * 1000.0);
+		}
+		return 0;
+	}
 	s->features = r.features;
 	if (!(s->features & XMIG_F_CHECKSUM))
 		s->recopt &= (uint16_t)~WIRE_REC_OPT_CHECKSUM;
@@ -971,6 +1008,19 @@ send_bc_status(struct sender *s, const struct xp_record *rec)
 	if (st.state == XMIG_STATUS_FAILED) {
 		send_fail(s, -EPROTO, "the receiver could not restore the "
 		    "domain: %.*s", (int)st.message_len, st.message);
+		return -XP_ECALLBACK;
+	}
+	if (st.state == XMIG_STATUS_RESTORED && s->ho == HO_WAIT_RESTORED &&
+	    (s->features & XMIG_F_ACKS) && s->acked != s->end_offset) {
+		/*
+		 * The receiver applied another stream than we sent (octets
+		 * lost or added in transit, framing intact): no GO.
+		 */
+		send_handover(s, XMIG_HANDOVER_ABORT);
+		send_fail(s, -EPROTO, "the receiver applied %llu octets of "
+		    "stream, %llu were sent: damaged in transit; handover "
+		    "aborted", (unsigned long long)s->acked,
+		    (unsigned long long)s->end_offset);
 		return -XP_ECALLBACK;
 	}
 	if (st.state == XMIG_STATUS_RESTORED && s->ho == HO_WAIT_RESTORED) {
@@ -1064,8 +1114,15 @@ send_flushed(struct sender *s)
 {
 	/*
 	 * One-way: the stream is out, nobody will confirm it.  The source
-	 * stays paused (SPEC.md 13.4); close our side in order.
+	 * stays paused (SPEC.md 13.4); close our side in order.  If we
+	 * offered a back-channel and gave up waiting, its answer may still
+	 * be on its way: wait once more as long, ready for the handover.
 	 */
+	if (s->late && s->bc != NULL && s->late != 2) {
+		s->late = 2;
+		send_wait(s, s->o->negotiate_timeout_ms);
+		return;
+	}
 	if (s->tls_ctx != NULL)
 		send_tls_close(s);
 	else if (s->conn)
@@ -1253,8 +1310,25 @@ send_run_events(struct sender *s)
 		event_free(s->timer);
 	if (s->wait_timer != NULL)
 		event_free(s->wait_timer);
-	if (s->rc != 0 && s->conn && s->tls_ctx == NULL)
+	if (s->rc != 0 && s->conn && s->tls_ctx == NULL) {
+		/*
+		 * A receiver that has END takes an orderly close as one-way
+		 * and starts the domain: after END, say ABORT first (it is
+		 * all a socketpair can say), then reset a TCP connection.
+		 */
+		if (s->end_offset != 0 && !s->unconfirmed &&
+		    (s->features & XMIG_F_HANDOVER)) {
+			struct xp_handover h = { .command = XMIG_HANDOVER_ABORT };
+			struct xp_buf buf = { 0 };
+
+			evbuffer_drain(s->out, evbuffer_get_length(s->out));
+			/* Best effort: the reset below says it too. */
+			if (control_handover_put(&buf, &h) == 0)
+				(void)!write(s->fd, buf.data, buf.len);
+			buf_free(&buf);
+		}
 		xport_abort(s->fd);
+	}
 	bufferevent_free(s->bev);	/* drops queued page references */
 	s->bev = NULL;
 	s->fd = -1;			/* closed with the bufferevent */
@@ -1351,6 +1425,31 @@ send_open_dest(struct sender *s, const char *dest)
 			    u.path);
 			return s->rc = -ENAMETOOLONG;
 		}
+		strcpy(s->path, u.path);
+		/*
+		 * An unnamed file in the target's directory: if we die, it
+		 * dies with us.  It gets a name only once it is complete.
+		 */
+		{
+			char dir[PATH_MAX];
+			char *slash;
+
+			strcpy(dir, u.path);
+			slash = strrchr(dir, '/');
+			if (slash == NULL)
+				strcpy(dir, ".");
+			else if (slash == dir)
+				dir[1] = '\0';
+			else
+				*slash = '\0';
+			fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+			if (fd >= 0) {
+				s->anon = 1;
+				s->fd = fd;
+				s->sync_file = 1;
+				return 0;
+			}
+		}
 		if ((fd = mkstemp(s->tmppath)) < 0) {
 			snprintf(s->err, sizeof(s->err), "%.400s: %s", s->tmppath,
 			    strerror(errno));
@@ -1381,9 +1480,10 @@ send_open_dest(struct sender *s, const char *dest)
 static void
 send_close_dest(struct sender *s)
 {
-	if (s->fd > STDERR_FILENO)
+	if (s->fd > STDERR_FILENO && !s->anon)
 		close(s->fd);
-	s->fd = -1;
+	if (!s->anon)
+		s->fd = -1;
 	if (s->tls_ctx != NULL) {
 		xport_tls_ctx_free(s->tls_ctx);
 		s->tls_ctx = NULL;
@@ -1405,6 +1505,33 @@ send_close_dest(struct sender *s)
 	}
 	if (s->tmppath[0] == '\0')
 		return;
+	if (s->anon) {
+		/* Name the finished file, then move the name into place. */
+		char proc[64];
+		int i;
+
+		if (s->rc == 0) {
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", s->fd);
+			for (i = 0; i < 100; i++) {
+				snprintf(s->tmppath, sizeof(s->tmppath),
+				    "%.4000s.xmig-%06x", s->path,
+				    (unsigned)(now_ns() + (uint64_t)i * 7919) &
+				    0xffffff);
+				if (linkat(AT_FDCWD, proc, AT_FDCWD, s->tmppath,
+				    AT_SYMLINK_FOLLOW) == 0 || errno != EEXIST)
+					break;
+			}
+			if (i == 100 || access(s->tmppath, F_OK) != 0) {
+				s->rc = -errno;
+				snprintf(s->err, sizeof(s->err), "naming %.400s: "
+				    "%s", s->path, strerror(errno));
+			}
+		}
+		close(s->fd);
+		s->fd = -1;
+		if (s->rc != 0)
+			return;		/* the unnamed file goes with its fd */
+	}
 	if (s->rc == 0 && rename(s->tmppath, s->path) != 0) {
 		s->rc = -errno;
 		snprintf(s->err, sizeof(s->err), "rename %.200s to %.200s: %s",
@@ -1525,6 +1652,7 @@ out:
 		    memcmp(s.peer_vcpu, r->vcpu_sha256, 32) == 0;
 	if (s.rc == 0 && r->verified == 0) {
 		s.rc = -EBADMSG;
+		s.unconfirmed = 1;
 		snprintf(s.err, sizeof(s.err), "the receiver's digests differ "
 		    "from the source's: the source stays paused");
 	}
