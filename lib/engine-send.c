@@ -214,9 +214,10 @@ send_progress(struct sender *s, int force)
 	pi.dirty_rate = s->dirty_rate;
 	pi.throughput = s->bw > 0 ? s->bw :
 	    (el > 0 ? (double)s->drained * 1e9 / (double)el : 0);
+	/* Control records after END leave too: drained can pass queued. */
 	pi.expected_downtime_ms = pi.throughput > 0 ?
-	    (double)(pi.remaining + (s->queued - s->drained)) * 1000.0 /
-	    pi.throughput : 0;
+	    (double)(pi.remaining + (s->queued > s->drained ?
+	    s->queued - s->drained : 0)) * 1000.0 / pi.throughput : 0;
 	progress_update(s->prog, &pi, force);
 }
 
