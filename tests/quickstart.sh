@@ -73,6 +73,12 @@ test)
 	build build-fuzz --enable-fuzzing CC=clang
 	sh tests/fuzz/run.sh build-fuzz "${XMIG_FUZZ_SECONDS:-120}"
 	echo "== all done in $(( $(date +%s) - start )) s"
+	# One closing line over both suites (plain and sanitizer builds).
+	pass=$(cat build/tests/*.trs build-san/tests/*.trs |
+	    grep -c '^:test-result: PASS' || true)
+	fail=$(cat build/tests/*.trs build-san/tests/*.trs |
+	    grep -c '^:test-result: \(FAIL\|ERROR\|XPASS\)' || true)
+	echo "$pass passed, $fail failed"
 	;;
 *)
 	echo "usage: sh tests/quickstart.sh demo|test" >&2
