@@ -202,7 +202,7 @@ recv_send_ack(struct receiver *rv)
 	if (!(rv->features & XMIG_F_ACKS) || rv->p == NULL)
 		return;
 	a.octets = parser_offset(rv->p);
-	a.records = 0;
+	a.records = rv->nrec;
 	a.pages = rv->pages;
 	rv->last_ack = a.octets;
 	if (control_ack_put(&buf, &a) == 0)
@@ -301,7 +301,7 @@ recv_negotiate(struct receiver *rv, const struct xp_stream *st,
 	    1ULL << REC_HVM_PARAMS | 1ULL << REC_TOOLSTACK |
 	    1ULL << REC_VERIFY | 1ULL << REC_STATIC_DATA_END |
 	    1ULL << REC_X86_CPUID_POLICY | 1ULL << REC_X86_MSR_POLICY;
-	bytes = n.nr_pages << n.page_shift;
+	bytes = n.page_shift < 32 ? n.nr_pages << n.page_shift : 0;
 	if (rv->busy != NULL) {
 		r.result = XMIG_REPLY_OTHER;
 		snprintf(msg, sizeof(msg), "%s", rv->busy);

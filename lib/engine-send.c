@@ -50,6 +50,13 @@ enum send_handover {
 	HO_DONE,
 };
 
+/* A sender that gave up waiting for XMIG_REPLY (SPEC 13.4). */
+enum send_late {
+	LATE_NO = 0,		/* answered in time, or never offered */
+	LATE_WAITING,		/* one-way, but a late REPLY is still welcome */
+	LATE_GRACE,		/* END is out: one last wait for it */
+};
+
 enum send_phase {
 	SP_HEADERS,	/* image and domain headers (and XMIG_NEGOTIATE) */
 	SP_NEGOTIATE,	/* waiting for the receiver's XMIG_REPLY */
@@ -138,7 +145,7 @@ struct sender {
 	uint64_t		 needed;	/* mandatory types we will write */
 	uint64_t		 end_offset;	/* stream octets up to END */
 	int			 anon;		/* fd is an O_TMPFILE */
-	int			 late;		/* one-way after the wait: a late
+	enum send_late		 late;		/* one-way after the wait: a late
 						   REPLY may still come */
 
 	/* Page encoding. */
@@ -887,12 +894,12 @@ send_wait_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		/* One-way: write the plain stream, nothing more. */
 		s->features = 0;
-		s->late = 1;
+		s->late = LATE_WAITING;
 		s->phase = SP_STATIC;
 		send_produce(s);
 		return;
 	}
-	if (s->phase == SP_FLUSH && s->late == 2) {
+	if (s->phase == SP_FLUSH && s->late == LATE_GRACE) {
 		send_flushed(s);	/* no late answer either: one-way */
 		return;
 	}
@@ -940,7 +947,7 @@ send_bc_reply(struct sender *s, const struct xp_record *rec)
 	struct xp_reply r;
 	uint32_t offered = send_offer(s);
 
-	if ((s->phase != SP_NEGOTIATE && !s->late) ||
+	if ((s->phase != SP_NEGOTIATE && s->late == LATE_NO) ||
 	    control_reply_get(rec, &r) != 0) {
 		send_fail(s, -EPROTO, "back-channel: unexpected XMIG_REPLY");
 		return -XP_ECALLBACK;
@@ -973,12 +980,12 @@ send_bc_reply(struct sender *s, const struct xp_record *rec)
 	if (s->wait_timer != NULL)
 		evtimer_del(s->wait_timer);
 	s->r->backchannel = 1;
-	if (s->late) {
+	if (s->late != LATE_NO) {
 		/*
 		 * The answer came after we went one-way: the stream is
 		 * plain, but acks and the handover still work.
 		 */
-		s->late = 0;
+		s->late = LATE_NO;
 		s->features = r.features & (XMIG_F_ACKS | XMIG_F_HANDOVER);
 		if (s->phase == SP_FLUSH && (s->features & XMIG_F_HANDOVER)) {
 			/* END is queued or out: go on to the handover. */
@@ -1119,8 +1126,8 @@ send_flushed(struct sender *s)
 	 * offered a back-channel and gave up waiting, its answer may still
 	 * be on its way: wait once more as long, ready for the handover.
 	 */
-	if (s->late && s->bc != NULL && s->late != 2) {
-		s->late = 2;
+	if (s->late == LATE_WAITING && s->bc != NULL) {
+		s->late = LATE_GRACE;
 		send_wait(s, s->o->negotiate_timeout_ms);
 		return;
 	}

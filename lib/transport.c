@@ -28,29 +28,34 @@
 int
 xport_parse(const char *uri, struct xport_uri *u, char *errbuf, size_t errlen)
 {
+	static const struct {
+		const char	*prefix;
+		enum xport_kind	 kind;
+		const char	*usage;
+	} pathlike[] = {
+		{ "file:", XPORT_FILE, "file:PATH" },
+		{ "exec:", XPORT_EXEC, "exec:COMMAND" },
+	};
 	const char *hp, *colon;
+	size_t i;
 
 	memset(u, 0, sizeof(*u));
 	if (strcmp(uri, "-") == 0) {
 		u->kind = XPORT_STDIO;
 		return 0;
 	}
-	if (strncmp(uri, "file:", 5) == 0) {
-		if (uri[5] == '\0' || strlen(uri + 5) >= sizeof(u->path)) {
-			snprintf(errbuf, errlen, "%s: bad file path", uri);
+	for (i = 0; i < sizeof(pathlike) / sizeof(pathlike[0]); i++) {
+		size_t pl = strlen(pathlike[i].prefix);
+
+		if (strncmp(uri, pathlike[i].prefix, pl) != 0)
+			continue;
+		if (uri[pl] == '\0' || strlen(uri + pl) >= sizeof(u->path)) {
+			snprintf(errbuf, errlen, "%s: expected %s", uri,
+			    pathlike[i].usage);
 			return -EINVAL;
 		}
-		u->kind = XPORT_FILE;
-		strcpy(u->path, uri + 5);
-		return 0;
-	}
-	if (strncmp(uri, "exec:", 5) == 0) {
-		if (uri[5] == '\0' || strlen(uri + 5) >= sizeof(u->path)) {
-			snprintf(errbuf, errlen, "%s: expected exec:COMMAND", uri);
-			return -EINVAL;
-		}
-		u->kind = XPORT_EXEC;
-		strcpy(u->path, uri + 5);
+		u->kind = pathlike[i].kind;
+		strcpy(u->path, uri + pl);
 		return 0;
 	}
 	if (strncmp(uri, "tcp:", 4) == 0 || strncmp(uri, "tls:", 4) == 0) {
