@@ -5,9 +5,11 @@
  * The stream is cut into units: the image header, the domain header, then
  * each record (header, body, padding, footer).  A unit that lies whole in
  * the caller's chunk is handed on from the caller's memory; otherwise its
- * octets are gathered in a buffer that grows only to the size of that
- * unit.  A record header is checked (type, options, length, place) before
- * any of its body is gathered.
+ * octets are gathered in a buffer that grows with the octets that have
+ * arrived (doubling, from PARSER_GROW_MIN), never beyond the size of that
+ * unit: an announced length reserves nothing by itself.  A record header
+ * is checked (type, options, length, place) before any of its body is
+ * gathered.
  *
  * A control parser (parser_new_control) runs the same machinery over a
  * back-channel or the forward control records after END: an optional
@@ -29,6 +31,8 @@
 
 /* A gathering buffer larger than this is freed after its record. */
 #define PARSER_KEEP_MAX	(8u << 20)
+/* The first allocation of a gathering buffer (then it doubles). */
+#define PARSER_GROW_MIN	(64u << 10)
 
 enum parser_state {
 	PS_IHDR,
@@ -163,17 +167,29 @@ parser_cb_result(struct xp_parser *p, int rv, int is_record)
 
 /* ---- gathering ----------------------------------------------------------- */
 
+/*
+ * Append n octets of the current unit.  The buffer grows with what has
+ * arrived, at most doubling, and never beyond the unit: a peer must send
+ * about half of what it makes us hold (SPEC 9).
+ */
 static int
 parser_gather(struct xp_parser *p, const uint8_t *src, size_t n)
 {
+	size_t	 need = p->acc_len + n, cap;
 	uint8_t	*acc;
 
-	if (p->acc_cap < p->unit) {
-		if ((acc = realloc(p->acc, p->unit)) == NULL) {
+	if (p->acc_cap < need) {
+		cap = p->acc_cap < PARSER_GROW_MIN / 2 ? PARSER_GROW_MIN :
+		    p->acc_cap * 2;
+		if (cap < need)
+			cap = need;
+		if (cap > p->unit)
+			cap = p->unit;
+		if ((acc = realloc(p->acc, cap)) == NULL) {
 			char	why[96];
 
 			snprintf(why, sizeof why, "cannot allocate %zu octets",
-			    p->unit);
+			    cap);
 			if (p->state == PS_RECORD && p->have_rhdr)
 				return parser_fail_rec(p, -XP_ENOMEM, why);
 			if (p->state == PS_RECORD)
@@ -185,7 +201,7 @@ parser_gather(struct xp_parser *p, const uint8_t *src, size_t n)
 			    "domain header", why);
 		}
 		p->acc = acc;
-		p->acc_cap = p->unit;
+		p->acc_cap = cap;
 	}
 	memcpy(p->acc + p->acc_len, src, n);
 	p->acc_len += n;
@@ -548,4 +564,10 @@ uint64_t
 parser_offset(const struct xp_parser *p)
 {
 	return p->offset;
+}
+
+size_t
+parser_buffered(const struct xp_parser *p)
+{
+	return p->acc_cap;
 }

@@ -505,6 +505,12 @@ int	parser_done(const struct xp_parser *p);		/* END seen */
 const struct xp_stream *parser_stream(const struct xp_parser *p);	/* NULL before headers */
 const struct xp_error *parser_error(const struct xp_parser *p);
 uint64_t parser_offset(const struct xp_parser *p);	/* octets consumed */
+/*
+ * Octets the parser holds for a unit split across calls (its gathering
+ * buffer): at most max(64 KiB, twice the octets of the unit gathered so
+ * far), never more than the unit, and at most 8 MiB between units.
+ */
+size_t	parser_buffered(const struct xp_parser *p);
 
 /* ---- CRC-32 (crc.c) -------------------------------------------------- */
 
