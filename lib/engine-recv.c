@@ -35,6 +35,16 @@
 /* A stalled sender, and the wait for GO: --timeout, default 60 s. */
 #define RECV_TIMEOUT(rv)	((rv)->o->timeout_s > 0 ? (rv)->o->timeout_s : 60.0)
 #define RECV_FLUSH_TIMEOUT	5		/* s to flush a last message */
+/*
+ * Connections beyond --max-sessions: at most RECV_REFUSERS_MAX processes
+ * answer them ("busy"), each reading one record of at most
+ * RECV_BUSY_RECORD_MAX octets within RECV_BUSY_DEADLINE_MS, and lingering
+ * as long again at most for its answer to leave (SPEC 9).  Beyond those,
+ * a connection is closed unread.
+ */
+#define RECV_REFUSERS_MAX	4u
+#define RECV_BUSY_RECORD_MAX	4096u
+#define RECV_BUSY_DEADLINE_MS	1000
 
 enum recv_phase {
 	RV_STREAM,	/* parsing the forward stream */
@@ -537,6 +547,8 @@ recv_record_cb(void *arg, const struct xp_stream *st,
 	rv->nrec = rec->index + 1;
 	if (rec->type == REC_XMIG_NEGOTIATE)
 		return recv_negotiate(rv, st, rec);
+	if (rv->busy != NULL)	/* over the limit: never restore */
+		return recv_fail(rv, -EBUSY, "%s", rv->busy);
 	if (!rec->known)
 		return 0;	/* unknown optional record: skipped */
 	if (rv->b == NULL && recv_open_target(rv, st) != 0)
@@ -639,7 +651,10 @@ recv_feed(struct receiver *rv, const uint8_t *buf, size_t n)
 	if (p == NULL || rv->phase > RV_WAIT_GO)
 		return (ssize_t)n;	/* nothing more is expected: drop */
 	used = parser_feed(p, buf, n);
-	if (used < 0 && rv->rc == 0) {
+	if (used < 0 && rv->rc == 0 && rv->busy != NULL) {
+		rv->perr = parser_error(p);
+		recv_fail(rv, -EBUSY, "%s", rv->busy);
+	} else if (used < 0 && rv->rc == 0) {
 		const struct xp_error *e = parser_error(p);
 
 		rv->perr = e;
@@ -684,6 +699,14 @@ recv_at_eof(struct receiver *rv)
 
 /* ---- socket source (libevent) ------------------------------------------- */
 
+/* How long a refusing ("busy") session may read, and linger after. */
+static void
+recv_busy_tv(struct timeval *tv)
+{
+	tv->tv_sec = RECV_BUSY_DEADLINE_MS / 1000;
+	tv->tv_usec = (RECV_BUSY_DEADLINE_MS % 1000) * 1000;
+}
+
 /* Output empty: after a success over TLS say goodbye properly. */
 static void
 recv_closed(struct receiver *rv)
@@ -708,6 +731,8 @@ recv_closed(struct receiver *rv)
 		 */
 		struct timeval tv = { 2, 0 };
 
+		if (rv->busy != NULL)
+			recv_busy_tv(&tv);
 		if (rv->tls)
 			xport_tls_shutdown(rv->bev, err, sizeof(err));
 		else
@@ -727,6 +752,8 @@ recv_close_soon(struct receiver *rv)
 {
 	struct timeval tv = { RECV_FLUSH_TIMEOUT, 0 };
 
+	if (rv->busy != NULL)
+		recv_busy_tv(&tv);
 	rv->phase = RV_CLOSING;
 	if (rv->bev == NULL ||
 	    evbuffer_get_length(bufferevent_get_output(rv->bev)) == 0) {
@@ -855,6 +882,8 @@ recv_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (rv->phase == RV_WAIT_GO)
 		recv_fail(rv, -ETIMEDOUT, "no GO from the sender within %.0f s: "
 		    "the restored copy is discarded", RECV_TIMEOUT(rv));
+	if (rv->phase == RV_STREAM && rv->busy != NULL)
+		recv_fail(rv, -EBUSY, "%s", rv->busy);	/* said nothing */
 	rv->phase = RV_DONE;	/* or: a last message would not leave */
 	event_base_loopbreak(rv->base);
 }
@@ -886,6 +915,12 @@ recv_run_socket(struct receiver *rv, void *tls_ctx)
 	bufferevent_setcb(rv->bev, recv_read_cb, recv_write_cb, recv_event_cb,
 	    rv);
 	bufferevent_enable(rv->bev, EV_READ | EV_WRITE);
+	if (rv->busy != NULL) {
+		struct timeval tv;
+
+		recv_busy_tv(&tv);
+		evtimer_add(rv->timer, &tv);	/* refuse within this */
+	}
 	event_base_dispatch(rv->base);
 	if (rv->rc == 0 && rv->phase != RV_DONE)
 		recv_fail(rv, -EIO, "event loop ended early");
@@ -991,6 +1026,8 @@ recv_one(const struct recv_opts *o, int fd, int is_socket, int out_fd,
 	memset(&lim, 0, sizeof(lim));
 	if (o->max_memory > 0)
 		lim.max_pfn = o->max_memory >> 12;
+	if (busy != NULL)	/* only an XMIG_NEGOTIATE is read */
+		lim.max_record_len = RECV_BUSY_RECORD_MAX;
 	rv.dstate = digest_state_new();
 	rv.prog = progress_new(o->progress, stderr);
 	rv.p = parser_new(&lim, recv_header_cb, recv_record_cb, &rv);
@@ -1066,16 +1103,77 @@ report:
 	return rv.rc;
 }
 
+/*
+ * The processes of a listener: at most max restoring sessions, at most
+ * RECV_REFUSERS_MAX refusers.  Admission is decided here, before the
+ * fork, so a connection over the limit never reaches a restoring process.
+ */
+struct recv_children {
+	pid_t		*pid;		/* [max + RECV_REFUSERS_MAX] */
+	unsigned char	*admitted;	/* a session, else a refuser */
+	unsigned	 n;
+	unsigned	 sessions;	/* admitted among them */
+	unsigned	 refusers;
+	int		 failures;	/* sessions that did not complete */
+	unsigned long	 dropped;	/* closed unread since the last note */
+	uint64_t	 dropped_note;	/* when that note was printed */
+};
+
+static void
+recv_children_reap(struct recv_children *c)
+{
+	unsigned i;
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (i = 0; i < c->n; i++) {
+			if (c->pid[i] != pid)
+				continue;
+			if (c->admitted[i]) {
+				c->sessions--;
+				if (!WIFEXITED(status) ||
+				    WEXITSTATUS(status) != 0)
+					c->failures++;
+			} else
+				c->refusers--;
+			c->n--;
+			c->pid[i] = c->pid[c->n];
+			c->admitted[i] = c->admitted[c->n];
+			break;
+		}
+	}
+}
+
+/* A connection beyond every limit: closed unread, noted once a second. */
+static void
+recv_children_drop(struct recv_children *c, int fd, unsigned max)
+{
+	uint64_t t = now_ns();
+
+	xport_abort(fd);
+	close(fd);
+	c->dropped++;
+	if (t - c->dropped_note >= 1000000000ULL) {
+		fprintf(stderr, "migrate-receive: busy: %u migrations in "
+		    "progress (--max-sessions %u) and %u refusals: closed "
+		    "%lu connection%s unread\n", c->sessions, max, c->refusers,
+		    c->dropped, c->dropped == 1 ? "" : "s");
+		c->dropped = 0;
+		c->dropped_note = t;
+	}
+}
+
 int
 recv_serve(const char *source, const struct recv_opts *o)
 {
 	struct xport_uri u;
+	struct recv_children ch;
 	char err[512];
 	FILE *rout = o->report_out ? o->report_out : stdout;
 	void *tls_ctx = NULL;
-	unsigned active = 0, max = o->max_sessions ? o->max_sessions : 8;
-	pid_t *sessions;
-	int fd, lfd, rc = 0, failures = 0;
+	unsigned max = o->max_sessions ? o->max_sessions : 8;
+	int fd, lfd, rc = 0;
 
 	if ((rc = xport_parse(source, &u, err, sizeof(err))) != 0) {
 		fprintf(stderr, "migrate-receive: error: %s\n", err);
@@ -1116,7 +1214,12 @@ recv_serve(const char *source, const struct recv_opts *o)
 		xport_tls_ctx_free(tls_ctx);
 		return lfd;
 	}
-	if ((sessions = calloc(max, sizeof(*sessions))) == NULL) {
+	memset(&ch, 0, sizeof(ch));
+	ch.pid = calloc(max + RECV_REFUSERS_MAX, sizeof(*ch.pid));
+	ch.admitted = calloc(max + RECV_REFUSERS_MAX, 1);
+	if (ch.pid == NULL || ch.admitted == NULL) {
+		free(ch.pid);
+		free(ch.admitted);
 		close(lfd);
 		xport_tls_ctx_free(tls_ctx);
 		return -ENOMEM;
@@ -1125,27 +1228,13 @@ recv_serve(const char *source, const struct recv_opts *o)
 	for (;;) {
 		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
 		char busy[160];
-		int status;
+		int admit;
 		pid_t pid;
 
-		/* Reap finished sessions (and "busy" answers). */
-		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-			unsigned i;
-
-			for (i = 0; i < active; i++)
-				if (sessions[i] == pid) {
-					sessions[i] = sessions[--active];
-					if (!WIFEXITED(status) ||
-					    WEXITSTATUS(status) != 0)
-						failures++;
-					break;
-				}
-		}
-		if (poll(&pfd, 1, 200) <= 0) {
-			if (errno == EINTR || errno == 0 || errno == EAGAIN)
-				continue;
+		/* Reap finished sessions and refusals. */
+		recv_children_reap(&ch);
+		if (poll(&pfd, 1, 200) <= 0)
 			continue;
-		}
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0) {
 			if (errno == EINTR || errno == EAGAIN ||
@@ -1161,32 +1250,47 @@ recv_serve(const char *source, const struct recv_opts *o)
 			break;
 		}
 		/*
-		 * Each migration in a process of its own, at most
-		 * max_sessions at once; the one beyond is answered "busy"
-		 * (a refusing XMIG_REPLY) by a short-lived process.
+		 * Each migration in a process of its own, at most max at
+		 * once.  Beyond that a short-lived process answers "busy" (a
+		 * refusing XMIG_REPLY to a sender that negotiates, a close
+		 * to any other) and restores nothing; beyond
+		 * RECV_REFUSERS_MAX of those, the connection is closed here.
 		 */
+		recv_children_reap(&ch);
+		admit = ch.sessions < max;
+		if (!admit && ch.refusers >= RECV_REFUSERS_MAX) {
+			recv_children_drop(&ch, fd, max);
+			continue;
+		}
 		snprintf(busy, sizeof(busy), "busy: %u migrations in progress "
-		    "(--max-sessions %u); try again later", active, max);
+		    "(--max-sessions %u); try again later", ch.sessions, max);
 		fflush(NULL);
 		if ((pid = fork()) < 0) {
 			fprintf(stderr, "migrate-receive: error: fork: %s\n",
 			    strerror(errno));
+			xport_abort(fd);
 			close(fd);
 			continue;
 		}
 		if (pid == 0) {
 			close(lfd);
 			rc = recv_one(o, fd, 1, -1, tls_ctx, rout,
-			    active >= max ? busy : NULL);
+			    admit ? NULL : busy);
 			fflush(NULL);
 			_exit(rc == 0 ? 0 : 1);
 		}
 		close(fd);
-		if (active < max)
-			sessions[active++] = pid;
+		ch.pid[ch.n] = pid;
+		ch.admitted[ch.n] = (unsigned char)admit;
+		ch.n++;
+		if (admit)
+			ch.sessions++;
+		else
+			ch.refusers++;
 	}
 	close(lfd);
-	free(sessions);
+	free(ch.pid);
+	free(ch.admitted);
 	xport_tls_ctx_free(tls_ctx);
-	return o->once ? rc : (failures ? -EIO : rc);
+	return o->once ? rc : (ch.failures ? -EIO : rc);
 }
