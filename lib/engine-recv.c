@@ -381,6 +381,48 @@ recv_header_cb(void *arg, const struct xp_stream *st)
 	return 0;
 }
 
+/*
+ * After VERIFY (SPEC 7.11, 12.1): compare, never write.  pfns[i] must
+ * hold data + i * ps, or zeros when data is NULL (XMIG_ZERO_PAGES).  The
+ * pages are mapped read-only and nothing is populated: a page that was
+ * never restored is a difference too.
+ */
+static int
+recv_verify(struct receiver *rv, const struct xp_record *rec,
+    const uint64_t *pfns, uint32_t n, const uint8_t *data, size_t ps)
+{
+	void *pages[WIRE_PAGE_DATA_MAX];
+	void *cookie = NULL;
+	char where[128];
+	uint32_t i;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	rc = rv->b->ops->map(rv->b, pfns, n, 0, pages, &cookie);
+	if (rc != 0)
+		return recv_fail(rv, -EILSEQ, "%s: verify mode: %s",
+		    recv_where(rec, where, sizeof(where)),
+		    backend_errmsg(rv->b));
+	for (i = 0; i < n; i++) {
+		const uint8_t *pg = pages[i];
+		int same = data != NULL ?
+		    memcmp(pg, data + (size_t)i * ps, ps) == 0 :
+		    pg[0] == 0 && memcmp(pg, pg + 1, ps - 1) == 0;
+
+		if (!same) {
+			rv->b->ops->unmap(rv->b, cookie, n);
+			return recv_fail(rv, -EILSEQ, "%s: verify mode: page "
+			    "%llu differs from what was restored%s",
+			    recv_where(rec, where, sizeof(where)),
+			    (unsigned long long)pfns[i], data != NULL ? "" :
+			    " (the stream says it is zero)");
+		}
+	}
+	rv->b->ops->unmap(rv->b, cookie, n);
+	return 0;
+}
+
 static int
 recv_pages(struct receiver *rv, const struct xp_stream *st,
     const struct xp_record *rec)
@@ -421,6 +463,13 @@ recv_pages(struct receiver *rv, const struct xp_stream *st,
 		if (!v.zero && body_page_type_has_data(type))
 			data_pfn[nd++] = pfn;
 	}
+	if (v.zero && rv->verify_mode) {
+		if ((rc = recv_verify(rv, rec, pop, np, NULL, ps)) != 0)
+			return rc;
+		rv->pages += np;
+		rv->r.zero_pages += np;
+		return 0;
+	}
 	if (v.zero) {
 		for (i = 0; i < np; i++)
 			if ((rc = rv->b->ops->zero_page(rv->b, pop[i])) != 0)
@@ -431,7 +480,8 @@ recv_pages(struct receiver *rv, const struct xp_stream *st,
 		rv->r.zero_pages += np;
 		return 0;
 	}
-	if (np > 0 && (rc = rv->b->ops->populate(rv->b, pop, np)) != 0)
+	if (np > 0 && !rv->verify_mode &&
+	    (rc = rv->b->ops->populate(rv->b, pop, np)) != 0)
 		return recv_fail(rv, rc, "%s: %s",
 		    recv_where(rec, where, sizeof(where)),
 		    backend_errmsg(rv->b));
@@ -448,24 +498,19 @@ recv_pages(struct receiver *rv, const struct xp_stream *st,
 			    e.msg);
 		src = rv->raw;
 	}
+	if (rv->verify_mode) {
+		if ((rc = recv_verify(rv, rec, data_pfn, nd, src, ps)) != 0)
+			return rc;
+		rv->pages += nd;
+		return 0;
+	}
 	rc = rv->b->ops->map(rv->b, data_pfn, nd, 1, pages, &cookie);
 	if (rc != 0)
 		return recv_fail(rv, rc, "%s: %s",
 		    recv_where(rec, where, sizeof(where)),
 		    backend_errmsg(rv->b));
-	for (i = 0; i < nd; i++, src += ps) {
-		if (!rv->verify_mode) {
-			memcpy(pages[i], src, ps);
-			continue;
-		}
-		if (memcmp(pages[i], src, ps) != 0) {
-			rv->b->ops->unmap(rv->b, cookie, nd);
-			return recv_fail(rv, -EILSEQ, "%s: verify mode: page "
-			    "%llu differs from what was restored",
-			    recv_where(rec, where, sizeof(where)),
-			    (unsigned long long)data_pfn[i]);
-		}
-	}
+	for (i = 0; i < nd; i++, src += ps)
+		memcpy(pages[i], src, ps);
 	rv->b->ops->unmap(rv->b, cookie, nd);
 	rv->pages += nd;
 	return 0;
