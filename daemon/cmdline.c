@@ -45,10 +45,14 @@ cmd_progress_mode(const char *s, enum progress_mode *m)
 	return -1;
 }
 
+/* The --tls-peer names after the first (reachable: the process keeps them). */
+static const char **cmd_tls_peers;
+
 int
 cmd_common_option(const char *prog, int c, const char *arg,
     struct cmd_common *cc)
 {
+	const char **peers;
 	char *end;
 
 	switch (c) {
@@ -79,7 +83,25 @@ cmd_common_option(const char *prog, int c, const char *arg,
 		cc->tls.ca = arg;
 		return 0;
 	case OPT_TLS_PEER:
-		cc->tls.peer = arg;
+		/* The first, then the others (the receiver takes several). */
+		if (cc->tls.peer == NULL) {
+			cc->tls.peer = arg;
+			return 0;
+		}
+		peers = realloc(cc->tls.peers, (cc->tls.npeers + 1) *
+		    sizeof(*peers));
+		if (peers == NULL) {
+			fprintf(stderr, "%s: out of memory\n", prog);
+			return -1;
+		}
+		peers[cc->tls.npeers++] = arg;
+		cc->tls.peers = cmd_tls_peers = peers;	/* kept to the end */
+		return 0;
+	case OPT_TLS_ALLOW:
+		if (cc->tls.allow_file != NULL)
+			return -cmd_usage_error(prog, "--tls-allow: give one "
+			    "file (one name a line)");
+		cc->tls.allow_file = arg;
 		return 0;
 	}
 	return -cmd_usage_error(prog, "unknown option");
