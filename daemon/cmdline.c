@@ -45,14 +45,14 @@ cmd_progress_mode(const char *s, enum progress_mode *m)
 	return -1;
 }
 
-/* The --tls-peer names after the first (reachable: the process keeps them). */
-static const char **cmd_tls_peers;
+/* --tls-peer at most this many times (more names: --tls-allow FILE). */
+#define CMD_TLS_PEERS_MAX	64
+static const char *cmd_tls_peers[CMD_TLS_PEERS_MAX - 1];	/* after the first */
 
 int
 cmd_common_option(const char *prog, int c, const char *arg,
     struct cmd_common *cc)
 {
-	const char **peers;
 	char *end;
 
 	switch (c) {
@@ -88,14 +88,12 @@ cmd_common_option(const char *prog, int c, const char *arg,
 			cc->tls.peer = arg;
 			return 0;
 		}
-		peers = realloc(cc->tls.peers, (cc->tls.npeers + 1) *
-		    sizeof(*peers));
-		if (peers == NULL) {
-			fprintf(stderr, "%s: out of memory\n", prog);
-			return -1;
-		}
-		peers[cc->tls.npeers++] = arg;
-		cc->tls.peers = cmd_tls_peers = peers;	/* kept to the end */
+		if (cc->tls.npeers + 1 >= CMD_TLS_PEERS_MAX)
+			return -cmd_usage_error(prog, "--tls-peer: at most %d "
+			    "times; put more names in a --tls-allow FILE",
+			    CMD_TLS_PEERS_MAX);
+		cmd_tls_peers[cc->tls.npeers++] = arg;
+		cc->tls.peers = cmd_tls_peers;
 		return 0;
 	case OPT_TLS_ALLOW:
 		if (cc->tls.allow_file != NULL)

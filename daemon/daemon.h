@@ -46,9 +46,8 @@ struct cmd_common {
 	struct xport_tls	tls;
 };
 /*
- * 0 if taken, or -2 after printing the usage error (-1 after printing
- * "out of memory").  --tls-peer may be repeated: the first is tls.peer,
- * the others tls.peers[].
+ * 0 if taken, or -2 after printing the usage error.  --tls-peer may be
+ * repeated (64 times): the first is tls.peer, the others tls.peers[].
  */
 int	cmd_common_option(const char *prog, int c, const char *arg,
 	    struct cmd_common *cc);
