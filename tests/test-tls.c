@@ -870,6 +870,14 @@ test_authz(void)
 	expect_refused(&sc, "names *.test, none of the names allowed by "
 	    "--tls-peer sender.test", "TLS: the peer refused our certificate");
 
+	sc = scen("refused: not on the list, TLS 1.2", "127.0.0.1", BIG, 0);
+	sc.srv.peer = "sender.test";
+	sc.cli.cert = pki("other.pem");
+	sc.cli.key = pki("other.key");
+	sc.tls12 = 1;
+	expect_refused(&sc, "names other.test, none of the names allowed by "
+	    "--tls-peer sender.test", "TLS: the peer refused our certificate");
+
 	/* --tls-allow FILE: comments, blanks, several names. */
 	allow = pki_file("allow", "# who may migrate here\n\n"
 	    "  a.test   # the first\n\tsender.test\r\n#other.test\n");
