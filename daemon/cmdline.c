@@ -45,6 +45,10 @@ cmd_progress_mode(const char *s, enum progress_mode *m)
 	return -1;
 }
 
+/* --tls-peer at most this many times (more names: --tls-allow FILE). */
+#define CMD_TLS_PEERS_MAX	64
+static const char *cmd_tls_peers[CMD_TLS_PEERS_MAX - 1];	/* after the first */
+
 int
 cmd_common_option(const char *prog, int c, const char *arg,
     struct cmd_common *cc)
@@ -79,7 +83,23 @@ cmd_common_option(const char *prog, int c, const char *arg,
 		cc->tls.ca = arg;
 		return 0;
 	case OPT_TLS_PEER:
-		cc->tls.peer = arg;
+		/* The first, then the others (the receiver takes several). */
+		if (cc->tls.peer == NULL) {
+			cc->tls.peer = arg;
+			return 0;
+		}
+		if (cc->tls.npeers + 1 >= CMD_TLS_PEERS_MAX)
+			return -cmd_usage_error(prog, "--tls-peer: at most %d "
+			    "times; put more names in a --tls-allow FILE",
+			    CMD_TLS_PEERS_MAX);
+		cmd_tls_peers[cc->tls.npeers++] = arg;
+		cc->tls.peers = cmd_tls_peers;
+		return 0;
+	case OPT_TLS_ALLOW:
+		if (cc->tls.allow_file != NULL)
+			return -cmd_usage_error(prog, "--tls-allow: give one "
+			    "file (one name a line)");
+		cc->tls.allow_file = arg;
 		return 0;
 	}
 	return -cmd_usage_error(prog, "unknown option");

@@ -27,7 +27,7 @@ const char *log_progname(void);
 
 enum {
 	OPT_PROGRESS = 1000, OPT_REPORT, OPT_TIMEOUT, OPT_TLS_CERT,
-	OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_PEER, OPT_COMMON_END
+	OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_PEER, OPT_TLS_ALLOW, OPT_COMMON_END
 };
 #define CMD_COMMON_LONGOPTS \
 	{ "progress",	required_argument,	NULL, OPT_PROGRESS }, \
@@ -36,7 +36,8 @@ enum {
 	{ "tls-cert",	required_argument,	NULL, OPT_TLS_CERT }, \
 	{ "tls-key",	required_argument,	NULL, OPT_TLS_KEY }, \
 	{ "tls-ca",	required_argument,	NULL, OPT_TLS_CA }, \
-	{ "tls-peer",	required_argument,	NULL, OPT_TLS_PEER }
+	{ "tls-peer",	required_argument,	NULL, OPT_TLS_PEER }, \
+	{ "tls-allow",	required_argument,	NULL, OPT_TLS_ALLOW }
 
 struct cmd_common {
 	enum progress_mode	progress;
@@ -44,7 +45,10 @@ struct cmd_common {
 	double			timeout_s;	/* 0: the default */
 	struct xport_tls	tls;
 };
-/* 0 if taken, or -2 after printing the usage error. */
+/*
+ * 0 if taken, or -2 after printing the usage error.  --tls-peer may be
+ * repeated (64 times): the first is tls.peer, the others tls.peers[].
+ */
 int	cmd_common_option(const char *prog, int c, const char *arg,
 	    struct cmd_common *cc);
 /* Print "PROG: <message>" and the hint; returns 2, the exit status. */

@@ -946,6 +946,7 @@ send_bc_reply(struct sender *s, const struct xp_record *rec)
 {
 	struct xp_reply r;
 	uint32_t offered = send_offer(s);
+	char txt[sizeof(s->err)];
 
 	if ((s->phase != SP_NEGOTIATE && s->late == LATE_NO) ||
 	    control_reply_get(rec, &r) != 0) {
@@ -954,7 +955,8 @@ send_bc_reply(struct sender *s, const struct xp_record *rec)
 	}
 	if (r.result != XMIG_REPLY_OK) {
 		send_fail(s, -EPROTO, "the receiver cannot take this domain: "
-		    "%.*s", (int)r.message_len, r.message);
+		    "%s", xp_escape(txt, sizeof(txt), r.message,
+		    r.message_len));
 		return -XP_ECALLBACK;
 	}
 	if ((r.features & ~offered) != 0) {
@@ -1010,12 +1012,14 @@ static int
 send_bc_status(struct sender *s, const struct xp_record *rec)
 {
 	struct xp_status st;
+	char txt[sizeof(s->err)];
 
 	if (control_status_get(rec, &st) != 0)
 		return -XP_ECALLBACK;
 	if (st.state == XMIG_STATUS_FAILED) {
 		send_fail(s, -EPROTO, "the receiver could not restore the "
-		    "domain: %.*s", (int)st.message_len, st.message);
+		    "domain: %s", xp_escape(txt, sizeof(txt), st.message,
+		    st.message_len));
 		return -XP_ECALLBACK;
 	}
 	if (st.state == XMIG_STATUS_RESTORED && s->ho == HO_WAIT_RESTORED &&
@@ -1059,6 +1063,7 @@ send_bc_record(void *arg, const struct xp_stream *st,
 	struct xp_ack ack;
 	struct xp_error_msg em;
 	struct xp_digests dg;
+	char txt[sizeof(s->err)];
 
 	(void)st;
 	switch (rec->type) {
@@ -1073,16 +1078,17 @@ send_bc_record(void *arg, const struct xp_stream *st,
 			return -XP_ECALLBACK;
 		if (em.offset == 0 && em.record_index == 0 &&
 		    em.record_type == 0) {
-			send_fail(s, -EPROTO, "the receiver refused: %.*s",
-			    (int)em.message_len, em.message);
+			send_fail(s, -EPROTO, "the receiver refused: %s",
+			    xp_escape(txt, sizeof(txt), em.message,
+			    em.message_len));
 			return -XP_ECALLBACK;
 		}
 		send_fail(s, -EPROTO, "the receiver rejected the stream: "
-		    "record %llu (%s) at offset %llu: %.*s",
+		    "record %llu (%s) at offset %llu: %s",
 		    (unsigned long long)em.record_index,
 		    record_type_name(em.record_type),
-		    (unsigned long long)em.offset, (int)em.message_len,
-		    em.message);
+		    (unsigned long long)em.offset,
+		    xp_escape(txt, sizeof(txt), em.message, em.message_len));
 		return -XP_ECALLBACK;
 	case REC_XMIG_STATUS:
 		return send_bc_status(s, rec);

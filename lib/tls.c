@@ -4,11 +4,26 @@
  * A context (the void * of the API) is an SSL_CTX: TLS 1.2 or 1.3, this
  * side's certificate and key, the CA that must have signed the peer's, and
  * SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT on both sides, so both
- * ends authenticate whichever role they play.  The name the peer must
- * carry (--tls-peer, or on a client the host it connects to) is checked by
- * OpenSSL's X509_check_host rules: subjectAltName DNS entries, the CN only
- * when there are none, no partial wildcards; an IP literal is matched
- * against subjectAltName IP entries.
+ * ends authenticate whichever role they play.
+ *
+ * A client checks the one name the receiver must carry (--tls-peer, or the
+ * host it connects to) by OpenSSL's X509_check_host rules: subjectAltName
+ * DNS entries, the CN only when there are none, no partial wildcards; an
+ * IP literal is matched against subjectAltName IP entries.
+ *
+ * A server lets in any client certificate the CA signed, unless it has an
+ * authorization list (--tls-peer, repeatable, and --tls-allow FILE): then
+ * the client's certificate must carry one of the names, checked in the
+ * verify callback once the chain is good, before the handshake completes
+ * (a refused client gets an alert).  A DNS name matches a subjectAltName
+ * DNS entry, case aside, and never through a wildcard; an IP address
+ * matches a subjectAltName IP entry; the CN counts only when the
+ * certificate has no subjectAltName DNS or IP entry at all.
+ *
+ * Everything a message shows from a certificate (names, subject, issuer)
+ * is the peer's text: it goes through xp_escape().  An iPAddress entry is
+ * 4 or 16 octets; any other length is shown as malformed and matches
+ * nothing (OpenSSL's X509_check_ip compares lengths too).
  *
  * What a person needs to read when a connection fails hangs off the
  * SSL_CTX and each SSL as ex_data (struct tls_info, struct tls_conn): the
@@ -27,6 +42,9 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <sys/socket.h>
+
+#include <netinet/in.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
@@ -63,23 +81,30 @@
 /* Per SSL_CTX. */
 struct tls_info {
 	int	 server;
-	char	*peer;		/* --tls-peer, or NULL */
+	char	*peer;		/* client: --tls-peer, or NULL */
+	char	**allow;	/* server: who may connect (nallow names) */
+	size_t	 nallow;	/* 0: any certificate the CA signed */
+	char	 allow_desc[192];	/* "--tls-peer a.test, b.test", for messages */
 };
 
 /* Per SSL (one connection). */
 struct tls_conn {
 	SSL		*ssl;
+	const struct tls_info *ti;	/* its SSL_CTX's (which it holds) */
 	int		 server;
 	int		 handshake_done;
+	int		 authz_done;	/* the authorization list was checked */
+	int		 denied;	/* ... and the certificate is not on it */
+	char		 addr[64];	/* the peer's address, "" if unknown */
 	char		 name[256];	/* the peer's certificate must name it */
 	int		 verr;		/* first X509_V_ERR_*, 0: none */
 	int		 verr_depth;
 	char		 subject[160];	/* of the certificate verr is about */
 	char		 issuer[160];
-	char		 names[160];	/* what that certificate names */
+	char		 names[200];	/* what that certificate names */
 	char		 when[48];	/* its notAfter (notBefore if not yet) */
 	struct event	*shutdown_ev;	/* close_notify waiting for the socket */
-	char		 msg[512];	/* the reason, once made */
+	char		 msg[1024];	/* the reason, once made */
 };
 
 static int tls_verify_cb(int, X509_STORE_CTX *);
@@ -89,15 +114,24 @@ static CRYPTO_ONCE tls_once = CRYPTO_ONCE_STATIC_INIT;
 static int tls_info_idx = -1, tls_conn_idx = -1;
 
 static void
-tls_info_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-    void *argp)
+tls_info_destroy(struct tls_info *ti)
 {
-	struct tls_info *ti = ptr;
+	size_t i;
 
 	if (ti == NULL)
 		return;
+	for (i = 0; i < ti->nallow; i++)
+		free(ti->allow[i]);
+	free(ti->allow);
 	free(ti->peer);
 	free(ti);
+}
+
+static void
+tls_info_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+    void *argp)
+{
+	tls_info_destroy(ptr);
 }
 
 static void
@@ -169,6 +203,200 @@ tls_check_file(const char *opt, const char *path, char *errbuf, size_t errlen)
 	return 0;
 }
 
+/* ---- who may connect (a server's authorization list) ------------------- */
+
+/*
+ * A name a client certificate can carry: an IP address, or a DNS name of
+ * letters, digits, '-', '_' and dots between labels (no wildcard: '*' is
+ * refused, and so is anything a certificate could not match).
+ */
+static int
+tls_name_ok(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (tls_is_ip(s))
+		return 1;
+	if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-' ||
+	    s[n - 1] == '.')
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		    c == '.'))
+			return 0;
+		if (c == '.' && s[i + 1] == '.')
+			return 0;
+	}
+	return 1;
+}
+
+/* Appends a copy of name; 0, or -1 out of memory. */
+static int
+tls_allow_add(struct tls_info *ti, const char *name)
+{
+	char **a;
+
+	if ((a = realloc(ti->allow, (ti->nallow + 1) * sizeof(*a))) == NULL)
+		return -1;
+	ti->allow = a;
+	if ((a[ti->nallow] = strdup(name)) == NULL)
+		return -1;
+	ti->nallow++;
+	return 0;
+}
+
+/*
+ * The names of a --tls-allow file: one a line; '#' starts a comment;
+ * blanks around a name and empty lines are ignored.  Returns how many
+ * names it added, or -1 with the reason in errbuf.
+ */
+static int
+tls_allow_read(struct tls_info *ti, const char *path, char *errbuf,
+    size_t errlen)
+{
+	char *line = NULL, *p, *end, shown[XP_ESCAPE_SIZE(40)];
+	size_t cap = 0, before = ti->nallow;
+	unsigned lineno = 0;
+	ssize_t n;
+	FILE *f;
+
+	if (tls_check_file("--tls-allow", path, errbuf, errlen) != 0)
+		return -1;
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(errbuf, errlen, "TLS: --tls-allow %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		lineno++;
+		if ((p = memchr(line, '#', (size_t)n)) != NULL)
+			n = p - line;
+		for (p = line; p < line + n && (*p == ' ' || *p == '\t' ||
+		    *p == '\r' || *p == '\n'); p++)
+			;
+		for (end = line + n; end > p && (end[-1] == ' ' ||
+		    end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n');
+		    end--)
+			;
+		if (end == p)
+			continue;
+		*end = '\0';
+		if ((size_t)(end - p) != strlen(p) || !tls_name_ok(p)) {
+			snprintf(errbuf, errlen, "TLS: --tls-allow %s line %u: "
+			    "\"%s\" is not a DNS name or an IP address (one "
+			    "name a line, '#' starts a comment)", path, lineno,
+			    xp_escape(shown, sizeof(shown), p,
+			    (size_t)(end - p)));
+			goto fail;
+		}
+		if (tls_allow_add(ti, p) != 0) {
+			snprintf(errbuf, errlen, "TLS: out of memory");
+			goto fail;
+		}
+	}
+	if (ferror(f)) {
+		snprintf(errbuf, errlen, "TLS: --tls-allow %s: %s", path,
+		    strerror(errno));
+		goto fail;
+	}
+	free(line);
+	fclose(f);
+	return (int)(ti->nallow - before);
+fail:
+	free(line);
+	fclose(f);
+	return -1;
+}
+
+/*
+ * The server's authorization list from t, and its description for
+ * messages.  0, or -1 with the reason in errbuf.
+ */
+static int
+tls_allow_setup(struct tls_info *ti, const struct xport_tls *t, char *errbuf,
+    size_t errlen)
+{
+	char shown[XP_ESCAPE_SIZE(40)];
+	size_t i, n = 0, off = 0, len = sizeof(ti->allow_desc);
+	const char *name;
+	int got = 0;
+
+	for (i = 0; i < t->npeers + 1; i++) {
+		name = i == 0 ? t->peer : t->peers[i - 1];
+		if (name == NULL)
+			continue;
+		if (!tls_name_ok(name)) {
+			snprintf(errbuf, errlen, "TLS: --tls-peer \"%s\": not a "
+			    "DNS name or an IP address", xp_escape(shown,
+			    sizeof(shown), name, strlen(name)));
+			return -1;
+		}
+		if (tls_allow_add(ti, name) != 0) {
+			snprintf(errbuf, errlen, "TLS: out of memory");
+			return -1;
+		}
+		if (off < len)
+			off += (size_t)snprintf(ti->allow_desc + off, len - off,
+			    "%s%s", n++ ? ", " : "--tls-peer ", name);
+	}
+	if (t->allow_file != NULL) {
+		if ((got = tls_allow_read(ti, t->allow_file, errbuf,
+		    errlen)) < 0)
+			return -1;
+		if (got == 0) {
+			snprintf(errbuf, errlen, "TLS: --tls-allow %s: no names "
+			    "in it, so no sender could connect (without "
+			    "--tls-allow and --tls-peer, any certificate the CA "
+			    "signed can)", t->allow_file);
+			return -1;
+		}
+		if (off < len)
+			snprintf(ti->allow_desc + off, len - off, "%s--tls-allow "
+			    "%s (%d name%s)", n ? " or " : "", t->allow_file,
+			    got, got == 1 ? "" : "s");
+	}
+	return 0;
+}
+
+/* Whether x has a subjectAltName DNS or IP entry (then the CN is moot). */
+static int
+tls_has_san(X509 *x)
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL,
+	    NULL);
+	int i, found = 0;
+
+	for (i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+
+		if (g->type == GEN_DNS || g->type == GEN_IPADD)
+			found = 1;
+	}
+	GENERAL_NAMES_free(gens);
+	return found;
+}
+
+/* Whether the client certificate x carries a name of the list. */
+static int
+tls_allowed(const struct tls_info *ti, X509 *x)
+{
+	unsigned int flags = X509_CHECK_FLAG_NO_WILDCARDS;
+	size_t i;
+
+	if (tls_has_san(x))
+		flags |= X509_CHECK_FLAG_NEVER_CHECK_SUBJECT;
+	for (i = 0; i < ti->nallow; i++) {
+		if (tls_is_ip(ti->allow[i]) ?
+		    X509_check_ip_asc(x, ti->allow[i], 0) == 1 :
+		    X509_check_host(x, ti->allow[i], 0, flags, NULL) == 1)
+			return 1;
+	}
+	return 0;
+}
+
 void *
 xport_tls_ctx_new(const struct xport_tls *t, int server, char *errbuf,
     size_t errlen)
@@ -199,6 +427,13 @@ xport_tls_ctx_new(const struct xport_tls *t, int server, char *errbuf,
 		    "--tls-cert");
 		return NULL;
 	}
+	if (!server && (t->npeers > 0 || t->allow_file != NULL)) {
+		snprintf(errbuf, errlen, "TLS: %s: the sender checks one name "
+		    "(--tls-allow and a repeated --tls-peer are for the "
+		    "receiver)", t->allow_file != NULL ? "--tls-allow" :
+		    "--tls-peer given more than once");
+		return NULL;
+	}
 	if ((t->cert != NULL &&
 	    tls_check_file("--tls-cert", t->cert, errbuf, errlen) != 0) ||
 	    (t->key != NULL &&
@@ -209,9 +444,12 @@ xport_tls_ctx_new(const struct xport_tls *t, int server, char *errbuf,
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_method())) == NULL ||
 	    (ti = calloc(1, sizeof(*ti))) == NULL ||
-	    (t->peer != NULL && (ti->peer = strdup(t->peer)) == NULL))
+	    (!server && t->peer != NULL &&
+	    (ti->peer = strdup(t->peer)) == NULL))
 		goto oom;
 	ti->server = server;
+	if (server && tls_allow_setup(ti, t, errbuf, errlen) != 0)
+		goto fail;
 	if (!SSL_CTX_set_ex_data(ctx, tls_info_idx, ti))
 		goto oom;
 	ti = NULL;			/* the context owns it now */
@@ -266,10 +504,7 @@ mismatch:
 oom:
 	snprintf(errbuf, errlen, "TLS: out of memory");
 fail:
-	if (ti != NULL) {
-		free(ti->peer);
-		free(ti);
-	}
+	tls_info_destroy(ti);
 	SSL_CTX_free(ctx);
 	ERR_clear_error();
 	return NULL;
@@ -284,18 +519,24 @@ xport_tls_ctx_free(void *ctx)
 
 /* ---- certificate errors ---------------------------------------------- */
 
+/*
+ * A distinguished name as RFC 2253 writes it, but with its octets as they
+ * are (UTF-8), then escaped: one way of escaping for every peer text.
+ */
 static void
 tls_x509_name(X509_NAME *n, char *buf, size_t len)
 {
 	BIO *b = BIO_new(BIO_s_mem());
+	char raw[256];
 	int r = 0;
 
 	buf[0] = '\0';
 	if (b == NULL)
 		return;
-	if (X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0)
-		r = BIO_read(b, buf, (int)len - 1);
-	buf[r > 0 ? r : 0] = '\0';
+	if (X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253 &
+	    ~(unsigned long)(ASN1_STRFLGS_ESC_CTRL | ASN1_STRFLGS_ESC_MSB)) >= 0)
+		r = BIO_read(b, raw, (int)sizeof(raw));
+	xp_escape(buf, len, raw, r > 0 ? (size_t)r : 0);
 	BIO_free(b);
 }
 
@@ -314,7 +555,12 @@ tls_x509_time(const ASN1_TIME *t, char *buf, size_t len)
 	BIO_free(b);
 }
 
-/* "a.test, 192.0.2.1" from subjectAltName, or "CN=..." when it has none. */
+/*
+ * "a.test, 192.0.2.1" from subjectAltName, or "CN=..." when it has no DNS
+ * or IP entry, escaped.  The length of an iPAddress is checked before it
+ * is read: 4 octets are IPv4, 16 IPv6, anything else is malformed (and
+ * matches no name).
+ */
 static void
 tls_x509_names(X509 *x, char *buf, size_t len)
 {
@@ -326,33 +572,38 @@ tls_x509_names(X509 *x, char *buf, size_t len)
 	buf[0] = '\0';
 	for (i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens); i++) {
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-		char tmp[INET6_ADDRSTRLEN] = "";
-		const char *s = NULL;
+		char one[XP_ESCAPE_SIZE(64)];
+		const unsigned char *d;
+		int l;
 
 		if (g->type == GEN_DNS) {
-			s = (const char *)ASN1_STRING_get0_data(g->d.dNSName);
+			d = ASN1_STRING_get0_data(g->d.dNSName);
+			l = ASN1_STRING_length(g->d.dNSName);
+			xp_escape(one, sizeof(one), d, l > 0 ? (size_t)l : 0);
 		} else if (g->type == GEN_IPADD) {
-			int l = ASN1_STRING_length(g->d.iPAddress);
-
-			if (inet_ntop(l == 16 ? AF_INET6 : AF_INET,
-			    ASN1_STRING_get0_data(g->d.iPAddress), tmp,
-			    sizeof(tmp)) != NULL && (l == 4 || l == 16))
-				s = tmp;
-		}
-		if (s == NULL || off >= len)
+			d = ASN1_STRING_get0_data(g->d.iPAddress);
+			l = ASN1_STRING_length(g->d.iPAddress);
+			if ((l != 4 && l != 16) || inet_ntop(l == 4 ? AF_INET :
+			    AF_INET6, d, one, sizeof(one)) == NULL)
+				snprintf(one, sizeof(one), "(malformed IP "
+				    "address, %d octets)", l);
+		} else
 			continue;
+		if (off + 1 >= len)
+			break;
 		off += (size_t)snprintf(buf + off, len - off, "%s%s",
-		    off ? ", " : "", s);
+		    off ? ", " : "", one);
 	}
 	GENERAL_NAMES_free(gens);
 	if (buf[0] == '\0')
 		tls_x509_name(X509_get_subject_name(x), buf, len);
-	for (; *buf != '\0'; buf++)	/* it goes into one log line */
-		if ((unsigned char)*buf < 0x20 || (unsigned char)*buf >= 0x7f)
-			*buf = '?';
 }
 
-/* Records the first certificate error of a connection, for the message. */
+/*
+ * Records the first certificate error of a connection, for the message;
+ * on a server with an authorization list, refuses a good chain whose
+ * certificate carries none of its names.
+ */
 static int
 tls_verify_cb(int ok, X509_STORE_CTX *xs)
 {
@@ -361,7 +612,22 @@ tls_verify_cb(int ok, X509_STORE_CTX *xs)
 	struct tls_conn *c = ssl ? SSL_get_ex_data(ssl, tls_conn_idx) : NULL;
 	X509 *x;
 
-	if (ok || c == NULL || c->verr != 0)
+	if (c == NULL)
+		return ok;
+	if (ok) {
+		/* The leaf comes last, once the chain above it is good. */
+		if (c->ti == NULL || c->ti->nallow == 0 || c->authz_done ||
+		    X509_STORE_CTX_get_error_depth(xs) != 0)
+			return ok;
+		c->authz_done = 1;
+		if ((x = X509_STORE_CTX_get_current_cert(xs)) != NULL &&
+		    tls_allowed(c->ti, x))
+			return ok;
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REJECTED);
+		c->denied = 1;
+		ok = 0;
+	}
+	if (c->verr != 0)
 		return ok;
 	c->verr = X509_STORE_CTX_get_error(xs);
 	c->verr_depth = X509_STORE_CTX_get_error_depth(xs);
@@ -385,6 +651,13 @@ tls_verify_msg(const struct tls_conn *c, long verr, char *buf, size_t len)
 	const char *what = c->verr_depth > 0 ? "a CA certificate in the "
 	    "peer's chain" : "the peer's certificate";
 
+	if (c->denied && verr == X509_V_ERR_CERT_REJECTED) {
+		snprintf(buf, len, "TLS: the peer%s%s is not allowed to connect: "
+		    "its certificate (%s) names %s, none of the names allowed "
+		    "by %s", c->addr[0] ? " at " : "", c->addr, c->subject,
+		    c->names, c->ti != NULL ? c->ti->allow_desc : "the list");
+		return;
+	}
 	switch (verr) {
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
@@ -649,6 +922,31 @@ xport_tls_bev_error(struct bufferevent *bev, char *buf, size_t len)
 
 /* ---- connections ------------------------------------------------------ */
 
+/* "192.0.2.1:4711" or "[2001:db8::1]:4711", for messages; "" if not IP. */
+static void
+tls_peer_addr(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char a[INET6_ADDRSTRLEN];
+
+	buf[0] = '\0';
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)&ss;
+
+		if (inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a)) != NULL)
+			snprintf(buf, len, "%s:%u", a, ntohs(sin->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)&ss;
+
+		if (inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof(a)) !=
+		    NULL)
+			snprintf(buf, len, "[%s]:%u", a, ntohs(sin6->sin6_port));
+	}
+}
+
 struct bufferevent *
 xport_tls_bev_new(struct event_base *base, int fd, void *ctx, int server,
     const char *host, char *errbuf, size_t errlen)
@@ -666,7 +964,7 @@ xport_tls_bev_new(struct event_base *base, int fd, void *ctx, int server,
 		    server ? "server" : "client");
 		return NULL;
 	}
-	name = ti->peer != NULL ? ti->peer : server ? NULL : host;
+	name = server ? NULL : ti->peer != NULL ? ti->peer : host;
 	if (!server && (name == NULL || name[0] == '\0')) {
 		snprintf(errbuf, errlen, "TLS: no name to check the receiver's "
 		    "certificate against: give --tls-peer NAME");
@@ -688,7 +986,9 @@ xport_tls_bev_new(struct event_base *base, int fd, void *ctx, int server,
 		return NULL;
 	}
 	c->ssl = ssl;
+	c->ti = ti;
 	c->server = server;
+	tls_peer_addr(fd, c->addr, sizeof(c->addr));
 	if (name != NULL) {
 		X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
 		int ok;

@@ -61,7 +61,15 @@ struct xport_tls {
 	const char	*cert;
 	const char	*key;
 	const char	*ca;
-	const char	*peer;		/* name the peer's certificate must carry */
+	/*
+	 * Client: the name the receiver's certificate must carry.  Server:
+	 * with peers[] and the names in allow_file, who may connect; with
+	 * none of them, any certificate the CA signed.
+	 */
+	const char	*peer;
+	const char	**peers;	/* server: more names (--tls-peer) */
+	size_t		 npeers;
+	const char	*allow_file;	/* server: one name a line (--tls-allow) */
 };
 
 /*
@@ -86,9 +94,13 @@ int	xport_exec(const char *command, pid_t *pid, char *errbuf, size_t errlen);
 
 /*
  * TLS: a context for the client (server = 0) or server side, verifying
- * the peer against t->ca and, when set, t->peer (subjectAltName DNS, then
- * CN); a client with no t->peer checks the host it connects to.  NULL
- * with the reason in errbuf on failure.
+ * the peer against t->ca.  A client checks t->peer, or without it the host
+ * it connects to (subjectAltName DNS, then CN; IP literals against
+ * subjectAltName IP).  A server with names (t->peer, t->peers, the lines
+ * of t->allow_file, read now) lets in only a client whose certificate
+ * carries one of them (subjectAltName DNS or IP; the CN only when the
+ * certificate has neither; no wildcards).  NULL with the reason in errbuf
+ * on failure.
  */
 void	*xport_tls_ctx_new(const struct xport_tls *t, int server, char *errbuf,
 	    size_t errlen);

@@ -55,34 +55,9 @@ static int
 control_header_text(const char *what, const uint8_t *in, size_t n, int cut,
     char *why, size_t len)
 {
-	char	text[4 * WIRE_IHDR_SIZE + 1];
-	size_t	i, t = 0;
+	char	text[XP_ESCAPE_SIZE(WIRE_IHDR_SIZE)];
 
-	for (i = 0; i < n; i++) {
-		switch (in[i]) {
-		case '\n':
-			memcpy(text + t, "\\n", 2);
-			t += 2;
-			break;
-		case '\r':
-			memcpy(text + t, "\\r", 2);
-			t += 2;
-			break;
-		case '\t':
-			memcpy(text + t, "\\t", 2);
-			t += 2;
-			break;
-		case '"':
-		case '\\':
-			text[t++] = '\\';
-			text[t++] = (char)in[i];
-			break;
-		default:
-			text[t++] = (char)in[i];
-			break;
-		}
-	}
-	text[t] = '\0';
+	xp_escape(text, sizeof text, in, n);
 	if (n >= sizeof CONTROL_XL_BANNER - 1 &&
 	    memcmp(in, CONTROL_XL_BANNER, sizeof CONTROL_XL_BANNER - 1) == 0)
 		snprintf(why, len, "%s image header: the peer sent xl's "

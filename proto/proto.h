@@ -40,6 +40,20 @@ enum {
 /* Human text for an XP_E* code (positive or negative). */
 const char *xp_strerror(int code);
 
+/*
+ * Text that came from a peer (back-channel messages, certificate names),
+ * made safe to print: every octet outside printable ASCII becomes \xNN
+ * (tab, newline and carriage return \t, \n, \r), a backslash \\ and a
+ * double quote \", as in a C string literal, so that no octet of it reaches
+ * a terminal as a control character and the text can stand between
+ * quotes.  NUL octets are text like the others (in[inlen] is not read).
+ * out gets at most outlen octets with the terminating NUL; a text that does
+ * not fit is cut between two escapes and ends in "...".  Returns out.
+ * Every message that quotes a peer goes through this one function.
+ */
+#define XP_ESCAPE_SIZE(n)	(4 * (size_t)(n) + 1)	/* never cut */
+const char *xp_escape(char *out, size_t outlen, const void *in, size_t inlen);
+
 enum xp_dialect {
 	XP_DRAFTB = 1,		/* image version 1, 16-octet record headers, footer */
 	XP_XEN = 2,		/* image versions 2 and 3, libxc migration v2/v3 */
@@ -340,7 +354,9 @@ void	control_header_put(uint8_t out[WIRE_IHDR_SIZE]);
  * only while the record is, not NUL-terminated, UTF-8 without NUL, at
  * most WIRE_MESSAGE_MAX octets.  On writing, text is cut at its first NUL
  * and at WIRE_MESSAGE_MAX octets (on a character boundary), and octets
- * that are not UTF-8 become '?'.
+ * that are not UTF-8 become '?'.  Read text is the peer's: it may hold
+ * control characters (ESC is UTF-8 too), so it goes through xp_escape()
+ * before it is printed or put into a message.
  */
 struct xp_reply {
 	uint32_t	 version;	/* XMIG_NEGOTIATE_VERSION */

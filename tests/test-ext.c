@@ -4,7 +4,8 @@
  * forward stream (round trips, every rejection path, inflation failures),
  * and the control parser of the back-channel and of the sender's records
  * after END (round trips, header and record rejections, order, truncation
- * at every offset, every single-bit flip, 1-octet feeding).
+ * at every offset, every single-bit flip, 1-octet feeding), and
+ * xp_escape(), through which every message shows a peer's text.
  */
 #include "config.h"
 
@@ -1648,6 +1649,95 @@ test_control_text(void)
 	buf_free(&b);
 }
 
+/* No octet of out is a control character or outside ASCII. */
+static int
+printable(const char *out)
+{
+	for (; *out != '\0'; out++) {
+		if ((unsigned char)*out < 0x20 || (unsigned char)*out > 0x7e)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * xp_escape: every octet outside printable ASCII as \xNN (tab, LF, CR as
+ * \t \n \r), backslash and quote escaped, NUL included; cut between
+ * escapes with "..." when out is short.  And the way peer text takes: a
+ * back-channel message with ESC is valid UTF-8 on the wire, handed out
+ * as it came, and printable once escaped.
+ */
+static void
+test_escape(void)
+{
+	static const char	all[] = "\x1b[31mred\x1b[0m \a\b\t\n\r\x7f"
+				    "\\\" caf\xc3\xa9 \x9b" "2J";
+	char			 out[256], small[12], every[XP_ESCAPE_SIZE(256)];
+	uint8_t			 octets[256];
+	struct xp_buf		 b = { 0 };
+	struct xp_error_msg	 e, f;
+	struct xp_record	 rec;
+	size_t			 i, n;
+
+	xp_escape(out, sizeof out, all, sizeof all - 1);
+	CHECK(strcmp(out, "\\x1b[31mred\\x1b[0m \\x07\\x08\\t\\n\\r\\x7f"
+	    "\\\\\\\" caf\\xc3\\xa9 \\x9b2J") == 0, "escaped: %s", out);
+	CHECK(printable(out), "printable: %s", out);
+	CHECK(strcmp(xp_escape(out, sizeof out, "plain text, 100%", 16),
+	    "plain text, 100%") == 0, "plain text unchanged: %s", out);
+	CHECK(strcmp(xp_escape(out, sizeof out, "a\0b", 3), "a\\x00b") == 0,
+	    "NUL is text too: %s", out);
+	CHECK(strcmp(xp_escape(out, sizeof out, "x", 0), "") == 0, "empty");
+	CHECK(xp_escape(out, sizeof out, NULL, 0) == out && out[0] == '\0',
+	    "empty, no text");
+
+	/* All 256 octets: printable, and exactly the escaped length. */
+	for (i = 0; i < 256; i++)
+		octets[i] = (uint8_t)i;
+	xp_escape(every, sizeof every, octets, sizeof octets);
+	n = 95 - 2 + 2 * 2 + 3 * 2 + (256 - 95 - 3) * 4;
+	CHECK(strlen(every) == n && printable(every), "256 octets: %zu of %zu",
+	    strlen(every), n);
+	CHECK(strncmp(every, "\\x00\\x01", 8) == 0 &&
+	    strstr(every, "\\x1f !\\\"#") != NULL &&
+	    strstr(every, "[\\\\]") != NULL &&
+	    strcmp(every + n - 8, "\\xfe\\xff") == 0, "256 octets: %s", every);
+
+	/* Cut between escapes, "..." at the end, always terminated. */
+	xp_escape(small, sizeof small, "abc\x1b\x1b\x1b", 6);
+	CHECK(strcmp(small, "abc\\x1b...") == 0, "cut: %s", small);
+	xp_escape(small, sizeof small, "abcdefghijk", 11);
+	CHECK(strcmp(small, "abcdefghijk") == 0, "fits exactly: %s", small);
+	xp_escape(small, sizeof small, "abcdefghijkl", 12);
+	CHECK(strcmp(small, "abcdefgh...") == 0, "one too many: %s", small);
+	xp_escape(small, 4, "\x1b\x1b", 2);
+	CHECK(strcmp(small, "...") == 0, "room for the dots only: %s", small);
+	xp_escape(small, 3, "\x1b", 1);
+	CHECK(small[0] == '\0', "no room: \"%s\"", small);
+	small[0] = 'z';
+	xp_escape(small, 0, "a", 1);
+	CHECK(small[0] == 'z', "outlen 0 writes nothing");
+
+	/* A back-channel XMIG_ERROR with ESC: the wire takes it as it is. */
+	memset(&e, 0, sizeof e);
+	e.code = 5;
+	e.message = "\x1b]0;owned\x07\x1b[2J gone";
+	e.message_len = strlen(e.message);
+	CHECK(control_error_put(&b, &e) == 0, "put");
+	memset(&rec, 0, sizeof rec);
+	rec.type = REC_XMIG_ERROR;
+	rec.body = b.data + 16;
+	rec.length = xp_get32(0, b.data + 4);
+	CHECK(control_error_get(&rec, &f) == 0 &&
+	    f.message_len == e.message_len &&
+	    memcmp(f.message, e.message, e.message_len) == 0,
+	    "control characters are UTF-8: carried as they are");
+	xp_escape(out, sizeof out, f.message, f.message_len);
+	CHECK(strcmp(out, "\\x1b]0;owned\\x07\\x1b[2J gone") == 0 &&
+	    printable(out), "shown: %s", out);
+	buf_free(&b);
+}
+
 static void
 test_control_header(void)
 {
@@ -2246,6 +2336,7 @@ main(void)
 	test_forward_refusals();
 	test_control_roundtrip();
 	test_control_text();
+	test_escape();
 	test_control_header();
 	test_control_records();
 	test_control_order();

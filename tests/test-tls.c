@@ -30,7 +30,11 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "xmig.h"
 #include "tap.h"
@@ -45,14 +49,14 @@ static char pki_dir[PATH_MAX];
 static const char *
 pki(const char *name)
 {
-	static char names[32][32], paths[32][PATH_MAX + 64];
+	static char names[64][32], paths[64][PATH_MAX + 64];
 	static unsigned n;
 	unsigned i;
 
 	for (i = 0; i < n; i++)
 		if (strcmp(names[i], name) == 0)
 			return paths[i];
-	if (n == 32 || strlen(name) >= sizeof(names[0]))
+	if (n == 64 || strlen(name) >= sizeof(names[0]))
 		abort();
 	snprintf(names[n], sizeof(names[0]), "%s", name);
 	snprintf(paths[n], sizeof(paths[0]), "%s/%s", pki_dir, name);
@@ -62,7 +66,8 @@ pki(const char *name)
 static struct xport_tls
 tls(const char *cert, const char *key, const char *ca, const char *peer)
 {
-	struct xport_tls t = { cert, key, ca, peer };
+	struct xport_tls t = { .cert = cert, .key = key, .ca = ca,
+	    .peer = peer };
 
 	return t;
 }
@@ -539,9 +544,9 @@ test_connections(void)
 	sc.srv.peer = "sender.test";
 	sc.cli.cert = pki("other.pem");
 	sc.cli.key = pki("other.key");
-	expect_refused(&sc, "TLS: the peer's certificate does not name "
-	    "sender.test (it names other.test)",
-	    "TLS: the peer refused our certificate");
+	expect_refused(&sc, "is not allowed to connect: its certificate "
+	    "(CN=other.test) names other.test, none of the names allowed by "
+	    "--tls-peer sender.test", "TLS: the peer refused our certificate");
 
 	sc = scen("sender pins another name", "127.0.0.1", BIG, 0);
 	sc.cli.peer = "wrong.test";
@@ -597,6 +602,328 @@ test_connections(void)
 	CHECK(r.srv.error && !r.srv.eof, "dirty: the server saw an error");
 	CHECK(strstr(r.srv.err, "TLS: the peer closed the connection without "
 	    "a close_notify") != NULL, "dirty: \"%s\"", r.srv.err);
+}
+
+/* ---- certificates the openssl tool cannot make --------------------------- */
+
+/* One subjectAltName entry: a DNS name or an iPAddress of any length. */
+struct san {
+	int		 type;		/* GEN_DNS, GEN_IPADD */
+	const char	*data;
+	int		 len;
+};
+
+/*
+ * NAME.pem and NAME.key in the PKI: a P-256 certificate signed by CA1 for
+ * serverAuth and clientAuth, subject CN=cn, with the n subjectAltName
+ * entries given (none: no extension), built byte by byte with the OpenSSL
+ * API so that they can be malformed.  0, or -1 with the reason printed.
+ */
+static int
+make_cert(const char *name, const char *cn, const struct san *sans, int n)
+{
+	char path[PATH_MAX + 64];
+	X509 *ca = NULL, *x = NULL;
+	EVP_PKEY *cakey = NULL, *key = NULL;
+	GENERAL_NAMES *gens = NULL;
+	X509_EXTENSION *ext;
+	X509V3_CTX v3;
+	FILE *f;
+	int i, rc = -1;
+	static const char *const exts[][2] = {
+		{ "basicConstraints", "critical,CA:FALSE" },
+		{ "keyUsage", "critical,digitalSignature" },
+		{ "extendedKeyUsage", "serverAuth,clientAuth" },
+	};
+
+	if ((f = fopen(pki("ca1.pem"), "r")) != NULL) {
+		ca = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if ((f = fopen(pki("ca1.key"), "r")) != NULL) {
+		cakey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if (ca == NULL || cakey == NULL ||
+	    (key = EVP_EC_gen("P-256")) == NULL || (x = X509_new()) == NULL)
+		goto out;
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 0x7000 + (long)n * 16 +
+	    (long)strlen(name));
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
+	    MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(ca));
+	X509_set_pubkey(x, key);
+	X509V3_set_ctx(&v3, ca, x, NULL, NULL, 0);
+	for (i = 0; i < (int)(sizeof(exts) / sizeof(exts[0])); i++) {
+		ext = X509V3_EXT_nconf(NULL, &v3, exts[i][0], exts[i][1]);
+		if (ext == NULL || !X509_add_ext(x, ext, -1))
+			goto out;
+		X509_EXTENSION_free(ext);
+	}
+	if (n > 0) {
+		if ((gens = GENERAL_NAMES_new()) == NULL)
+			goto out;
+		for (i = 0; i < n; i++) {
+			GENERAL_NAME *g = GENERAL_NAME_new();
+			ASN1_STRING *str = ASN1_STRING_type_new(
+			    sans[i].type == GEN_DNS ? V_ASN1_IA5STRING :
+			    V_ASN1_OCTET_STRING);
+
+			if (g == NULL || str == NULL ||
+			    !ASN1_STRING_set(str, sans[i].data, sans[i].len)) {
+				GENERAL_NAME_free(g);
+				ASN1_STRING_free(str);
+				goto out;
+			}
+			GENERAL_NAME_set0_value(g, sans[i].type, str);
+			sk_GENERAL_NAME_push(gens, g);
+		}
+		if (!X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0,
+		    X509V3_ADD_DEFAULT))
+			goto out;
+	}
+	if (!X509_sign(x, cakey, EVP_sha256()))
+		goto out;
+	snprintf(path, sizeof(path), "%s/%s.pem", pki_dir, name);
+	if ((f = fopen(path, "w")) == NULL)
+		goto out;
+	i = PEM_write_X509(f, x);
+	if (fclose(f) != 0 || !i)
+		goto out;
+	snprintf(path, sizeof(path), "%s/%s.key", pki_dir, name);
+	if ((f = fopen(path, "w")) == NULL)
+		goto out;
+	i = PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+	if (fclose(f) != 0 || !i)
+		goto out;
+	rc = 0;
+out:
+	if (rc != 0)
+		fprintf(stderr, "  cannot make %s.pem\n", name);
+	GENERAL_NAMES_free(gens);
+	X509_free(x);
+	X509_free(ca);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(cakey);
+	return rc;
+}
+
+/*
+ * Malformed subjectAltNames, read in the verify callback before the peer
+ * is authenticated: an iPAddress of 0, 3, 5 or 17 octets (4 and 16 are the
+ * only lengths), a dNSName with a NUL or an ESC in it.  Each is refused
+ * for matching, and shown escaped in the message, never read past its end
+ * (the sanitizer build checks that).
+ */
+static void
+test_malformed_names(void)
+{
+	static const struct {
+		const char	*name;
+		struct san	 san;
+		const char	*shown;
+	} bad[] = {
+#define OCTETS(s)	s, (int)sizeof(s) - 1
+		{ "ip0", { GEN_IPADD, OCTETS("") },
+		    "(malformed IP address, 0 octets)" },
+		{ "ip3", { GEN_IPADD, OCTETS("\x7f\x00\x00") },
+		    "(malformed IP address, 3 octets)" },
+		{ "ip5", { GEN_IPADD, OCTETS("\x7f\x00\x00\x01\x00") },
+		    "(malformed IP address, 5 octets)" },
+		{ "ip17", { GEN_IPADD,
+		    OCTETS("\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x01\x01") },
+		    "(malformed IP address, 17 octets)" },
+		{ "dnsnul", { GEN_DNS, OCTETS("sender.test\0.evil.test") },
+		    "sender.test\\x00.evil.test" },
+		{ "dnsesc", { GEN_DNS, OCTETS("\x1b]0;owned\x07.test") },
+		    "\\x1b]0;owned\\x07.test" },
+	};
+	struct san two[2] = {
+		{ GEN_IPADD, OCTETS("\x7f\x00\x00") },
+		{ GEN_DNS, OCTETS("sender.test") },
+	};
+#undef OCTETS
+	char want[256], what[64];
+	const char *cert, *key;
+	struct scen sc;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct san one[2] = { bad[i].san, { GEN_DNS, "other.test", 10 } };
+
+		CHECK(bad[i].san.len == atoi(bad[i].name + 2) ||
+		    bad[i].san.type == GEN_DNS, "%s: %d octets", bad[i].name,
+		    bad[i].san.len);
+
+		CHECK(make_cert(bad[i].name, "sender.test", one, 2) == 0,
+		    "%s: made", bad[i].name);
+		/* As the sender's certificate, at a receiver that pins a name. */
+		snprintf(what, sizeof(what), "%s.pem", bad[i].name);
+		cert = pki(what);
+		snprintf(what, sizeof(what), "%s.key", bad[i].name);
+		key = pki(what);
+		snprintf(what, sizeof(what), "%s as the sender's", bad[i].name);
+		sc = scen(what, "127.0.0.1", BIG, 0);
+		sc.srv.peer = "sender.test";
+		sc.cli.cert = cert;
+		sc.cli.key = key;
+		snprintf(want, sizeof(want), "names %s, other.test",
+		    bad[i].shown);
+		expect_refused(&sc, want,
+		    "TLS: the peer refused our certificate");
+		/* As the receiver's, at a sender that checks 127.0.0.1. */
+		snprintf(what, sizeof(what), "%s as the receiver's",
+		    bad[i].name);
+		sc = scen(what, "127.0.0.1", BIG, 0);
+		sc.srv.cert = cert;
+		sc.srv.key = key;
+		snprintf(want, sizeof(want), "TLS: the peer's certificate does "
+		    "not name 127.0.0.1 (it names %s, other.test)",
+		    bad[i].shown);
+		expect_refused(&sc, "TLS: the peer refused our certificate",
+		    want);
+	}
+
+	/* A malformed entry beside a good one: the good one still counts. */
+	CHECK(make_cert("ip3dns", "ip3dns", two, 2) == 0, "ip3dns: made");
+	sc = scen("malformed IP beside the pinned name", "127.0.0.1", 1000, 10);
+	sc.srv.peer = "sender.test";
+	sc.cli.cert = pki("ip3dns.pem");
+	sc.cli.key = pki("ip3dns.key");
+	expect_good(&sc, NULL);
+}
+
+/* ---- who may connect ------------------------------------------------------ */
+
+static void ctx_refused(const char *, struct xport_tls, int, const char *,
+    const char *);
+
+/* PKI-DIR/name with text in it; its path. */
+static const char *
+pki_file(const char *name, const char *text)
+{
+	const char *path = pki(name);
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0)
+		fprintf(stderr, "  cannot write %s\n", path);
+	return path;
+}
+
+static void
+test_authz(void)
+{
+	static const char *two[] = { "b.test", "sender.test" };
+	static const char *one_more[] = { "b.test" };
+	struct san ipsan[2] = {
+		{ GEN_IPADD, "\x7f\x00\x00\x01", 4 },
+		{ GEN_DNS, "ip.test", 7 },
+	};
+	struct san other[1] = { { GEN_DNS, "other.test", 10 } };
+	struct san wild[1] = { { GEN_DNS, "*.test", 6 } };
+	const char *allow, *cert = pki("client.pem"), *key = pki("client.key");
+	const char *ca = pki("ca1.pem");
+	struct xport_tls t;
+	struct scen sc;
+
+	CHECK(make_cert("ipclient", "ipclient", ipsan, 2) == 0, "made");
+	CHECK(make_cert("cnsan", "sender.test", other, 1) == 0, "made");
+	CHECK(make_cert("wild", "wild", wild, 1) == 0, "made");
+
+	/* Allowed: one of several names, any case, an IP address. */
+	sc = scen("allowed: second of two names", "127.0.0.1", 1000, 10);
+	sc.srv.peer = "a.test";
+	sc.srv.peers = two;
+	sc.srv.npeers = 2;
+	expect_good(&sc, NULL);
+	sc = scen("allowed: name in another case", "127.0.0.1", 1000, 10);
+	sc.srv.peer = "Sender.TEST";
+	expect_good(&sc, NULL);
+	sc = scen("allowed: by IP address", "127.0.0.1", 1000, 10);
+	sc.srv.peer = "127.0.0.1";
+	sc.cli.cert = pki("ipclient.pem");
+	sc.cli.key = pki("ipclient.key");
+	expect_good(&sc, NULL);
+
+	/* Refused. */
+	sc = scen("refused: another IP address", "127.0.0.1", BIG, 0);
+	sc.srv.peer = "::1";
+	sc.cli.cert = pki("ipclient.pem");
+	sc.cli.key = pki("ipclient.key");
+	expect_refused(&sc, "its certificate (CN=ipclient) names 127.0.0.1, "
+	    "ip.test, none of the names allowed by --tls-peer ::1",
+	    "TLS: the peer refused our certificate");
+	sc = scen("refused: CN moot beside a subjectAltName", "127.0.0.1",
+	    BIG, 0);
+	sc.srv.peer = "sender.test";
+	sc.cli.cert = pki("cnsan.pem");
+	sc.cli.key = pki("cnsan.key");
+	expect_refused(&sc, "its certificate (CN=sender.test) names "
+	    "other.test, none of", "TLS: the peer refused our certificate");
+	sc = scen("refused: a wildcard certificate", "127.0.0.1", BIG, 0);
+	sc.srv.peer = "sender.test";
+	sc.cli.cert = pki("wild.pem");
+	sc.cli.key = pki("wild.key");
+	expect_refused(&sc, "names *.test, none of the names allowed by "
+	    "--tls-peer sender.test", "TLS: the peer refused our certificate");
+
+	sc = scen("refused: not on the list, TLS 1.2", "127.0.0.1", BIG, 0);
+	sc.srv.peer = "sender.test";
+	sc.cli.cert = pki("other.pem");
+	sc.cli.key = pki("other.key");
+	sc.tls12 = 1;
+	expect_refused(&sc, "names other.test, none of the names allowed by "
+	    "--tls-peer sender.test", "TLS: the peer refused our certificate");
+
+	/* --tls-allow FILE: comments, blanks, several names. */
+	allow = pki_file("allow", "# who may migrate here\n\n"
+	    "  a.test   # the first\n\tsender.test\r\n#other.test\n");
+	sc = scen("allowed: --tls-allow", "127.0.0.1", 1000, 10);
+	sc.srv.allow_file = allow;
+	expect_good(&sc, NULL);
+	sc = scen("refused: --tls-allow", "127.0.0.1", BIG, 0);
+	sc.srv.peer = "c.test";
+	sc.srv.peers = one_more;
+	sc.srv.npeers = 1;
+	sc.srv.allow_file = allow;
+	sc.cli.cert = pki("other.pem");
+	sc.cli.key = pki("other.key");
+	expect_refused(&sc, "names other.test, none of the names allowed by "
+	    "--tls-peer c.test, b.test or --tls-allow ",
+	    "TLS: the peer refused our certificate");
+
+	/* Lists a receiver refuses to start with, and the sender's. */
+	t = tls(cert, key, ca, NULL);
+	t.allow_file = pki_file("allow-bad", "a.test\n\n*.test # all\n");
+	ctx_refused("wildcard in --tls-allow", t, 1, "allow-bad line 3: "
+	    "\"*.test\" is not a DNS name or an IP address", NULL);
+	t.allow_file = pki_file("allow-two", "a.test b.test\n");
+	ctx_refused("two names on a line", t, 1, "line 1: \"a.test b.test\"",
+	    NULL);
+	t.allow_file = pki_file("allow-esc", "a.\x1b[2Jtest\n");
+	ctx_refused("escape in --tls-allow", t, 1, "line 1: "
+	    "\"a.\\x1b[2Jtest\"", NULL);
+	t.allow_file = pki_file("allow-empty", "# nobody yet\n\n");
+	ctx_refused("empty --tls-allow", t, 1, "allow-empty: no names in it",
+	    NULL);
+	t.allow_file = pki("missing.pem");
+	ctx_refused("missing --tls-allow", t, 1, "TLS: --tls-allow ",
+	    "missing.pem: No such file or directory");
+	t = tls(cert, key, ca, "bad name");
+	ctx_refused("bad --tls-peer", t, 1, "TLS: --tls-peer \"bad name\": "
+	    "not a DNS name or an IP address", NULL);
+	t = tls(cert, key, ca, "a.test");
+	t.peers = one_more;
+	t.npeers = 1;
+	ctx_refused("two --tls-peer on the sender", t, 0, "the sender checks "
+	    "one name", NULL);
+	t = tls(cert, key, ca, NULL);
+	t.allow_file = allow;
+	ctx_refused("--tls-allow on the sender", t, 0, "--tls-allow: the "
+	    "sender checks one name", NULL);
 }
 
 /* ---- contexts and bufferevents refused up front ------------------------ */
@@ -733,6 +1060,8 @@ main(int argc, char **argv)
 
 	test_contexts();
 	test_connections();
+	test_malformed_names();
+	test_authz();
 
 	if (made) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pki_dir);
