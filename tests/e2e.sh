@@ -121,13 +121,10 @@ import socket, sys, os
 sock = socket.socket()
 sock.bind(("127.0.0.1", 0))
 sock.listen(1)
-def ready(port):
-    tmp = sys.argv[1] + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("%d\n" % port)
-    os.rename(tmp, sys.argv[1])
-sys.argv = [sys.argv[0]] + sys.argv[2:]
-ready(sock.getsockname()[1])
+portfile = sys.argv.pop(1)
+with open(portfile + ".tmp", "w") as f:
+    f.write("%d\n" % sock.getsockname()[1])
+os.rename(portfile + ".tmp", portfile)
 $_py
 PY
 	LPID=$!
