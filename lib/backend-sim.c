@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "proto.h"
@@ -43,6 +44,7 @@
 #define SIM_DEFAULT_MEM		(256ULL << 20)
 #define SIM_DEFAULT_HOT		(256ULL << 20)
 #define SIM_DEFAULT_MAX		(64ULL << 30)
+#define SIM_PATH_MAX		4096u		/* state=PATH, with its NUL */
 
 /* Workload pacing. */
 #define SIM_BURST_MAX		256u		/* pages per busy section */
@@ -98,6 +100,7 @@ enum sim_key {
 	SIM_K_MIX,
 	SIM_K_MAX,
 	SIM_K_PREFAULT,
+	SIM_K_STATE,
 	SIM_NKEYS
 };
 
@@ -105,6 +108,7 @@ enum sim_kind {
 	SIM_KIND_SIZE,		/* decimal with optional K/M/G/T */
 	SIM_KIND_UINT,		/* decimal or 0x hex */
 	SIM_KIND_MIX,		/* zero | random | realistic */
+	SIM_KIND_PATH,		/* a file name, without commas */
 };
 
 #define SIM_SOURCE	0x1
@@ -131,6 +135,8 @@ static const struct sim_keydef {
 	    .where = SIM_TARGET },
 	[SIM_K_PREFAULT] = { .name = "prefault", .kind = SIM_KIND_UINT,
 	    .where = SIM_TARGET },
+	[SIM_K_STATE] = { .name = "state", .kind = SIM_KIND_PATH,
+	    .where = SIM_SOURCE | SIM_TARGET },
 };
 
 static const char *sim_mix_names[] = {
@@ -142,6 +148,7 @@ static const char *sim_mix_names[] = {
 struct sim_spec {
 	uint64_t	v[SIM_NKEYS];
 	unsigned	given;		/* 1 << SIM_K_* */
+	char		state[SIM_PATH_MAX];	/* state=PATH, "" if none */
 };
 
 /* ---- the domain ------------------------------------------------------- */
@@ -332,7 +339,8 @@ sim_parse_item(const char *item, size_t len, int where, struct sim_spec *sp)
 	}
 	if (k == SIM_NKEYS) {
 		backend_seterr(NULL, "sim: unknown key '%.*s' in spec (known: "
-		    "mem, vcpus, dirty, hot, seed, mix, max, prefault)",
+		    "mem, vcpus, dirty, hot, seed, mix, max, prefault, "
+		    "state)",
 		    (int)klen, item);
 		return (-EINVAL);
 	}
@@ -369,6 +377,15 @@ sim_parse_item(const char *item, size_t len, int where, struct sim_spec *sp)
 			return (-EINVAL);
 		}
 		sp->v[k] = m;
+	} else if (sim_keys[k].kind == SIM_KIND_PATH) {
+		if (vlen >= sizeof sp->state) {
+			backend_seterr(NULL, "sim: %s=: a path of %zu octets "
+			    "(at most %u)", sim_keys[k].name, vlen,
+			    SIM_PATH_MAX - 1);
+			return (-EINVAL);
+		}
+		memcpy(sp->state, val, vlen);
+		sp->state[vlen] = '\0';
 	} else if (sim_parse_number(val, vlen, sim_keys[k].kind,
 	    &sp->v[k]) != 0) {
 		if (sim_keys[k].kind == SIM_KIND_SIZE)
@@ -1072,6 +1089,62 @@ sim_set_running_locked(struct sim *s)
 	}
 }
 
+/*
+ * state=PATH: the run state as one line, "running", "paused" or
+ * "destroyed", rewritten at every transition; at close, unless destroyed,
+ * "gone STATE" with the state the domain had then (a sim domain lives in
+ * its process: when the handle is closed, the process is usually about to
+ * exit, and the domain ends with it).  Written to a temporary file beside
+ * PATH and renamed over it, so a reader sees one whole line, old or new.
+ * Returns 0 or a negative errno with the message set.
+ */
+static int
+sim_state_write(struct sim *s, const char *line)
+{
+	char	 tmp[SIM_PATH_MAX + 8];
+	size_t	 len = strlen(line), off = 0;
+	ssize_t	 n;
+	int	 fd, err;
+
+	if (s->spec.state[0] == '\0')
+		return (0);
+	(void)snprintf(tmp, sizeof tmp, "%s.XXXXXX", s->spec.state);
+	if ((fd = mkstemp(tmp)) == -1) {
+		err = errno;
+		backend_seterr(&s->b, "sim: state=%s: cannot create %s: %s",
+		    s->spec.state, tmp, strerror(err));
+		return (-err);
+	}
+	while (off < len) {
+		n = write(fd, line + off, len - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto fail;
+		off += (size_t)n;
+	}
+	while ((n = write(fd, "\n", 1)) == -1 && errno == EINTR)
+		;
+	if (n != 1)
+		goto fail;
+	if (close(fd) != 0) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, s->spec.state) != 0)
+		goto fail;
+	return (0);
+fail:
+	err = errno != 0 ? errno : EIO;
+	if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	backend_seterr(&s->b, "sim: state=%s: %s", s->spec.state,
+	    strerror(err));
+	return (-err);
+}
+
 static int
 sim_open_source(const char *spec, struct backend **out)
 {
@@ -1098,7 +1171,8 @@ sim_open_source(const char *spec, struct backend **out)
 	pthread_mutex_lock(&s->lock);
 	sim_set_running_locked(s);
 	pthread_mutex_unlock(&s->lock);
-	if ((rc = sim_start_writers(s)) != 0)
+	if ((rc = sim_start_writers(s)) != 0 ||
+	    (rc = sim_state_write(s, "running")) != 0)
 		return (sim_open_fail(s, rc));
 	*out = &s->b;
 	return (0);
@@ -1175,6 +1249,8 @@ sim_open_target(const char *spec, const struct domain_info *info,
 		}
 		s->prefaulting = 1;
 	}
+	if ((rc = sim_state_write(s, "paused")) != 0)
+		return (sim_open_fail(s, rc));
 	*out = &s->b;
 	return (0);
 }
@@ -1421,18 +1497,20 @@ static int
 sim_pause(struct backend *b)
 {
 	struct sim	*s = sim_handle(b);
+	int		 was_running;
 
 	if (sim_gone(s))
 		return (-ESRCH);
 	pthread_mutex_lock(&s->lock);
-	if (s->state == SIM_RUNNING) {
+	was_running = s->state == SIM_RUNNING;
+	if (was_running) {
 		s->state = SIM_PAUSED;
 		s->run_ns += sim_now_ns() - s->run_since;
 	}
 	/* Every burst that started before is finished when we return. */
 	sim_quiesce_locked(s);
 	pthread_mutex_unlock(&s->lock);
-	return (0);
+	return (was_running ? sim_state_write(s, "paused") : 0);
 }
 
 static int
@@ -1440,6 +1518,7 @@ sim_resume(struct backend *b)
 {
 	struct sim	*s = sim_handle(b);
 	uint64_t	 hot;
+	int		 was_running, rc = 0;
 
 	if (sim_gone(s))
 		return (-ESRCH);
@@ -1454,11 +1533,14 @@ sim_resume(struct backend *b)
 		s->hot_pages = hot < s->nr_pages ? hot : s->nr_pages;
 	}
 	pthread_mutex_lock(&s->lock);
+	was_running = s->state == SIM_RUNNING;
 	sim_set_running_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	if (s->target)
-		return (sim_start_writers(s));
-	return (0);
+		rc = sim_start_writers(s);
+	if (rc == 0 && !was_running)
+		rc = sim_state_write(s, "running");
+	return (rc);
 }
 
 /* ---- ops: state ------------------------------------------------------- */
@@ -1647,7 +1729,7 @@ sim_destroy(struct backend *b)
 		s->run_ns += sim_now_ns() - s->run_since;
 	s->state = SIM_DESTROYED;
 	pthread_mutex_unlock(&s->lock);
-	return (0);
+	return (sim_state_write(s, "destroyed"));
 }
 
 static void
@@ -1669,8 +1751,18 @@ sim_free(struct sim *s)
 static void
 sim_close(struct backend *b)
 {
-	if (b != NULL)
-		sim_free(sim_handle(b));
+	struct sim	*s;
+
+	if (b == NULL)
+		return;
+	s = sim_handle(b);
+	/* The rule of sim_state_write: the state at close, after "gone".
+	 * Close has no way to report a failure; the file keeps its last
+	 * line then. */
+	if (s->state != SIM_DESTROYED)
+		(void)sim_state_write(s, s->state == SIM_RUNNING ?
+		    "gone running" : "gone paused");
+	sim_free(s);
 }
 
 static void

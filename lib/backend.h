@@ -180,6 +180,18 @@ extern const struct backend_ops sim_ops;
  *		 thread (MADV_POPULATE_WRITE, else one atomic no-op write per
  *		 page) as soon as nr_pages is known or grows, so receiving
  *		 does not pay the page faults
+ *   state=PATH	 source and target: write the run state to PATH (no
+ *		 commas), one line, through a temporary file beside it and a
+ *		 rename, at open and at every transition: "running" (a
+ *		 source at open, any domain after resume), "paused" (a
+ *		 target at open, any domain after pause), "destroyed".
+ *		 close() of a domain not destroyed writes "gone running" or
+ *		 "gone paused": a sim domain lives in its process and ends
+ *		 with the handle, and the second word is the state it had
+ *		 then (a Xen domain in that state would go on).  A process
+ *		 killed before close leaves the last state it wrote.  A
+ *		 failed write fails open, pause, resume or destroy with the
+ *		 message "sim: state=PATH: ..."; at close it is lost.
  *
  * A source starts running (workload active if dirty > 0).  A target runs
  * a workload after complete + resume only if its spec says dirty=.  A

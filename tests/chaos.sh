@@ -91,7 +91,7 @@ start_proxy() {
 
 # ---- the judge: reports, ports, files -> one verdict -----------------------
 cat >"$T/judge.py" <<'PY'
-import glob, hashlib, json, os, socket, sys
+import glob, hashlib, json, os, re, socket, sys
 
 e = os.environ
 pre = e["J_PRE"]
@@ -210,7 +210,9 @@ if rs == "completed" and s is not None and not sk:
         # already); the others must have one.
         if ss == "failed" and not s.get(k):
             continue
-        if not r.get(k) or r.get(k) != s.get(k):
+        # A digest is 64 hex digits (is_sha256 in tests/lib.sh).
+        if not isinstance(r.get(k), str) or \
+                not re.fullmatch(r"[0-9a-f]{64}", r[k]) or r[k] != s.get(k):
             v.append("%s differs: sender %s, receiver %s" %
                      (k, (s.get(k) or "null")[:16], (r.get(k) or "null")[:16]))
 if ss == "completed" and s.get("verified") is False:

@@ -2,6 +2,8 @@
 # Sourced by tests/migrate*.test.  Needs $top_builddir / $top_srcdir.
 set -u
 : "${top_builddir:=.}" "${top_srcdir:=.}"
+# Digest comparison (same_sha256) and Xen's verifier (xen_verify, xen_skip).
+. "$top_srcdir/tests/lib.sh"
 B=$top_builddir
 SEND=$B/migrate-send
 RECV=$B/migrate-receive
@@ -71,13 +73,72 @@ same_digests() {
 	sm=$(json "$1" memory_sha256); rm_=$(json "$2" memory_sha256 "${3:-1}")
 	sv=$(json "$1" vcpu_sha256); rv=$(json "$2" vcpu_sha256 "${3:-1}")
 	if [ "$ss" = completed ] && [ "$rs" = completed ] &&
-	    [ "$sm" = "$rm_" ] && [ "$sv" = "$rv" ] && [ "$sm" != null ] &&
-	    [ "$sv" != null ]; then
+	    same_sha256 "$sm" "$rm_" && same_sha256 "$sv" "$rv"; then
 		return 0
 	fi
 	echo "  sender:   $ss $sm $sv" >&2
 	echo "  receiver: $rs $rm_ $rv" >&2
 	return 1
+}
+
+# wait_pid PID SECONDS: PID's exit status, or 124 once it has been killed
+# for outliving SECONDS.
+wait_pid() {
+	_w=0
+	while kill -0 "$1" 2>/dev/null; do
+		_w=$((_w + 1))
+		if [ $_w -gt $(($2 * 20)) ]; then
+			kill "$1" 2>/dev/null
+			wait "$1"
+			return 124
+		fi
+		sleep 0.05
+	done
+	wait "$1"
+}
+
+# wait_for FILE PATTERN [SECONDS]: until FILE has a line matching the
+# extended regular expression PATTERN (default 60 s; 1 if it never does).
+wait_for() {
+	_w=0
+	while ! grep -Eq -- "$2" "$1" 2>/dev/null; do
+		_w=$((_w + 1))
+		[ $_w -lt $((${3:-60} * 20)) ] || return 1
+		sleep 0.05
+	done
+}
+
+# free_listener NAME PYTHON-SCRIPT [ARGS...]: a Python listener on
+# 127.0.0.1, port 0 (no port picked, freed and bound again): its socket is
+# bound and listening, then its port is written to $T/NAME.port (temporary
+# file and rename), then PYTHON-SCRIPT runs with that socket as `sock` and
+# ARGS in sys.argv[1:].  Returns once the port file is there (a connection
+# is then queued until the script accepts it); sets LPID and LPORT.
+free_listener() {
+	_n=$1; _py=$2; shift 2
+	python3 - "$T/$_n.port" "$@" >"$T/$_n.lout" 2>"$T/$_n.lerr" <<PY &
+import socket, sys, os
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(1)
+portfile = sys.argv.pop(1)
+with open(portfile + ".tmp", "w") as f:
+    f.write("%d\n" % sock.getsockname()[1])
+os.rename(portfile + ".tmp", portfile)
+$_py
+PY
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	_w=0
+	while [ ! -s "$T/$_n.port" ]; do
+		_w=$((_w + 1))
+		if [ $_w -gt 1200 ] || ! kill -0 "$LPID" 2>/dev/null; then
+			cat "$T/$_n.lerr" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+	LPORT=$(cat "$T/$_n.port")
 }
 
 # wait_reports FILE N: until FILE holds N report lines (10 s at most).
@@ -88,8 +149,3 @@ wait_reports() {
 		sleep 0.05
 	done
 }
-
-# The Xen verifier, when tests/lib.sh provides it.
-if [ -f "$top_srcdir/tests/lib.sh" ]; then
-	. "$top_srcdir/tests/lib.sh"
-fi

@@ -2,13 +2,16 @@
 #	. "${top_srcdir:-.}/tests/lib.sh"
 #
 # Sourcing only defines things and clobbers nothing a caller may have:
-# $XMIG_IMAGE and $MKIMAGE (the built programs), and xen_verifier /
-# xen_verify to run Xen's own stream verifier (verify-stream-v2 from
-# Debian's xen-utils-4.17, unpacked, not installed).  A test that wants the
-# rest calls lib_begin, which makes $T (a fresh temporary directory,
-# removed on exit by an EXIT trap) and defines pass, fail, check, check_rc,
-# need and done_testing ("N passed, N failed", exit 1 if any failed).
-# Safe under set -u.
+# $XMIG_IMAGE and $MKIMAGE (the built programs); is_sha256, same_sha256
+# and other_sha256 to compare digests; xen_verify, to run Xen's own stream
+# verifier (verify-stream-v2 from Debian's xen-utils-4.17, unpacked, not
+# installed), defined only when that verifier is there (tests/quickstart.sh
+# fetches it; this file never downloads anything), with xen_verifier_fetch
+# for quickstart and xen_skip for the checks that need it.  A test that
+# wants the rest calls lib_begin, which makes $T (a fresh temporary
+# directory, removed on exit by an EXIT trap) and defines pass, fail,
+# check, check_rc, need and done_testing ("N passed, N failed", exit 1 if
+# any failed).  Safe under set -u.
 
 top_srcdir=${top_srcdir:-.}
 top_builddir=${top_builddir:-.}
@@ -76,11 +79,50 @@ lib_begin() {
 	}
 }
 
-# Print the root of an unpacked xen-utils-4.17 (the directory holding
-# usr/lib/xen-4.17/...).  $XMIG_XEN_VERIFIER names one that is already
-# unpacked; otherwise it is fetched once with apt-get download into
-# ${XMIG_XENUTILS:-$top_builddir/tests/.xen-utils} and unpacked there with
-# dpkg -x.  Returns 1 with a reason on stderr if it cannot be had.
+# ---- digests -----------------------------------------------------------
+
+# is_sha256 VALUE: VALUE is a SHA-256 digest as xmig prints it, exactly 64
+# lower-case hex digits (not "null", not empty, not an error message).
+is_sha256() {
+	case $1 in
+	*[!0-9a-f]*) return 1 ;;
+	esac
+	[ ${#1} -eq 64 ]
+}
+
+# same_sha256 A B: both are digests and equal.  Two missing digests are not
+# the same digest: any comparison of digests goes through here.
+same_sha256() {
+	if ! is_sha256 "$1" || ! is_sha256 "$2"; then
+		echo "  not a digest: '$1' / '$2'" >&2
+		return 1
+	fi
+	if [ "$1" != "$2" ]; then
+		echo "  digests differ: $1 / $2" >&2
+		return 1
+	fi
+}
+
+# other_sha256 A B: both are digests and they differ.
+other_sha256() {
+	if ! is_sha256 "$1" || ! is_sha256 "$2"; then
+		echo "  not a digest: '$1' / '$2'" >&2
+		return 1
+	fi
+	[ "$1" != "$2" ]
+}
+
+# ---- Xen's verifier -------------------------------------------------------
+#
+# Where it is looked for: $XMIG_XEN_VERIFIER, the root of an unpacked
+# xen-utils-4.17 (holding usr/lib/xen-*/bin/verify-stream-v2); else
+# ${XMIG_XENUTILS:-$top_srcdir/.xen-utils}/root, where xen_verifier_fetch
+# (called by tests/quickstart.sh) unpacks it.
+
+lib_xen_dir=${XMIG_XENUTILS:-$top_srcdir/.xen-utils}
+
+# xen_verifier: print the root of the unpacked verifier; return 1 with the
+# reason on stderr if it is not there.  Never downloads.
 xen_verifier() {
 	if [ -n "${XMIG_XEN_VERIFIER:-}" ]; then
 		if ! ls "$XMIG_XEN_VERIFIER"/usr/lib/xen-*/bin/verify-stream-v2 \
@@ -92,54 +134,85 @@ xen_verifier() {
 		echo "$XMIG_XEN_VERIFIER"
 		return 0
 	fi
-	_xu=${XMIG_XENUTILS:-$top_builddir/tests/.xen-utils}
-	if ls "$_xu"/root/usr/lib/xen-*/bin/verify-stream-v2 \
+	if ! ls "$lib_xen_dir"/root/usr/lib/xen-*/bin/verify-stream-v2 \
 	    >/dev/null 2>&1; then
-		echo "$_xu/root"
+		echo "Xen's verifier (verify-stream-v2 of xen-utils-4.17) is" \
+		    "not in $lib_xen_dir/root: 'sh tests/quickstart.sh test'" \
+		    "fetches it there (XMIG_XENUTILS names another place)," \
+		    "or set XMIG_XEN_VERIFIER to an unpacked xen-utils-4.17" >&2
+		return 1
+	fi
+	echo "$lib_xen_dir/root"
+}
+
+# xen_verifier_fetch: make sure the verifier is there, fetching it once
+# with apt-get download into $lib_xen_dir and unpacking it with dpkg -x
+# (as root, an apt-get update first when the lists do not have it).  For
+# tests/quickstart.sh, the install step; the tests never call it.
+xen_verifier_fetch() {
+	if xen_verifier >/dev/null 2>&1; then
 		return 0
 	fi
-	mkdir -p "$_xu" || return 1
-	_xt=$(mktemp -d "$_xu/fetch.XXXXXX") || return 1
+	mkdir -p "$lib_xen_dir" || return 1
+	_xt=$(mktemp -d "$lib_xen_dir/fetch.XXXXXX") || return 1
 	if ! (cd "$_xt" && apt-get download xen-utils-4.17) \
-	    >"$_xu/download.log" 2>&1; then
-		echo "xen_verifier: 'apt-get download xen-utils-4.17' failed" \
-		    "(see $_xu/download.log; are the apt lists there? try" \
-		    "apt-get update), and XMIG_XEN_VERIFIER does not name an" \
-		    "unpacked copy" >&2
+	    >"$lib_xen_dir/download.log" 2>&1; then
+		if [ "$(id -u)" -eq 0 ]; then
+			apt-get update -q >>"$lib_xen_dir/download.log" 2>&1
+			(cd "$_xt" && apt-get download xen-utils-4.17) \
+			    >>"$lib_xen_dir/download.log" 2>&1
+		fi
+	fi
+	if ! ls "$_xt"/xen-utils-4.17_*.deb >/dev/null 2>&1; then
+		echo "xen_verifier_fetch: 'apt-get download xen-utils-4.17'" \
+		    "failed (see $lib_xen_dir/download.log)" >&2
 		rm -rf "$_xt"
 		return 1
 	fi
 	if ! dpkg -x "$_xt"/xen-utils-4.17_*.deb "$_xt/root"; then
-		echo "xen_verifier: dpkg -x of the xen-utils-4.17 package" \
-		    "failed" >&2
+		echo "xen_verifier_fetch: dpkg -x of the xen-utils-4.17" \
+		    "package failed" >&2
 		rm -rf "$_xt"
 		return 1
 	fi
-	# Another test may have won the race; either copy will do.
-	mv -T "$_xt/root" "$_xu/root" 2>/dev/null
+	rm -rf "$lib_xen_dir/root"
+	mv -T "$_xt/root" "$lib_xen_dir/root"
 	rm -rf "$_xt"
-	if ! ls "$_xu"/root/usr/lib/xen-*/bin/verify-stream-v2 \
-	    >/dev/null 2>&1; then
-		echo "xen_verifier: the xen-utils-4.17 package has no" \
-		    "usr/lib/xen-*/bin/verify-stream-v2" >&2
+	xen_verifier >/dev/null
+}
+
+# xen_skip DESCRIPTION: for a check that needs the verifier when it is not
+# there: says on stdout that it is skipped and why, and returns 0.  When
+# XMIG_REQUIRE_XEN_VERIFIER is set (tests/quickstart.sh sets it: where the
+# verifier was fetched, its absence is a failure) it says why on stderr
+# and returns 1: the caller fails the check.
+xen_skip() {
+	if [ -n "${XMIG_REQUIRE_XEN_VERIFIER:-}" ]; then
+		echo "$1: required (XMIG_REQUIRE_XEN_VERIFIER): $lib_xen_missing" >&2
 		return 1
 	fi
-	echo "$_xu/root"
+	echo "skip - $1: $lib_xen_missing"
 }
 
 # xen_verify FILE: run Xen's verify-stream-v2 on a libxc stream (its own
-# exit status: 0 valid, 1 stream error, 2 script error; 3 if the verifier
-# cannot be had).  Its messages go to stderr.
-xen_verify() {
-	if [ -z "${lib_xen_root:-}" ]; then
-		lib_xen_root=$(xen_verifier) || return 3
-	fi
-	set -- "$1" "$lib_xen_root"/usr/lib/xen-*/bin/verify-stream-v2
-	# The verifier takes an all-digit argument for a file descriptor.
-	case $1 in
-	*[!0-9]*) ;;
-	*) set -- "./$1" "$2" ;;
-	esac
-	PYTHONPATH=${2%/bin/verify-stream-v2}/lib/python python3 "$2" -i "$1" \
-	    >&2
-}
+# exit status: 0 valid, 1 stream error, 2 script error).  Its messages go
+# to stderr.  Defined only if the verifier is there, so that
+# "command -v xen_verify" tells whether it can run.
+unset -f xen_verify 2>/dev/null || true
+lib_xen_missing=
+if lib_xen_root=$(xen_verifier 2>/dev/null); then
+	xen_verify() {
+		set -- "$1" "$lib_xen_root"/usr/lib/xen-*/bin/verify-stream-v2
+		# The verifier takes an all-digit argument for a file
+		# descriptor.
+		case $1 in
+		*[!0-9]*) ;;
+		*) set -- "./$1" "$2" ;;
+		esac
+		PYTHONPATH=${2%/bin/verify-stream-v2}/lib/python python3 "$2" \
+		    -i "$1" >&2
+	}
+else
+	lib_xen_root=
+	lib_xen_missing=$(xen_verifier 2>&1 >/dev/null || true)
+fi

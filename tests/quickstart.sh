@@ -4,12 +4,16 @@
 #   sh tests/quickstart.sh demo   install build dependencies, build, and run a
 #                                 live migration of a 1 GiB simulated domain
 #                                 with a running workload over loopback
-#   sh tests/quickstart.sh test   install build dependencies, build, and run
-#                                 the whole suite: make check, make distcheck,
-#                                 the sanitizer build's make check and the
-#                                 bounded fuzz run
+#   sh tests/quickstart.sh test   install build dependencies and Xen's stream
+#                                 verifier, build, and run the whole suite:
+#                                 make check, make distcheck, the sanitizer
+#                                 build's make check and the bounded fuzz run
 #
 # Both work on a fresh Debian 12 root shell (they apt-get what they need).
+# The tests download nothing: Xen's verify-stream-v2 (xen-utils-4.17,
+# fetched with apt-get download and unpacked, not installed) is fetched
+# here, into $XMIG_XENUTILS (default .xen-utils at the top of the tree,
+# where the tests also look when it is not set).
 set -eu
 
 mode=${1:-}
@@ -37,6 +41,22 @@ deps() {
 	fi
 }
 
+# Xen's verifier, for the interop checks (tests/xen-verify.test and a few
+# in the e2e tests).  Here its absence is an error, and the tests are told
+# so (XMIG_REQUIRE_XEN_VERIFIER): they fail instead of skipping.
+xen_verifier_deps() {
+	XMIG_XENUTILS=${XMIG_XENUTILS:-$top/.xen-utils}
+	XMIG_REQUIRE_XEN_VERIFIER=1
+	export XMIG_XENUTILS XMIG_REQUIRE_XEN_VERIFIER
+	echo "== Xen's verifier (xen-utils-4.17) in $XMIG_XENUTILS"
+	if ! (top_srcdir=$top top_builddir=$top/build
+	    . "$top/tests/lib.sh" && xen_verifier_fetch); then
+		echo "quickstart: cannot fetch Xen's verifier (above); the" \
+		    "interop tests need it" >&2
+		exit 1
+	fi
+}
+
 build() {
 	dir=$1; shift
 	[ -x configure ] || autoreconf -fi
@@ -52,10 +72,9 @@ demo)
 	;;
 test)
 	deps
-	start=$(date +%s)
 	# One download of Xen's verifier for the three builds below.
-	XMIG_XENUTILS=${XMIG_XENUTILS:-$top/.xen-utils}
-	export XMIG_XENUTILS
+	xen_verifier_deps
+	start=$(date +%s)
 	echo "== build and make check"
 	build build
 	(cd build && make -j"$jobs" check) || { cat build/test-suite.log 2>/dev/null; exit 1; }

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "proto.h"
@@ -36,6 +38,31 @@ sleep_ms(unsigned ms)
 
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
+}
+
+/*
+ * The workload threads are scheduled by a machine that may be busy with
+ * other work (make -j4 check on two cores): tests wait for a number of
+ * writes, not for a span of time.  WAIT_MS bounds each such wait; it is
+ * far beyond anything a working sim needs and only ends a broken one.
+ */
+#define WAIT_MS		20000u
+
+/* Until b's workload has written more than `above' pages in all; returns
+ * the count then, or what it was at the deadline. */
+static uint64_t
+wait_written(struct backend *b, uint64_t above)
+{
+	struct backend_stats	st;
+	uint64_t		t0 = now_ns();
+
+	for (;;) {
+		b->ops->stats(b, &st);
+		if (st.pages_written > above ||
+		    now_ns() - t0 > WAIT_MS * 1000000ULL)
+			return (st.pages_written);
+		sleep_ms(2);
+	}
 }
 
 static struct backend *
@@ -300,6 +327,7 @@ test_dirty(void)
 {
 	const uint64_t	 hot = (16u << 20) / PAGE;
 	const uint64_t	 words = (64u << 20) / PAGE / 64;
+	struct backend_stats	 st;
 	struct backend	*b;
 	uint64_t	*bm, *reported, pfn;
 	uint64_t	 changed = 0, missed = 0, outside = 0;
@@ -324,12 +352,18 @@ test_dirty(void)
 	CHECK(n == 0, "paused, tracking just enabled: %" PRId64 " dirty", n);
 	sim_ops.resume(b);
 
-	sleep_ms(30);
+	wait_written(b, 0);
 	sim_ops.read_dirty(b, bm);
 	/* The sender's copy, taken while the guest writes. */
 	memcpy(snap, page_of(b, 0), (size_t)hot * PAGE);
+	sim_ops.stats(b, &st);
+	/* At least 200 ms of reads, and until the workload has written five
+	 * times the hot set (so "changed > 1000" below does not depend on
+	 * how much CPU the writers got meanwhile). */
 	t0 = now_ns();
-	while (now_ns() - t0 < 200000000ULL) {
+	while ((now_ns() - t0 < 200000000ULL ||
+	    wait_written(b, 0) < st.pages_written + 5 * hot) &&
+	    now_ns() - t0 < WAIT_MS * 1000000ULL) {
 		sleep_ms(7);
 		n = sim_ops.read_dirty(b, reported);
 		CHECK(n >= 0, "read_dirty %" PRId64, n);
@@ -387,7 +421,7 @@ test_pause(void)
 	b = open_src("mem=32M,vcpus=3,dirty=256M,hot=8M");
 	if (b == NULL)
 		return;
-	sleep_ms(20);
+	wait_written(b, 0);
 	CHECK(sim_ops.pause(b) == 0 && sim_ops.pause(b) == 0, "pause twice");
 	CHECK(strcmp(sim_run_state(b), "paused") == 0, "paused");
 	sim_ops.stats(b, &st1);
@@ -402,7 +436,7 @@ test_pause(void)
 
 	CHECK(sim_ops.resume(b) == 0 && sim_ops.resume(b) == 0, "resume twice");
 	CHECK(strcmp(sim_run_state(b), "running") == 0, "running");
-	sleep_ms(50);
+	wait_written(b, st1.pages_written);
 	sim_ops.pause(b);
 	sim_ops.stats(b, &st2);
 	CHECK(st2.pages_written > st1.pages_written, "writes resumed");
@@ -445,7 +479,7 @@ test_rate(void)
 	b = open_src("mem=64M,vcpus=2,dirty=64M");
 	if (b == NULL)
 		return;
-	sleep_ms(100);
+	wait_written(b, 0);
 	sim_ops.stats(b, &st1);
 	t0 = now_ns();
 	sleep_ms(1000);
@@ -453,7 +487,16 @@ test_rate(void)
 	t1 = now_ns();
 	want = (64u << 20) / PAGE * ((double)(t1 - t0) / 1e9);
 	got = (double)(st2.pages_written - st1.pages_written);
-	CHECK(got >= want * 0.8 && got <= want * 1.2,
+	/*
+	 * The pacing's promise is an upper one: never faster than dirty=
+	 * (beyond a catch-up of at most SIM_LAG_SEC, 50 ms, plus a burst
+	 * per thread, about 8 % here).  Slower is what a busy machine does
+	 * to sleeping threads (a backlog beyond 50 ms is dropped by
+	 * design), so the lower bound only says the workload ran at all at
+	 * a useful pace: half the rate, not 80 %, which a loaded two-core
+	 * machine missed.
+	 */
+	CHECK(got >= want * 0.5 && got <= want * 1.2,
 	    "rate: %.0f pages, wanted %.0f", got, want);
 	printf("# rate: dirty=64M wrote %.0f pages in %.3f s, %+.1f%%\n",
 	    got, (double)(t1 - t0) / 1e9, 100.0 * (got - want) / want);
@@ -878,7 +921,7 @@ test_target_flow(void)
 	if (t != NULL) {
 		CHECK(same_memory(src, t, di.nr_pages), "prefault: memory");
 		CHECK(sim_ops.resume(t) == 0, "resume with a workload");
-		sleep_ms(50);
+		wait_written(t, 0);
 		sim_ops.pause(t);
 		sim_ops.stats(t, &st);
 		CHECK(st.pages_written > 0 && st.dirty_rate == 16u << 20,
@@ -900,6 +943,117 @@ out:
 	sim_ops.close(src);
 }
 
+/* ---- state=PATH ------------------------------------------------------- */
+
+/* The one line in path, without its newline; "" if none. */
+static const char *
+state_of(const char *path)
+{
+	static char	 line[64];
+	FILE		*f;
+	size_t		 n;
+
+	line[0] = '\0';
+	if ((f = fopen(path, "r")) == NULL)
+		return (line);
+	if (fgets(line, sizeof line, f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	n = strlen(line);
+	if (n > 0 && line[n - 1] == '\n')
+		line[n - 1] = '\0';
+	return (line);
+}
+
+/* Entries in dir besides . and .. (temporary files left over). */
+static int
+entries(const char *dir)
+{
+	struct dirent	*e;
+	DIR		*d;
+	int		 n = 0;
+
+	if ((d = opendir(dir)) == NULL)
+		return (-1);
+	while ((e = readdir(d)) != NULL)
+		n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+	closedir(d);
+	return (n);
+}
+
+#define STATE_IS(path, want, what)					\
+	CHECK(strcmp(state_of(path), want) == 0, "state=: %s: '%s', "	\
+	    "expected '%s'", what, state_of(path), want)
+
+static void
+test_state_file(void)
+{
+	char		 dir[] = "/tmp/xmig-test-sim.XXXXXX";
+	char		 a[64], t[64], spec[128];
+	struct backend	*b, *tb;
+	int		 rc;
+
+	if (mkdtemp(dir) == NULL) {
+		CHECK(0, "mkdtemp: %s", strerror(errno));
+		return;
+	}
+	snprintf(a, sizeof a, "%s/a", dir);
+	snprintf(t, sizeof t, "%s/t", dir);
+
+	/* A source: opens running; pause, resume; close while running. */
+	snprintf(spec, sizeof spec, "mem=1M,dirty=1M,state=%s", a);
+	if ((b = open_src(spec)) != NULL) {
+		STATE_IS(a, "running", "a source at open");
+		sim_ops.pause(b);
+		STATE_IS(a, "paused", "after pause");
+		sim_ops.pause(b);
+		STATE_IS(a, "paused", "after a second pause");
+		sim_ops.resume(b);
+		STATE_IS(a, "running", "after resume");
+		sim_ops.close(b);
+		STATE_IS(a, "gone running", "closed while running");
+	}
+	/* Closed while paused. */
+	if ((b = open_src(spec)) != NULL) {
+		sim_ops.pause(b);
+		sim_ops.close(b);
+		STATE_IS(a, "gone paused", "closed while paused");
+	}
+
+	/* A target: paused from open to resume, then destroyed; a
+	 * destroyed domain stays "destroyed" after close. */
+	snprintf(spec, sizeof spec, "state=%s", t);
+	if ((b = open_src("mem=1M,seed=4")) != NULL) {
+		if ((tb = migrate(b, spec, 1)) != NULL) {
+			STATE_IS(t, "paused", "a complete target");
+			CHECK(sim_ops.resume(tb) == 0, "target resume");
+			STATE_IS(t, "running", "a resumed target");
+			CHECK(sim_ops.destroy(tb) == 0, "target destroy");
+			STATE_IS(t, "destroyed", "a destroyed target");
+			sim_ops.close(tb);
+			STATE_IS(t, "destroyed", "destroyed, then closed");
+		}
+		sim_ops.close(b);
+	}
+	CHECK(entries(dir) == 2, "state=: %d files in %s, expected 2 (no "
+	    "temporary file left)", entries(dir), dir);
+
+	/* A file that cannot be written fails open, naming it. */
+	snprintf(spec, sizeof spec, "mem=1M,state=%s/none/a", dir);
+	b = (struct backend *)1;
+	rc = sim_ops.open_source(spec, &b);
+	CHECK(rc == -ENOENT && b == NULL, "state= in a missing directory: %d",
+	    rc);
+	CHECK(strstr(backend_errmsg(NULL), "state=") != NULL &&
+	    strstr(backend_errmsg(NULL), "/none/a") != NULL,
+	    "state= failure message: '%s'", backend_errmsg(NULL));
+	CHECK(open_tgt("state=", NULL, &tb) == -EINVAL, "state= empty");
+
+	unlink(a);
+	unlink(t);
+	CHECK(rmdir(dir) == 0, "rmdir %s: %s", dir, strerror(errno));
+}
+
 int
 main(void)
 {
@@ -912,5 +1066,6 @@ main(void)
 	test_save_state();
 	test_target_errors();
 	test_target_flow();
+	test_state_file();
 	return (tap_done());
 }
