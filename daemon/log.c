@@ -1,7 +1,7 @@
 /*
  * log.c -- one place where the commands talk to a person: stderr lines
  * prefixed with the program name.  libevent's own messages are routed here
- * by the commands that use libevent.
+ * by the commands that use libevent, and lib/'s through log_route_lib().
  */
 #include "config.h"
 
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "xmig.h"
 
 static const char *log_name = "xmig";
 static int log_verbosity = LOG_LVL_INFO;
@@ -62,4 +63,19 @@ fatal(const char *fmt, ...)
 	fputc('\n', stderr);
 	va_end(ap);
 	abort();
+}
+
+/* What lib/ says (xmig_log), at the same levels as our own lines. */
+static void
+log_from_lib(int level, const char *msg)
+{
+	log_msg(level >= XMIG_LOG_DEBUG ? LOG_LVL_DEBUG : LOG_LVL_INFO, "%s",
+	    msg);
+}
+
+void
+log_route_lib(void)
+{
+	xmig_log_set(log_from_lib, log_verbosity >= LOG_LVL_DEBUG ?
+	    XMIG_LOG_DEBUG : XMIG_LOG_INFO);
 }
