@@ -69,8 +69,16 @@ fatal(const char *fmt, ...)
 static void
 log_from_lib(int level, const char *msg)
 {
-	log_msg(level >= XMIG_LOG_DEBUG ? LOG_LVL_DEBUG : LOG_LVL_INFO, "%s",
-	    msg);
+	static const enum log_level lvl[] = {
+		[XMIG_LOG_ERR] = LOG_LVL_ERR, [XMIG_LOG_WARN] = LOG_LVL_WARN,
+		[XMIG_LOG_INFO] = LOG_LVL_INFO, [XMIG_LOG_DEBUG] = LOG_LVL_DEBUG,
+	};
+
+	if (level < XMIG_LOG_ERR)
+		level = XMIG_LOG_ERR;
+	if (level > XMIG_LOG_DEBUG)
+		level = XMIG_LOG_DEBUG;
+	log_msg(lvl[level], "%s", msg);
 }
 
 void

@@ -33,7 +33,9 @@ void	json_escape(const char *in, char *out, size_t outlen);
  * Set it once, before any migration starts (it is read without locking).
  * Lines come without a newline; the program adds its prefix.
  */
-enum xmig_log_level { XMIG_LOG_INFO = 2, XMIG_LOG_DEBUG = 3 };
+enum xmig_log_level {
+	XMIG_LOG_ERR, XMIG_LOG_WARN, XMIG_LOG_INFO, XMIG_LOG_DEBUG
+};
 typedef void (*xmig_log_fn)(int level, const char *msg);
 void	xmig_log_set(xmig_log_fn fn, int max_level);
 int	xmig_log_on(int level);		/* would xmig_log(level) reach fn? */
