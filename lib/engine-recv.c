@@ -548,11 +548,11 @@ recv_end(struct receiver *rv)
 	rv->ended = 1;
 	recv_send_ack(rv);
 	xmig_debug("+%.1f ms: END applied: %llu records, %llu pages, %llu "
-	    "octets of stream; %s", recv_ms(rv),
+	    "octets of stream%s", recv_ms(rv),
 	    (unsigned long long)rv->nrec, (unsigned long long)rv->pages,
 	    (unsigned long long)parser_offset(rv->p),
-	    (rv->features & XMIG_F_HANDOVER) ? "RESTORED sent" :
-	    "one-way: nobody to ask");
+	    (rv->features & XMIG_F_HANDOVER) ? "" :
+	    "; one-way: nobody to ask");
 	if (!(rv->features & XMIG_F_HANDOVER)) {
 		rv->phase = RV_DONE;	/* one-way: nobody to ask */
 		return 0;
@@ -562,6 +562,7 @@ recv_end(struct receiver *rv)
 	if (rv->ctl == NULL)
 		return recv_fail(rv, -ENOMEM, "out of memory");
 	recv_send_status(rv, XMIG_STATUS_RESTORED, NULL);
+	xmig_debug("+%.1f ms: RESTORED sent; waiting for GO", recv_ms(rv));
 	rv->phase = RV_WAIT_GO;
 	if (rv->timer != NULL) {
 		struct timeval tv = { (time_t)RECV_TIMEOUT(rv), 0 };
