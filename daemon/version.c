@@ -32,7 +32,7 @@ version_print(void)
 {
 	int	n = 0;
 
-	printf("%s (xmig) %s\n", log_progname(), PACKAGE_VERSION);
+	printf("%s %s\n", log_progname(), PACKAGE_VERSION);
 	printf("dialects:    draft-B image version %u; Xen migration stream "
 	    "versions %u and %u (writes %u)\n", WIRE_VERSION_DRAFTB,
 	    WIRE_VERSION_XEN_MIN, WIRE_VERSION_XEN, WIRE_VERSION_XEN);
