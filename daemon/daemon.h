@@ -5,6 +5,7 @@
 #define XMIG_DAEMON_H
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* log.c */
@@ -21,6 +22,13 @@ void	log_msg(enum log_level lvl, const char *fmt, ...)
 void	fatal(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 const char *log_progname(void);
+/* Send lib/'s messages (xmig_log) here, filtered by log_init's verbosity. */
+void	log_route_lib(void);
+
+/* version.c: what --version prints (on stdout). */
+void	version_print(void);
+/* The backends this build contains, "sim, xen", into buf. */
+const char *version_backends_built(char *buf, size_t len);
 
 /* cmdline.c: the options migrate-send and migrate-receive share. */
 #include "xmig.h"

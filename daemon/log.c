@@ -1,7 +1,7 @@
 /*
  * log.c -- one place where the commands talk to a person: stderr lines
  * prefixed with the program name.  libevent's own messages are routed here
- * by the commands that use libevent.
+ * by the commands that use libevent, and lib/'s through log_route_lib().
  */
 #include "config.h"
 
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "xmig.h"
 
 static const char *log_name = "xmig";
 static int log_verbosity = LOG_LVL_INFO;
@@ -62,4 +63,27 @@ fatal(const char *fmt, ...)
 	fputc('\n', stderr);
 	va_end(ap);
 	abort();
+}
+
+/* What lib/ says (xmig_log), at the same levels as our own lines. */
+static void
+log_from_lib(int level, const char *msg)
+{
+	static const enum log_level lvl[] = {
+		[XMIG_LOG_ERR] = LOG_LVL_ERR, [XMIG_LOG_WARN] = LOG_LVL_WARN,
+		[XMIG_LOG_INFO] = LOG_LVL_INFO, [XMIG_LOG_DEBUG] = LOG_LVL_DEBUG,
+	};
+
+	if (level < XMIG_LOG_ERR)
+		level = XMIG_LOG_ERR;
+	if (level > XMIG_LOG_DEBUG)
+		level = XMIG_LOG_DEBUG;
+	log_msg(lvl[level], "%s", msg);
+}
+
+void
+log_route_lib(void)
+{
+	xmig_log_set(log_from_lib, log_verbosity >= LOG_LVL_DEBUG ?
+	    XMIG_LOG_DEBUG : XMIG_LOG_INFO);
 }

@@ -55,7 +55,9 @@ usage(FILE *f)
 "                        progress on stderr (auto: a line on a terminal)\n"
 "  --report json         a JSON report per migration (on stdout, or on\n"
 "                        stderr when SOURCE is -)\n"
-"  -v, --verbose         more messages\n"
+"  -v, --verbose         debug lines too: what was offered and agreed,\n"
+"                        the stream's figures, the handover steps in ms\n"
+"  -V, --version         the version, dialects, backends, transports\n"
 "  -h, --help            this text\n"
 "\n"
 "Exit status: 0 when every migration served completed, 1 otherwise,\n"
@@ -76,6 +78,7 @@ static const struct option longopts[] = {
 	{ "max-sessions", required_argument,	NULL, OPT_MAX_SESSIONS },
 	{ "verbose",	no_argument,		NULL, 'v' },
 	{ "help",	no_argument,		NULL, 'h' },
+	{ "version",	no_argument,		NULL, 'V' },
 	CMD_COMMON_LONGOPTS,
 	{ NULL, 0, NULL, 0 }
 };
@@ -88,13 +91,13 @@ main(int argc, char **argv)
 	struct recv_opts o;
 	struct cmd_common cc = { .progress = PROGRESS_AUTO };
 	const char *spec;
-	char *end;
+	char *end, bk[128];
 	unsigned long v;
 	int c, verbose = LOG_LVL_INFO;
 
 	log_init(argv[0], verbose);
 	recv_opts_default(&o);
-	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "vhV", longopts, NULL)) != -1) {
 		if (c >= OPT_PROGRESS && c < OPT_COMMON_END) {
 			if (cmd_common_option("migrate-receive", c, optarg, &cc) != 0)
 				return 2;
@@ -102,9 +105,16 @@ main(int argc, char **argv)
 		}
 		switch (c) {
 		case OPT_BACKEND:
+			if (backend_lookup(optarg, &spec) == NULL &&
+			    backend_known_but_missing(optarg))
+				return bad_usage("--backend: '%s': this xmig "
+				    "was built without that backend (it has "
+				    "%s)", optarg, version_backends_built(bk,
+				    sizeof(bk)));
 			if (backend_lookup(optarg, &spec) == NULL)
 				return bad_usage("--backend: '%s' is not a "
-				    "known backend (sim)", optarg);
+				    "known backend (%s)", optarg,
+				    version_backends_built(bk, sizeof(bk)));
 			o.backend = optarg;
 			break;
 		case OPT_ONCE:
@@ -132,6 +142,9 @@ main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			version_print();
+			return 0;
 		default:
 			fprintf(stderr, "Try 'migrate-receive --help'.\n");
 			return 2;
@@ -144,6 +157,7 @@ main(int argc, char **argv)
 	if (argc - optind != 1)
 		return bad_usage("%s", "expected one SOURCE");
 	log_init(argv[0], verbose);
+	log_route_lib();
 	signal(SIGPIPE, SIG_IGN);
 	o.report_out = stdout;
 	return recv_serve(argv[optind], &o) == 0 ? 0 : 1;

@@ -67,7 +67,10 @@ usage(FILE *f)
 "                            progress on stderr (auto: a line on a terminal)\n"
 "  --report json             print a JSON report at the end (on stdout, or\n"
 "                            on stderr when DEST is -)\n"
-"  -v, --verbose             more messages\n"
+"  -v, --verbose             debug lines too: what was offered and agreed,\n"
+"                            each pass (pages, dirty pages, throughput,\n"
+"                            expected downtime), the handover steps in ms\n"
+"  -V, --version             the version, dialects, backends, transports\n"
 "  -h, --help                this text\n"
 "\n"
 "Exit status: 0 when the receiver confirmed the handover (or the file is\n"
@@ -100,6 +103,7 @@ static const struct option longopts[] = {
 	{ "no-zero-pages",	no_argument,		NULL, OPT_NO_ZERO_PAGES },
 	{ "verbose",		no_argument,		NULL, 'v' },
 	{ "help",		no_argument,		NULL, 'h' },
+	{ "version",		no_argument,		NULL, 'V' },
 	CMD_COMMON_LONGOPTS,
 	{ NULL, 0, NULL, 0 }
 };
@@ -122,7 +126,7 @@ main(int argc, char **argv)
 
 	log_init(argv[0], verbose);
 	send_opts_default(&o);
-	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "vhV", longopts, NULL)) != -1) {
 		if (c >= OPT_PROGRESS && c < OPT_COMMON_END) {
 			if (cmd_common_option("migrate-send", c, optarg, &cc) != 0)
 				return 2;
@@ -205,6 +209,9 @@ main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			version_print();
+			return 0;
 		default:
 			fprintf(stderr, "Try 'migrate-send --help'.\n");
 			return 2;
@@ -217,6 +224,7 @@ main(int argc, char **argv)
 	if (argc - optind != 2)
 		return bad_usage("%s", "expected DOMAIN and DEST");
 	log_init(argv[0], verbose);
+	log_route_lib();
 	dom = argv[optind];
 	dest = argv[optind + 1];
 	if (o.dialect == XP_XEN && o.big_endian)

@@ -281,7 +281,7 @@ help_main(void)
 		printf("  %s %s\n", image_cmds[i].name, image_cmds[i].usage);
 	printf("\nOptions:\n"
 	    "  -h, --help     this text; COMMAND --help describes a command\n"
-	    "  -V, --version  print the version\n"
+	    "  -V, --version  the version, dialects, backends, transports\n"
 	    "\nExit status: 0 success, 1 invalid image or failure, "
 	    "2 bad usage.\n");
 }
@@ -1882,7 +1882,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
-		printf("%s %s\n", log_progname(), PACKAGE_VERSION);
+		version_print();
 		return 0;
 	}
 	for (i = 0; i < IMAGE_NCMDS; i++) {

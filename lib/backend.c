@@ -71,6 +71,22 @@ backend_lookup(const char *uri, const char **spec)
 }
 
 int
+backend_foreach(int (*fn)(const char *name, int built, void *arg),
+    void *arg)
+{
+	size_t	i;
+	int	rc;
+
+	for (i = 0; i < sizeof backend_table / sizeof backend_table[0]; i++) {
+		rc = fn(backend_table[i].name, backend_table[i].ops != NULL,
+		    arg);
+		if (rc != 0)
+			return (rc);
+	}
+	return (0);
+}
+
+int
 backend_known_but_missing(const char *name)
 {
 	const struct backend_entry	*e;

@@ -143,6 +143,14 @@ const struct backend_ops *backend_lookup(const char *uri, const char **spec);
  * the Xen backend" rather than "unknown backend".
  */
 int	backend_known_but_missing(const char *name);
+/*
+ * Call fn for every backend xmig knows, in registry order, with built
+ * non-zero if this build contains it; stops at the first non-zero return
+ * of fn and returns it (0 after the last).  For --version and messages
+ * that list the backends.
+ */
+int	backend_foreach(int (*fn)(const char *name, int built, void *arg),
+	    void *arg);
 
 /* Every backend struct starts with this. */
 struct backend {

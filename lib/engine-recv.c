@@ -267,6 +267,13 @@ recv_send_error(struct receiver *rv)
 
 /* ---- negotiation ------------------------------------------------------- */
 
+/* Milliseconds since this migration started, for the debug lines. */
+static double
+recv_ms(const struct receiver *rv)
+{
+	return (double)(now_ns() - rv->t_start) / 1e6;
+}
+
 static int
 recv_open_target(struct receiver *rv, const struct xp_stream *st)
 {
@@ -347,6 +354,32 @@ recv_negotiate(struct receiver *rv, const struct xp_stream *st,
 	if (r.result == XMIG_REPLY_OK)
 		r.features = n.features & (XMIG_F_CHECKSUM | XMIG_F_DEFLATE |
 		    XMIG_F_ZERO_PAGES | XMIG_F_ACKS | XMIG_F_HANDOVER);
+	if (xmig_log_on(XMIG_LOG_DEBUG)) {
+		char fo[128], fa[128], lim[48] = "none";
+
+		if (r.max_memory != 0)
+			snprintf(lim, sizeof(lim), "%llu MiB",
+			    (unsigned long long)(r.max_memory >> 20));
+		xmig_debug("+%.1f ms: offered: %s; writes%s%s%s; records up "
+		    "to %u octets; domain of %llu pages (shift %u), %u vcpus; "
+		    "session 0x%llx", recv_ms(rv),
+		    xmig_features_str(n.features, fo, sizeof(fo)),
+		    (n.can_write & XMIG_CAN_DRAFTB_V1) ? " draft-B-v1" : "",
+		    (n.can_write & XMIG_CAN_XEN_V2) ? " xen-v2" : "",
+		    (n.can_write & XMIG_CAN_XEN_V3) ? " xen-v3" : "",
+		    n.max_record_len, (unsigned long long)n.nr_pages,
+		    n.page_shift, n.nr_vcpus,
+		    (unsigned long long)n.session_id);
+		xmig_debug("answer: %s%s%s; agreed %s; compression %s; zero "
+		    "pages %s; records up to %u octets; memory limit %s%s",
+		    r.result == XMIG_REPLY_OK ? "OK" :
+		    "refused", msg[0] ? ": " : "", msg,
+		    xmig_features_str(r.features, fa, sizeof(fa)),
+		    (r.features & XMIG_F_DEFLATE) ? "zlib" : "none",
+		    (r.features & XMIG_F_ZERO_PAGES) ? "without data" :
+		    "as data", r.max_record_len, lim, rv->bc_possible ? "" :
+		    " (no way back: not sent)");
+	}
 	r.message = msg;
 	r.message_len = strlen(msg);
 	if (rv->bc_possible) {
@@ -374,6 +407,12 @@ recv_header_cb(void *arg, const struct xp_stream *st)
 	struct receiver *rv = arg;
 
 	rv->r.dialect = st->dialect == XP_XEN ? "xen" : "draftb";
+	xmig_debug("+%.1f ms: %s stream, version %u, %s-endian, back-channel "
+	    "%s", recv_ms(rv), rv->r.dialect, st->version,
+	    st->big_endian ? "big" : "little",
+	    (st->ihdr_options & WIRE_IHDR_OPT_BACKCHANNEL) ? (rv->bc_possible ?
+	    "offered" : "offered, but this transport has no way back") :
+	    "not offered");
 	if (!(st->ihdr_options & WIRE_IHDR_OPT_BACKCHANNEL))
 		rv->bc_possible = 0;
 	if (rv->busy != NULL && !rv->bc_possible)
@@ -563,6 +602,12 @@ recv_end(struct receiver *rv)
 		    backend_errmsg(rv->b));
 	rv->ended = 1;
 	recv_send_ack(rv);
+	xmig_debug("+%.1f ms: END applied: %llu records, %llu pages, %llu "
+	    "octets of stream%s", recv_ms(rv),
+	    (unsigned long long)rv->nrec, (unsigned long long)rv->pages,
+	    (unsigned long long)parser_offset(rv->p),
+	    (rv->features & XMIG_F_HANDOVER) ? "" :
+	    "; one-way: nobody to ask");
 	if (!(rv->features & XMIG_F_HANDOVER)) {
 		rv->phase = RV_DONE;	/* one-way: nobody to ask */
 		return 0;
@@ -572,6 +617,7 @@ recv_end(struct receiver *rv)
 	if (rv->ctl == NULL)
 		return recv_fail(rv, -ENOMEM, "out of memory");
 	recv_send_status(rv, XMIG_STATUS_RESTORED, NULL);
+	xmig_debug("+%.1f ms: RESTORED sent; waiting for GO", recv_ms(rv));
 	rv->phase = RV_WAIT_GO;
 	if (rv->timer != NULL) {
 		struct timeval tv = { (time_t)RECV_TIMEOUT(rv), 0 };
@@ -637,6 +683,8 @@ recv_control_cb(void *arg, const struct xp_stream *st,
 	(void)st;
 	if (rv->phase != RV_WAIT_GO || control_handover_get(rec, &h) != 0)
 		return recv_fail(rv, -EPROTO, "unexpected control record");
+	xmig_debug("+%.1f ms: %s received", recv_ms(rv),
+	    h.command == XMIG_HANDOVER_ABORT ? "ABORT" : "GO");
 	if (h.command == XMIG_HANDOVER_ABORT)
 		return recv_fail(rv, -ECANCELED, "the sender aborted the "
 		    "handover: the restored copy is discarded");
@@ -645,6 +693,7 @@ recv_control_cb(void *arg, const struct xp_stream *st,
 		    backend_errmsg(rv->b));
 	rv->running = 1;
 	recv_send_status(rv, XMIG_STATUS_RUNNING, NULL);
+	xmig_debug("+%.1f ms: domain resumed; RUNNING sent", recv_ms(rv));
 	rv->phase = RV_RUNNING;
 	return XP_PAUSE;
 }
@@ -662,14 +711,17 @@ recv_digests(struct receiver *rv)
 	digest_state_final(rv->dstate, rv->r.vcpu_sha256);
 	rv->r.have_vcpu = 1;
 	rv->r.nr_pages = rv->info.nr_pages;
+	xmig_debug("+%.1f ms: digests computed over %llu pages", recv_ms(rv),
+	    (unsigned long long)rv->info.nr_pages);
 	if (rv->phase != RV_RUNNING || !rv->r.have_memory)
 		return;
 	memcpy(d.memory_sha256, rv->r.memory_sha256, 32);
 	memcpy(d.vcpu_sha256, rv->r.vcpu_sha256, 32);
 	d.nr_pages = rv->info.nr_pages;
-	if (control_digests_put(&buf, &d) == 0)
-		recv_bc_send(rv, &buf);
-	else
+	if (control_digests_put(&buf, &d) == 0) {
+		if (recv_bc_send(rv, &buf) == 0)
+			xmig_debug("+%.1f ms: DIGESTS sent", recv_ms(rv));
+	} else
 		buf_free(&buf);
 }
 

@@ -114,6 +114,7 @@ struct sender {
 	uint64_t		 drained;	/* octets that left the buffer */
 	uint64_t		 t_start, t_pause, t_end;
 	uint64_t		 pass_t0, pass_drained0;
+	uint64_t		 pass_pages0;	/* pages_sent at the pass start */
 	double			 bw;		/* octets/s measured */
 	double			 dirty_rate;	/* octets/s found dirty */
 	uint64_t		 pages_sent;
@@ -177,6 +178,13 @@ send_opts_default(struct send_opts *o)
 	o->zero_pages = -1;
 }
 
+/* Milliseconds since the migration started, for the debug lines. */
+static double
+send_ms(const struct sender *s)
+{
+	return (double)(now_ns() - s->t_start) / 1e6;
+}
+
 static void
 send_fail(struct sender *s, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -190,6 +198,15 @@ send_fail(struct sender *s, int rc, const char *fmt, ...)
 		return;		/* the first reason is the one that counts */
 	if (s->ho == HO_WAIT_DIGESTS) {
 		/* RUNNING came: handed over, whatever fails now. */
+		if (xmig_log_on(XMIG_LOG_DEBUG)) {
+			char m[512];
+
+			va_start(ap, fmt);
+			vsnprintf(m, sizeof(m), fmt, ap);
+			va_end(ap);
+			xmig_debug("+%.1f ms: after RUNNING, ignored: %s",
+			    send_ms(s), m);
+		}
 		s->phase = SP_DONE;
 		if (s->base != NULL)
 			event_base_loopbreak(s->base);
@@ -514,6 +531,8 @@ send_headers(struct sender *s)
 		return -ENOMEM;
 	s->queued += len;
 	if (!(s->st.ihdr_options & WIRE_IHDR_OPT_BACKCHANNEL)) {
+		xmig_debug("no back-channel offered (%s): one-way",
+		    s->conn ? "--no-backchannel" : "a file or pipe");
 		s->phase = SP_STATIC;
 		return 0;
 	}
@@ -548,6 +567,21 @@ send_headers(struct sender *s)
 	else
 		s->needed |= 1ULL << REC_HVM_CONTEXT | 1ULL << REC_HVM_PARAMS;
 	s->offered = 1;
+	if (xmig_log_on(XMIG_LOG_DEBUG)) {
+		char f[128];
+
+		xmig_debug("+%.1f ms: offer: back-channel with %s; "
+		    "compression %s; "
+		    "writes draft-B v1, Xen v2, v3; records up to %u octets; "
+		    "domain of %llu pages of %u octets, %u vcpus; session "
+		    "0x%llx; waiting %.0f ms for the answer", send_ms(s),
+		    xmig_features_str(n.features, f, sizeof(f)),
+		    (n.features & XMIG_F_DEFLATE) ? "zlib" : "none",
+		    n.max_record_len, (unsigned long long)n.nr_pages,
+		    s->page_size, n.nr_vcpus,
+		    (unsigned long long)n.session_id,
+		    s->o->negotiate_timeout_ms);
+	}
 	s->phase = SP_NEGOTIATE;
 	send_wait(s, s->o->negotiate_timeout_ms);
 	return 0;
@@ -605,6 +639,7 @@ send_pause(struct sender *s)
 	}
 	s->paused = 1;
 	s->t_pause = now_ns();
+	xmig_debug("+%.1f ms: source paused", send_ms(s));
 	return 0;
 }
 
@@ -622,6 +657,10 @@ send_next_pass(struct sender *s)
 	s->iteration++;
 	s->pass_t0 = now_ns();
 	s->pass_drained0 = s->drained;
+	s->pass_pages0 = s->pages_sent;
+	xmig_debug("pass %u%s: %llu pages to send", s->iteration,
+	    s->phase == SP_FINAL ? " (stop-and-copy)" : "",
+	    (unsigned long long)s->pass_left);
 }
 
 /* Pause the domain, collect the last dirty pages, start the final pass. */
@@ -656,7 +695,7 @@ send_end_of_pass(struct sender *s)
 	double el = (double)(t - s->pass_t0) / 1e9;
 	double expected_ms;
 	int64_t nd;
-	int converged;
+	int converged, again;
 
 	if (el > 0 && s->drained > s->pass_drained0)
 		s->bw = (double)(s->drained - s->pass_drained0) / el;
@@ -679,8 +718,21 @@ send_end_of_pass(struct sender *s)
 	 */
 	converged = s->remaining == 0 || s->remaining * 2 > s->prev_remaining;
 	s->prev_remaining = s->remaining;
-	if ((expected_ms > s->o->downtime_limit_ms || !converged) &&
-	    s->iteration < s->o->max_iterations) {
+	again = (expected_ms > s->o->downtime_limit_ms || !converged) &&
+	    s->iteration < s->o->max_iterations;
+	xmig_debug("+%.1f ms: pass %u: %llu pages queued in %.1f ms (%llu "
+	    "octets left meanwhile), throughput %.1f MiB/s; %lld dirty pages "
+	    "found (%.1f MiB/s dirtied); expected downtime %.1f ms (limit "
+	    "%.0f ms); next: %s", send_ms(s), s->iteration,
+	    (unsigned long long)(s->pages_sent - s->pass_pages0), el * 1e3,
+	    (unsigned long long)(s->drained - s->pass_drained0),
+	    s->bw / 1048576.0, (long long)nd, s->dirty_rate / 1048576.0,
+	    expected_ms, s->o->downtime_limit_ms, again ? (converged ?
+	    "another pass" : "another pass (the dirty set still halves)") :
+	    s->iteration >= s->o->max_iterations && (expected_ms >
+	    s->o->downtime_limit_ms || !converged) ? "stop-and-copy "
+	    "(--max-iterations reached)" : "stop-and-copy");
+	if (again) {
 		send_next_pass(s);
 		return 0;
 	}
@@ -721,6 +773,9 @@ send_tail(struct sender *s)
 	if (rc != 0)
 		return rc;
 	s->end_offset = s->queued;	/* the whole forward stream */
+	xmig_debug("+%.1f ms: END queued; the stream is %llu octets, %llu "
+	    "pages in %u passes", send_ms(s), (unsigned long long)s->queued,
+	    (unsigned long long)s->pages_sent, s->iteration);
 	if (s->tracking) {
 		s->b->ops->disable_dirty(s->b);
 		s->tracking = 0;
@@ -784,6 +839,10 @@ send_produce(struct sender *s)
 			s->iteration = 1;
 			s->pass_t0 = now_ns();
 			s->pass_drained0 = s->drained;
+			s->pass_pages0 = s->pages_sent;
+			xmig_debug("pass 1%s: %llu pages to send",
+			    s->phase == SP_FINAL ? " (stop-and-copy)" : "",
+			    (unsigned long long)s->pass_left);
 			break;
 		case SP_LIVE:
 		case SP_FINAL:
@@ -817,8 +876,14 @@ send_produce(struct sender *s)
 			if (s->phase == SP_LIVE) {
 				if ((rc = send_end_of_pass(s)) != 0)
 					return rc;
-			} else
+			} else {
+				xmig_debug("+%.1f ms: pass %u (stop-and-copy): "
+				    "%llu pages queued in %.1f ms", send_ms(s),
+				    s->iteration, (unsigned long long)
+				    (s->pages_sent - s->pass_pages0),
+				    (double)(now_ns() - s->pass_t0) / 1e6);
 				s->phase = SP_TAIL;
+			}
 			break;
 		case SP_TAIL:
 			if ((rc = send_tail(s)) != 0) {
@@ -893,6 +958,9 @@ send_wait_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		/* One-way: write the plain stream, nothing more. */
+		xmig_debug("+%.1f ms: no XMIG_REPLY within %.0f ms: one-way "
+		    "(a late answer still enables the handover)", send_ms(s),
+		    s->o->negotiate_timeout_ms);
 		s->features = 0;
 		s->late = LATE_WAITING;
 		s->phase = SP_STATIC;
@@ -989,6 +1057,10 @@ send_bc_reply(struct sender *s, const struct xp_record *rec)
 		 */
 		s->late = LATE_NO;
 		s->features = r.features & (XMIG_F_ACKS | XMIG_F_HANDOVER);
+		xmig_debug("+%.1f ms: a late XMIG_REPLY: the stream stays "
+		    "plain; acks %s, handover %s", send_ms(s),
+		    (s->features & XMIG_F_ACKS) ? "on" : "off",
+		    (s->features & XMIG_F_HANDOVER) ? "on" : "off");
 		if (s->phase == SP_FLUSH && (s->features & XMIG_F_HANDOVER)) {
 			/* END is queued or out: go on to the handover. */
 			s->phase = SP_HANDOVER;
@@ -1004,6 +1076,24 @@ send_bc_reply(struct sender *s, const struct xp_record *rec)
 		s->deflate_level = s->o->compress_level;
 	s->zero_elide = (s->features & XMIG_F_ZERO_PAGES) != 0;
 	s->r->backchannel = 1;
+	if (xmig_log_on(XMIG_LOG_DEBUG)) {
+		char f[128], o[128], mem[48];
+
+		if (r.max_memory != 0)
+			snprintf(mem, sizeof(mem), "%llu MiB",
+			    (unsigned long long)(r.max_memory >> 20));
+		else
+			snprintf(mem, sizeof(mem), "no limit");
+		xmig_debug("+%.1f ms: agreed: back-channel with %s (offered "
+		    "%s); compression %s; zero pages %s; checksums %s; the "
+		    "receiver reads records up to %u octets, hosts %s",
+		    send_ms(s), xmig_features_str(s->features, f, sizeof(f)),
+		    xmig_features_str(offered, o, sizeof(o)),
+		    s->deflate_level >= 0 ? "zlib" : "none",
+		    s->zero_elide ? "without data" : "as data",
+		    (s->recopt & WIRE_REC_OPT_CHECKSUM) ? "on" : "off",
+		    r.max_record_len, mem);
+	}
 	s->phase = SP_STATIC;
 	return 0;
 }
@@ -1041,12 +1131,19 @@ send_bc_status(struct sender *s, const struct xp_record *rec)
 			send_fail(s, -ENOMEM, "out of memory");
 			return -XP_ECALLBACK;
 		}
+		xmig_debug("+%.1f ms: RESTORED (%llu of %llu octets applied "
+		    "there); GO sent", send_ms(s),
+		    (unsigned long long)s->acked,
+		    (unsigned long long)s->end_offset);
 		s->ho = HO_WAIT_RUNNING;
 		send_wait(s, SEND_TIMEOUT(s) * 1000.0);
 		return 0;
 	}
 	if (st.state == XMIG_STATUS_RUNNING && s->ho == HO_WAIT_RUNNING) {
 		s->t_end = now_ns();
+		xmig_debug("+%.1f ms: RUNNING; the domain was paused for "
+		    "%.1f ms", send_ms(s), s->t_pause != 0 ?
+		    (double)(s->t_end - s->t_pause) / 1e6 : 0.0);
 		s->ho = HO_WAIT_DIGESTS;
 		send_wait(s, SEND_TIMEOUT(s) * 1000.0);
 		return 0;
@@ -1099,6 +1196,8 @@ send_bc_record(void *arg, const struct xp_stream *st,
 		memcpy(s->peer_vcpu, dg.vcpu_sha256, 32);
 		s->have_peer_digests = 1;
 		s->ho = HO_DONE;
+		xmig_debug("+%.1f ms: DIGESTS received (%llu pages)",
+		    send_ms(s), (unsigned long long)dg.nr_pages);
 		if (s->tls_ctx != NULL)
 			send_tls_close(s);
 		send_done(s);
@@ -1137,6 +1236,8 @@ send_flushed(struct sender *s)
 		send_wait(s, s->o->negotiate_timeout_ms);
 		return;
 	}
+	xmig_debug("+%.1f ms: the stream is out, %llu octets; nobody will "
+	    "confirm it", send_ms(s), (unsigned long long)s->drained);
 	if (s->tls_ctx != NULL)
 		send_tls_close(s);
 	else if (s->conn)
@@ -1664,6 +1765,14 @@ out:
 	if (s.have_peer_digests && r->have_memory && r->have_vcpu)
 		r->verified = memcmp(s.peer_mem, r->memory_sha256, 32) == 0 &&
 		    memcmp(s.peer_vcpu, r->vcpu_sha256, 32) == 0;
+	if (r->verified != -1 && xmig_log_on(XMIG_LOG_DEBUG)) {
+		char mh[65];
+
+		hex_encode(r->memory_sha256, 32, mh);
+		xmig_debug("+%.1f ms: the receiver's digests %s ours (memory "
+		    "%.16s...)", send_ms(&s), r->verified ? "equal" :
+		    "DIFFER from", mh);
+	}
 	if (s.rc == 0 && r->verified == 0) {
 		s.rc = -EBADMSG;
 		s.unconfirmed = 1;

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,4 +97,74 @@ json_escape(const char *in, char *out, size_t outlen)
 			out[o++] = (char)c;
 	}
 	out[o] = '\0';
+}
+
+/* ---- messages: lib/ hands them to the program ---------------------------- */
+
+static xmig_log_fn	log_fn;
+static int		log_max = -1;
+
+void
+xmig_log_set(xmig_log_fn fn, int max_level)
+{
+	log_fn = fn;
+	log_max = fn != NULL ? max_level : -1;
+}
+
+int
+xmig_log_on(int level)
+{
+	return log_fn != NULL && level <= log_max;
+}
+
+void
+xmig_log(int level, const char *fmt, ...)
+{
+	char	msg[1024];
+	va_list	ap;
+
+	if (!xmig_log_on(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	log_fn(level, msg);
+}
+
+const char *
+xmig_features_str(uint32_t f, char *buf, size_t len)
+{
+	static const struct {
+		uint32_t	 bit;
+		const char	*name;
+	} names[] = {
+		{ XMIG_F_CHECKSUM, "checksum" },
+		{ XMIG_F_DEFLATE, "deflate" },
+		{ XMIG_F_ZERO_PAGES, "zero-pages" },
+		{ XMIG_F_ACKS, "acks" },
+		{ XMIG_F_HANDOVER, "handover" },
+		{ XMIG_F_CHECKPOINTS, "checkpoints" },
+		{ XMIG_F_PARALLEL, "parallel" },
+	};
+	size_t	i, o = 0;
+	int	n;
+
+	if (len == 0)
+		return buf;
+	buf[0] = '\0';
+	for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (!(f & names[i].bit))
+			continue;
+		f &= ~names[i].bit;
+		n = snprintf(buf + o, len - o, "%s%s", o ? "," : "",
+		    names[i].name);
+		if (n < 0 || (size_t)n >= len - o)
+			return buf;
+		o += (size_t)n;
+	}
+	if (f != 0)
+		snprintf(buf + o, len - o, "%s0x%x", o ? "," : "", f);
+	else if (o == 0)
+		snprintf(buf, len, "none");
+	return buf;
 }

@@ -26,6 +26,30 @@ void	hex_encode(const uint8_t *in, size_t n, char *out);	/* out: 2n+1 */
 /* JSON string body escaping into out (always NUL-terminated). */
 void	json_escape(const char *in, char *out, size_t outlen);
 
+/*
+ * Messages for a person.  lib/ prints nothing itself: what it has to say
+ * goes to the one callback the program sets, and only at levels up to the
+ * one it asked for.  By default there is none and nothing is formatted.
+ * Set it once, before any migration starts (it is read without locking).
+ * Lines come without a newline; the program adds its prefix.
+ */
+enum xmig_log_level {
+	XMIG_LOG_ERR, XMIG_LOG_WARN, XMIG_LOG_INFO, XMIG_LOG_DEBUG
+};
+typedef void (*xmig_log_fn)(int level, const char *msg);
+void	xmig_log_set(xmig_log_fn fn, int max_level);
+int	xmig_log_on(int level);		/* would xmig_log(level) reach fn? */
+void	xmig_log(int level, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+/* A debug line naming the function it comes from; free when not wanted. */
+#define xmig_debug(fmt, ...) do {					\
+	if (xmig_log_on(XMIG_LOG_DEBUG))				\
+		xmig_log(XMIG_LOG_DEBUG, "%s: " fmt, __func__,		\
+		    ##__VA_ARGS__);					\
+} while (0)
+/* XMIG_F_* bits as "checksum,deflate,..." ("none" for 0) into buf. */
+const char *xmig_features_str(uint32_t f, char *buf, size_t len);
+
 /* ---- digest.c ---------------------------------------------------------- */
 
 /*
