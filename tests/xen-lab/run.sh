@@ -19,7 +19,10 @@
 #   XMIG_LAB_CASE_TIMEOUT  seconds per case inside dom0 (default 360)
 #   XMIG_LAB_EXTRA_PKGS    more Debian packages for the dom0 rootfs
 #   XMIG_LAB_MIRROR        Debian mirror for debootstrap (default: apt's)
-#   XMIG_LAB_GUEST_ARGS    extra guest kernel arguments (gw.mb=, gw.rate=)
+#   XMIG_LAB_XEN_ARGS      Xen command line additions
+#   XMIG_LAB_SMP           virtual CPUs of the machine (default 1, see README)
+#   XMIG_LAB_CPU           QEMU -cpu model (see README before changing it)
+#   XMIG_LAB_TCG_THREAD    single (default) or multi: QEMU's TCG threading
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,6 +42,12 @@ BOOT_TIMEOUT=${XMIG_LAB_BOOT_TIMEOUT:-540}
 UP_TIMEOUT=${XMIG_LAB_UP_TIMEOUT:-180}
 SILENCE=${XMIG_LAB_SILENCE:-150}
 CASE_TIMEOUT=${XMIG_LAB_CASE_TIMEOUT:-360}
+TCG_THREAD=${XMIG_LAB_TCG_THREAD:-single}
+SMP=${XMIG_LAB_SMP:-1}
+# no SMAP (PV dom0 faults), no MONITOR (Xen's mwait idle dies); no XSAVE/AVX:
+# see README (dom0 memory corruption under QEMU 7.2's TCG)
+CPU=${XMIG_LAB_CPU:-EPYC,-smap,-monitor,-xsave,-xsavec,-xsaveopt,-xsaves,-avx,-avx2,-fma,-f16c}
+XEN_ARGS=${XMIG_LAB_XEN_ARGS:-}
 
 [ "$(id -u)" = 0 ] || die "must run as root (debootstrap, device nodes in the rootfs)"
 grep -q '^VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null ||
@@ -96,7 +105,7 @@ fi
 DOM0PKGS="xen-utils-4.17,xen-utils-common,kmod,busybox,iproute2,procps,util-linux,python3-minimal,\
 libevent-2.1-7,libevent-openssl-2.1-7,libevent-pthreads-2.1-7,libssl3,zlib1g"
 [ -z "${XMIG_LAB_EXTRA_PKGS:-}" ] || DOM0PKGS="$DOM0PKGS,$(echo "$XMIG_LAB_EXTRA_PKGS" | tr ' ' ',')"
-RECIPE=3	# bump when the way the cache is built changes
+RECIPE=4	# bump when the way the cache is built changes
 
 kpkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}'; }
 KPKG=$(kpkg)
@@ -151,16 +160,17 @@ build_cache() {
 	rm -f "$r/init"
 	# the shared libraries present, for the ldd check of xmig's binaries
 	(cd "$r" && find . -name '*.so*' \( -type f -o -type l \) | sed 's|.*/||' | sort -u) > "$w/dom0-libs.txt"
-	# uncompressed: unpacking gzip under TCG costs more boot time than it saves
-	(cd "$r" && find . -print0 | cpio -o -0 -H newc --quiet) > "$w/dom0.cpio"
-	mv "$w/xen" "$w/vmlinuz" "$w/dom0.cpio" "$w/dom0-libs.txt" "$CACHE/"
+	# gzip: an uncompressed 180 MB initrd left dom0's memory corrupted (random
+	# segfaults, "unexpected PLT reloc" in libc) in 3 boots out of 3
+	(cd "$r" && find . -print0 | cpio -o -0 -H newc --quiet | gzip -1) > "$w/dom0.cpio.gz"
+	mv "$w/xen" "$w/vmlinuz" "$w/dom0.cpio.gz" "$w/dom0-libs.txt" "$CACHE/"
 	rm -rf "$w"
 	echo "$KEY" > "$CACHE/complete"
 	say "cache: complete ($(du -sh "$CACHE" | cut -f1)) at $(elapsed) s"
 }
 
 if [ -f "$CACHE/complete" ] && [ "$(cat "$CACHE/complete")" = "$KEY" ] &&
-	[ -s "$CACHE/xen" ] && [ -s "$CACHE/vmlinuz" ] && [ -s "$CACHE/dom0.cpio" ]; then
+	[ -s "$CACHE/xen" ] && [ -s "$CACHE/vmlinuz" ] && [ -s "$CACHE/dom0.cpio.gz" ]; then
 	say "cache: reusing $CACHE"
 else
 	[ -f "$CACHE/complete" ] && say "cache: stale ($(cat "$CACHE/complete")), rebuilding"
@@ -200,8 +210,9 @@ install -m 0755 "$HERE/dom0-run.sh" "$S/init"
 install -m 0644 "$HERE/lib.sh" "$S/xmig/lib.sh"
 for f in "${CASEFILES[@]}"; do install -m 0644 "$f" "$S/xmig/cases/"; done
 for b in "${BINS[@]}"; do install -m 0755 "$b" "$S/xmig/bin/"; done
-(cd "$S" && find . | cpio -o -H newc --quiet) > "$OUT/lab.cpio"
-cat "$CACHE/dom0.cpio" "$OUT/lab.cpio" > "$OUT/dom0-run.cpio"
+(cd "$S" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/lab.cpio.gz"
+# the kernel unpacks concatenated archives in order: ours adds /init and /xmig
+cat "$CACHE/dom0.cpio.gz" "$OUT/lab.cpio.gz" > "$OUT/dom0-run.cpio.gz"
 rm -rf "$S" "$G"
 
 NAMES=$(for f in "${CASEFILES[@]}"; do basename "$f" .sh; done | tr '\n' ' ')
@@ -218,12 +229,12 @@ boot() {
 	rm -f "$pidf"
 	start=${EPOCHREALTIME/./}
 	(
-		qemu-system-x86_64 -accel tcg,thread=multi -cpu EPYC,-smap,-monitor -M pc \
-			-m 3072 -smp 2 -display none -monitor none -serial stdio -parallel none \
+		qemu-system-x86_64 -accel tcg,thread=$TCG_THREAD -cpu "$CPU" -M pc \
+			-m 3072 -smp "$SMP" -display none -monitor none -serial stdio -parallel none \
 			-no-reboot -nic none -pidfile "$pidf" \
 			-kernel "$CACHE/xen" \
-			-append "dom0_mem=1024M,max:1024M dom0_max_vcpus=2 console=com1 com1=115200,8n1 noreboot" \
-			-initrd "$CACHE/vmlinuz console=hvc0 earlyprintk=xen rdinit=/init xmig_lab.case_timeout=$CASE_TIMEOUT,$OUT/dom0-run.cpio" \
+			-append "dom0_mem=1024M,max:1024M dom0_max_vcpus=$SMP console=com1 com1=115200,8n1 noreboot $XEN_ARGS" \
+			-initrd "$CACHE/vmlinuz console=hvc0 earlyprintk=xen rdinit=/init xmig_lab.case_timeout=$CASE_TIMEOUT,$OUT/dom0-run.cpio.gz" \
 			</dev/null 2>&1
 		echo "XMIG-LAB-HOST qemu exited rc=$?"
 	) | while IFS= read -r l; do
@@ -232,13 +243,14 @@ boot() {
 		printf '%6d.%d %s\n' $(( (t - start) / 1000000 )) $(( (t - start) / 100000 % 10 )) "$l"
 		case $l in
 		*XMIG-LAB-HB*) ;;
-		*XMIG-LAB*) printf '  [%s] %s\n' "$(date +%T)" "${l#*XMIG-LAB}" >&3 ;;
+		*XMIG-LAB*) printf '  [%s] XMIG-LAB%s\n' "$(date +%T)" "${l#*XMIG-LAB}" >&3 ;;
 		esac
 	done > "$log" &
 	local reader=$!
 	# wait for QEMU's pid
 	for _ in $(seq 1 100); do [ -s "$pidf" ] && break; sleep 0.1; done
 	qpid=$(cat "$pidf" 2>/dev/null || true)
+	QPID=$qpid
 	last=${EPOCHREALTIME/./}
 	while kill -0 "$reader" 2>/dev/null; do
 		sleep 2
@@ -275,7 +287,12 @@ boot() {
 		/XMIG-LAB-CASE-BEGIN/ { incase = $NF }
 		/XMIG-LAB-CASE-END/ { incase = "" }
 		/XMIG-LAB-(RESULT|FIGURE|CHECK)/ { next }
-		$0 ~ re { print (incase == "" ? "outside-cases" : "in-case:" incase) " :: " substr($0, index($0, $2)) }' "$log")
+		$0 ~ re {
+			l = substr($0, index($0, $2))
+			sub(/^XMIG-LAB-KMSG /, "", l); sub(/^\[ *[0-9.]+\] /, "", l)
+			if (l == prev) next	# the kernel line and its XMIG-LAB-KMSG copy
+			prev = l
+			print (incase == "" ? "outside-cases" : "in-case:" incase) " :: " l }' "$log")
 	printf '%s\n' "$crashes" | grep . > "$OUT/crashes-$n.txt" || true
 	VERDICT='done'; WHY=''
 	if ! grep -aq 'XMIG-LAB-DOM0 up' "$log"; then
@@ -298,6 +315,14 @@ boot() {
 	say "boot $n: $(( (${EPOCHREALTIME/./} - start) / 1000000 )) s, ${VERDICT}${WHY:+: $WHY}; console log $log"
 }
 
+# interrupted: stop our QEMU (by its pid) and do not retry
+QPID=
+stop() {
+	trap - INT TERM
+	[ -z "$QPID" ] || kill "$QPID" 2>/dev/null || true
+	say "interrupted"; exit 130
+}
+trap stop INT TERM
 exec 3>&1
 VERDICT=; WHY=; INCIDENTS=
 for n in 1 2; do
