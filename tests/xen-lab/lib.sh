@@ -38,7 +38,7 @@
 # Environment: LAB_CASE (the case's file name), LAB_GUEST_MB (guest-work buffer,
 # default 64), LAB_GUEST_RATE (pages rewritten per 10 ms tick, default 64),
 # LAB_CHECK_TIMEOUT (seconds lab_check_guest waits, default 90).
-# Guests: kernel /guest/vmlinuz (dom0's), ramdisk /guest/guest.cpio.gz, config
+# Guests: kernel /guest/vmlinux (dom0's, uncompressed), ramdisk /guest/guest.cpio.gz, config
 # in /run/xmig-lab/NAME.cfg, console log /var/log/xen/console/guest-NAME*.log.
 
 LAB_DIR=/run/xmig-lab
@@ -78,10 +78,31 @@ lab__console() { cat "$LAB_CONSOLE/guest-$1.log" "$LAB_CONSOLE/guest-$1--incomin
 
 lab__ticklines() { lab__console "$1" | grep -aE 'TICK [0-9a-f]{16} [0-9]+$'; }
 
-lab_guest_ticks() {
-	lab__ticklines "$1" | awk '{ n = $NF + 0; if (!seen || n > max) { seen = 1; max = n; nonce = $(NF-1) } }
-		END { if (seen) print max, nonce; else print "-1 none" }'
+# lab__scan NAME [T0 PASSLEN]: one pass over the guest's console logs (few
+# processes: forks are slow under TCG). Prints
+#   <max tick> <its nonce> <distinct nonces> <MISMATCH lines> <first PASS-DONE
+#   tick above T0+PASSLEN or -1> <xenstore-written 0|1> <nonces,comma,list>
+lab__scan() {
+	awk -v t0="${2:--1}" -v per="${3:-0}" '
+		{ sub(/\r$/, "") }
+		/TICK [0-9a-f]+ [0-9]+$/ && length($(NF-1)) == 16 {
+			n = $NF + 0
+			if (!seen || n > max) { seen = 1; max = n; nonce = $(NF-1) }
+			if (!($(NF-1) in ns)) { ns[$(NF-1)] = 1; nn++; list = list (nn > 1 ? "," : "") $(NF-1) }
+		}
+		/MISMATCH/ { mm++ }
+		/GW: xenstore data\/tick written/ { xs = 1 }
+		/GW: PASS-DONE tick=/ && pd < 0 {
+			v = $0; sub(/.*PASS-DONE tick=/, "", v); v += 0
+			if (t0 >= 0 && v > t0 + per) pd = v
+		}
+		BEGIN { pd = -1 }
+		END { if (!seen) { max = -1; nonce = "none" }
+			print max, nonce, nn + 0, mm + 0, pd, xs + 0, (list == "" ? "-" : list) }' \
+		"$LAB_CONSOLE/guest-$1.log" "$LAB_CONSOLE/guest-$1--incoming.log" 2>/dev/null
 }
+
+lab_guest_ticks() { set -- $(lab__scan "$1"); echo "$1 $2"; }
 
 lab__domcount() { xl list 2>/dev/null | awk -v n="$1" '$1 == n' | wc -l; }
 
@@ -100,7 +121,7 @@ lab_guest_create() {
 	cat > "$LAB_DIR/$name.cfg" <<EOF
 name = "$name"
 type = "$type"
-kernel = "/guest/vmlinuz"
+kernel = "/guest/vmlinux"
 ramdisk = "/guest/guest.cpio.gz"
 extra = "console=hvc0 rdinit=/init quiet gw.mb=${LAB_GUEST_MB:-64} gw.rate=${LAB_GUEST_RATE:-64}"
 memory = $mem
@@ -116,15 +137,16 @@ EOF
 	fi
 	domid=$(xl domid "$name" 2>/dev/null)
 	i=0
-	while [ $i -lt 180 ]; do
-		t=$(lab_guest_ticks "$name")
-		if [ "${t%% *}" -ge 50 ] && lab__console "$name" | grep -aq 'GW: xenstore data/tick written'; then
-			echo "${t#* }" > "$LAB_DIR/$name.nonce"
-			lab_log "$name: $type ${mem}MB domid $domid up and ticking (tick ${t%% *}) after $(( $(lab_now_ms) - t0 )) ms"
+	while [ $i -lt 120 ]; do
+		set -- $(lab__scan "$name")
+		if [ "$1" -ge 50 ] && [ "$6" = 1 ]; then
+			echo "$2" > "$LAB_DIR/$name.nonce"
+			lab_log "$name: $type ${mem}MB domid $domid up and ticking (tick $1) after $(( $(lab_now_ms) - t0 )) ms"
 			return 0
 		fi
+		t="$1 $2"
 		if lab__console "$name" | grep -aqE 'GW: FATAL|Kernel panic'; then break; fi
-		sleep 0.5; i=$((i + 1))
+		sleep 1; i=$((i + 1))
 	done
 	LAB_WHY="$name ($type, domid $domid) did not start ticking with xenstore: last tick '${t:-}'; console tail: $(lab__console "$name" | tail -n 3 | tr '\n' ' ' | cut -c1-300)"
 	return 1
@@ -141,34 +163,34 @@ lab_check_guest() {
 	state=$(xl list "$name" 2>/dev/null | awk 'NR == 2 {print $5}')
 	case $state in *c*) LAB_WHY="$name (domid $domid) has crashed (state $state)"; return 1 ;; esac
 	want=$(cat "$LAB_DIR/$name.nonce" 2>/dev/null)
-	nonces=$(lab__ticklines "$name" | awk '{print $(NF-1)}' | sort -u | tr '\n' ' ')
-	if [ "$nonces" != "$want " ]; then
-		LAB_WHY="boot nonces seen: '$nonces', want only '$want' (the guest rebooted or is another one)"
-		return 1
-	fi
-	t0=$(lab_guest_ticks "$name"); t0=${t0%% *}
+	per=$(( ${LAB_GUEST_MB:-64} * 256 / ${LAB_GUEST_RATE:-64} ))
+	set -- $(lab__scan "$name")
+	t0=$1
 	deadline=$(( $(date +%s) + ${LAB_CHECK_TIMEOUT:-90} ))
-	ok_tick=; ok_pass=; ok_xs=
+	ok_tick=; ok_pass=; ok_xs=; v=
 	while :; do
-		bad=$(lab__console "$name" | grep -a 'MISMATCH' | head -n 3 | tr '\n' ' ')
-		if [ -n "$bad" ]; then LAB_WHY="guest found stale pages: $bad"; return 1; fi
-		t=$(lab_guest_ticks "$name"); t=${t%% *}
-		[ "$t" -ge $((t0 + 100)) ] && ok_tick=$t
-		# a full verification pass that began after t0 ("PASS-DONE tick=N ...")
-		if [ -z "$ok_pass" ]; then
-			ok_pass=$(lab__console "$name" | sed -n 's/.*GW: PASS-DONE tick=\([0-9]*\) .*/\1/p' |
-				awk -v t0="$t0" -v per="$(( ${LAB_GUEST_MB:-64} * 256 / ${LAB_GUEST_RATE:-64} ))" '$1 > t0 + per {print; exit}')
+		set -- $(lab__scan "$name" "$t0" "$per")
+		if [ "$7" != "$want" ]; then
+			LAB_WHY="boot nonces seen: $7, want only $want (the guest rebooted or is another one)"
+			return 1
 		fi
+		if [ "$4" != 0 ]; then
+			LAB_WHY="guest found $4 stale pages: $(lab__console "$name" | grep -a MISMATCH | head -n 3 | tr '\n' ' ')"
+			return 1
+		fi
+		[ "$1" -ge $((t0 + 100)) ] && ok_tick=$1
+		[ "$5" -ge 0 ] && ok_pass=$5
+		t=$1
 		if [ -z "$ok_xs" ]; then
 			v=$(xenstore-read "/local/domain/$domid/data/tick" 2>/dev/null)
 			case $v in '' | *[!0-9]*) ;; *) [ "$v" -ge "$t0" ] && ok_xs=$v ;; esac
 		fi
 		[ -n "$ok_tick" ] && [ -n "$ok_pass" ] && [ -n "$ok_xs" ] && break
 		if [ "$(date +%s)" -ge "$deadline" ]; then
-			LAB_WHY="after ${LAB_CHECK_TIMEOUT:-90} s: tick $t0 -> $t (want +100)${ok_pass:+, pass ok}${ok_pass:-, no full page pass after tick $t0}, xenstore data/tick of domid $domid: '${v:-}'${ok_xs:+ ok}"
+			LAB_WHY="after ${LAB_CHECK_TIMEOUT:-90} s: tick $t0 -> $t (want +100)${ok_pass:+, page pass ok}${ok_pass:-, no full page pass after tick $t0}, xenstore data/tick of domid $domid: '${v:-}'${ok_xs:+ ok}"
 			return 1
 		fi
-		sleep 0.5
+		sleep 1
 	done
 	LAB_CHECK="domid $domid nonce $want tick $t0->$ok_tick pass@$ok_pass xs=$ok_xs"
 	lab_log "check $name ok: $LAB_CHECK"

@@ -72,8 +72,8 @@ if [ $pvh = 1 ]; then
 	# the same name booted afresh: a new nonce in the same console log
 	if xl create "$LAB_DIR/$G.cfg" > /dev/null 2>&1; then
 		i=0
-		while [ $i -lt 120 ] && [ "$(lab__ticklines $G | awk '{print $(NF-1)}' | sort -u | wc -l)" -lt 2 ]; do
-			sleep 0.5; i=$((i + 1))
+		while [ $i -lt 120 ] && [ "$(lab__scan $G | cut -d' ' -f3)" -lt 2 ]; do
+			sleep 1; i=$((i + 1))
 		done
 		if lab_check_guest $G; then
 			neg2="PASSED on a rebooted guest"
