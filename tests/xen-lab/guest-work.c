@@ -16,6 +16,10 @@
  *     and each completed pass over all pages prints
  *       GW: PASS-DONE tick=<n> gen=<gen> mismatches=<count>
  *     (a lost dirty page during migration);
+ *   - when its own CLOCK_MONOTONIC shows that more than 3 ticks' worth of
+ *     time passed between two ticks (the guest was paused, e.g. for the last
+ *     copy of a migration) it prints "GW: GAP <ms> tick=<n>" before tick n:
+ *     the dom0 console log's timestamps only have whole seconds;
  *   - every 10 ticks it writes the tick to its own xenstore node data/tick
  *     (relative path, i.e. /local/domain/<domid>/data/tick) over
  *     /dev/xen/xenbus, speaking the xenstore wire protocol: a header of four
@@ -264,7 +268,7 @@ reset:
 int main(void)
 {
 	struct cfg c;
-	struct timespec dt;
+	struct timespec dt, last;
 	size_t next = 0;
 	uint64_t n;
 	unsigned long bad = 0;
@@ -289,9 +293,18 @@ int main(void)
 
 	dt.tv_sec = (time_t)(c.tick_ms / 1000);
 	dt.tv_nsec = (long)(c.tick_ms % 1000) * 1000000L;
+	clock_gettime(CLOCK_MONOTONIC, &last);
 	for (n = 0;; n++) {
 		unsigned long k;
+		struct timespec now;
+		long long ms;
 
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ms = (long long)(now.tv_sec - last.tv_sec) * 1000 +
+		    (now.tv_nsec - last.tv_nsec) / 1000000;
+		last = now;
+		if (n > 0 && ms > 3 * (long long)c.tick_ms)
+			say("GW: GAP %lld tick=%llu\n", ms, (unsigned long long)n);
 		say("TICK %016llx %llu\n", (unsigned long long)nonce,
 		    (unsigned long long)n);
 		for (k = 0; k < c.rate; k++) {

@@ -25,10 +25,15 @@
 #                                      exactly one domain has that name (no
 #                                      NAME--incoming left). Returns 0, or 1 with
 #                                      LAB_WHY set; LAB_CHECK holds a summary.
-#   lab_downtime NAME [FROM [TO]]      prints "<ms> <tick>": the largest gap between
-#                                      consecutive TICK lines (dom0 console
-#                                      timestamps) among ticks FROM..TO, and the
-#                                      tick after the gap
+#   lab_downtime NAME [FROM [TO]]      prints "<ms> <tick> guest_ms=G console_ms=C":
+#                                      the largest gap between consecutive ticks
+#                                      FROM..TO and the tick after it. G: as the
+#                                      guest's own clock saw it ("GW: GAP" lines,
+#                                      ms resolution, -1 if no gap > 3 ticks);
+#                                      C: from the dom0 console log stamps, which
+#                                      xenconsoled writes in whole seconds (so C
+#                                      is a multiple of 1000 +- 1000). <ms> is G
+#                                      when there is one, else C.
 #   lab_logdirty_off NAME|DOMID        0 if Xen's domain dump shows no log-dirty
 #                                      paging for the domain, 1 if it does, 2 if
 #                                      it cannot be observed (LAB_WHY says why)
@@ -83,7 +88,10 @@ lab__ticklines() { lab__console "$1" | grep -aE 'TICK [0-9a-f]{16} [0-9]+$'; }
 #   <max tick> <its nonce> <distinct nonces> <MISMATCH lines> <first PASS-DONE
 #   tick above T0+PASSLEN or -1> <xenstore-written 0|1> <nonces,comma,list>
 lab__scan() {
-	awk -v t0="${2:--1}" -v per="${3:-0}" '
+	set -- "$1" "${2:--1}" "${3:-0}" "$LAB_CONSOLE/guest-$1.log" "$LAB_CONSOLE/guest-$1--incoming.log"
+	[ -e "$5" ] || set -- "$1" "$2" "$3" "$4"
+	[ -e "$4" ] || set -- "$1" "$2" "$3" /dev/null ${5:+"$5"}
+	awk -v t0="$2" -v per="$3" '
 		{ sub(/\r$/, "") }
 		/TICK [0-9a-f]+ [0-9]+$/ && length($(NF-1)) == 16 {
 			n = $NF + 0
@@ -98,8 +106,7 @@ lab__scan() {
 		}
 		BEGIN { pd = -1 }
 		END { if (!seen) { max = -1; nonce = "none" }
-			print max, nonce, nn + 0, mm + 0, pd, xs + 0, (list == "" ? "-" : list) }' \
-		"$LAB_CONSOLE/guest-$1.log" "$LAB_CONSOLE/guest-$1--incoming.log" 2>/dev/null
+			print max, nonce, nn + 0, mm + 0, pd, xs + 0, (list == "" ? "-" : list) }' "$4" ${5:+"$5"}
 }
 
 lab_guest_ticks() { set -- $(lab__scan "$1"); echo "$1 $2"; }
@@ -203,9 +210,13 @@ import re, sys
 lo = int(sys.argv[1]); hi = int(sys.argv[2])
 ts = re.compile(r"\[(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d+))?\]")
 tick = re.compile(r"TICK [0-9a-f]{16} (\d+)$")
-first = {}
+gap = re.compile(r"GW: GAP (\d+) tick=(\d+)")
+first = {}; guest = (-1, -1)
 for line in sys.stdin:
     line = line.rstrip("\n")
+    g = gap.search(line)
+    if g and lo < int(g.group(2)) <= hi and int(g.group(1)) > guest[0]:
+        guest = (int(g.group(1)), int(g.group(2)))
     m = tick.search(line); s = ts.search(line)
     if not m or not s:
         continue
@@ -214,12 +225,14 @@ for line in sys.stdin:
         continue
     d, H, M, S, frac = int(s.group(3)), int(s.group(4)), int(s.group(5)), int(s.group(6)), s.group(7) or "0"
     first[n] = (((d * 24 + H) * 60 + M) * 60 + S) * 1000 + int((frac + "000")[:3])
-prev = None; best = (-1, -1)
+prev = None; con = (-1, -1)
 for n in sorted(first):
-    if prev is not None and first[n] - first[prev] > best[0]:
-        best = (first[n] - first[prev], n)
+    if prev is not None and first[n] - first[prev] > con[0]:
+        con = (first[n] - first[prev], n)
     prev = n
-print(best[0], best[1])
+# the guest clock has ms; the console stamps only whole seconds
+best = guest if guest[0] >= 0 else con
+print(best[0], best[1], "guest_ms=%d console_ms=%d" % (guest[0], con[0]))
 ' "${2:-0}" "${3:-999999999}"
 }
 

@@ -13,7 +13,7 @@
 
 G=xlbase
 if lab_guest_create $G pvh; then
-	lab_result xl-pvh-create PASS "$(lab_guest_ticks $G)"
+	lab_result xl-pvh-create PASS "tick and nonce: $(lab_guest_ticks $G)"
 	pvh=1
 else
 	lab_result xl-pvh-create FAIL "$LAB_WHY"
@@ -27,6 +27,7 @@ if [ $pvh = 1 ]; then
 		if lab_op xl restore "$LAB_DIR/$G.save"; then
 			if lab_check_guest $G; then
 				lab_result xl-pvh-save-restore PASS "save ${save_ms} ms ($size bytes), restore ${OP_MS} ms; $LAB_CHECK"
+				lab_figure xl-pvh-save-restore save_ms=$save_ms restore_ms=$OP_MS bytes=$size
 			else
 				lab_result xl-pvh-save-restore FAIL "$LAB_WHY"
 			fi
@@ -45,8 +46,8 @@ if [ $pvh = 1 ] && [ "$(lab__domcount $G)" = 1 ]; then
 		total=$OP_MS
 		if lab_check_guest $G; then
 			set -- $(lab_downtime $G "$before")
-			lab_result xl-pvh-migrate PASS "total ${total} ms, downtime ${1} ms (gap before tick $2); $LAB_CHECK"
-			lab_figure xl-migrate total_ms=$total downtime_ms=$1
+			lab_result xl-pvh-migrate PASS "total ${total} ms, downtime ${1} ms (before tick $2; $3 $4); $LAB_CHECK"
+			lab_figure xl-migrate total_ms=$total downtime_ms=$1 $3 $4
 		else
 			lab_result xl-pvh-migrate FAIL "$LAB_WHY"
 		fi
