@@ -27,6 +27,10 @@
  *     XS_WRITE (11) carries "path\0value"; the reply is XS_WRITE "OK\0" or
  *     XS_ERROR (16) "<errno name>\0".
  *
+ * gw.selftest=1 makes it lose one page write on purpose (after the first
+ * full pass, page 1 gets its previous contents back), to prove that the
+ * check and everything reading its MISMATCH lines can fail.
+ *
  * Parameters are read from /proc/cmdline (gw.mb=, gw.rate=, gw.tick_ms=);
  * the kernel ignores dotted parameters it does not know.
  */
@@ -52,6 +56,7 @@ struct cfg {
 	unsigned long mb;
 	unsigned long rate;
 	unsigned long tick_ms;
+	unsigned long selftest;
 };
 
 static uint64_t nonce;
@@ -114,6 +119,7 @@ static void read_cfg(struct cfg *c)
 	c->mb = cmdline_ul(cmdline, "gw.mb=", 64, 1, 4096);
 	c->rate = cmdline_ul(cmdline, "gw.rate=", 64, 1, 1u << 20);
 	c->tick_ms = cmdline_ul(cmdline, "gw.tick_ms=", 10, 1, 10000);
+	c->selftest = cmdline_ul(cmdline, "gw.selftest=", 0, 0, 1);
 }
 
 static uint64_t make_nonce(void)
@@ -311,7 +317,11 @@ int main(void)
 			if (page_check(next, gen[next]) < 0)
 				bad++;
 			gen[next]++;
-			page_write(next, gen[next]);
+			if (c.selftest && next == 1 && gen[next] == 2)
+				/* a lost write: the page keeps generation 1 */
+				say("GW: SELFTEST dropping the write of page 1 gen 2\n");
+			else
+				page_write(next, gen[next]);
 			if (++next == npages) {
 				next = 0;
 				say("GW: PASS-DONE tick=%llu gen=%u mismatches=%lu\n",

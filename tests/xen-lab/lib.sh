@@ -42,7 +42,8 @@
 #
 # Environment: LAB_CASE (the case's file name), LAB_GUEST_MB (guest-work buffer,
 # default 64), LAB_GUEST_RATE (pages rewritten per 10 ms tick, default 64),
-# LAB_CHECK_TIMEOUT (seconds lab_check_guest waits, default 90).
+# LAB_CHECK_TIMEOUT (seconds lab_check_guest waits, default 90), LAB_GUEST_ARGS
+# (more guest kernel arguments, e.g. gw.selftest=1: see guest-work.c).
 # Guests: kernel /guest/vmlinux (dom0's, uncompressed), ramdisk /guest/guest.cpio.gz, config
 # in /run/xmig-lab/NAME.cfg, console log /var/log/xen/console/guest-NAME*.log.
 
@@ -130,7 +131,7 @@ name = "$name"
 type = "$type"
 kernel = "/guest/vmlinux"
 ramdisk = "/guest/guest.cpio.gz"
-extra = "console=hvc0 rdinit=/init quiet gw.mb=${LAB_GUEST_MB:-64} gw.rate=${LAB_GUEST_RATE:-64}"
+extra = "console=hvc0 rdinit=/init quiet gw.mb=${LAB_GUEST_MB:-64} gw.rate=${LAB_GUEST_RATE:-64} ${LAB_GUEST_ARGS:-}"
 memory = $mem
 vcpus = 1
 on_crash = "preserve"
@@ -170,7 +171,10 @@ lab_check_guest() {
 	state=$(xl list "$name" 2>/dev/null | awk 'NR == 2 {print $5}')
 	case $state in *c*) LAB_WHY="$name (domid $domid) has crashed (state $state)"; return 1 ;; esac
 	want=$(cat "$LAB_DIR/$name.nonce" 2>/dev/null)
-	per=$(( ${LAB_GUEST_MB:-64} * 256 / ${LAB_GUEST_RATE:-64} ))
+	# ticks per full page pass, from the guest's own START line
+	per=$(lab__console "$name" | sed -n 's/.*GW: START .* pages=\([0-9]*\) rate=\([0-9]*\).*/\1 \2/p' |
+		awk 'END { print ($2 > 0 ? int($1 / $2) + 1 : 0) }')
+	[ "${per:-0}" -gt 0 ] || per=$(( ${LAB_GUEST_MB:-64} * 256 / ${LAB_GUEST_RATE:-64} ))
 	set -- $(lab__scan "$name")
 	t0=$1
 	deadline=$(( $(date +%s) + ${LAB_CHECK_TIMEOUT:-90} ))

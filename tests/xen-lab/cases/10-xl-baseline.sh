@@ -6,7 +6,8 @@
 #                        XMIG-LAB-FIGURE xl-migrate total_ms=... downtime_ms=...
 #   xl-logdirty-off      log-dirty is off on the migrated guest (if observable)
 #   checks-can-fail      negative control: lab_check_guest says FAIL on a
-#                        destroyed guest and on a rebooted one (new nonce)
+#                        destroyed guest, on a rebooted one (new nonce) and
+#                        on one that drops a page write (gw.selftest=1)
 #   xl-pv-save-restore   PV guest xl save + xl restore; checks pass
 #                        (PV live migration cannot work: Debian's Xen has no
 #                        shadow paging, hence no PV log-dirty)
@@ -85,10 +86,23 @@ if [ $pvh = 1 ]; then
 		neg2="could not recreate $G"
 	fi
 	lab_guest_destroy $G
-	if [ "$neg1" = ok ] && [ "$neg2" = ok ]; then
-		lab_result checks-can-fail PASS "destroyed: $why1; rebooted: $(echo "$why2" | cut -c1-120)"
+	# a guest that loses one page write (gw.selftest=1) must be caught
+	# (an 8 MiB buffer: a full pass takes 33 ticks, so the dropped write is
+	# checked within a second)
+	if LAB_GUEST_MB=8 LAB_GUEST_ARGS=gw.selftest=1 lab_guest_create xlneg pvh; then
+		if lab_check_guest xlneg; then
+			neg3="PASSED on a guest with a stale page"
+		else
+			neg3=ok; why3=$LAB_WHY
+		fi
 	else
-		lab_result checks-can-fail FAIL "destroyed: $neg1; rebooted: $neg2"
+		neg3="could not create xlneg: $LAB_WHY"
+	fi
+	lab_guest_destroy xlneg
+	if [ "$neg1" = ok ] && [ "$neg2" = ok ] && [ "$neg3" = ok ]; then
+		lab_result checks-can-fail PASS "destroyed: $why1; rebooted: $(echo "$why2" | cut -c1-100); stale page: $(echo "$why3" | cut -c1-100)"
+	else
+		lab_result checks-can-fail FAIL "destroyed: $neg1; rebooted: $neg2; stale page: $neg3"
 	fi
 fi
 
