@@ -13,7 +13,8 @@
 # Environment:
 #   XMIG_LAB_CACHE         artifact cache (default BUILD_DIR/xen-lab-cache)
 #   XMIG_LAB_OUT           logs of this run (default BUILD_DIR/xen-lab-out)
-#   XMIG_LAB_BOOT_TIMEOUT  watchdog: seconds for a whole boot (default 540)
+#   XMIG_LAB_BOOT_TIMEOUT  watchdog: seconds for a whole boot
+#                          (default 180 + cases * (case timeout + 30))
 #   XMIG_LAB_UP_TIMEOUT    watchdog: seconds until dom0 userspace (default 180)
 #   XMIG_LAB_SILENCE       watchdog: seconds without console output (default 150)
 #   XMIG_LAB_CASE_TIMEOUT  seconds per case inside dom0 (default 360)
@@ -38,7 +39,7 @@ elapsed() { local t=${EPOCHREALTIME/./}; echo $(( (t - T0) / 1000000 )); }
 BUILD=$(cd "$1" && pwd); shift
 CACHE=${XMIG_LAB_CACHE:-$BUILD/xen-lab-cache}
 OUT=${XMIG_LAB_OUT:-$BUILD/xen-lab-out}
-BOOT_TIMEOUT=${XMIG_LAB_BOOT_TIMEOUT:-540}
+BOOT_TIMEOUT=${XMIG_LAB_BOOT_TIMEOUT:-}
 UP_TIMEOUT=${XMIG_LAB_UP_TIMEOUT:-180}
 SILENCE=${XMIG_LAB_SILENCE:-150}
 CASE_TIMEOUT=${XMIG_LAB_CASE_TIMEOUT:-360}
@@ -69,6 +70,8 @@ else
 	done
 fi
 [ ${#CASEFILES[@]} -gt 0 ] || die "no cases in $HERE/cases"
+# a last resort: hung cases hit their own timeout, a frozen machine the silence
+BOOT_TIMEOUT=${BOOT_TIMEOUT:-$(( UP_TIMEOUT + ${#CASEFILES[@]} * (CASE_TIMEOUT + 30) ))}
 
 # ---- xmig binaries -------------------------------------------------------------
 BINS=()
