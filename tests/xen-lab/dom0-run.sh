@@ -51,6 +51,7 @@ xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest --timestamp=guest \
 xl info > /run/xmig-lab/xl-info 2>&1 || infra "xl info failed: $(tail -n 2 /run/xmig-lab/xl-info)"
 echo "XMIG-LAB: $(grep -E '^(xen_version|virt_caps|free_memory)' /run/xmig-lab/xl-info | tr -s ' ' | tr '\n' ' ')"
 echo "XMIG-LAB-DOM0 up at $(up) s"
+xl dmesg -c > /dev/null 2>&1	# from now on, Xen's errors are the cases' doing
 
 ( while :; do sleep 10; echo "XMIG-LAB-HB $(up)"; done ) &
 
@@ -86,6 +87,7 @@ done
 if [ -n "$(xl list 2>/dev/null | awk 'NR>1 && $2!=0')" ]; then
 	echo "XMIG-LAB: domains left over:"; xl list
 fi
+# (lab_logdirty_off clears Xen's ring too: this is what came after)
 xl dmesg 2>/dev/null | grep -iE 'crash|error|fail' | tail -n 10 | sed 's/^/XMIG-LAB: xen: /'
 echo "XMIG-LAB-DONE at $(up) s"
 off

@@ -367,6 +367,7 @@ if [ -s "$OUT/crashes-$FINAL.txt" ]; then
 	sed 's/^/  /' "$OUT/crashes-$FINAL.txt"
 fi
 [ -z "$INCIDENTS" ] || say "infrastructure incidents:$INCIDENTS"
+[ "$VERDICT" != fail ] || say "boot $FINAL ended early after a FAIL (no retry): $WHY"
 pass=$(grep -c ' PASS' "$OUT/results.txt" || true)
 fail=$(grep -c ' FAIL' "$OUT/results.txt" || true)
 # a crash of one of xmig's own programs is a failure even if its case passed
