@@ -182,8 +182,8 @@ build_cache() {
 	rm -f "$r/init"
 	# the shared libraries present, for the ldd check of xmig's binaries
 	(cd "$r" && find . -name '*.so*' \( -type f -o -type l \) | sed 's|.*/||' | sort -u) > "$w/dom0-libs.txt"
-	# gzip: an uncompressed 180 MB initrd left dom0's memory corrupted (random
-	# segfaults, "unexpected PLT reloc" in libc) in 3 boots out of 3
+	# gzip -1 as in the lab recipe (a plain cpio was tried while hunting the
+	# memory corruption described in the README; it was not the cause)
 	(cd "$r" && find . -print0 | cpio -o -0 -H newc --quiet | gzip -1) > "$w/dom0.cpio.gz"
 	mv "$w/xen" "$w/vmlinuz" "$w/dom0.cpio.gz" "$w/dom0-libs.txt" "$CACHE/"
 	rm -rf "$w"
