@@ -32,13 +32,17 @@
 #                                      ms resolution, -1 if no gap > 3 ticks);
 #                                      C: from the dom0 console log stamps, which
 #                                      xenconsoled writes in whole seconds (so C
-#                                      is a multiple of 1000 +- 1000). <ms> is G
-#                                      when there is one, else C.
+#                                      is whole seconds, good to about 1 s). <ms>
+#                                      is G when there is one, else C.
 #   lab_logdirty_off NAME|DOMID        0 if Xen's domain dump shows no log-dirty
 #                                      paging for the domain, 1 if it does, 2 if
-#                                      it cannot be observed (LAB_WHY says why)
+#                                      it cannot be observed (LAB_WHY says why);
+#                                      uses `xl debug-keys q` and clears Xen's
+#                                      console ring (xl dmesg -c)
 #   lab_guest_destroy NAME             destroy every domain called NAME or
 #                                      NAME--incoming
+#
+# lab__* functions are internal and may change.
 #
 # Environment: LAB_CASE (the case's file name), LAB_GUEST_MB (guest-work buffer,
 # default 64), LAB_GUEST_RATE (pages rewritten per 10 ms tick, default 64),
