@@ -7,7 +7,9 @@
 #   sh tests/quickstart.sh test   install build dependencies and Xen's stream
 #                                 verifier, build, and run the whole suite:
 #                                 make check, make distcheck, the sanitizer
-#                                 build's make check and the bounded fuzz run
+#                                 build's make check, the Xen lab (Xen 4.17
+#                                 booted under QEMU, tests/xen-lab/) and the
+#                                 bounded fuzz run
 #
 # Both work on a fresh Debian 12 root shell (they apt-get what they need).
 # The tests download nothing: Xen's verify-stream-v2 (xen-utils-4.17,
@@ -88,6 +90,8 @@ test)
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    make -j"$jobs" check) ||
 	    { cat build-san/test-suite.log 2>/dev/null; exit 1; }
+	echo "== Xen lab: Xen 4.17 and a Debian dom0 under QEMU (TCG)"
+	bash tests/xen-lab/run.sh build || exit 1
 	echo "== fuzzing (bounded)"
 	build build-fuzz --enable-fuzzing CC=clang
 	sh tests/fuzz/run.sh build-fuzz "${XMIG_FUZZ_SECONDS:-120}"
