@@ -543,7 +543,8 @@ do_save(char **argv)
 	setup_signals();
 	snprintf(spec, sizeof(spec), "domid=%u,toolstack=1", domid);
 	if ((rc = xen_ops.open_source(spec, &b)) != 0) {
-		helper_log(HL_ERROR, -rc, "%s", backend_errmsg(NULL));
+		helper_log(HL_ERROR, -rc, "saving domain %u: %s", domid,
+		    backend_errmsg(NULL));
 		helper_complete(-1, -rc);
 	}
 	xen_set_suspend_hook(b, hook_suspend, NULL);
