@@ -44,25 +44,25 @@ esac
 
 # move NAME CMD...: run a move of guest $G, then check the guest; figures
 helper_move() {
-	name=$1; shift
+	hm=$1; shift
 	if [ "$(lab__domcount $G)" != 1 ]; then
-		lab_result "$name" FAIL "no single running $G before the move"
+		lab_result "$hm" FAIL "no single running $G before the move"
 		return 1
 	fi
 	before=$(lab_guest_ticks $G); before=${before%% *}
 	if ! lab_op "$@"; then
-		lab_result "$name" FAIL "failed: $(grep -aE 'error|xmig-save-helper' "$LAB_DIR/op.log" | tail -n 4 | tr '\n' ' ' | cut -c1-400)"
+		lab_result "$hm" FAIL "failed: $(grep -aE 'error|xmig-save-helper' "$LAB_DIR/op.log" | tail -n 4 | tr '\n' ' ' | cut -c1-400)"
 		return 1
 	fi
 	total=$OP_MS
-	grep -a 'xmig-save-helper' "$LAB_DIR/op.log" | head -n 6 | while read -r l; do lab_log "$name: $l"; done
+	grep -a 'xmig-save-helper' "$LAB_DIR/op.log" | head -n 6 | while read -r l; do lab_log "$hm: $l"; done
 	if ! lab_check_guest $G; then
-		lab_result "$name" FAIL "$LAB_WHY"
+		lab_result "$hm" FAIL "$LAB_WHY"
 		return 1
 	fi
 	set -- $(lab_downtime $G "$before")
-	lab_result "$name" PASS "total ${total} ms, guest downtime ${1} ms; $LAB_CHECK"
-	lab_figure "helper-$name" total_ms=$total downtime_ms=$1
+	lab_result "$hm" PASS "total ${total} ms, guest downtime ${1} ms; $LAB_CHECK"
+	lab_figure "helper-$hm" total_ms=$total downtime_ms=$1
 	return 0
 }
 
