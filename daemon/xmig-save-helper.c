@@ -520,7 +520,8 @@ do_save(char **argv)
 	struct backend *b = NULL;
 	struct pump p;
 	char spec[64], dest[64], why[512];
-	int pfd[2], rc;
+	struct stat sb;
+	int pfd[2], rc, direct;
 
 	if (parse_u32(argv[0], &sfd, 0) || parse_u32(argv[1], &bfd, 1) ||
 	    parse_u32(argv[2], &domid, 0) || parse_u32(argv[3], &xcflags, 0) ||
@@ -554,34 +555,60 @@ do_save(char **argv)
 		b->ops->close(b);
 		helper_complete(-1, EIO);
 	}
-	if (pipe2(pfd, O_CLOEXEC) != 0) {
-		rc = -errno;
-		goto out;
-	}
 	memset(&p, 0, sizeof(p));
-	p.in = pfd[0];
-	p.out = stream_fd;
-	if (pthread_create(&p.thr, NULL, pump_plain, &p) != 0) {
-		rc = -EAGAIN;
-		close(pfd[0]);
-		close(pfd[1]);
-		goto out;
+	direct = fstat(stream_fd, &sb) == 0 && S_ISFIFO(sb.st_mode);
+	if (direct) {
+		/*
+		 * A pipe (xl migrate, over ssh or sh): the engine writes it
+		 * itself through a new open file of its own, so its flags do
+		 * not touch libxl's.  Files (xl save) and sockets go through
+		 * the pump: the engine would rename a file into place, and a
+		 * socket cannot be reopened.
+		 */
+		pfd[0] = pfd[1] = -1;
+		snprintf(dest, sizeof(dest), "file:/proc/self/fd/%d", stream_fd);
+	} else {
+		if (pipe2(pfd, O_CLOEXEC) != 0) {
+			rc = -errno;
+			goto out;
+		}
+		p.in = pfd[0];
+		p.out = stream_fd;
+		if (pthread_create(&p.thr, NULL, pump_plain, &p) != 0) {
+			rc = -EAGAIN;
+			close(pfd[0]);
+			close(pfd[1]);
+			goto out;
+		}
+		snprintf(dest, sizeof(dest), "file:/proc/self/fd/%d", pfd[1]);
 	}
 	send_opts_default(&o);
 	o.dialect = XP_XEN;
 	o.checksum = 0;
 	o.live = (xcflags & 1) != 0;	/* XCFLAGS_LIVE */
-	o.progress = PROGRESS_NONE;
+	/* XMIG_HELPER_PROGRESS=1: the engine's JSON progress on stderr. */
+	o.progress = getenv("XMIG_HELPER_PROGRESS") != NULL &&
+	    strcmp(getenv("XMIG_HELPER_PROGRESS"), "1") == 0 ?
+	    PROGRESS_JSON : PROGRESS_NONE;
 	o.backchannel = 0;
 	o.zero_pages = 0;
 	o.compress_level = -1;
 	o.no_digest = 1;
-	snprintf(dest, sizeof(dest), "file:/proc/self/fd/%d", pfd[1]);
+	/*
+	 * xmig's pass policy (downtime limit, passes that halve the dirty
+	 * set), capped at the 5 live passes libxl's own helper allows: a
+	 * guest that dirties memory faster than the stream drains never
+	 * converges, and 30 passes of its hot set only add total time.
+	 */
+	o.max_iterations = 5;
 	helper_log(HL_INFO, -1, "saving domain %u with xmig's engine (%s)",
 	    domid, o.live ? "live" : "not live");
 	rc = send_domain(b, dest, &o, &r);
-	close(pfd[1]);
-	pthread_join(p.thr, NULL);
+	if (!direct) {
+		close(pfd[1]);
+		pthread_join(p.thr, NULL);
+	} else
+		p.octets = r.bytes;
 	if (rc == -EINPROGRESS)
 		rc = 0;		/* a pipe: delivered, nobody answers */
 	if (rc == 0 && p.rc != 0)
@@ -766,7 +793,9 @@ usage(FILE *f)
 "to run under another libxenlight than %s.  PV guests and\n"
 "Remus/COLO streams (STREAM_TYPE 1, 2) are refused.  Messages go to\n"
 "libxl's log (xl -v shows them).\n"
-"  --self-test  check the message encoding and the installed libxenlight\n",
+"  --self-test  check the message encoding and the installed libxenlight\n"
+"Environment: XMIG_HELPER_PROGRESS=1 prints the engine's progress (JSON\n"
+"lines) on stderr while saving.\n",
 	    "/path/to/" PROG, HELPER_LIBXL_SONAME);
 }
 

@@ -50,12 +50,16 @@ helper_move() {
 		return 1
 	fi
 	before=$(lab_guest_ticks $G); before=${before%% *}
-	if ! lab_op "$@"; then
+	lab_op "$@"
+	hm_rc=$?
+	# the engine's last progress lines (XMIG_HELPER_PROGRESS=1)
+	grep -a '"phase"' "$LAB_DIR/op.log" | tail -n 2 | while read -r l; do lab_log "$hm: $(echo "$l" | cut -c1-300)"; done
+	if [ $hm_rc != 0 ]; then
 		lab_result "$hm" FAIL "failed: $(grep -aE 'error|xmig-save-helper' "$LAB_DIR/op.log" | tail -n 4 | tr '\n' ' ' | cut -c1-400)"
 		return 1
 	fi
 	total=$OP_MS
-	grep -a 'xmig-save-helper' "$LAB_DIR/op.log" | head -n 6 | while read -r l; do lab_log "$hm: $l"; done
+	grep -a 'xmig-save-helper: info' "$LAB_DIR/op.log" | head -n 6 | while read -r l; do lab_log "$hm: $l"; done
 	if ! lab_check_guest $G; then
 		lab_result "$hm" FAIL "$LAB_WHY"
 		return 1
@@ -77,9 +81,10 @@ rm -f "$S"
 helper_move stock-save-xmig-restore sh -c "xl save $G $S && LIBXL_SAVE_HELPER=$H xl -v restore $S"
 rm -f "$S"
 helper_move migrate-xl xl migrate -s "" $G "xl migrate-receive"
-helper_move migrate-xmig-send env LIBXL_SAVE_HELPER=$H xl -v migrate -s "" $G "xl migrate-receive"
-helper_move migrate-xmig-recv xl migrate -s "" $G "env LIBXL_SAVE_HELPER=$H xl -v migrate-receive"
-helper_move migrate-xmig-both env LIBXL_SAVE_HELPER=$H xl -v migrate -s "" $G "env LIBXL_SAVE_HELPER=$H xl -v migrate-receive"
+# the receiving command inherits the sender's environment: unset it there
+helper_move migrate-xmig-send env LIBXL_SAVE_HELPER=$H XMIG_HELPER_PROGRESS=1 xl -v migrate -s "" $G "env -u LIBXL_SAVE_HELPER xl migrate-receive"
+helper_move migrate-xmig-recv xl migrate -s "" $G "env LIBXL_SAVE_HELPER=$H XMIG_HELPER_PROGRESS=1 xl -v migrate-receive"
+helper_move migrate-xmig-both env LIBXL_SAVE_HELPER=$H XMIG_HELPER_PROGRESS=1 xl -v migrate -s "" $G "env LIBXL_SAVE_HELPER=$H XMIG_HELPER_PROGRESS=1 xl -v migrate-receive"
 
 if [ "$(lab__domcount $G)" = 1 ]; then
 	lab_logdirty_off $G
