@@ -67,6 +67,7 @@ helper_move() {
 	set -- $(lab_downtime $G "$before")
 	lab_result "$hm" PASS "total ${total} ms, guest downtime ${1} ms; $LAB_CHECK"
 	lab_figure "helper-$hm" total_ms=$total downtime_ms=$1
+	eval "T_$(echo "$hm" | tr -c 'a-z0-9\n' '_')=$total D_$(echo "$hm" | tr -c 'a-z0-9\n' '_')=$1"
 	return 0
 }
 
@@ -85,6 +86,13 @@ helper_move migrate-xl xl migrate -s "" $G "xl migrate-receive"
 helper_move migrate-xmig-send env LIBXL_SAVE_HELPER=$H XMIG_HELPER_PROGRESS=1 xl -v migrate -s "" $G "env -u LIBXL_SAVE_HELPER xl migrate-receive"
 helper_move migrate-xmig-recv xl migrate -s "" $G "env LIBXL_SAVE_HELPER=$H XMIG_HELPER_PROGRESS=1 xl -v migrate-receive"
 helper_move migrate-xmig-both env LIBXL_SAVE_HELPER=$H XMIG_HELPER_PROGRESS=1 xl -v migrate -s "" $G "env LIBXL_SAVE_HELPER=$H XMIG_HELPER_PROGRESS=1 xl -v migrate-receive"
+
+# xl's own helper against xmig's, same guest, same boot
+if [ -n "${T_migrate_xl:-}" ] && [ -n "${T_migrate_xmig_both:-}" ]; then
+	lab_figure helper-vs-xl xl_total_ms=$T_migrate_xl xl_downtime_ms=$D_migrate_xl \
+		xmig_total_ms=$T_migrate_xmig_both xmig_downtime_ms=$D_migrate_xmig_both \
+		xmig_send_total_ms=${T_migrate_xmig_send:--1} xmig_send_downtime_ms=${D_migrate_xmig_send:--1}
+fi
 
 if [ "$(lab__domcount $G)" = 1 ]; then
 	lab_logdirty_off $G
