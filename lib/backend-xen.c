@@ -1,163 +1,1223 @@
 /*
- * backend-xen.c -- real Xen domains through libxenctrl / libxenguest.
+ * backend-xen.c -- real Xen PVH/HVM domains through libxenctrl,
+ * libxenforeignmemory and libxenguest (Xen 4.17's libraries).
  *
- * Built only when configure finds the Xen libraries (HAVE_XEN).  Not
- * implemented yet: opening a domain fails with -ENOSYS and says so, and
- * every other entry point refuses the same way.  The handle layout and the
- * <xenctrl.h> include are here so the build proves it links against Xen.
+ * Built only when configure finds the Xen libraries (HAVE_XEN).  What it
+ * does, call by call (the same calls libxc's save/restore makes for an
+ * x86 HVM guest; PVH is HVM to the hypervisor):
+ *
+ * Only with toolstack=1, i.e. inside libxl through xmig-save-helper: on
+ * its own (migrate-send xen:DOMID, migrate-receive --backend xen:...) the
+ * backend refuses, because suspending the guest and creating the target
+ * domain with its devices are libxl's work.
+ *
+ * Source ("xen:domid=N,toolstack=1"):
+ *   describe      xc_domain_getinfolist; nr_pages is the p2m size,
+ *                 xc_domain_nr_gpfns (special pages sit below 0xff000, so
+ *                 this is about 1M pfns even for a small guest).
+ *   enable_dirty  xc_shadow_control(ENABLE_LOGDIRTY); if that fails, OFF
+ *                 then ENABLE once more (a previous saver may have died
+ *                 with log-dirty on).
+ *   read_dirty    xc_logdirty_control(CLEAN) into a hypercall buffer; the
+ *                 call made while the domain is paused carries
+ *                 XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL.
+ *   disable_dirty xc_shadow_control(OFF).  close() turns log-dirty off
+ *                 too, and xen_emergency_cleanup() does it from a fatal
+ *                 signal handler.
+ *   map           xc_get_pfn_type_batch on each batch (at most 1024): pfns
+ *                 typed XTAB, BROKEN or XALLOC have no data and get a NULL
+ *                 page; the rest are mapped with one xenforeignmemory_map
+ *                 whose per-page error array is checked.
+ *   pause         xc_domain_pause, or, with toolstack=1, the suspend hook
+ *                 (xen_set_suspend_hook: libxl suspends the guest).
+ *   resume        xc_domain_unpause if this handle paused it; a domain the
+ *                 toolstack suspended is left to the toolstack (libxl
+ *                 resumes it when the save fails).
+ *   static_state  X86_CPUID_POLICY and X86_MSR_POLICY from
+ *                 xc_cpu_policy_get_domain + xc_cpu_policy_serialise.
+ *   save_state    X86_TSC_INFO (xc_domain_get_tsc_info), HVM_CONTEXT
+ *                 (xc_domain_hvm_getcontext), HVM_PARAMS (the 16 params
+ *                 libxc saves, non-zero ones only; no record if none).
+ *   destroy       xc_domain_destroy (never with toolstack=1).
+ *
+ * Target ("xen:domid=N,store_port=P,store_domid=D,console_port=P,
+ * console_domid=D,toolstack=1"): the domain must exist, empty and paused
+ * (libxl creates it).
+ *   populate      xc_domain_populate_physmap_exact for pfns not yet
+ *                 populated (a bitmap remembers which are).
+ *   map           xenforeignmemory_map(PROT_READ|PROT_WRITE); any page
+ *                 error fails the call.
+ *   load_state    CPUID/MSR policy kept and applied with
+ *                 xc_set_domain_cpu_policy once static data ends (before
+ *                 the first page or tail record; then the static-data hook
+ *                 runs, as libxc's static_data_done callback); TSC_INFO
+ *                 with xc_domain_set_tsc_info; HVM_CONTEXT kept for
+ *                 complete; HVM_PARAMS set one by one, except that
+ *                 STORE_PFN and CONSOLE_PFN are recorded and their page
+ *                 cleared, IOREQ/BUFIOREQ pages are cleared, PAE_ENABLED
+ *                 is dropped.
+ *   complete      STORE_EVTCHN / CONSOLE_EVTCHN set to the new ports,
+ *                 xc_domain_hvm_setcontext, xc_dom_gnttab_seed; the store
+ *                 and console gfns are then available through
+ *                 xen_restore_results().  The domain stays paused.
+ *   resume        xc_domain_unpause, but not with toolstack=1 (libxl
+ *                 unpauses when it is ready).
+ *   destroy       xc_domain_destroy, but not with toolstack=1.
+ *
+ * PV guests are refused (they need page-table normalisation).  Nothing is
+ * printed: libxc's own log messages are captured and the last error one is
+ * added to the reason backend_errmsg() gives.
  */
 #include "config.h"
 
+#include <sys/mman.h>
+
 #include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <xenctrl.h>
+#include <xenforeignmemory.h>
+#include <xenguest.h>
+#include <xentoollog.h>
+#include <xen/hvm/params.h>
 
 #include "backend.h"
+#include "xmig.h"
 
-/* The stubs ignore most of their arguments. */
-#define XEN_UNUSED	__attribute__((unused))
+/* Exported by libxenctrl 4.17, declared only in its private header. */
+int xc_get_pfn_type_batch(xc_interface *xch, uint32_t dom, unsigned int num,
+    xen_pfn_t *arr);
+
+#define XEN_BATCH	1024u
+#define XEN_PAGE_SHIFT	12u
+#define XEN_PAGE_SIZE	(1u << XEN_PAGE_SHIFT)
+
+/* The params libxc saves for an HVM guest (xg_sr_save_x86_hvm.c). */
+static const uint32_t xen_saved_params[] = {
+	HVM_PARAM_STORE_PFN, HVM_PARAM_IOREQ_PFN, HVM_PARAM_BUFIOREQ_PFN,
+	HVM_PARAM_PAGING_RING_PFN, HVM_PARAM_MONITOR_RING_PFN,
+	HVM_PARAM_SHARING_RING_PFN, HVM_PARAM_VM86_TSS_SIZED,
+	HVM_PARAM_CONSOLE_PFN, HVM_PARAM_ACPI_IOPORTS_LOCATION,
+	HVM_PARAM_VIRIDIAN, HVM_PARAM_IDENT_PT,
+	HVM_PARAM_VM_GENERATION_ID_ADDR, HVM_PARAM_IOREQ_SERVER_PFN,
+	HVM_PARAM_NR_IOREQ_SERVER_PAGES, HVM_PARAM_X87_FIP_WIDTH,
+	HVM_PARAM_MCA_CAP,
+};
+#define XEN_NPARAMS	(sizeof xen_saved_params / sizeof xen_saved_params[0])
 
 struct xen_backend {
-	struct backend	 b;
-	xc_interface	*xch;		/* unused until the backend exists */
-	char		 spec[128];
+	struct backend		 b;
+	xc_interface		*xch;
+	xenforeignmemory_handle	*fmem;
+	pthread_mutex_t		 lock;		/* map/unmap from two threads */
+	uint32_t		 domid;
+	int			 source;
+	int			 toolstack;	/* libxl owns the lifecycle */
+	uint64_t		 p2m_size;
+	uint32_t		 nr_vcpus;
+
+	/* Source. */
+	xc_hypercall_buffer_t	 dirty_hbuf;
+	size_t			 dirty_pages;	/* pages of dirty_hbuf */
+	int			 logdirty;
+	int			 paused;	/* by xc_domain_pause */
+	int			 suspended;	/* by the suspend hook */
+	int			 (*suspend)(void *);
+	void			*suspend_arg;
+
+	/* Target. */
+	uint64_t		*populated;	/* bitmap */
+	uint64_t		 pop_bits;
+	uint32_t		 store_port, console_port;
+	uint32_t		 store_domid, console_domid;
+	uint64_t		 store_gfn, console_gfn;
+	uint8_t			*cpuid;		/* X86_CPUID_POLICY body */
+	uint32_t		 cpuid_len;
+	uint8_t			*msr;		/* X86_MSR_POLICY body */
+	uint32_t		 msr_len;
+	int			 have_cpuid, have_msr, static_done;
+	int			 (*static_hook)(void *, unsigned);
+	void			*static_arg;
+	uint8_t			*hvm_ctx;
+	uint32_t		 hvm_ctx_len;
+	int			 completed;
+};
+
+/* One map() call. */
+struct xen_map {
+	void		*addr;
+	unsigned	 n;		/* pages mapped at addr */
+};
+
+/* ---- libxc's messages, captured --------------------------------------- */
+
+static _Thread_local char xen_last_log[192];
+
+static void
+xen_log_vmessage(struct xentoollog_logger *l, xentoollog_level level,
+    int errnoval, const char *context, const char *fmt, va_list ap)
+{
+	(void)l;
+	(void)context;
+	if (level < XTL_ERROR)
+		return;
+	vsnprintf(xen_last_log, sizeof(xen_last_log), fmt, ap);
+	if (errnoval > 0) {
+		size_t n = strlen(xen_last_log);
+
+		snprintf(xen_last_log + n, sizeof(xen_last_log) - n, " (%s)",
+		    strerror(errnoval));
+	}
+}
+
+static void
+xen_log_destroy(struct xentoollog_logger *l)
+{
+	(void)l;
+}
+
+static xentoollog_logger xen_logger = {
+	.vmessage = xen_log_vmessage,
+	.progress = NULL,
+	.destroy = xen_log_destroy,
+};
+
+/* Set b's reason from fmt and errno (and libxc's last word, if any). */
+static int
+xen_fail(struct backend *b, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+xen_fail(struct backend *b, int err, const char *fmt, ...)
+{
+	char msg[200];
+	va_list ap;
+
+	if (err <= 0)
+		err = EIO;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (xen_last_log[0] != '\0')
+		backend_seterr(b, "xen: %s: %s [libxc: %s]", msg,
+		    strerror(err), xen_last_log);
+	else
+		backend_seterr(b, "xen: %s: %s", msg, strerror(err));
+	xen_last_log[0] = '\0';
+	return -err;
+}
+
+/* ---- emergency clean-up ------------------------------------------------ */
+
+/* Domains with log-dirty on, for xen_emergency_cleanup(). */
+#define XEN_MAX_LIVE	8
+static struct xen_backend *volatile xen_live[XEN_MAX_LIVE];
+
+static void
+xen_live_add(struct xen_backend *x)
+{
+	unsigned i;
+
+	for (i = 0; i < XEN_MAX_LIVE; i++)
+		if (__sync_bool_compare_and_swap(&xen_live[i], NULL, x))
+			return;
+}
+
+static void
+xen_live_del(struct xen_backend *x)
+{
+	unsigned i;
+
+	for (i = 0; i < XEN_MAX_LIVE; i++)
+		__sync_bool_compare_and_swap(&xen_live[i], x, NULL);
+}
+
+void
+xen_emergency_cleanup(void)
+{
+	unsigned i;
+
+	for (i = 0; i < XEN_MAX_LIVE; i++) {
+		struct xen_backend *x = xen_live[i];
+
+		if (x != NULL && x->logdirty)
+			xc_shadow_control(x->xch, x->domid,
+			    XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0);
+	}
+}
+
+/* The static-data hook for targets opened later (recv_serve opens its own). */
+static int (*xen_static_fn)(void *, unsigned);
+static void *xen_static_arg;
+
+/* ---- spec --------------------------------------------------------------- */
+
+enum { XK_DOMID, XK_STORE_PORT, XK_STORE_DOMID, XK_CONSOLE_PORT,
+	XK_CONSOLE_DOMID, XK_TOOLSTACK, XK_NR };
+static const char *const xen_keys[XK_NR] = {
+	"domid", "store_port", "store_domid", "console_port",
+	"console_domid", "toolstack",
 };
 
 static int
-xen_refuse(struct backend *b, const char *spec)
+xen_spec_parse(const char *spec, int target, uint64_t v[XK_NR],
+    int seen[XK_NR])
 {
-	backend_seterr(b, "the xen backend is not implemented yet (xen:%.200s)",
-	    spec != NULL ? spec : "");
-	return (-ENOSYS);
+	const char *p = spec != NULL ? spec : "", *end;
+	char item[64], *eq, *ep;
+	size_t len;
+	unsigned k;
+
+	memset(seen, 0, XK_NR * sizeof(int));
+	memset(v, 0, XK_NR * sizeof(uint64_t));
+	if (*p >= '0' && *p <= '9' && strchr(p, '=') == NULL) {
+		/* "xen:7" */
+		errno = 0;
+		v[XK_DOMID] = strtoull(p, &ep, 10);
+		if (errno != 0 || *ep != '\0' || v[XK_DOMID] >= DOMID_FIRST_RESERVED) {
+			backend_seterr(NULL, "xen: '%.60s' is not a domain id", p);
+			return -EINVAL;
+		}
+		seen[XK_DOMID] = 1;
+		return 0;
+	}
+	while (*p != '\0') {
+		end = strchr(p, ',');
+		len = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (len == 0 || len >= sizeof(item)) {
+			backend_seterr(NULL, "xen: bad item in spec '%.100s'",
+			    spec);
+			return -EINVAL;
+		}
+		memcpy(item, p, len);
+		item[len] = '\0';
+		if ((eq = strchr(item, '=')) == NULL) {
+			backend_seterr(NULL, "xen: '%s' in spec is not "
+			    "key=value", item);
+			return -EINVAL;
+		}
+		*eq++ = '\0';
+		for (k = 0; k < XK_NR; k++)
+			if (strcmp(item, xen_keys[k]) == 0)
+				break;
+		if (k == XK_NR || (!target && k != XK_DOMID &&
+		    k != XK_TOOLSTACK)) {
+			backend_seterr(NULL, "xen: unknown key '%s' in %s spec",
+			    item, target ? "target" : "source");
+			return -EINVAL;
+		}
+		if (seen[k]) {
+			backend_seterr(NULL, "xen: key '%s' given twice", item);
+			return -EINVAL;
+		}
+		errno = 0;
+		v[k] = strtoull(eq, &ep, 0);
+		if (errno != 0 || *eq == '\0' || *ep != '\0' ||
+		    v[k] > UINT32_MAX || (k == XK_TOOLSTACK && v[k] > 1) ||
+		    ((k == XK_DOMID || k == XK_STORE_DOMID ||
+		    k == XK_CONSOLE_DOMID) && v[k] >= DOMID_FIRST_RESERVED)) {
+			backend_seterr(NULL, "xen: bad value '%s' for %s", eq,
+			    item);
+			return -EINVAL;
+		}
+		seen[k] = 1;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	if (!seen[XK_DOMID]) {
+		backend_seterr(NULL, "xen: the spec names no domain "
+		    "(xen:DOMID or xen:domid=N)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- open / describe / close ------------------------------------------- */
+
+static int
+xen_getinfo(struct xen_backend *x, xc_domaininfo_t *di)
+{
+	int n;
+
+	n = xc_domain_getinfolist(x->xch, x->domid, 1, di);
+	if (n < 0)
+		return xen_fail(&x->b, errno, "getting domain %u's info",
+		    x->domid);
+	if (n != 1 || di->domain != x->domid)
+		return xen_fail(&x->b, ESRCH, "domain %u", x->domid);
+	return 0;
 }
 
 static int
-xen_refuse_handle(struct backend *b)
+xen_open(const char *spec, int target, struct xen_backend **out,
+    uint64_t v[XK_NR])
 {
-	struct xen_backend	*x = (struct xen_backend *)b;
+	struct xen_backend *x;
+	xc_domaininfo_t di;
+	xen_pfn_t gpfns = 0;
+	int seen[XK_NR], rc;
 
-	return (xen_refuse(b, x->spec));
+	*out = NULL;
+	if ((rc = xen_spec_parse(spec, target, v, seen)) != 0)
+		return rc;
+	if (v[XK_TOOLSTACK] == 0) {
+		/*
+		 * A guest must be suspended cooperatively (xenstore control/
+		 * shutdown, the suspend event channel) and a target domain
+		 * created with its devices: libxl's work.  Without it a
+		 * "migrated" guest would lose its xenstore and console.
+		 */
+		backend_seterr(NULL, "xen: migrate-send/migrate-receive cannot "
+		    "move a Xen domain on their own yet (suspending the guest "
+		    "and creating the target domain need libxl); use xl with "
+		    "LIBXL_SAVE_HELPER=xmig-save-helper, which runs this "
+		    "backend inside libxl");
+		return -EOPNOTSUPP;
+	}
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		backend_seterr(NULL, "xen: out of memory");
+		return -ENOMEM;
+	}
+	x->b.ops = &xen_ops;
+	x->domid = (uint32_t)v[XK_DOMID];
+	x->toolstack = (int)v[XK_TOOLSTACK];
+	x->source = !target;
+	pthread_mutex_init(&x->lock, NULL);
+	x->dirty_hbuf.hbuf = NULL;
+	x->dirty_hbuf.param_shadow = NULL;
+	x->dirty_hbuf.sz = 0;
+	x->dirty_hbuf.dir = 0;
+	x->dirty_hbuf.ubuf = (void *)-1;
+	x->xch = xc_interface_open(&xen_logger, &xen_logger, 0);
+	if (x->xch == NULL) {
+		rc = -(errno ? errno : EIO);
+		backend_seterr(NULL, "xen: cannot open the hypervisor "
+		    "interface: %s (is this dom0 with privcmd loaded?)",
+		    strerror(-rc));
+		free(x);
+		return rc;
+	}
+	x->fmem = xenforeignmemory_open(&xen_logger, 0);
+	if (x->fmem == NULL) {
+		rc = -(errno ? errno : EIO);
+		backend_seterr(NULL, "xen: cannot open foreign memory: %s",
+		    strerror(-rc));
+		xc_interface_close(x->xch);
+		free(x);
+		return rc;
+	}
+	if ((rc = xen_getinfo(x, &di)) != 0)
+		goto fail;
+	if (!(di.flags & XEN_DOMINF_hvm_guest)) {
+		rc = -EOPNOTSUPP;
+		backend_seterr(&x->b, "xen: domain %u is a PV guest; the xen "
+		    "backend moves PVH and HVM guests only", x->domid);
+		goto fail;
+	}
+	x->nr_vcpus = di.max_vcpu_id + 1;
+	if (!target) {
+		if (xc_domain_nr_gpfns(x->xch, x->domid, &gpfns) < 0) {
+			rc = xen_fail(&x->b, errno, "getting domain %u's p2m "
+			    "size", x->domid);
+			goto fail;
+		}
+		x->p2m_size = gpfns;
+	}
+	if (target) {
+		x->static_hook = xen_static_fn;
+		x->static_arg = xen_static_arg;
+	}
+	x->store_port = (uint32_t)v[XK_STORE_PORT];
+	x->store_domid = (uint32_t)v[XK_STORE_DOMID];
+	x->console_port = (uint32_t)v[XK_CONSOLE_PORT];
+	x->console_domid = (uint32_t)v[XK_CONSOLE_DOMID];
+	*out = x;
+	return 0;
+fail:
+	backend_seterr(NULL, "%s", backend_errmsg(&x->b));
+	xenforeignmemory_close(x->fmem);
+	xc_interface_close(x->xch);
+	free(x);
+	return rc;
 }
 
 static int
 xen_open_source(const char *spec, struct backend **out)
 {
+	struct xen_backend *x;
+	uint64_t v[XK_NR];
+	int rc;
+
 	*out = NULL;
-	return (xen_refuse(NULL, spec));
+	if ((rc = xen_open(spec, 0, &x, v)) != 0)
+		return rc;
+	*out = &x->b;
+	return 0;
 }
 
 static int
-xen_open_target(const char *spec, const struct domain_info *info XEN_UNUSED,
+xen_open_target(const char *spec, const struct domain_info *info,
     struct backend **out)
 {
+	struct xen_backend *x;
+	uint64_t v[XK_NR];
+	int rc;
+
 	*out = NULL;
-	return (xen_refuse(NULL, spec));
+	if (info != NULL && (info->arch != WIRE_ARCH_X86 ||
+	    info->type == WIRE_DOM_X86_PV || info->page_shift !=
+	    XEN_PAGE_SHIFT)) {
+		backend_seterr(NULL, "xen: the stream is %s; the xen backend "
+		    "restores x86 HVM/PVH guests with 4 KiB pages only",
+		    info->type == WIRE_DOM_X86_PV ? "an x86 PV guest" :
+		    "not an x86 HVM guest with 4 KiB pages");
+		return -EOPNOTSUPP;
+	}
+	if ((rc = xen_open(spec, 1, &x, v)) != 0)
+		return rc;
+	*out = &x->b;
+	return 0;
 }
 
 static int
-xen_describe(struct backend *b, struct domain_info *info XEN_UNUSED)
+xen_describe(struct backend *b, struct domain_info *info)
 {
-	return (xen_refuse_handle(b));
+	struct xen_backend *x = (struct xen_backend *)b;
+	xen_pfn_t gpfns;
+
+	if (!x->source) {
+		if (xc_domain_nr_gpfns(x->xch, x->domid, &gpfns) == 0)
+			x->p2m_size = gpfns;
+		if (x->pop_bits > x->p2m_size)
+			x->p2m_size = x->pop_bits;
+	}
+	memset(info, 0, sizeof(*info));
+	info->arch = WIRE_ARCH_X86;
+	info->type = WIRE_DOM_X86_HVM;
+	info->page_shift = XEN_PAGE_SHIFT;
+	info->nr_pages = x->p2m_size;
+	info->nr_vcpus = x->nr_vcpus;
+	return 0;
 }
 
+/* ---- map / unmap --------------------------------------------------------- */
+
 static int
-xen_map(struct backend *b, const uint64_t *pfns XEN_UNUSED,
-    unsigned n XEN_UNUSED, int writable XEN_UNUSED, void **pages XEN_UNUSED,
-    void **cookie XEN_UNUSED)
+xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
+    void **pages, void **cookie)
 {
-	return (xen_refuse_handle(b));
+	struct xen_backend *x = (struct xen_backend *)b;
+	xen_pfn_t types[XEN_BATCH], gfns[XEN_BATCH];
+	int err[XEN_BATCH];
+	unsigned idx[XEN_BATCH];
+	struct xen_map *m;
+	unsigned i, nm = 0;
+	int rc = 0;
+
+	*cookie = NULL;
+	if (n > XEN_BATCH) {
+		backend_seterr(b, "xen: map of %u pages; at most %u at once",
+		    n, XEN_BATCH);
+		return -E2BIG;
+	}
+	if (n == 0)
+		return 0;
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		backend_seterr(b, "xen: out of memory");
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&x->lock);
+	for (i = 0; i < n; i++) {
+		pages[i] = NULL;
+		types[i] = pfns[i];
+	}
+	if (x->source) {
+		/* Which pfns have data (libxc: xc_get_pfn_type_batch). */
+		if (xc_get_pfn_type_batch(x->xch, x->domid, n, types) != 0) {
+			rc = xen_fail(b, errno, "getting the types of %u pages "
+			    "from pfn %#" PRIx64, n, pfns[0]);
+			goto out;
+		}
+		for (i = 0; i < n; i++) {
+			xen_pfn_t t = types[i] & XEN_DOMCTL_PFINFO_LTAB_MASK;
+
+			if (t == XEN_DOMCTL_PFINFO_XTAB ||
+			    t == XEN_DOMCTL_PFINFO_BROKEN ||
+			    t == XEN_DOMCTL_PFINFO_XALLOC)
+				continue;
+			idx[nm] = i;
+			gfns[nm++] = pfns[i];
+		}
+	} else {
+		for (i = 0; i < n; i++) {
+			idx[nm] = i;
+			gfns[nm++] = pfns[i];
+		}
+	}
+	if (nm == 0)
+		goto out;
+	m->addr = xenforeignmemory_map(x->fmem, x->domid, writable ?
+	    PROT_READ | PROT_WRITE : PROT_READ, nm, gfns, err);
+	if (m->addr == NULL) {
+		rc = xen_fail(b, errno, "mapping %u pages from pfn %#" PRIx64,
+		    nm, gfns[0]);
+		goto out;
+	}
+	m->n = nm;
+	for (i = 0; i < nm; i++) {
+		if (err[i] != 0) {
+			if (writable || !x->source) {
+				rc = xen_fail(b, -err[i], "mapping pfn %#"
+				    PRIx64, gfns[i]);
+				xenforeignmemory_unmap(x->fmem, m->addr, m->n);
+				goto out;
+			}
+			/* Gone since its type was read: no data. */
+			continue;
+		}
+		pages[idx[i]] = (uint8_t *)m->addr +
+		    ((size_t)i << XEN_PAGE_SHIFT);
+	}
+out:
+	pthread_mutex_unlock(&x->lock);
+	if (rc != 0 || m->addr == NULL) {
+		free(m);
+		for (i = 0; rc != 0 && i < n; i++)
+			pages[i] = NULL;
+		return rc;
+	}
+	*cookie = m;
+	return 0;
 }
 
 static void
-xen_unmap(struct backend *b XEN_UNUSED, void *cookie XEN_UNUSED,
-    unsigned n XEN_UNUSED)
+xen_unmap(struct backend *b, void *cookie, unsigned n)
 {
+	struct xen_backend *x = (struct xen_backend *)b;
+	struct xen_map *m = cookie;
+
+	(void)n;
+	if (m == NULL)
+		return;
+	pthread_mutex_lock(&x->lock);
+	xenforeignmemory_unmap(x->fmem, m->addr, m->n);
+	pthread_mutex_unlock(&x->lock);
+	free(m);
 }
+
+/* ---- dirty tracking ------------------------------------------------------ */
 
 static int
 xen_enable_dirty(struct backend *b)
 {
-	return (xen_refuse_handle(b));
+	struct xen_backend *x = (struct xen_backend *)b;
+	size_t bytes;
+
+	if (!x->source) {
+		backend_seterr(b, "xen: enable_dirty on a target");
+		return -EINVAL;
+	}
+	if (x->dirty_hbuf.hbuf == NULL) {
+		DECLARE_HYPERCALL_BUFFER_SHADOW(unsigned long, bm,
+		    &x->dirty_hbuf);
+
+		bytes = (size_t)((x->p2m_size + 63) / 64) * 8;
+		x->dirty_pages = (bytes + XEN_PAGE_SIZE - 1) / XEN_PAGE_SIZE;
+		if (x->dirty_pages == 0)
+			x->dirty_pages = 1;
+		bm = xc_hypercall_buffer_alloc_pages(x->xch, bm,
+		    x->dirty_pages);
+		if (bm == NULL)
+			return xen_fail(b, errno ? errno : ENOMEM,
+			    "allocating the dirty bitmap");
+		memset(bm, 0, x->dirty_pages * XEN_PAGE_SIZE);
+	}
+	if (xc_shadow_control(x->xch, x->domid,
+	    XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0) < 0) {
+		/* Perhaps left on by a saver that died: off, then on. */
+		xen_last_log[0] = '\0';
+		if (xc_shadow_control(x->xch, x->domid,
+		    XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0) < 0 ||
+		    xc_shadow_control(x->xch, x->domid,
+		    XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0) < 0)
+			return xen_fail(b, errno, "enabling log-dirty mode "
+			    "on domain %u", x->domid);
+	}
+	x->logdirty = 1;
+	xen_live_add(x);
+	return 0;
 }
 
 static int64_t
-xen_read_dirty(struct backend *b, uint64_t *bitmap XEN_UNUSED)
+xen_read_dirty(struct backend *b, uint64_t *bitmap)
 {
-	return (xen_refuse_handle(b));
+	struct xen_backend *x = (struct xen_backend *)b;
+	DECLARE_HYPERCALL_BUFFER_SHADOW(unsigned long, bm, &x->dirty_hbuf);
+	const uint64_t *w;
+	size_t words = (size_t)((x->p2m_size + 63) / 64), i;
+	xc_shadow_op_stats_t stats;
+	long long r;
+	int64_t count = 0;
+
+	if (!x->logdirty) {
+		backend_seterr(b, "xen: read_dirty without log-dirty mode");
+		return -EINVAL;
+	}
+	r = xc_logdirty_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_CLEAN,
+	    HYPERCALL_BUFFER(bm), x->p2m_size,
+	    (x->paused || x->suspended) ? XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL : 0,
+	    &stats);
+	if (r < 0 || (uint64_t)r != x->p2m_size)
+		return xen_fail(b, r < 0 ? errno : EIO, "reading the dirty "
+		    "bitmap of domain %u (%lld of %" PRIu64 " pfns)",
+		    x->domid, r, x->p2m_size);
+	w = (const uint64_t *)bm;
+	for (i = 0; i < words; i++) {
+		uint64_t v = w[i];
+
+		if (i == words - 1 && x->p2m_size % 64)
+			v &= (1ULL << (x->p2m_size % 64)) - 1;
+		bitmap[i] |= v;
+		count += __builtin_popcountll(v);
+	}
+	return count;
 }
 
 static int
 xen_disable_dirty(struct backend *b)
 {
-	return (xen_refuse_handle(b));
+	struct xen_backend *x = (struct xen_backend *)b;
+
+	if (!x->logdirty)
+		return 0;
+	x->logdirty = 0;
+	xen_live_del(x);
+	if (xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_OFF,
+	    NULL, 0) < 0)
+		return xen_fail(b, errno, "turning log-dirty mode off on "
+		    "domain %u", x->domid);
+	return 0;
+}
+
+/* ---- pause / resume ------------------------------------------------------ */
+
+void
+xen_set_suspend_hook(struct backend *b, int (*fn)(void *), void *arg)
+{
+	struct xen_backend *x = (struct xen_backend *)b;
+
+	x->suspend = fn;
+	x->suspend_arg = arg;
+}
+
+void
+xen_set_static_hook(int (*fn)(void *, unsigned), void *arg)
+{
+	xen_static_fn = fn;
+	xen_static_arg = arg;
 }
 
 static int
 xen_pause(struct backend *b)
 {
-	return (xen_refuse_handle(b));
+	struct xen_backend *x = (struct xen_backend *)b;
+	xc_domaininfo_t di;
+	int rc;
+
+	if (x->paused || x->suspended)
+		return 0;
+	if (x->toolstack && x->source) {
+		if (x->suspend == NULL) {
+			backend_seterr(b, "xen: toolstack=1 but nobody to ask "
+			    "for the suspend");
+			return -EINVAL;
+		}
+		if ((rc = x->suspend(x->suspend_arg)) != 0) {
+			backend_seterr(b, "xen: the toolstack could not "
+			    "suspend domain %u", x->domid);
+			return rc < 0 ? rc : -EIO;
+		}
+		/* As libxc checks: really shut down for suspend. */
+		if ((rc = xen_getinfo(x, &di)) != 0)
+			return rc;
+		if (!(di.flags & XEN_DOMINF_shutdown) ||
+		    ((di.flags >> XEN_DOMINF_shutdownshift) &
+		    XEN_DOMINF_shutdownmask) != SHUTDOWN_suspend) {
+			backend_seterr(b, "xen: domain %u is not suspended "
+			    "after the toolstack's suspend", x->domid);
+			return -EIO;
+		}
+		x->suspended = 1;
+		return 0;
+	}
+	if (x->toolstack) {
+		backend_seterr(b, "xen: the toolstack owns domain %u",
+		    x->domid);
+		return -EPERM;
+	}
+	if (xc_domain_pause(x->xch, x->domid) != 0)
+		return xen_fail(b, errno, "pausing domain %u", x->domid);
+	x->paused = 1;
+	return 0;
 }
 
 static int
 xen_resume(struct backend *b)
 {
-	return (xen_refuse_handle(b));
+	struct xen_backend *x = (struct xen_backend *)b;
+
+	if (x->toolstack)
+		return 0;	/* libxl resumes or unpauses it */
+	if (!x->source && !x->completed) {
+		backend_seterr(b, "xen: domain %u is not restored", x->domid);
+		return -EINVAL;
+	}
+	if (!x->source || x->paused) {
+		if (xc_domain_unpause(x->xch, x->domid) != 0)
+			return xen_fail(b, errno, "unpausing domain %u",
+			    x->domid);
+		x->paused = 0;
+	}
+	return 0;
+}
+
+/* ---- source state -------------------------------------------------------- */
+
+static int
+xen_static_state(struct backend *b, struct state_list *out)
+{
+	struct xen_backend *x = (struct xen_backend *)b;
+	xc_cpu_policy_t *pol;
+	xen_cpuid_leaf_t *leaves = NULL;
+	xen_msr_entry_t *msrs = NULL;
+	uint32_t nl = 0, nm = 0;
+	int rc = 0;
+
+	if ((pol = xc_cpu_policy_init()) == NULL)
+		return xen_fail(b, ENOMEM, "allocating a cpu policy");
+	if (xc_cpu_policy_get_size(x->xch, &nl, &nm) != 0) {
+		rc = xen_fail(b, errno, "getting the cpu policy size");
+		goto out;
+	}
+	leaves = calloc(nl ? nl : 1, sizeof(*leaves));
+	msrs = calloc(nm ? nm : 1, sizeof(*msrs));
+	if (leaves == NULL || msrs == NULL) {
+		rc = xen_fail(b, ENOMEM, "allocating the cpu policy");
+		goto out;
+	}
+	if (xc_cpu_policy_get_domain(x->xch, x->domid, pol) != 0) {
+		rc = xen_fail(b, errno, "getting domain %u's cpu policy",
+		    x->domid);
+		goto out;
+	}
+	if (xc_cpu_policy_serialise(x->xch, pol, leaves, &nl, msrs, &nm)
+	    != 0) {
+		rc = xen_fail(b, errno, "serialising domain %u's cpu policy",
+		    x->domid);
+		goto out;
+	}
+	_Static_assert(sizeof(xen_cpuid_leaf_t) == 24, "cpuid leaf on wire");
+	_Static_assert(sizeof(xen_msr_entry_t) == 16, "msr entry on wire");
+	if (nl > 0 && (rc = state_list_add(out, REC_X86_CPUID_POLICY, leaves,
+	    nl * (uint32_t)sizeof(*leaves))) != 0)
+		goto out;
+	if (nm > 0)
+		rc = state_list_add(out, REC_X86_MSR_POLICY, msrs,
+		    nm * (uint32_t)sizeof(*msrs));
+out:
+	free(leaves);
+	free(msrs);
+	xc_cpu_policy_destroy(pol);
+	return rc;
 }
 
 static int
-xen_static_state(struct backend *b, struct state_list *out XEN_UNUSED)
+xen_save_state(struct backend *b, struct state_list *out)
 {
-	return (xen_refuse_handle(b));
+	struct xen_backend *x = (struct xen_backend *)b;
+	uint8_t tsc[24], params[8 + 16 * XEN_NPARAMS], *ctx = NULL;
+	uint32_t mode, khz, inc;
+	uint64_t nsec, val;
+	unsigned i, np = 0;
+	int size, rc;
+
+	if (xc_domain_get_tsc_info(x->xch, x->domid, &mode, &nsec, &khz,
+	    &inc) != 0)
+		return xen_fail(b, errno, "getting domain %u's TSC info",
+		    x->domid);
+	memset(tsc, 0, sizeof(tsc));
+	xp_put32(0, tsc, mode);
+	xp_put32(0, tsc + 4, khz);
+	xp_put64(0, tsc + 8, nsec);
+	xp_put32(0, tsc + 16, inc);
+	if ((rc = state_list_add(out, REC_X86_TSC_INFO, tsc, 24)) != 0)
+		return rc;
+
+	size = xc_domain_hvm_getcontext(x->xch, x->domid, NULL, 0);
+	if (size <= 0)
+		return xen_fail(b, errno, "getting domain %u's HVM context "
+		    "size", x->domid);
+	if ((ctx = malloc((size_t)size)) == NULL)
+		return xen_fail(b, ENOMEM, "allocating the HVM context");
+	size = xc_domain_hvm_getcontext(x->xch, x->domid, ctx,
+	    (uint32_t)size);
+	if (size <= 0) {
+		free(ctx);
+		return xen_fail(b, errno, "getting domain %u's HVM context",
+		    x->domid);
+	}
+	rc = state_list_add(out, REC_HVM_CONTEXT, ctx, (uint32_t)size);
+	free(ctx);
+	if (rc != 0)
+		return rc;
+
+	memset(params, 0, sizeof(params));
+	for (i = 0; i < XEN_NPARAMS; i++) {
+		if (xc_hvm_param_get(x->xch, x->domid, xen_saved_params[i],
+		    &val) != 0)
+			return xen_fail(b, errno, "getting HVM param %u of "
+			    "domain %u", xen_saved_params[i], x->domid);
+		if (val == 0)
+			continue;
+		xp_put64(0, params + 8 + 16 * np, xen_saved_params[i]);
+		xp_put64(0, params + 16 + 16 * np, val);
+		np++;
+	}
+	if (np == 0)
+		return 0;
+	xp_put32(0, params, np);
+	return state_list_add(out, REC_HVM_PARAMS, params, 8 + 16 * np);
+}
+
+/* ---- target -------------------------------------------------------------- */
+
+static int
+xen_pop_grow(struct xen_backend *x, uint64_t pfn)
+{
+	uint64_t bits, *n;
+
+	if (pfn < x->pop_bits)
+		return 0;
+	if (pfn >= (1ULL << 40)) {
+		backend_seterr(&x->b, "xen: pfn %#" PRIx64 " is out of range",
+		    pfn);
+		return -ERANGE;
+	}
+	bits = x->pop_bits ? x->pop_bits : 1ULL << 20;
+	while (bits <= pfn)
+		bits *= 2;
+	if ((n = realloc(x->populated, (size_t)(bits / 8))) == NULL) {
+		backend_seterr(&x->b, "xen: out of memory");
+		return -ENOMEM;
+	}
+	memset((uint8_t *)n + x->pop_bits / 8, 0,
+	    (size_t)((bits - x->pop_bits) / 8));
+	x->populated = n;
+	x->pop_bits = bits;
+	return 0;
+}
+
+/* Apply the static data (cpu policy), once, as libxc does at its end. */
+static int
+xen_static_end(struct xen_backend *x)
+{
+	uint32_t el = ~0u, es = ~0u, em = ~0u;
+	unsigned missing = 0;
+	int rc;
+
+	if (x->static_done)
+		return 0;
+	x->static_done = 1;
+	if (!x->have_cpuid)
+		missing |= 1;	/* XGR_SDD_MISSING_CPUID */
+	if (!x->have_msr)
+		missing |= 2;	/* XGR_SDD_MISSING_MSR */
+	if ((x->have_cpuid || x->have_msr) &&
+	    xc_set_domain_cpu_policy(x->xch, x->domid,
+	    x->cpuid_len / 24, (xen_cpuid_leaf_t *)x->cpuid,
+	    x->msr_len / 16, (xen_msr_entry_t *)x->msr, &el, &es, &em) != 0)
+		return xen_fail(&x->b, errno, "setting domain %u's cpu policy "
+		    "(leaf %#x subleaf %#x msr %#x)", x->domid, el, es, em);
+	if (x->static_hook != NULL &&
+	    (rc = x->static_hook(x->static_arg, missing)) != 0) {
+		backend_seterr(&x->b, "xen: the toolstack refused the static "
+		    "data (missing %#x)", missing);
+		return rc < 0 ? rc : -EIO;
+	}
+	return 0;
 }
 
 static int
-xen_save_state(struct backend *b, struct state_list *out XEN_UNUSED)
+xen_populate(struct backend *b, const uint64_t *pfns, unsigned n)
 {
-	return (xen_refuse_handle(b));
+	struct xen_backend *x = (struct xen_backend *)b;
+	xen_pfn_t todo[XEN_BATCH];
+	unsigned i, nt = 0;
+	int rc;
+
+	if (x->source) {
+		backend_seterr(b, "xen: populate on a source");
+		return -EINVAL;
+	}
+	if ((rc = xen_static_end(x)) != 0)
+		return rc;
+	for (i = 0; i < n; i++) {
+		if ((rc = xen_pop_grow(x, pfns[i])) != 0)
+			return rc;
+		if (x->populated[pfns[i] / 64] & (1ULL << (pfns[i] % 64)))
+			continue;
+		todo[nt++] = pfns[i];
+		if (nt == XEN_BATCH || i + 1 == n) {
+			if (xc_domain_populate_physmap_exact(x->xch, x->domid,
+			    nt, 0, 0, todo) != 0)
+				return xen_fail(b, errno, "populating %u pages "
+				    "of domain %u from pfn %#" PRIx64, nt,
+				    x->domid, (uint64_t)todo[0]);
+			nt = 0;
+		}
+		x->populated[pfns[i] / 64] |= 1ULL << (pfns[i] % 64);
+	}
+	if (nt > 0 && xc_domain_populate_physmap_exact(x->xch, x->domid, nt,
+	    0, 0, todo) != 0)
+		return xen_fail(b, errno, "populating %u pages of domain %u",
+		    nt, x->domid);
+	return 0;
 }
 
 static int
-xen_populate(struct backend *b, const uint64_t *pfns XEN_UNUSED,
-    unsigned n XEN_UNUSED)
+xen_clear_page(struct xen_backend *x, uint64_t pfn)
 {
-	return (xen_refuse_handle(b));
+	void *page, *cookie;
+	int rc;
+
+	if ((rc = xen_map(&x->b, &pfn, 1, 1, &page, &cookie)) != 0)
+		return rc;
+	memset(page, 0, XEN_PAGE_SIZE);
+	xen_unmap(&x->b, cookie, 1);
+	return 0;
 }
 
 static int
-xen_zero_page(struct backend *b, uint64_t pfn XEN_UNUSED)
+xen_zero_page(struct backend *b, uint64_t pfn)
 {
-	return (xen_refuse_handle(b));
+	struct xen_backend *x = (struct xen_backend *)b;
+	int rc;
+
+	if ((rc = xen_populate(b, &pfn, 1)) != 0)
+		return rc;
+	return xen_clear_page(x, pfn);
 }
 
 static int
-xen_load_state(struct backend *b, uint32_t type XEN_UNUSED,
-    const uint8_t *body XEN_UNUSED, uint32_t len XEN_UNUSED)
+xen_keep(struct backend *b, uint8_t **dst, uint32_t *dlen,
+    const uint8_t *body, uint32_t len)
 {
-	return (xen_refuse_handle(b));
+	uint8_t *n = malloc(len ? len : 1);
+
+	if (n == NULL) {
+		backend_seterr(b, "xen: out of memory");
+		return -ENOMEM;
+	}
+	if (len)
+		memcpy(n, body, len);
+	free(*dst);
+	*dst = n;
+	*dlen = len;
+	return 0;
+}
+
+static int
+xen_load_params(struct xen_backend *x, const uint8_t *body, uint32_t len)
+{
+	uint32_t count, i;
+	uint64_t idx, val;
+	int rc;
+
+	if (len < 8 || (count = xp_get32(0, body), len != 8 + 16ULL * count)) {
+		backend_seterr(&x->b, "xen: HVM_PARAMS of %u octets is not a "
+		    "count and its entries", len);
+		return -EINVAL;
+	}
+	for (i = 0; i < count; i++) {
+		idx = xp_get64(0, body + 8 + 16 * i);
+		val = xp_get64(0, body + 16 + 16 * i);
+		switch (idx) {
+		case HVM_PARAM_CONSOLE_PFN:
+			x->console_gfn = val;
+			if ((rc = xen_clear_page(x, val)) != 0)
+				return rc;
+			break;
+		case HVM_PARAM_STORE_PFN:
+			x->store_gfn = val;
+			if ((rc = xen_clear_page(x, val)) != 0)
+				return rc;
+			break;
+		case HVM_PARAM_IOREQ_PFN:
+		case HVM_PARAM_BUFIOREQ_PFN:
+			if ((rc = xen_clear_page(x, val)) != 0)
+				return rc;
+			break;
+		case HVM_PARAM_PAE_ENABLED:
+			continue;	/* obsolete: dropped */
+		}
+		if (idx > UINT32_MAX || xc_hvm_param_set(x->xch, x->domid,
+		    (uint32_t)idx, val) != 0)
+			return xen_fail(&x->b, errno, "setting HVM param %"
+			    PRIu64 " = %#" PRIx64 " on domain %u", idx, val,
+			    x->domid);
+	}
+	return 0;
+}
+
+static int
+xen_load_state(struct backend *b, uint32_t type, const uint8_t *body,
+    uint32_t len)
+{
+	struct xen_backend *x = (struct xen_backend *)b;
+	int rc;
+
+	if (x->source) {
+		backend_seterr(b, "xen: load_state on a source");
+		return -EINVAL;
+	}
+	switch (type) {
+	case REC_X86_CPUID_POLICY:
+		if (len % 24 != 0) {
+			backend_seterr(b, "xen: X86_CPUID_POLICY of %u octets "
+			    "is not whole leaves", len);
+			return -EINVAL;
+		}
+		x->have_cpuid = 1;
+		return xen_keep(b, &x->cpuid, &x->cpuid_len, body, len);
+	case REC_X86_MSR_POLICY:
+		if (len % 16 != 0) {
+			backend_seterr(b, "xen: X86_MSR_POLICY of %u octets "
+			    "is not whole entries", len);
+			return -EINVAL;
+		}
+		x->have_msr = 1;
+		return xen_keep(b, &x->msr, &x->msr_len, body, len);
+	default:
+		break;
+	}
+	if ((rc = xen_static_end(x)) != 0)
+		return rc;
+	switch (type) {
+	case REC_X86_TSC_INFO:
+		if (len != 24) {
+			backend_seterr(b, "xen: X86_TSC_INFO of %u octets; "
+			    "24 expected", len);
+			return -EINVAL;
+		}
+		if (xc_domain_set_tsc_info(x->xch, x->domid,
+		    xp_get32(0, body), xp_get64(0, body + 8),
+		    xp_get32(0, body + 4), xp_get32(0, body + 16)) != 0)
+			return xen_fail(b, errno, "setting domain %u's TSC "
+			    "info", x->domid);
+		return 0;
+	case REC_HVM_CONTEXT:
+		return xen_keep(b, &x->hvm_ctx, &x->hvm_ctx_len, body, len);
+	case REC_HVM_PARAMS:
+		return xen_load_params(x, body, len);
+	default:
+		backend_seterr(b, "xen: record type %#x (%s) is not for an "
+		    "HVM guest", type, record_type_name(type));
+		return -EOPNOTSUPP;
+	}
+}
+
+/* What the last successful complete() in this process found. */
+static uint64_t xen_res_store, xen_res_console;
+static int xen_res_valid;
+
+int
+xen_restore_results(uint64_t *store_gfn, uint64_t *console_gfn)
+{
+	if (!xen_res_valid)
+		return -ENOENT;
+	*store_gfn = xen_res_store;
+	*console_gfn = xen_res_console;
+	return 0;
 }
 
 static int
 xen_complete(struct backend *b)
 {
-	return (xen_refuse_handle(b));
+	struct xen_backend *x = (struct xen_backend *)b;
+	int rc;
+
+	if (x->source) {
+		backend_seterr(b, "xen: complete on a source");
+		return -EINVAL;
+	}
+	if ((rc = xen_static_end(x)) != 0)
+		return rc;
+	if (x->hvm_ctx == NULL) {
+		backend_seterr(b, "xen: the stream ended without an "
+		    "HVM_CONTEXT record");
+		return -EPROTO;
+	}
+	if (xc_hvm_param_set(x->xch, x->domid, HVM_PARAM_STORE_EVTCHN,
+	    x->store_port) != 0)
+		return xen_fail(b, errno, "setting the store event channel");
+	if (xc_hvm_param_set(x->xch, x->domid, HVM_PARAM_CONSOLE_EVTCHN,
+	    x->console_port) != 0)
+		return xen_fail(b, errno, "setting the console event channel");
+	if (xc_domain_hvm_setcontext(x->xch, x->domid, x->hvm_ctx,
+	    x->hvm_ctx_len) != 0)
+		return xen_fail(b, errno, "loading domain %u's HVM context "
+		    "(%u octets)", x->domid, x->hvm_ctx_len);
+	if (xc_dom_gnttab_seed(x->xch, x->domid, true, x->console_gfn,
+	    x->store_gfn, x->console_domid, x->store_domid) != 0)
+		return xen_fail(b, errno, "seeding domain %u's grant table",
+		    x->domid);
+	x->completed = 1;
+	xen_res_store = x->store_gfn;
+	xen_res_console = x->console_gfn;
+	xen_res_valid = 1;
+	return 0;
 }
 
 static int
 xen_destroy(struct backend *b)
 {
-	return (xen_refuse_handle(b));
+	struct xen_backend *x = (struct xen_backend *)b;
+
+	if (x->toolstack)
+		return 0;	/* libxl destroys what it created */
+	xen_disable_dirty(b);
+	if (xc_domain_destroy(x->xch, x->domid) != 0)
+		return xen_fail(b, errno, "destroying domain %u", x->domid);
+	return 0;
 }
 
 static void
 xen_close(struct backend *b)
 {
-	struct xen_backend	*x = (struct xen_backend *)b;
+	struct xen_backend *x = (struct xen_backend *)b;
 
 	if (x == NULL)
 		return;
-	if (x->xch != NULL)
-		xc_interface_close(x->xch);
+	xen_disable_dirty(b);
+	if (x->dirty_hbuf.hbuf != NULL) {
+		DECLARE_HYPERCALL_BUFFER_SHADOW(unsigned long, bm,
+		    &x->dirty_hbuf);
+
+		xc_hypercall_buffer_free_pages(x->xch, bm, x->dirty_pages);
+	}
+	xenforeignmemory_close(x->fmem);
+	xc_interface_close(x->xch);
+	pthread_mutex_destroy(&x->lock);
+	free(x->populated);
+	free(x->cpuid);
+	free(x->msr);
+	free(x->hvm_ctx);
 	free(x);
 }
 

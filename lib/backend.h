@@ -80,7 +80,16 @@ struct backend_ops {
 	 * populate).  pages[i] receives the address of pfns[i]'s page.
 	 * *cookie is what unmap needs (may be NULL).  The mapping stays
 	 * valid until unmap; the page contents may change under a running
-	 * source domain (dirty tracking catches that).
+	 * source domain (dirty tracking catches that).  On a source, a pfn
+	 * that has no data (a hole in the p2m, a broken or allocate-only
+	 * page: Xen's XTAB/BROKEN/XALLOC) gets pages[i] == NULL and the call
+	 * still succeeds; callers send such a pfn as XTAB and digest it as
+	 * zeros.  A target never returns NULL pages.
+	 *
+	 * Threading: map and unmap (only these) may be called from a second
+	 * thread while the first thread uses the handle; backends make
+	 * those two safe for that (the sender digests memory beside the
+	 * flush).  Every other call comes from one thread at a time.
 	 */
 	int (*map)(struct backend *b, const uint64_t *pfns, unsigned n,
 	    int writable, void **pages, void **cookie);
@@ -216,6 +225,28 @@ const char *sim_run_state(struct backend *b);
 
 #ifdef HAVE_XEN
 extern const struct backend_ops xen_ops;
+
+/*
+ * The xen backend (backend-xen.c; its top comment says which libxc call
+ * each op makes).  Spec: source "DOMID" or "domid=N[,toolstack=1]";
+ * target "domid=N[,store_port=P,store_domid=D,console_port=P,
+ * console_domid=D,toolstack=1]" (the domain exists, empty and paused).
+ * toolstack=1: libxl owns the domain; pause calls the suspend hook, and
+ * resume and destroy leave the domain to the toolstack.
+ *
+ * xen_set_suspend_hook: pause() calls fn(arg) to have the guest suspended
+ * (0 when done).  xen_set_static_hook: for the targets opened after it, called once when the
+ * static data has ended and the cpu policy is applied, with the
+ * XGR_SDD_MISSING_* bits (1 cpuid, 2 msr) of what the stream lacked.
+ * xen_restore_results: the store and console gfns the last successful
+ * complete() in this process found (-ENOENT if none).
+ * xen_emergency_cleanup: turns log-dirty off on every domain a handle has
+ * it on; for a fatal-signal handler just before the process dies.
+ */
+void	xen_set_suspend_hook(struct backend *b, int (*fn)(void *), void *arg);
+void	xen_set_static_hook(int (*fn)(void *, unsigned), void *arg);
+int	xen_restore_results(uint64_t *store_gfn, uint64_t *console_gfn);
+void	xen_emergency_cleanup(void);
 #endif
 
 #endif

@@ -59,7 +59,14 @@ digest_memory(struct backend *b, uint64_t nr_pages, unsigned page_size,
 			/* Coalesce contiguous pages into one update. */
 			unsigned j = i;
 
-			while (j + 1 < n && (uint8_t *)pages[j + 1] ==
+			if (pages[i] == NULL) {
+				/* No data there (a hole): zeros. */
+				EVP_DigestUpdate(ctx, zero, page_size);
+				continue;
+			}
+
+			while (j + 1 < n && pages[j + 1] != NULL &&
+			    (uint8_t *)pages[j + 1] ==
 			    (uint8_t *)pages[j] + page_size)
 				j++;
 			EVP_DigestUpdate(ctx, pages[i],

@@ -1138,6 +1138,10 @@ recv_one(const struct recv_opts *o, int fd, int is_socket, int out_fd,
 		recv_run_fd(&rv);
 
 	if (rv.rc == 0 && rv.phase == RV_DONE && !rv.running &&
+	    !(rv.features & XMIG_F_HANDOVER) && o->keep_paused) {
+		/* One-way, and the caller starts it (a toolstack). */
+		rv.running = 1;
+	} else if (rv.rc == 0 && rv.phase == RV_DONE && !rv.running &&
 	    !(rv.features & XMIG_F_HANDOVER)) {
 		/* One-way: nobody else will start it. */
 		if ((rc = rv.b->ops->resume(rv.b)) != 0)
@@ -1161,7 +1165,7 @@ recv_one(const struct recv_opts *o, int fd, int is_socket, int out_fd,
 	}
 	if (rv.running) {
 		/* GO received (or one-way): this copy runs, whatever else. */
-		if (!rv.r.have_memory)
+		if (!rv.r.have_memory && !o->no_digest)
 			recv_digests(&rv);
 		rv.r.status = "completed";
 		if (rv.rc != 0) {

@@ -327,6 +327,25 @@ send_zero_pages(struct sender *s, const uint64_t *pfns, unsigned n)
 	return rc;
 }
 
+/*
+ * n pfns the backend has no data for (Xen: XTAB, BROKEN, XALLOC), as one
+ * PAGE_DATA record of XTAB entries without data, which is what libxc
+ * writes for them; receivers populate nothing for them.
+ */
+static int
+send_pages_absent(struct sender *s, const uint64_t *pfns, unsigned n)
+{
+	uint8_t body[8 + 8 * WIRE_PAGE_DATA_MAX];
+	uint64_t entries[WIRE_PAGE_DATA_MAX];
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		entries[i] = body_pfn_entry(pfns[i], PT_XTAB);
+	/* send_record puts the little-endian body in stream order. */
+	body_page_data_prefix_put(0, body, n, entries);
+	return send_record(s, REC_PAGE_DATA, body, 8 + 8 * n);
+}
+
 /* A PAGE_DATA record whose page data is deflated (SPEC 12.2). */
 static int
 send_pages_deflated(struct sender *s, const uint64_t *pfns, void **pages,
@@ -440,9 +459,10 @@ static int
 send_pages(struct sender *s, const uint64_t *pfns, unsigned n)
 {
 	uint64_t zpfn[WIRE_PAGE_DATA_MAX], dpfn[WIRE_PAGE_DATA_MAX];
+	uint64_t xpfn[WIRE_PAGE_DATA_MAX];
 	void *pages[WIRE_PAGE_DATA_MAX], *dpages[WIRE_PAGE_DATA_MAX];
 	struct send_map *m;
-	unsigned i, nz = 0, nd = 0;
+	unsigned i, nz = 0, nd = 0, nx = 0;
 	void *cookie = NULL;
 	int rc;
 
@@ -450,7 +470,11 @@ send_pages(struct sender *s, const uint64_t *pfns, unsigned n)
 	if (rc != 0)
 		return rc;
 	for (i = 0; i < n; i++) {
-		if (s->zero_elide && page_is_zero(pages[i], s->page_size)) {
+		if (pages[i] == NULL) {
+			/* No data (a p2m hole): sent as XTAB, as libxc does. */
+			xpfn[nx++] = pfns[i];
+		} else if (s->zero_elide &&
+		    page_is_zero(pages[i], s->page_size)) {
 			zpfn[nz++] = pfns[i];
 		} else {
 			dpfn[nd] = pfns[i];
@@ -466,7 +490,9 @@ send_pages(struct sender *s, const uint64_t *pfns, unsigned n)
 	m->n = n;
 	m->refs = 1;	/* ours, until the records are queued */
 	rc = 0;
-	if (nz > 0)
+	if (nx > 0)
+		rc = send_pages_absent(s, xpfn, nx);
+	if (rc == 0 && nz > 0)
 		rc = send_zero_pages(s, zpfn, nz);
 	if (rc == 0 && nd > 0) {
 		if (s->deflate_level >= 0)
@@ -781,7 +807,9 @@ send_tail(struct sender *s)
 		s->tracking = 0;
 	}
 	/* Memory is stable from here on: digest it beside the flush. */
-	if (pthread_create(&s->digest_thr, NULL, send_digest_main, s) == 0)
+	if (s->o->no_digest)
+		;
+	else if (pthread_create(&s->digest_thr, NULL, send_digest_main, s) == 0)
 		s->digest_started = 1;
 	else
 		send_digest_main(s);

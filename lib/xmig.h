@@ -229,6 +229,7 @@ struct send_opts {
 	int		compress_level;		/* zlib level, -1: none */
 	int		zero_pages;		/* -1 when agreed, 0 never, 1 also files */
 	double		timeout_s;		/* stalled receiver (60) */
+	int		no_digest;		/* no memory digest after END */
 };
 
 void	send_opts_default(struct send_opts *o);
@@ -253,6 +254,9 @@ struct recv_opts {
 	double		timeout_s;	/* stalled sender (60) */
 	unsigned	max_sessions;	/* concurrent migrations (tcp/tls) */
 	struct xport_tls tls;
+	int		no_digest;	/* no memory digest (one-way only) */
+	int		keep_paused;	/* one-way: leave the restored domain
+					   to the caller (no resume) */
 };
 
 void	recv_opts_default(struct recv_opts *o);

@@ -1,0 +1,824 @@
+/*
+ * xmig-save-helper -- a drop-in for libxl's libxl-save-helper (Xen 4.17)
+ * that saves and restores PVH/HVM guests with xmig's engine.
+ *
+ * libxl runs the program named by $LIBXL_SAVE_HELPER in place of its own
+ * helper.  The helper speaks libxl's private protocol: on stdout, messages
+ * of a host-endian u16 length, then a u16 message number and the
+ * arguments (native integers; STRING = u32 length including the NUL, then
+ * the bytes); on stdin, one native int per reply to a message that needs
+ * one.  The message numbers are those of libxl 4.17's
+ * libxl_save_msgs_gen.pl (log 1, progress 2, suspend 3, postcopy 4,
+ * checkpoint 5, wait_checkpoint 6, switch_qemu_logdirty 7,
+ * static_data_done 8, restore_results 9, complete 10); they are private
+ * to libxl, so the helper refuses to run under another libxenlight.
+ *
+ * The stream fd carries one libxc stream (image header, domain header,
+ * records up to END) between libxl's own records: the helper writes or
+ * reads exactly that much.  Saving pumps the engine's output to the fd;
+ * restoring reads the fd record by record (never past END) into a pipe
+ * the engine reads, so libxl finds its own records where it expects them.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xmig.h"
+
+#define PROG		"xmig-save-helper"
+
+/* libxl 4.17's message numbers (libxl_save_msgs_gen.pl, in order). */
+enum helper_msg {
+	HM_LOG = 1, HM_PROGRESS, HM_SUSPEND, HM_POSTCOPY, HM_CHECKPOINT,
+	HM_WAIT_CHECKPOINT, HM_SWITCH_QEMU_LOGDIRTY, HM_STATIC_DATA_DONE,
+	HM_RESTORE_RESULTS, HM_COMPLETE,
+};
+/* xentoollog levels (xentoollog.h): DEBUG 1 .. ERROR 8. */
+#define HL_DEBUG	1
+#define HL_INFO		5
+#define HL_ERROR	8
+
+/* The libxenlight this protocol belongs to. */
+#define HELPER_LIBXL_SONAME	"libxenlight.so.4.17"
+
+static int msg_fd = STDOUT_FILENO;	/* to libxl */
+static int reply_fd = STDIN_FILENO;	/* from libxl */
+static int stream_fd = -1;
+static int null_fd = -1;
+static uint32_t cbflags;
+
+/* ---- the protocol --------------------------------------------------------- */
+
+struct hmsg {
+	uint8_t	 buf[4096];
+	size_t	 len;
+	int	 overflow;
+};
+
+static void
+hmsg_start(struct hmsg *m, enum helper_msg num)
+{
+	uint16_t n = (uint16_t)num;
+
+	m->len = 2;	/* the length, filled in by hmsg_send */
+	m->overflow = 0;
+	memcpy(m->buf + m->len, &n, 2);
+	m->len += 2;
+}
+
+static void
+hmsg_put(struct hmsg *m, const void *p, size_t n)
+{
+	if (m->len + n > sizeof(m->buf)) {
+		m->overflow = 1;
+		return;
+	}
+	memcpy(m->buf + m->len, p, n);
+	m->len += n;
+}
+
+static void
+hmsg_u32(struct hmsg *m, uint32_t v)
+{
+	hmsg_put(m, &v, sizeof(v));
+}
+
+static void
+hmsg_int(struct hmsg *m, int v)
+{
+	hmsg_put(m, &v, sizeof(v));
+}
+
+static void
+hmsg_ulong(struct hmsg *m, unsigned long v)
+{
+	hmsg_put(m, &v, sizeof(v));
+}
+
+static void
+hmsg_string(struct hmsg *m, const char *s)
+{
+	size_t n = strlen(s) + 1;
+
+	if (n > 2000)
+		n = 2000;
+	hmsg_u32(m, (uint32_t)n);
+	hmsg_put(m, s, n - 1);
+	hmsg_put(m, "", 1);
+}
+
+static int
+write_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	ssize_t w;
+
+	while (n > 0) {
+		w = write(fd, b, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+read_all(int fd, void *p, size_t n)
+{
+	uint8_t *b = p;
+	ssize_t r;
+
+	while (n > 0) {
+		r = read(fd, b, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r == 0 ? -EPIPE : -errno;
+		b += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static pthread_mutex_t msg_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int
+hmsg_send(struct hmsg *m)
+{
+	uint16_t len;
+	int rc;
+
+	if (m->overflow)
+		return -EMSGSIZE;
+	len = (uint16_t)(m->len - 2);
+	memcpy(m->buf, &len, 2);
+	pthread_mutex_lock(&msg_lock);
+	rc = write_all(msg_fd, m->buf, m->len);
+	pthread_mutex_unlock(&msg_lock);
+	return rc;
+}
+
+/* A message that needs libxl's answer: send it, read one int. */
+static int
+hmsg_call(struct hmsg *m, int *reply)
+{
+	int rc;
+
+	if ((rc = hmsg_send(m)) != 0)
+		return rc;
+	return read_all(reply_fd, reply, sizeof(*reply));
+}
+
+static void helper_log(int level, int errnoval, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+helper_log(int level, int errnoval, const char *fmt, ...)
+{
+	struct hmsg m;
+	char text[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	hmsg_start(&m, HM_LOG);
+	hmsg_u32(&m, (uint32_t)level);
+	hmsg_u32(&m, (uint32_t)errnoval);
+	hmsg_string(&m, PROG);
+	hmsg_string(&m, text);
+	if (hmsg_send(&m) != 0)
+		fprintf(stderr, "%s: %s\n", PROG, text);
+}
+
+/* complete(retval, errnoval), wait for the ack, and exit. */
+static void __attribute__((noreturn))
+helper_complete(int retval, int errnoval)
+{
+	struct hmsg m;
+	int reply;
+
+	hmsg_start(&m, HM_COMPLETE);
+	hmsg_int(&m, retval);
+	hmsg_int(&m, retval != 0 ? errnoval : 0);
+	if (hmsg_call(&m, &reply) != 0)
+		exit(2);
+	exit(0);
+}
+
+/* ---- the libxenlight we serve ----------------------------------------- */
+
+/*
+ * Which libxenlight the process that started us has loaded, from its
+ * /proc maps: "" if none is visible.  The basename goes into out.
+ */
+static void
+parent_libxl(char *out, size_t len)
+{
+	char path[64], line[512];
+	FILE *f;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%ld/maps", (long)getppid());
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *p = strstr(line, "libxenlight.so");
+		char *nl;
+
+		if (p == NULL)
+			continue;
+		if ((nl = strchr(p, '\n')) != NULL)
+			*nl = '\0';
+		snprintf(out, len, "%s", p);
+		break;
+	}
+	fclose(f);
+}
+
+/*
+ * 0 if the protocol we speak is the caller's: the parent's libxenlight
+ * is 4.17, or (no parent using one: a test, a shell) the installed one
+ * is.  Else -1 with why.
+ */
+static int
+check_libxl(char *why, size_t len, int need_parent)
+{
+	char lib[256];
+	void *h;
+
+	parent_libxl(lib, sizeof(lib));
+	if (lib[0] != '\0') {
+		if (strcmp(lib, HELPER_LIBXL_SONAME) == 0 ||
+		    strncmp(lib, HELPER_LIBXL_SONAME ".",
+		    strlen(HELPER_LIBXL_SONAME) + 1) == 0)
+			return 0;
+		snprintf(why, len, "the calling toolstack uses %s; this "
+		    "helper speaks the protocol of %s (Xen 4.17) only", lib,
+		    HELPER_LIBXL_SONAME);
+		return -1;
+	}
+	if (need_parent) {
+		snprintf(why, len, "the calling process has no libxenlight "
+		    "loaded: run me only as LIBXL_SAVE_HELPER under xl/libxl "
+		    "4.17");
+		return -1;
+	}
+	if ((h = dlopen(HELPER_LIBXL_SONAME, RTLD_LAZY | RTLD_LOCAL)) == NULL) {
+		snprintf(why, len, "%s is not installed (this helper speaks "
+		    "Xen 4.17's libxl protocol only)", HELPER_LIBXL_SONAME);
+		return -1;
+	}
+	if (dlsym(h, "libxl_domain_suspend") == NULL ||
+	    dlsym(h, "libxl_domain_create_restore") == NULL) {
+		snprintf(why, len, "%s lacks libxl_domain_suspend: not the "
+		    "library this helper was written for", HELPER_LIBXL_SONAME);
+		dlclose(h);
+		return -1;
+	}
+	dlclose(h);
+	return 0;
+}
+
+/* ---- signals ------------------------------------------------------------- */
+
+/*
+ * SIGTERM (libxl's way to interrupt a save): make the stream fd
+ * unwritable, as libxl's own helper does; the writes fail and the engine
+ * takes its error path, which turns log-dirty off.
+ */
+static void
+on_term(int sig)
+{
+	int e = errno;
+
+	(void)sig;
+	if (stream_fd >= 0 && null_fd >= 0)
+		dup2(null_fd, stream_fd);
+	errno = e;
+}
+
+/* A crash: log-dirty off before dying, then die as the signal says. */
+static void
+on_fatal(int sig)
+{
+	xen_emergency_cleanup();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void
+setup_signals(void)
+{
+	struct sigaction sa;
+	static const int fatal_sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+	    SIGABRT, SIGHUP, SIGINT, SIGQUIT };
+	size_t i;
+
+	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = on_fatal;
+	sa.sa_flags = SA_RESETHAND;
+	for (i = 0; i < sizeof(fatal_sigs) / sizeof(fatal_sigs[0]); i++)
+		sigaction(fatal_sigs[i], &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* ---- the stream pumps ---------------------------------------------------- */
+
+struct pump {
+	int		 in, out;
+	int		 framed;	/* stop after the libxc END record */
+	int		 rc;		/* 0 or -errno */
+	char		 err[256];
+	uint64_t	 octets;
+	pthread_t	 thr;
+};
+
+static int
+pump_copy(struct pump *p, size_t n)
+{
+	uint8_t buf[65536];
+	size_t c;
+	int rc;
+
+	while (n > 0) {
+		c = n < sizeof(buf) ? n : sizeof(buf);
+		if ((rc = read_all(p->in, buf, c)) != 0) {
+			snprintf(p->err, sizeof(p->err), "reading the stream at "
+			    "octet %" PRIu64 ": %s", p->octets,
+			    rc == -EPIPE ? "it ended early" : strerror(-rc));
+			return rc;
+		}
+		if (write_all(p->out, buf, c) != 0) {
+			rc = -errno;
+			snprintf(p->err, sizeof(p->err), "passing the stream "
+			    "on: %s", strerror(errno));
+			return rc;
+		}
+		p->octets += c;
+		n -= c;
+	}
+	return 0;
+}
+
+/*
+ * Restore: exactly one libxc stream from the fd, record by record: the
+ * 24-octet image header, the 16-octet domain header, then records (u32
+ * type, u32 length, body padded to 8) up to and including END.
+ */
+static void *
+pump_framed(void *arg)
+{
+	struct pump *p = arg;
+	uint8_t hdr[8];
+	uint32_t type, len;
+	int rc;
+
+	if ((rc = pump_copy(p, 24 + 16)) != 0)
+		goto out;
+	for (;;) {
+		if ((rc = read_all(p->in, hdr, 8)) != 0) {
+			snprintf(p->err, sizeof(p->err), "reading a record "
+			    "header at octet %" PRIu64 ": %s", p->octets,
+			    rc == -EPIPE ? "the stream ended before END" :
+			    strerror(-rc));
+			goto out;
+		}
+		memcpy(&type, hdr, 4);
+		memcpy(&len, hdr + 4, 4);
+		if (len > (128u << 20)) {
+			rc = -EPROTO;
+			snprintf(p->err, sizeof(p->err), "record type %#x at "
+			    "octet %" PRIu64 ": length %u is above the "
+			    "maximum", type, p->octets, len);
+			goto out;
+		}
+		if (write_all(p->out, hdr, 8) != 0) {
+			rc = -errno;
+			snprintf(p->err, sizeof(p->err), "passing the stream "
+			    "on: %s", strerror(errno));
+			goto out;
+		}
+		p->octets += 8;
+		if ((rc = pump_copy(p, ((size_t)len + 7) & ~(size_t)7)) != 0)
+			goto out;
+		if (type == 0)		/* END */
+			break;
+	}
+out:
+	p->rc = rc;
+	close(p->out);
+	return NULL;
+}
+
+/* Save: whatever the engine writes, to the fd, until the engine closes. */
+static void *
+pump_plain(void *arg)
+{
+	struct pump *p = arg;
+	uint8_t buf[65536];
+	ssize_t r;
+
+	for (;;) {
+		r = read(p->in, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			p->rc = -errno;
+			snprintf(p->err, sizeof(p->err), "reading the engine's "
+			    "output: %s", strerror(errno));
+			break;
+		}
+		if (r == 0)
+			break;
+		if (write_all(p->out, buf, (size_t)r) != 0) {
+			p->rc = -errno;
+			snprintf(p->err, sizeof(p->err), "writing the stream: "
+			    "%s", strerror(errno));
+			break;
+		}
+		p->octets += (uint64_t)r;
+	}
+	close(p->in);	/* the engine's next write fails: EPIPE */
+	return NULL;
+}
+
+/* ---- save ------------------------------------------------------------------ */
+
+/* The backend's pause: libxl suspends the guest (reply 1 = done). */
+static int
+hook_suspend(void *arg)
+{
+	struct hmsg m;
+	int reply;
+
+	(void)arg;
+	hmsg_start(&m, HM_SUSPEND);
+	if (hmsg_call(&m, &reply) != 0)
+		return -EPIPE;
+	return reply == 1 ? 0 : -EIO;
+}
+
+static int
+qemu_logdirty(uint32_t domid, unsigned enable)
+{
+	struct hmsg m;
+	int reply;
+
+	if (!(cbflags & (1u << HM_SWITCH_QEMU_LOGDIRTY)))
+		return 0;
+	hmsg_start(&m, HM_SWITCH_QEMU_LOGDIRTY);
+	hmsg_u32(&m, domid);
+	hmsg_put(&m, &enable, sizeof(enable));
+	if (hmsg_call(&m, &reply) != 0)
+		return -EPIPE;
+	return reply == 0 ? 0 : -EIO;
+}
+
+static int
+parse_u32(const char *s, uint32_t *v, int allow_neg1)
+{
+	char *ep;
+	long long x;
+
+	errno = 0;
+	x = strtoll(s, &ep, 10);
+	if (errno != 0 || *s == '\0' || *ep != '\0' ||
+	    (x < 0 && !(allow_neg1 && x == -1)) || x > UINT32_MAX)
+		return -1;
+	*v = (uint32_t)x;
+	return 0;
+}
+
+static void __attribute__((noreturn))
+do_save(char **argv)
+{
+	uint32_t sfd, bfd, domid, xcflags, stype;
+	struct send_opts o;
+	struct xmig_report r;
+	struct backend *b = NULL;
+	struct pump p;
+	char spec[64], dest[64], why[512];
+	struct stat sb;
+	int pfd[2], rc, direct;
+
+	if (parse_u32(argv[0], &sfd, 0) || parse_u32(argv[1], &bfd, 1) ||
+	    parse_u32(argv[2], &domid, 0) || parse_u32(argv[3], &xcflags, 0) ||
+	    parse_u32(argv[4], &cbflags, 0) || parse_u32(argv[5], &stype, 0)) {
+		helper_log(HL_ERROR, EINVAL, "--save-domain: bad arguments");
+		helper_complete(-1, EINVAL);
+	}
+	stream_fd = (int)sfd;
+	if (stype != 0) {
+		helper_log(HL_ERROR, EOPNOTSUPP, "stream type %u (%s) is not "
+		    "supported: xmig's helper does plain saves and "
+		    "migrations only; unset LIBXL_SAVE_HELPER for Remus/COLO",
+		    stype, stype == 1 ? "Remus" : stype == 2 ? "COLO" : "?");
+		helper_complete(-1, EOPNOTSUPP);
+	}
+	if (check_libxl(why, sizeof(why), 1) != 0) {
+		helper_log(HL_ERROR, EPROTO, "%s", why);
+		helper_complete(-1, EPROTO);
+	}
+	setup_signals();
+	snprintf(spec, sizeof(spec), "domid=%u,toolstack=1", domid);
+	if ((rc = xen_ops.open_source(spec, &b)) != 0) {
+		helper_log(HL_ERROR, -rc, "saving domain %u: %s", domid,
+		    backend_errmsg(NULL));
+		helper_complete(-1, -rc);
+	}
+	xen_set_suspend_hook(b, hook_suspend, NULL);
+	if ((rc = qemu_logdirty(domid, 1)) != 0) {
+		helper_log(HL_ERROR, EIO, "libxl could not switch qemu's "
+		    "log-dirty mode on");
+		b->ops->close(b);
+		helper_complete(-1, EIO);
+	}
+	memset(&p, 0, sizeof(p));
+	direct = fstat(stream_fd, &sb) == 0 && S_ISFIFO(sb.st_mode);
+	if (direct) {
+		/*
+		 * A pipe (xl migrate, over ssh or sh): the engine writes it
+		 * itself through a new open file of its own, so its flags do
+		 * not touch libxl's.  Files (xl save) and sockets go through
+		 * the pump: the engine would rename a file into place, and a
+		 * socket cannot be reopened.
+		 */
+		pfd[0] = pfd[1] = -1;
+		snprintf(dest, sizeof(dest), "file:/proc/self/fd/%d", stream_fd);
+	} else {
+		if (pipe2(pfd, O_CLOEXEC) != 0) {
+			rc = -errno;
+			goto out;
+		}
+		p.in = pfd[0];
+		p.out = stream_fd;
+		if (pthread_create(&p.thr, NULL, pump_plain, &p) != 0) {
+			rc = -EAGAIN;
+			close(pfd[0]);
+			close(pfd[1]);
+			goto out;
+		}
+		snprintf(dest, sizeof(dest), "file:/proc/self/fd/%d", pfd[1]);
+	}
+	send_opts_default(&o);
+	o.dialect = XP_XEN;
+	o.checksum = 0;
+	o.live = (xcflags & 1) != 0;	/* XCFLAGS_LIVE */
+	/* XMIG_HELPER_PROGRESS=1: the engine's JSON progress on stderr. */
+	o.progress = getenv("XMIG_HELPER_PROGRESS") != NULL &&
+	    strcmp(getenv("XMIG_HELPER_PROGRESS"), "1") == 0 ?
+	    PROGRESS_JSON : PROGRESS_NONE;
+	o.backchannel = 0;
+	o.zero_pages = 0;
+	o.compress_level = -1;
+	o.no_digest = 1;
+	/*
+	 * xmig's pass policy (downtime limit, passes that halve the dirty
+	 * set), capped at the 5 live passes libxl's own helper allows: a
+	 * guest that dirties memory faster than the stream drains never
+	 * converges, and 30 passes of its hot set only add total time.
+	 */
+	o.max_iterations = 5;
+	helper_log(HL_INFO, -1, "saving domain %u with xmig's engine (%s)",
+	    domid, o.live ? "live" : "not live");
+	rc = send_domain(b, dest, &o, &r);
+	if (!direct) {
+		close(pfd[1]);
+		pthread_join(p.thr, NULL);
+	} else
+		p.octets = r.bytes;
+	if (rc == -EINPROGRESS)
+		rc = 0;		/* a pipe: delivered, nobody answers */
+	if (rc == 0 && p.rc != 0)
+		rc = p.rc;
+	if (rc != 0)
+		helper_log(HL_ERROR, -rc, "saving domain %u: %s", domid,
+		    p.rc != 0 ? p.err : r.error[0] ? r.error :
+		    strerror(-rc));
+	else
+		helper_log(HL_INFO, -1, "domain %u saved: %" PRIu64 " octets, "
+		    "%u passes, %.1f ms, downtime %.1f ms", domid, p.octets,
+		    r.iterations, r.duration_ms, r.downtime_ms);
+out:
+	if (qemu_logdirty(domid, 0) != 0 && rc == 0)
+		helper_log(HL_ERROR, EIO, "libxl could not switch qemu's "
+		    "log-dirty mode off");
+	b->ops->close(b);
+	helper_complete(rc == 0 ? 0 : -1, -rc);
+}
+
+/* ---- restore --------------------------------------------------------------- */
+
+static int
+hook_static_done(void *arg, unsigned missing)
+{
+	struct hmsg m;
+	int reply;
+
+	(void)arg;
+	if (!(cbflags & (1u << HM_STATIC_DATA_DONE)))
+		return 0;
+	hmsg_start(&m, HM_STATIC_DATA_DONE);
+	hmsg_put(&m, &missing, sizeof(missing));
+	if (hmsg_call(&m, &reply) != 0)
+		return -EPIPE;
+	return reply == 0 ? 0 : -EIO;
+}
+
+static void __attribute__((noreturn))
+do_restore(char **argv)
+{
+	uint32_t sfd, bfd, domid, sport, sdom, cport, cdom, stype;
+	struct recv_opts o;
+	struct pump p;
+	struct hmsg m;
+	uint64_t store = 0, console = 0;
+	char spec[256], src[64], why[512];
+	int pfd[2], rc;
+
+	if (parse_u32(argv[0], &sfd, 0) || parse_u32(argv[1], &bfd, 1) ||
+	    parse_u32(argv[2], &domid, 0) || parse_u32(argv[3], &sport, 0) ||
+	    parse_u32(argv[4], &sdom, 0) || parse_u32(argv[5], &cport, 0) ||
+	    parse_u32(argv[6], &cdom, 0) || parse_u32(argv[7], &cbflags, 0) ||
+	    parse_u32(argv[8], &stype, 0)) {
+		helper_log(HL_ERROR, EINVAL, "--restore-domain: bad arguments");
+		helper_complete(-1, EINVAL);
+	}
+	stream_fd = (int)sfd;
+	if (stype != 0) {
+		helper_log(HL_ERROR, EOPNOTSUPP, "stream type %u (%s) is not "
+		    "supported: xmig's helper does plain restores only; unset "
+		    "LIBXL_SAVE_HELPER for Remus/COLO", stype,
+		    stype == 1 ? "Remus" : stype == 2 ? "COLO" : "?");
+		helper_complete(-1, EOPNOTSUPP);
+	}
+	if (check_libxl(why, sizeof(why), 1) != 0) {
+		helper_log(HL_ERROR, EPROTO, "%s", why);
+		helper_complete(-1, EPROTO);
+	}
+	setup_signals();
+	if (pipe2(pfd, O_CLOEXEC) != 0)
+		helper_complete(-1, errno);
+	memset(&p, 0, sizeof(p));
+	p.in = stream_fd;
+	p.out = pfd[1];
+	p.framed = 1;
+	if (pthread_create(&p.thr, NULL, pump_framed, &p) != 0)
+		helper_complete(-1, EAGAIN);
+	xen_set_static_hook(hook_static_done, NULL);
+	snprintf(spec, sizeof(spec), "xen:domid=%u,store_port=%u,"
+	    "store_domid=%u,console_port=%u,console_domid=%u,toolstack=1",
+	    domid, sport, sdom, cport, cdom);
+	recv_opts_default(&o);
+	o.backend = spec;
+	o.progress = PROGRESS_NONE;
+	o.once = 1;
+	o.no_digest = 1;
+	o.keep_paused = 1;
+	snprintf(src, sizeof(src), "file:/proc/self/fd/%d", pfd[0]);
+	helper_log(HL_INFO, -1, "restoring domain %u with xmig's engine",
+	    domid);
+	rc = recv_serve(src, &o);
+	close(pfd[0]);
+	pthread_join(p.thr, NULL);
+	if (rc == 0 && p.rc != 0)
+		rc = p.rc;
+	if (rc == 0 && xen_restore_results(&store, &console) != 0)
+		rc = -EPROTO;
+	if (rc != 0)
+		helper_log(HL_ERROR, -rc, "restoring domain %u failed%s%s",
+		    domid, p.rc != 0 ? ": " : " (see the engine's message "
+		    "above)", p.rc != 0 ? p.err : "");
+	else
+		helper_log(HL_INFO, -1, "domain %u restored from %" PRIu64
+		    " octets: store gfn %#" PRIx64 ", console gfn %#" PRIx64,
+		    domid, p.octets, store, console);
+	if (cbflags & (1u << HM_RESTORE_RESULTS)) {
+		hmsg_start(&m, HM_RESTORE_RESULTS);
+		hmsg_ulong(&m, (unsigned long)store);
+		hmsg_ulong(&m, (unsigned long)console);
+		hmsg_send(&m);
+	}
+	helper_complete(rc == 0 ? 0 : -1, -rc);
+}
+
+/* ---- self-test ------------------------------------------------------------ */
+
+/* The encoding of two messages, checked against their 4.17 layout. */
+static int
+self_test(void)
+{
+	static const uint8_t want_complete[] = {
+		10, 0,			/* length */
+		HM_COMPLETE, 0,		/* message number */
+		0xff, 0xff, 0xff, 0xff,	/* retval -1 */
+		5, 0, 0, 0,		/* errnoval 5 */
+	};
+	struct hmsg m;
+	char why[512];
+	int fails = 0;
+
+	hmsg_start(&m, HM_COMPLETE);
+	hmsg_int(&m, -1);
+	hmsg_int(&m, 5);
+	memcpy(m.buf, &(uint16_t){ (uint16_t)(m.len - 2) }, 2);
+	if (m.len != sizeof(want_complete) ||
+	    memcmp(m.buf, want_complete, m.len) != 0) {
+		printf("FAIL complete message layout\n");
+		fails++;
+	} else
+		printf("ok   complete message: 12 octets, number 10\n");
+	hmsg_start(&m, HM_LOG);
+	hmsg_u32(&m, HL_ERROR);
+	hmsg_u32(&m, 0);
+	hmsg_string(&m, "ab");
+	hmsg_string(&m, "");
+	if (m.len != 4 + 8 + 4 + 3 + 4 + 1) {
+		printf("FAIL log message layout (%zu octets)\n", m.len);
+		fails++;
+	} else
+		printf("ok   log message: STRING = u32 length with NUL\n");
+	if (sizeof(unsigned long) != 8) {
+		printf("FAIL xen_pfn_t is not 8 octets here\n");
+		fails++;
+	}
+	if (check_libxl(why, sizeof(why), 0) != 0) {
+		printf("FAIL %s\n", why);
+		fails++;
+	} else
+		printf("ok   %s is installed\n", HELPER_LIBXL_SONAME);
+	return fails == 0 ? 0 : 1;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: " PROG " --save-domain STREAM_FD BACK_FD DOMID XCFLAGS CBFLAGS "
+"STREAM_TYPE\n"
+"       " PROG " --restore-domain STREAM_FD BACK_FD DOMID STORE_PORT "
+"STORE_DOMID\n"
+"                 CONSOLE_PORT CONSOLE_DOMID CBFLAGS STREAM_TYPE\n"
+"       " PROG " --self-test | --help | --version\n"
+"\n"
+"A replacement for libxl's libxl-save-helper (Xen 4.17 only) that moves\n"
+"PVH and HVM guests with xmig's engine: live pre-copy with xmig's pass\n"
+"policy on save, xmig's receiver on restore; the stream is Xen's own\n"
+"(libxc stream version 3), so either side may be the stock helper.\n"
+"libxl runs it, not you:\n"
+"  LIBXL_SAVE_HELPER=%s xl save|restore|migrate ...\n"
+"It speaks libxl's private helper protocol on stdin/stdout and refuses\n"
+"to run under another libxenlight than %s.  PV guests and\n"
+"Remus/COLO streams (STREAM_TYPE 1, 2) are refused.  Messages go to\n"
+"libxl's log (xl -v shows them).\n"
+"  --self-test  check the message encoding and the installed libxenlight\n"
+"Environment: XMIG_HELPER_PROGRESS=1 prints the engine's progress (JSON\n"
+"lines) on stderr while saving.\n",
+	    "/path/to/" PROG, HELPER_LIBXL_SONAME);
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf(PROG " (xmig) %s, libxl helper protocol of Xen 4.17\n",
+		    PACKAGE_VERSION);
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[1], "--self-test") == 0)
+		return self_test();
+	if (argc == 8 && strcmp(argv[1], "--save-domain") == 0)
+		do_save(argv + 2);
+	if (argc == 11 && strcmp(argv[1], "--restore-domain") == 0)
+		do_restore(argv + 2);
+	fprintf(stderr, PROG ": libxl runs this helper with --save-domain "
+	    "(6 arguments) or --restore-domain (9 arguments)\n");
+	usage(stderr);
+	return 2;
+}
