@@ -1,10 +1,10 @@
 /*
  * version.c -- what every command's --version prints: the version, the
  * dialects it speaks, and what this build contains.  The backends come
- * from the registry (lib/backend.c), the CRC-32 implementation from the
+ * from the registry (lib/backend/backend.c), the CRC-32 implementation from the
  * run-time choice in proto/crc.c, the library versions from the libraries
  * themselves; nothing here is a list to keep in step by hand except the
- * transports, which lib/transport.c always builds.
+ * transports, which lib/transport/transport.c always builds.
  */
 #include "config.h"
 

@@ -1,8 +1,8 @@
 /*
  * xmig.h -- the engine's internal header: one section per lib/ file.
  *
- * The engine moves a domain through a stream: engine-send.c drives a source
- * backend and writes records, engine-recv.c feeds received bytes through the
+ * The engine moves a domain through a stream: engine/send.c drives a source
+ * backend and writes records, engine/recv.c feeds received bytes through the
  * proto/ parser into a target backend.  All libevent glue lives in those two
  * files and transport.c.  Nothing here prints or exits; failures come back
  * as a negative errno value with a one-line reason in the report.
@@ -184,7 +184,7 @@ void	progress_update(struct progress *p, const struct progress_info *pi,
 void	progress_end(struct progress *p);
 void	progress_free(struct progress *p);
 
-/* ---- reports (engine-send.c / engine-recv.c) ---------------------------- */
+/* ---- reports (engine/send.c / engine/recv.c) ---------------------------- */
 
 struct xmig_report {
 	const char	*role;
@@ -211,7 +211,7 @@ struct xmig_report {
 
 void	report_print_json(const struct xmig_report *r, FILE *out);
 
-/* ---- engine-send.c ----------------------------------------------------- */
+/* ---- engine/send.c ----------------------------------------------------- */
 
 struct send_opts {
 	enum xp_dialect	dialect;
@@ -241,7 +241,7 @@ void	send_opts_default(struct send_opts *o);
 int	send_domain(struct backend *b, const char *dest, const struct send_opts *o,
 	    struct xmig_report *r);
 
-/* ---- engine-recv.c ----------------------------------------------------- */
+/* ---- engine/recv.c ----------------------------------------------------- */
 
 struct recv_opts {
 	const char	*backend;	/* "sim" or "sim:spec" */

@@ -1,5 +1,5 @@
 /*
- * test-tls.c -- lib/tls.c through the transport API, in one process: a
+ * test-tls.c -- lib/transport/tls.c through the transport API, in one process: a
  * listener on 127.0.0.1 and a client on one event loop, with the throwaway
  * PKI of tests/tls-certs.sh.  Good certificates carry data both ways and
  * close cleanly (each side sees EOF); every refusal gives both sides an
@@ -39,7 +39,7 @@
 #include "xmig.h"
 #include "tap.h"
 
-/* lib/tls.c: declared here until xmig.h carries it. */
+/* lib/transport/tls.c: declared here until xmig.h carries it. */
 int	xport_tls_shutdown(struct bufferevent *bev, char *errbuf,
 	    size_t errlen);
 

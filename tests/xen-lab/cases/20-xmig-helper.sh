@@ -12,7 +12,7 @@
 #   migrate-xmig-recv          xmig helper on the receiving side only
 #   migrate-xmig-both          xmig helper on both sides
 #   xmig-logdirty-off          no log-dirty left on the guest afterwards
-# Needs helper-5's harness (tests/xen-lab/run.sh, lib.sh, guest-work.c,
+# Runs in the lab harness (tests/xen-lab/run.sh, lib.sh, guest-work.c,
 # dom0-run.sh); run: tests/xen-lab/run.sh BUILD_DIR 20.  2026-11-30: two
 # whole boots, 10 of 10 PASS each (XEN 4.17.7, 160 MB PVH guest-work).
 # Each move is followed by lab_check_guest (same boot, ticking, every

@@ -179,7 +179,7 @@ void	backend_seterr(struct backend *b, const char *fmt, ...)
 extern const struct backend_ops sim_ops;
 
 /*
- * The sim backend (backend-sim.c): a simulated x86 HVM domain (page_shift
+ * The sim backend (backend/sim/sim.c): a simulated x86 HVM domain (page_shift
  * 12) living in the calling process.  Spec keys, comma separated, all
  * optional, each at most once; sizes take a binary K/M/G/T suffix:
  *
@@ -227,7 +227,7 @@ const char *sim_run_state(struct backend *b);
 extern const struct backend_ops xen_ops;
 
 /*
- * The xen backend (backend-xen.c; its top comment says which libxc call
+ * The xen backend (backend/xen/xen.c; its top comment says which libxc call
  * each op makes).  Spec: source "DOMID" or "domid=N[,toolstack=1]";
  * target "domid=N[,store_port=P,store_domid=D,console_port=P,
  * console_domid=D,toolstack=1]" (the domain exists, empty and paused).

@@ -1,5 +1,5 @@
 /*
- * engine-recv.c -- the receiving side: bytes from a socket, a pipe or a
+ * engine/recv.c -- the receiving side: bytes from a socket, a pipe or a
  * file go through the one incremental parser in proto/, and each validated
  * record is applied to a target backend.  The dialect comes from the image
  * header; nothing is trusted before the parser has checked it.

@@ -1,5 +1,5 @@
 /*
- * backend-xen.c -- real Xen PVH/HVM domains through libxenctrl,
+ * backend/xen/xen.c -- real Xen PVH/HVM domains through libxenctrl,
  * libxenforeignmemory and libxenguest (Xen 4.17's libraries).
  *
  * Built only when configure finds the Xen libraries (HAVE_XEN).  What it

@@ -1,5 +1,5 @@
 /*
- * backend-sim.c -- a simulated x86 HVM domain living in this process.
+ * backend/sim/sim.c -- a simulated x86 HVM domain living in this process.
  *
  * Guest memory is one private anonymous mapping.  A source is filled with
  * deterministic content (from seed and pfn) and, when dirty= asks for it,

@@ -1,5 +1,5 @@
 /*
- * engine-send.c -- the sending side of a migration or save.
+ * engine/send.c -- the sending side of a migration or save.
  *
  * A linear driver in the manner of libxenguest's save(): headers and static
  * records, live pre-copy passes over the dirty set, stop-and-copy, the vcpu
