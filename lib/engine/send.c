@@ -1651,29 +1651,53 @@ send_close_dest(struct sender *s)
 	if (s->anon) {
 		/* Name the finished file, then move the name into place. */
 		char proc[64];
-		int i;
+		int i, lrc;
 
 		if (s->rc == 0) {
 			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", s->fd);
-			for (i = 0; i < 100; i++) {
+			/*
+			 * No file there yet: the complete file takes its name
+			 * in one step, and nothing is ever left behind.
+			 */
+			if (linkat(AT_FDCWD, proc, AT_FDCWD, s->path,
+			    AT_SYMLINK_FOLLOW) == 0) {
+				close(s->fd);
+				s->fd = -1;
+				return;
+			}
+			/*
+			 * Replacing a file: Linux cannot put an unnamed file
+			 * over a name, so it gets a temporary name and is
+			 * renamed over the old one at once.  A SIGKILL between
+			 * those two calls leaves the complete new image under
+			 * PATH.xmig-XXXXXX beside the intact old one (SPEC).
+			 */
+			for (i = 0, lrc = -1; i < 100 && lrc != 0; i++) {
 				snprintf(s->tmppath, sizeof(s->tmppath),
 				    "%.4000s.xmig-%06x", s->path,
 				    (unsigned)(now_ns() + (uint64_t)i * 7919) &
 				    0xffffff);
-				if (linkat(AT_FDCWD, proc, AT_FDCWD, s->tmppath,
-				    AT_SYMLINK_FOLLOW) == 0 || errno != EEXIST)
+				lrc = linkat(AT_FDCWD, proc, AT_FDCWD,
+				    s->tmppath, AT_SYMLINK_FOLLOW);
+				if (lrc != 0 && errno != EEXIST)
 					break;
 			}
-			if (i == 100 || access(s->tmppath, F_OK) != 0) {
+			/* Named: the rename follows with nothing between. */
+			if (lrc == 0 && rename(s->tmppath, s->path) != 0) {
 				s->rc = -errno;
+				snprintf(s->err, sizeof(s->err), "rename %.200s "
+				    "to %.200s: %s", s->tmppath, s->path,
+				    strerror(errno));
+				unlink(s->tmppath);
+			} else if (lrc != 0) {
+				s->rc = errno != 0 ? -errno : -EEXIST;
 				snprintf(s->err, sizeof(s->err), "naming %.400s: "
-				    "%s", s->path, strerror(errno));
+				    "%s", s->path, strerror(-s->rc));
 			}
 		}
 		close(s->fd);
 		s->fd = -1;
-		if (s->rc != 0)
-			return;		/* the unnamed file goes with its fd */
+		return;		/* renamed, or the unnamed file goes with its fd */
 	}
 	if (s->rc == 0 && rename(s->tmppath, s->path) != 0) {
 		s->rc = -errno;
