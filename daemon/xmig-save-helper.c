@@ -15,7 +15,8 @@
  *
  * The stream fd carries one libxc stream (image header, domain header,
  * records up to END) between libxl's own records: the helper writes or
- * reads exactly that much.  Saving pumps the engine's output to the fd;
+ * reads exactly that much.  Saving lets the engine write a pipe itself and
+ * pumps its output to a file or socket;
  * restoring reads the fd record by record (never past END) into a pipe
  * the engine reads, so libxl finds its own records where it expects them.
  */
@@ -302,7 +303,11 @@ check_libxl(char *why, size_t len, int need_parent)
 /*
  * SIGTERM (libxl's way to interrupt a save): make the stream fd
  * unwritable, as libxl's own helper does; the writes fail and the engine
- * takes its error path, which turns log-dirty off.
+ * takes its error path, which turns log-dirty off.  Known gap: when the
+ * stream is a pipe the engine writes through an open file of its own
+ * (file:/proc/self/fd/N, below), which this does not reach, so a SIGTERM
+ * then stops nothing and the save goes on until it ends or its reader
+ * goes away.  Not fixed yet: the engine needs a cancel call.
  */
 static void
 on_term(int sig)

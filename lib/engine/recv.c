@@ -1334,7 +1334,14 @@ recv_serve(const char *source, const struct recv_opts *o)
 
 		/* Reap finished sessions and refusals. */
 		recv_children_reap(&ch);
-		if (poll(&pfd, 1, 200) <= 0)
+		if ((rc = poll(&pfd, 1, 200)) < 0 && errno != EINTR) {
+			rc = -errno;
+			fprintf(stderr, "migrate-receive: error: poll: %s\n",
+			    strerror(errno));
+			break;
+		}
+		rc = 0;
+		if (!(pfd.revents & POLLIN))
 			continue;
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0) {

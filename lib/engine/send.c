@@ -501,7 +501,7 @@ send_pages(struct sender *s, const uint64_t *pfns, unsigned n)
 			rc = send_pages_plain(s, dpfn, dpages, nd, m);
 	}
 	send_map_release(NULL, 0, m);
-	s->pages_sent += n;
+	s->pages_sent += n - nx;	/* holes carry no page */
 	return rc;
 }
 
@@ -1664,6 +1664,14 @@ send_close_dest(struct sender *s)
 				close(s->fd);
 				s->fd = -1;
 				return;
+			}
+			if (errno != EEXIST) {
+				s->rc = -errno;
+				snprintf(s->err, sizeof(s->err), "naming %.400s: "
+				    "%s", s->path, strerror(errno));
+				close(s->fd);
+				s->fd = -1;
+				return;	/* the unnamed file goes with its fd */
 			}
 			/*
 			 * Replacing a file: Linux cannot put an unnamed file

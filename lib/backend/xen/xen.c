@@ -696,12 +696,13 @@ xen_disable_dirty(struct backend *b)
 
 	if (!x->logdirty)
 		return 0;
-	x->logdirty = 0;
-	xen_live_del(x);
+	/* Forgotten only once off: close() and the crash path try again. */
 	if (xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_OFF,
 	    NULL, 0) < 0)
 		return xen_fail(b, errno, "turning log-dirty mode off on "
 		    "domain %u", x->domid);
+	x->logdirty = 0;
+	xen_live_del(x);
 	return 0;
 }
 
