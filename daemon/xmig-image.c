@@ -1018,23 +1018,6 @@ static_record(uint32_t type)
 }
 
 static int
-write_all(int fd, const uint8_t *p, size_t len)
-{
-	ssize_t	n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int
 convert_header(struct image_run *run, const struct xp_stream *st)
 {
 	struct convert_ctx	*cc = run->ctx;

@@ -123,24 +123,6 @@ hmsg_string(struct hmsg *m, const char *s)
 }
 
 static int
-write_all(int fd, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	ssize_t w;
-
-	while (n > 0) {
-		w = write(fd, b, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int
 read_all(int fd, void *p, size_t n)
 {
 	uint8_t *b = p;

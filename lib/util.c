@@ -5,11 +5,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "xmig.h"
 
@@ -167,4 +169,40 @@ xmig_features_str(uint32_t f, char *buf, size_t len)
 	else if (o == 0)
 		snprintf(buf, len, "none");
 	return buf;
+}
+
+int
+page_is_zero(const void *p, size_t len)
+{
+	const uint64_t *w = p;
+	size_t i;
+
+	for (i = 0; i < len / 8; i += 4)
+		if ((w[i] | w[i + 1] | w[i + 2] | w[i + 3]) != 0)
+			return 0;
+	return 1;
+}
+
+int
+write_all(int fd, const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN) {
+			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+			poll(&pfd, 1, 1000);
+			continue;
+		}
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
 }

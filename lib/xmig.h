@@ -25,6 +25,13 @@ int	parse_size(const char *s, uint64_t *out);
 void	hex_encode(const uint8_t *in, size_t n, char *out);	/* out: 2n+1 */
 /* JSON string body escaping into out (always NUL-terminated). */
 void	json_escape(const char *in, char *out, size_t outlen);
+/* Non-zero if len octets (a multiple of 32) at p are all zero. */
+int	page_is_zero(const void *p, size_t len);
+/*
+ * Write all n octets to fd, through EINTR and (waiting in poll) EAGAIN;
+ * 0, or -1 with errno set.
+ */
+int	write_all(int fd, const void *buf, size_t n);
 
 /*
  * Messages for a person.  lib/ prints nothing itself: what it has to say

@@ -153,27 +153,6 @@ recv_where(const struct xp_record *rec, char *buf, size_t len)
 
 /* ---- the back-channel --------------------------------------------------- */
 
-static int
-write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EAGAIN) {
-			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-
-			poll(&pfd, 1, 1000);
-			continue;
-		}
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 /* Queue one encoded control record (and the header before the first). */
 static int
@@ -447,7 +426,7 @@ recv_verify(struct receiver *rv, const struct xp_record *rec,
 		const uint8_t *pg = pages[i];
 		int same = data != NULL ?
 		    memcmp(pg, data + (size_t)i * ps, ps) == 0 :
-		    pg[0] == 0 && memcmp(pg, pg + 1, ps - 1) == 0;
+		    page_is_zero(pg, ps);
 
 		if (!same) {
 			rv->b->ops->unmap(rv->b, cookie, n);

@@ -290,18 +290,6 @@ send_map_release(const void *data, size_t len, void *arg)
 	}
 }
 
-static int
-page_is_zero(const void *p, size_t len)
-{
-	const uint64_t *w = p;
-	size_t i;
-
-	for (i = 0; i < len / 8; i += 4)
-		if ((w[i] | w[i + 1] | w[i + 2] | w[i + 3]) != 0)
-			return 0;
-	return 1;
-}
-
 /* n pages that are all zero, as one XMIG_ZERO_PAGES record (SPEC 12.1). */
 static int
 send_zero_pages(struct sender *s, const uint64_t *pfns, unsigned n)
