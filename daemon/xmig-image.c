@@ -779,6 +779,20 @@ dump_body(struct line *l, const struct xp_stream *st,
 		line_u64(l, "nr_vcpus", n.nr_vcpus);
 		line_hex(l, "session_id", n.session_id, 16);
 		break;
+	case REC_XMIG_DOMAIN_CONFIG: {
+		const char *text;
+		uint32_t kind;
+		size_t tlen;
+
+		if (body_config_get(st, rec, &kind, &text, &tlen) != 0) {
+			line_str(l, "note", "malformed body");
+			break;
+		}
+		line_str(l, "config_kind", kind == XMIG_CONFIG_LIBXL_JSON ?
+		    "libxl-json" : "?");
+		line_u64(l, "config_length", tlen);
+		break;
+	}
 	case REC_X86_PV_INFO:
 		if (len >= 2) {
 			line_u64(l, "guest_width", b[0]);

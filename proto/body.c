@@ -472,6 +472,59 @@ body_negotiate_get(const struct xp_stream *st, const struct xp_record *rec,
 }
 
 /*
+ * XMIG_DOMAIN_CONFIG (SPEC 12.4): u32 kind, u32 reserved, then 1 to
+ * WIRE_CONFIG_TEXT_MAX octets of text without NUL (length checked by the
+ * registry).
+ */
+int
+body_check_config(struct xp_check *ck, const uint8_t *b, uint32_t len)
+{
+	int		be = ck->st->big_endian;
+	uint32_t	kind, res;
+
+	kind = xp_get32(be, b);
+	res = xp_get32(be, b + 4);
+	if (kind != XMIG_CONFIG_LIBXL_JSON)
+		return record_why(ck, -XP_EBODY, "configuration kind %u is "
+		    "unknown (1: libxl JSON)", kind);
+	if (res != 0)
+		return record_why(ck, -XP_EBODY, "reserved field is %#x, not "
+		    "zero", res);
+	if (memchr(b + WIRE_CONFIG_HDR_SIZE, 0, len - WIRE_CONFIG_HDR_SIZE))
+		return record_why(ck, -XP_EBODY, "the configuration text "
+		    "contains a NUL octet");
+	return 0;
+}
+
+void
+body_config_put(int be, uint8_t out[WIRE_CONFIG_HDR_SIZE], uint32_t kind)
+{
+	xp_put32(be, out, kind);
+	xp_put32(be, out + 4, 0);
+}
+
+int
+body_config_get(const struct xp_stream *st, const struct xp_record *rec,
+    uint32_t *kind, const char **text, size_t *len)
+{
+	struct xp_check	ck;
+
+	if (rec->type != REC_XMIG_DOMAIN_CONFIG)
+		return -XP_EINVAL;
+	if (rec->length <= WIRE_CONFIG_HDR_SIZE ||
+	    rec->length > WIRE_CONFIG_HDR_SIZE + WIRE_CONFIG_TEXT_MAX)
+		return -XP_EBODY;
+	memset(&ck, 0, sizeof ck);
+	ck.st = st;
+	if (body_check_config(&ck, rec->body, rec->length) != 0)
+		return -XP_EBODY;
+	*kind = xp_get32(st->big_endian, rec->body);
+	*text = (const char *)rec->body + WIRE_CONFIG_HDR_SIZE;
+	*len = rec->length - WIRE_CONFIG_HDR_SIZE;
+	return 0;
+}
+
+/*
  * XMIG_ZERO_PAGES (SPEC 12.1): u32 count, u32 reserved, u64 pfn[count],
  * each entry a bare pfn (type NOTAB, reserved bits zero).
  */
@@ -810,6 +863,10 @@ body_reorder_opt(uint32_t type, uint16_t options, const uint8_t *in,
 		if (len != WIRE_NEGOTIATE_SIZE)
 			return -XP_EBODY;
 		break;
+	case REC_XMIG_DOMAIN_CONFIG:
+		if (len < WIRE_CONFIG_HDR_SIZE)
+			return -XP_EBODY;
+		break;
 	case REC_X86_PV_P2M_FRAMES:
 		if (len < 8 || len % 8 != 0)
 			return -XP_EBODY;
@@ -861,6 +918,9 @@ body_reorder_opt(uint32_t type, uint16_t options, const uint8_t *in,
 		if (deflate)
 			body_re32(out + 8 + (size_t)count * 8, 2, from_be,
 			    to_be);
+		break;
+	case REC_XMIG_DOMAIN_CONFIG:
+		body_re32(out, 2, from_be, to_be);
 		break;
 	case REC_XMIG_NEGOTIATE:
 		body_re32(out, 4, from_be, to_be);

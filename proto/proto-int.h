@@ -37,6 +37,7 @@
 #define REC_F_FIRST		0x100u	/* first record only, ihdr option bit 1 */
 #define REC_F_BACK		0x200u	/* on the back-channel (XP_CONTROL_BACK) */
 #define REC_F_CONTROL		0x400u	/* forward control records, after END */
+#define REC_F_EARLY		0x800u	/* first record, or second after XMIG_NEGOTIATE */
 
 #define REC_LEN_ANY		UINT32_MAX
 
@@ -58,6 +59,7 @@ struct xp_check {
 	int			 p2m;		/* X86_PV_P2M_FRAMES seen */
 	uint32_t		 p2m_end_pfn;
 	int			 sde;		/* STATIC_DATA_END seen or inferred */
+	int			 negotiate;	/* XMIG_NEGOTIATE was record 0 */
 
 	uint64_t		 index;		/* of the record being checked */
 	uint16_t		 options;	/* its draft-B record options */
@@ -111,6 +113,7 @@ int	body_check_cpuid_policy(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_msr_policy(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_dirty_pfns(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_negotiate(struct xp_check *, const uint8_t *, uint32_t);
+int	body_check_config(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_zero_pages(struct xp_check *, const uint8_t *, uint32_t);
 
 /* control.c */

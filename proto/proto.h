@@ -253,6 +253,21 @@ int	body_negotiate_get(const struct xp_stream *st,
 	    const struct xp_record *rec, struct xp_negotiate *n);
 
 /*
+ * XMIG_DOMAIN_CONFIG (SPEC 12.4): the toolstack's description of the
+ * domain, as text of the given kind (XMIG_CONFIG_LIBXL_JSON).
+ * body_config_put writes the 8-octet head into out; the text follows it
+ * in the record body (record_encode of head + text, at most
+ * WIRE_CONFIG_TEXT_MAX octets, no NUL).  body_config_get checks the
+ * record as the parser does and points *text into the record body:
+ * 0, -XP_EINVAL (another type) or -XP_EBODY.
+ */
+void	body_config_put(int be, uint8_t out[WIRE_CONFIG_HDR_SIZE],
+	    uint32_t kind);
+int	body_config_get(const struct xp_stream *st,
+	    const struct xp_record *rec, uint32_t *kind, const char **text,
+	    size_t *len);
+
+/*
  * XMIG_ZERO_PAGES body into out[8 + 8*count]: count, reserved 0, then the
  * pfns (type NOTAB).  -XP_EINVAL if count is 0 or above
  * WIRE_PAGE_DATA_MAX or a pfn does not fit WIRE_PFN_MASK; 0 otherwise.

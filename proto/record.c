@@ -186,6 +186,15 @@ static const struct record_type record_ext[] = {
 		.check = body_check_zero_pages,
 	},
 	{
+		.type = REC_XMIG_DOMAIN_CONFIG,
+		.name = "XMIG_DOMAIN_CONFIG",
+		.min_len = WIRE_CONFIG_HDR_SIZE + 1,
+		.max_len = WIRE_CONFIG_HDR_SIZE + WIRE_CONFIG_TEXT_MAX,
+		.doms = REC_DOM_ALL,
+		.flags = REC_F_EARLY,
+		.check = body_check_config,
+	},
+	{
 		.type = REC_XMIG_HANDOVER,
 		.name = "XMIG_HANDOVER",
 		.min_len = WIRE_HANDOVER_SIZE, .max_len = WIRE_HANDOVER_SIZE,
@@ -560,6 +569,11 @@ record_check_hdr(struct xp_check *ck, uint32_t type, uint32_t len,
 	if ((rt->flags & REC_F_FIRST) && ck->index != 0)
 		return record_why(ck, -XP_EORDER, "only valid as the first "
 		    "record after the domain header");
+	if ((rt->flags & REC_F_EARLY) && ck->index != 0 &&
+	    !(ck->index == 1 && ck->negotiate))
+		return record_why(ck, -XP_EORDER, "only valid as the first "
+		    "record after the domain header, or the second after "
+		    "XMIG_NEGOTIATE");
 	if ((rt->flags & REC_F_NOT_V2) && st->dialect == XP_XEN &&
 	    st->version < 3)
 		return record_why(ck, -XP_EORDER, "not allowed in a Xen v2 "
@@ -607,6 +621,9 @@ record_commit(struct xp_check *ck, uint32_t type, const uint8_t *body,
 		ck->seen[type / 64] |= 1ULL << (type % 64);
 
 	switch (type) {
+	case REC_XMIG_NEGOTIATE:
+		ck->negotiate = 1;
+		break;
 	case REC_STATIC_DATA_END:
 		ck->sde = 1;
 		break;

@@ -79,6 +79,7 @@ enum wire_rec_type {
 #define REC_XMIG_NEGOTIATE	0x80000001u	/* forward, first record */
 #define REC_XMIG_ZERO_PAGES	0x80000002u	/* forward, like PAGE_DATA */
 #define REC_XMIG_HANDOVER	0x80000003u	/* forward control, after END */
+#define REC_XMIG_DOMAIN_CONFIG	0x80000004u	/* forward, before static data */
 #define REC_XMIG_REPLY		0x80000011u	/* back-channel */
 #define REC_XMIG_ACK		0x80000012u	/* back-channel */
 #define REC_XMIG_ERROR		0x80000013u	/* back-channel, last */
@@ -107,6 +108,11 @@ enum wire_rec_type {
 #define XMIG_CAN_XEN_V2		(1u << 1)
 #define XMIG_CAN_XEN_V3		(1u << 2)
 #define XMIG_CAN_KNOWN		0x00000007u	/* bits 3-31 must be zero */
+
+/* XMIG_DOMAIN_CONFIG: u32 kind, u32 reserved, then the text (SPEC 12.4). */
+#define WIRE_CONFIG_HDR_SIZE	8u
+#define WIRE_CONFIG_TEXT_MAX	(1u << 20)
+#define XMIG_CONFIG_LIBXL_JSON	1u	/* libxl_domain_config_to_json() */
 
 /* XMIG_REPLY result. */
 #define XMIG_REPLY_OK		0u	/* compatible */

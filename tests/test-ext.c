@@ -427,6 +427,7 @@ test_registry(void)
 		{ REC_XMIG_NEGOTIATE, "XMIG_NEGOTIATE" },
 		{ REC_XMIG_ZERO_PAGES, "XMIG_ZERO_PAGES" },
 		{ REC_XMIG_HANDOVER, "XMIG_HANDOVER" },
+		{ REC_XMIG_DOMAIN_CONFIG, "XMIG_DOMAIN_CONFIG" },
 		{ REC_XMIG_REPLY, "XMIG_REPLY" },
 		{ REC_XMIG_ACK, "XMIG_ACK" },
 		{ REC_XMIG_ERROR, "XMIG_ERROR" },
@@ -443,7 +444,7 @@ test_registry(void)
 		CHECK(names[i].type & WIRE_REC_OPTIONAL, "%s optional",
 		    names[i].name);
 	}
-	CHECK(!record_type_known(0x80000004u) &&
+	CHECK(!record_type_known(0x80000005u) &&
 	    !record_type_known(0x80000010u) &&
 	    !record_type_known(0x80000016u), "gaps unknown");
 	CHECK(WIRE_REC_OPT_KNOWN == 0x0003, "known options");
@@ -1890,7 +1891,8 @@ test_control_records(void)
 			{ REC_XMIG_STATUS, XP_EORDER },
 			{ REC_XMIG_DIGESTS, XP_EORDER },
 			{ REC_END, XP_EORDER },
-			{ 0x80000004u, XP_ETYPE },
+			{ REC_XMIG_DOMAIN_CONFIG, XP_EORDER },
+			{ 0x80000005u, XP_ETYPE },
 		};
 
 		for (k = 0; k < sizeof back_bad / sizeof back_bad[0]; k++) {
@@ -1911,7 +1913,7 @@ test_control_records(void)
 			    WIRE_REC_OPT_CHECKSUM, 0);
 			fcreject("wrong type after END", &c, fwd_bad[k].code,
 			    "%s%s", cwhere(&c, 0), fwd_bad[k].code ==
-			    XP_ETYPE ? "record type 0x80000004 is not valid on "
+			    XP_ETYPE ? "record type 0x80000005 is not valid on "
 			    "the control channel after END" : "not valid on the control channel "
 			    "after END (it carries XMIG_HANDOVER)");
 			buf_free(&c.b);
@@ -2326,11 +2328,125 @@ test_control_bitflips(void)
 	buf_free(&c.b);
 }
 
+/* XMIG_DOMAIN_CONFIG (SPEC 12.4): where it may stand, its body. */
+static void
+test_config(void)
+{
+	static const char	 json[] = "{\"c_info\":{\"name\":\"web1\"}}";
+	struct xp_negotiate	 n;
+	struct img		 im;
+	struct collect		 col;
+	struct xp_error		 e;
+	uint8_t			 b[WIRE_NEGOTIATE_SIZE], body[64], x[64];
+	const char		*text;
+	uint32_t		 kind;
+	size_t			 len, jl = sizeof json - 1;
+	int			 be, rv, d;
+
+	for (d = 0; d < 2; d++) {
+		for (be = 0; be < (d ? 1 : 2); be++) {
+			/* Second, after NEGOTIATE; then first, without it. */
+			img_begin_v(&im, d ? XP_XEN : XP_DRAFTB, be, 0,
+			    WIRE_DOM_X86_HVM, 1);
+			mk_negotiate(&n, &im.st);
+			body_negotiate_put(be, b, &n);
+			img_put(&im, REC_XMIG_NEGOTIATE, b, sizeof b);
+			body_config_put(be, body, XMIG_CONFIG_LIBXL_JSON);
+			memcpy(body + 8, json, jl);
+			img_put(&im, REC_XMIG_DOMAIN_CONFIG, body, 8 + jl);
+			img_static(&im);
+			img_put_empty(&im, REC_END);
+			accept("CONFIG after NEGOTIATE", &im);
+			memset(&col, 0, sizeof col);
+			rv = run_k(K_STREAM, im.b.data, im.b.len, CHUNK_WHOLE,
+			    NULL, &col, &e);
+			CHECK(rv == 0 && col.n >= 2 && col.v[1].known &&
+			    col.v[1].type == REC_XMIG_DOMAIN_CONFIG,
+			    "config yielded (dialect %d, be %d)", d, be);
+			if (rv == 0 && col.n >= 2) {
+				rv = body_config_get(&col.st, &col.v[1].rec,
+				    &kind, &text, &len);
+				CHECK(rv == 0 && kind == XMIG_CONFIG_LIBXL_JSON &&
+				    len == jl && memcmp(text, json, jl) == 0,
+				    "config round trip");
+				CHECK(body_config_get(&col.st, &col.v[0].rec,
+				    &kind, &text, &len) == -XP_EINVAL,
+				    "config_get: NEGOTIATE is another type");
+				CHECK(body_reorder(REC_XMIG_DOMAIN_CONFIG,
+				    col.v[1].body, 8 + jl, be, !be, x) == 0 &&
+				    xp_get32(!be, x) == 1 &&
+				    memcmp(x + 8, json, jl) == 0,
+				    "config reordered: head only");
+			}
+			collect_free(&col);
+			img_free(&im);
+		}
+	}
+	img_begin(&im, XP_DRAFTB, 0, WIRE_DOM_X86_HVM);
+	body_config_put(0, body, XMIG_CONFIG_LIBXL_JSON);
+	memcpy(body + 8, json, jl);
+	img_put(&im, REC_XMIG_DOMAIN_CONFIG, body, 8 + jl);
+	img_static(&im);
+	img_put_empty(&im, REC_END);
+	accept("CONFIG first, one-way", &im);
+	img_free(&im);
+
+	/* Not after anything else, not twice. */
+	img_begin(&im, XP_DRAFTB, 0, WIRE_DOM_X86_HVM);
+	img_static(&im);
+	img_put(&im, REC_XMIG_DOMAIN_CONFIG, body, 8 + jl);
+	img_put_empty(&im, REC_END);
+	reject("CONFIG after static data", &im, XP_EORDER, "%sonly valid as "
+	    "the first record after the domain header, or the second after "
+	    "XMIG_NEGOTIATE", where(&im, 2));
+	img_free(&im);
+	img_begin(&im, XP_DRAFTB, 0, WIRE_DOM_X86_HVM);
+	img_put(&im, REC_XMIG_DOMAIN_CONFIG, body, 8 + jl);
+	img_put(&im, REC_XMIG_DOMAIN_CONFIG, body, 8 + jl);
+	img_put_empty(&im, REC_END);
+	reject("CONFIG twice", &im, XP_EORDER, "%sonly valid as the first",
+	    where(&im, 1));
+	img_free(&im);
+
+	/* Body rules. */
+	img_begin(&im, XP_DRAFTB, 0, WIRE_DOM_X86_HVM);
+	body_config_put(0, body, 7);
+	img_put(&im, REC_XMIG_DOMAIN_CONFIG, body, 8 + jl);
+	img_put_empty(&im, REC_END);
+	reject("CONFIG kind", &im, XP_EBODY, "%sconfiguration kind 7 is "
+	    "unknown", where(&im, 0));
+	img_free(&im);
+	img_begin(&im, XP_DRAFTB, 0, WIRE_DOM_X86_HVM);
+	body_config_put(0, body, XMIG_CONFIG_LIBXL_JSON);
+	xp_put32(0, body + 4, 1);
+	img_put(&im, REC_XMIG_DOMAIN_CONFIG, body, 8 + jl);
+	img_put_empty(&im, REC_END);
+	reject("CONFIG reserved", &im, XP_EBODY, "%sreserved field is 0x1",
+	    where(&im, 0));
+	img_free(&im);
+	img_begin(&im, XP_DRAFTB, 0, WIRE_DOM_X86_HVM);
+	body_config_put(0, body, XMIG_CONFIG_LIBXL_JSON);
+	body[12] = '\0';
+	img_put(&im, REC_XMIG_DOMAIN_CONFIG, body, 8 + jl);
+	img_put_empty(&im, REC_END);
+	reject("CONFIG NUL", &im, XP_EBODY, "%sthe configuration text "
+	    "contains a NUL octet", where(&im, 0));
+	img_free(&im);
+	img_begin(&im, XP_DRAFTB, 0, WIRE_DOM_X86_HVM);
+	body_config_put(0, body, XMIG_CONFIG_LIBXL_JSON);
+	img_put(&im, REC_XMIG_DOMAIN_CONFIG, body, 8);
+	img_put_empty(&im, REC_END);
+	reject("CONFIG without text", &im, XP_EBODY, "%slength 8 is below "
+	    "the minimum 9", where(&im, 0));
+	img_free(&im);
+}
+
 int
 main(void)
 {
 	test_registry();
 	test_negotiate();
+	test_config();
 	test_zero_pages();
 	test_deflate();
 	test_forward_refusals();
