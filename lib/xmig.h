@@ -237,6 +237,14 @@ struct send_opts {
 	int		zero_pages;		/* -1 when agreed, 0 never, 1 also files */
 	double		timeout_s;		/* stalled receiver (60) */
 	int		no_digest;		/* no memory digest after END */
+	/*
+	 * The toolstack's configuration of the domain (libxl JSON), sent
+	 * as XMIG_DOMAIN_CONFIG right after the offer (SPEC 12.4): on a
+	 * connection in either dialect, into a draft-B file or pipe; never
+	 * into a Xen-dialect file or pipe.  NULL: none.
+	 */
+	const char	*domain_config;
+	size_t		 domain_config_len;
 };
 
 void	send_opts_default(struct send_opts *o);
@@ -249,6 +257,30 @@ int	send_domain(struct backend *b, const char *dest, const struct send_opts *o,
 	    struct xmig_report *r);
 
 /* ---- engine/recv.c ----------------------------------------------------- */
+
+/*
+ * A toolstack on the target (daemon/xen-toolstack.c for Xen): it creates
+ * the empty domain the backend fills, then completes, starts or destroys
+ * it.  The engine calls these from its own thread, in this order: config
+ * (XMIG_DOMAIN_CONFIG; before the REPLY on a back-channel, so it must be
+ * quick), create (when the first record needs the domain), finish (after
+ * the backend's complete(), before RESTORED), start (on GO, or at the end
+ * of a one-way stream), abort (on any failure before start, whatever was
+ * done).  Each returns 0 or a negative errno with a one-line reason in
+ * msg; config's -ENOMEM/-ENOSPC and -EOPNOTSUPP become the REPLY results
+ * MEMORY and DOMAIN.
+ */
+struct recv_toolstack {
+	void	*arg;
+	int	(*config)(void *arg, uint32_t kind, const char *text,
+		    size_t len, char *msg, size_t msglen);
+	int	(*create)(void *arg, const struct domain_info *info,
+		    char *spec, size_t speclen, char *msg, size_t msglen);
+	int	(*finish)(void *arg, struct backend *b, char *msg,
+		    size_t msglen);
+	int	(*start)(void *arg, char *msg, size_t msglen);
+	void	(*abort)(void *arg);
+};
 
 struct recv_opts {
 	const char	*backend;	/* "sim" or "sim:spec" */
@@ -264,6 +296,7 @@ struct recv_opts {
 	int		no_digest;	/* no memory digest (one-way only) */
 	int		keep_paused;	/* one-way: leave the restored domain
 					   to the caller (no resume) */
+	const struct recv_toolstack *toolstack;	/* NULL: none */
 };
 
 void	recv_opts_default(struct recv_opts *o);

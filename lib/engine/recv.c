@@ -88,6 +88,14 @@ struct receiver {
 	int			 out_fd;	/* stdio: where the back-channel goes */
 	const char		*busy;		/* refuse every migration: why */
 
+	/* A toolstack on this side (o->toolstack; SPEC 12.4). */
+	const struct recv_toolstack *ts;
+	int			 config_seen;	/* XMIG_DOMAIN_CONFIG applied */
+	int			 reply_pending;	/* REPLY waits for the config */
+	struct xp_negotiate	 neg;		/* the offer it answers */
+	struct xp_reply		 neg_reply;	/* the answer so far */
+	char			 bspec_ts[512];	/* the spec ts->create gave */
+
 	struct event_base	*base;
 	struct bufferevent	*bev;
 	struct event		*timer;
@@ -264,6 +272,20 @@ recv_open_target(struct receiver *rv, const struct xp_stream *st)
 	rv->info.type = st->dom_type;
 	rv->info.page_shift = st->page_shift;
 	rv->info.nr_pages = rv->neg_pages;
+	if (rv->ts != NULL) {
+		char msg[400] = "";
+
+		if (!rv->config_seen)
+			return recv_fail(rv, -EPROTO, "the stream carries no "
+			    "domain configuration (XMIG_DOMAIN_CONFIG): this "
+			    "receiver creates the domain from it");
+		rc = rv->ts->create(rv->ts->arg, &rv->info, rv->bspec_ts,
+		    sizeof(rv->bspec_ts), msg, sizeof(msg));
+		if (rc != 0)
+			return recv_fail(rv, rc, "cannot create the domain: %s",
+			    msg);
+		rv->bspec = rv->bspec_ts;
+	}
 	rc = rv->ops->open_target(rv->bspec, &rv->info, &rv->b);
 	if (rc != 0)
 		recv_fail(rv, rc, "cannot host the domain: %s",
@@ -271,13 +293,15 @@ recv_open_target(struct receiver *rv, const struct xp_stream *st)
 	return rc;
 }
 
+static int recv_reply(struct receiver *, const struct xp_negotiate *,
+    struct xp_reply *, char *);
+
 static int
 recv_negotiate(struct receiver *rv, const struct xp_stream *st,
     const struct xp_record *rec)
 {
 	struct xp_negotiate n;
 	struct xp_reply r;
-	struct xp_buf buf = { 0 };
 	char msg[400] = "";
 	uint64_t bytes;
 	int rc;
@@ -320,6 +344,17 @@ recv_negotiate(struct receiver *rv, const struct xp_stream *st,
 		    "this receiver hosts at most %llu MiB (--max-memory)",
 		    (unsigned long long)(bytes >> 20),
 		    (unsigned long long)(rv->o->max_memory >> 20));
+	} else if (rv->ts != NULL) {
+		/*
+		 * The toolstack decides once it has the configuration, the
+		 * record that follows (SPEC 12.4); the domain is created
+		 * after the answer, when the first record needs it.
+		 */
+		rv->neg_pages = n.nr_pages;
+		rv->neg = n;
+		rv->neg_reply = r;
+		rv->reply_pending = 1;
+		return 0;
 	} else {
 		rv->neg_pages = n.nr_pages;
 		rc = recv_open_target(rv, st);
@@ -330,6 +365,21 @@ recv_negotiate(struct receiver *rv, const struct xp_stream *st,
 			snprintf(msg, sizeof(msg), "%.390s", rv->err);
 		}
 	}
+	return recv_reply(rv, &n, &r, msg);
+}
+
+/*
+ * The answer to the offer n: features agreed when r->result is OK, the
+ * REPLY on the back-channel, and the end of the stream when refused.
+ */
+static int
+recv_reply(struct receiver *rv, const struct xp_negotiate *np,
+    struct xp_reply *rp, char *msg)
+{
+	struct xp_negotiate n = *np;
+	struct xp_reply r = *rp;
+	struct xp_buf buf = { 0 };
+
 	if (r.result == XMIG_REPLY_OK)
 		r.features = n.features & (XMIG_F_CHECKSUM | XMIG_F_DEFLATE |
 		    XMIG_F_ZERO_PAGES | XMIG_F_ACKS | XMIG_F_HANDOVER);
@@ -579,6 +629,16 @@ recv_end(struct receiver *rv)
 	if ((rc = rv->b->ops->complete(rv->b)) != 0)
 		return recv_fail(rv, rc, "completing the restore: %s",
 		    backend_errmsg(rv->b));
+	if (rv->ts != NULL) {
+		char msg[400] = "";
+
+		if ((rc = rv->ts->finish(rv->ts->arg, rv->b, msg,
+		    sizeof(msg))) != 0)
+			return recv_fail(rv, rc, "completing the domain: %s",
+			    msg);
+		xmig_debug("+%.1f ms: the toolstack completed the domain",
+		    recv_ms(rv));
+	}
 	rv->ended = 1;
 	recv_send_ack(rv);
 	xmig_debug("+%.1f ms: END applied: %llu records, %llu pages, %llu "
@@ -606,6 +666,66 @@ recv_end(struct receiver *rv)
 	return 0;
 }
 
+/*
+ * XMIG_DOMAIN_CONFIG (SPEC 12.4): for the toolstack, skipped without one.
+ * With msg, a refusal is only described there (it goes into the REPLY).
+ */
+static int
+recv_config(struct receiver *rv, const struct xp_stream *st,
+    const struct xp_record *rec, char *msg, size_t msglen)
+{
+	char where[128], why[400] = "";
+	const char *text;
+	uint32_t kind;
+	size_t len;
+	int rc;
+
+	if (rv->ts == NULL) {
+		xmig_debug("domain configuration skipped: no toolstack here");
+		return 0;
+	}
+	if (body_config_get(st, rec, &kind, &text, &len) != 0)
+		rc = -EPROTO, snprintf(why, sizeof(why), "bad body");
+	else
+		rc = rv->ts->config(rv->ts->arg, kind, text, len, why,
+		    sizeof(why));
+	if (rc == 0) {
+		rv->config_seen = 1;
+		xmig_debug("+%.1f ms: domain configuration accepted (%zu "
+		    "octets)", recv_ms(rv), len);
+		return 0;
+	}
+	recv_where(rec, where, sizeof(where));
+	if (msg != NULL) {
+		snprintf(msg, msglen, "%s: %s", where, why);
+		return rc;
+	}
+	return recv_fail(rv, rc, "%s: %s", where, why);
+}
+
+/* The record after a deferred XMIG_NEGOTIATE: the configuration, or no. */
+static int
+recv_config_reply(struct receiver *rv, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	struct xp_reply r = rv->neg_reply;
+	char msg[400] = "";
+	int rc;
+
+	rv->reply_pending = 0;
+	if (rec->type != REC_XMIG_DOMAIN_CONFIG) {
+		r.result = XMIG_REPLY_OTHER;
+		snprintf(msg, sizeof(msg), "the stream carries no domain "
+		    "configuration (XMIG_DOMAIN_CONFIG): this receiver "
+		    "creates the domain from it");
+	} else if ((rc = recv_config(rv, st, rec, msg, sizeof(msg))) != 0) {
+		r.result = rc == -EOPNOTSUPP ? XMIG_REPLY_DOMAIN :
+		    rc == -ENOSPC || rc == -ENOMEM ? XMIG_REPLY_MEMORY :
+		    XMIG_REPLY_OTHER;
+	}
+	return recv_reply(rv, &rv->neg, &r, msg);
+}
+
 static int
 recv_record_cb(void *arg, const struct xp_stream *st,
     const struct xp_record *rec)
@@ -619,6 +739,10 @@ recv_record_cb(void *arg, const struct xp_stream *st,
 		return recv_negotiate(rv, st, rec);
 	if (rv->busy != NULL)	/* over the limit: never restore */
 		return recv_fail(rv, -EBUSY, "%s", rv->busy);
+	if (rv->reply_pending)
+		return recv_config_reply(rv, st, rec);
+	if (rec->type == REC_XMIG_DOMAIN_CONFIG)
+		return recv_config(rv, st, rec, NULL, 0);
 	if (!rec->known)
 		return 0;	/* unknown optional record: skipped */
 	if (rv->b == NULL && recv_open_target(rv, st) != 0)
@@ -670,6 +794,13 @@ recv_control_cb(void *arg, const struct xp_stream *st,
 	if ((rc = rv->b->ops->resume(rv->b)) != 0)
 		return recv_fail(rv, rc, "starting the restored domain: %s",
 		    backend_errmsg(rv->b));
+	if (rv->ts != NULL) {
+		char msg[400] = "";
+
+		if ((rc = rv->ts->start(rv->ts->arg, msg, sizeof(msg))) != 0)
+			return recv_fail(rv, rc, "starting the restored "
+			    "domain: %s", msg);
+	}
 	rv->running = 1;
 	recv_send_status(rv, XMIG_STATUS_RUNNING, NULL);
 	xmig_debug("+%.1f ms: domain resumed; RUNNING sent", recv_ms(rv));
@@ -1089,6 +1220,7 @@ recv_one(const struct recv_opts *o, int fd, int is_socket, int out_fd,
 	rv.fd = fd;
 	rv.out_fd = out_fd;
 	rv.busy = busy;
+	rv.ts = busy == NULL ? o->toolstack : NULL;
 	rv.bc_possible = out_fd >= 0;
 	rv.r.role = "receive";
 	rv.r.status = "failed";
@@ -1117,6 +1249,20 @@ recv_one(const struct recv_opts *o, int fd, int is_socket, int out_fd,
 		recv_run_fd(&rv);
 
 	if (rv.rc == 0 && rv.phase == RV_DONE && !rv.running &&
+	    !(rv.features & XMIG_F_HANDOVER) && rv.ts != NULL) {
+		/* One-way: the toolstack starts it under its name. */
+		char msg[400] = "";
+
+		if ((rc = rv.b->ops->resume(rv.b)) != 0)
+			recv_fail(&rv, rc, "starting the restored domain: %s",
+			    backend_errmsg(rv.b));
+		else if ((rc = rv.ts->start(rv.ts->arg, msg,
+		    sizeof(msg))) != 0)
+			recv_fail(&rv, rc, "starting the restored domain: %s",
+			    msg);
+		else
+			rv.running = 1;
+	} else if (rv.rc == 0 && rv.phase == RV_DONE && !rv.running &&
 	    !(rv.features & XMIG_F_HANDOVER) && o->keep_paused) {
 		/* One-way, and the caller starts it (a toolstack). */
 		rv.running = 1;
@@ -1151,9 +1297,12 @@ recv_one(const struct recv_opts *o, int fd, int is_socket, int out_fd,
 			rv.rc = 0;	/* the last message was lost: no matter */
 			rv.err[0] = '\0';
 		}
-	} else if (rv.b != NULL) {
+	} else if (rv.b != NULL || rv.ts != NULL) {
 		/* Nothing half-restored survives a failure. */
-		rv.b->ops->destroy(rv.b);
+		if (rv.b != NULL)
+			rv.b->ops->destroy(rv.b);
+		if (rv.ts != NULL)
+			rv.ts->abort(rv.ts->arg);
 		if (rv.rc == 0)
 			recv_fail(&rv, -EIO, "the migration did not finish");
 	}

@@ -527,6 +527,46 @@ send_offer(const struct sender *s)
 
 static void send_wait(struct sender *s, double ms);
 
+/*
+ * XMIG_DOMAIN_CONFIG (SPEC 12.4), right after the headers or the offer:
+ * a Xen-dialect file must stay readable by Xen's own tools, so it only
+ * goes there when an xmig receiver may be on the other end.
+ */
+static int
+send_config(struct sender *s)
+{
+	struct xp_buf buf = { 0 };
+	uint8_t *body;
+	size_t n = s->o->domain_config_len;
+
+	if (s->o->domain_config == NULL || n == 0)
+		return 0;
+	if (s->st.dialect == XP_XEN &&
+	    !(s->st.ihdr_options & WIRE_IHDR_OPT_BACKCHANNEL)) {
+		xmig_debug("domain configuration not written: a Xen-dialect "
+		    "file is for Xen's tools");
+		return 0;
+	}
+	if (n > WIRE_CONFIG_TEXT_MAX || memchr(s->o->domain_config, 0, n))
+		return -EINVAL;
+	if ((body = malloc(WIRE_CONFIG_HDR_SIZE + n)) == NULL)
+		return -ENOMEM;
+	body_config_put(s->st.big_endian, body, XMIG_CONFIG_LIBXL_JSON);
+	memcpy(body + WIRE_CONFIG_HDR_SIZE, s->o->domain_config, n);
+	if (record_encode(&s->st, &buf, REC_XMIG_DOMAIN_CONFIG, body,
+	    (uint32_t)(WIRE_CONFIG_HDR_SIZE + n), s->recopt) < 0 ||
+	    evbuffer_add(s->out, buf.data, buf.len) != 0) {
+		buf_free(&buf);
+		free(body);
+		return -ENOMEM;
+	}
+	s->queued += buf.len;
+	buf_free(&buf);
+	free(body);
+	xmig_debug("domain configuration sent: %zu octets of libxl JSON", n);
+	return 0;
+}
+
 /* Image and domain headers, and the offer of a back-channel. */
 static int
 send_headers(struct sender *s)
@@ -536,6 +576,7 @@ send_headers(struct sender *s)
 	struct xp_negotiate n;
 	struct xp_buf buf = { 0 };
 	size_t len;
+	int rc;
 
 	if (s->conn && s->o->backchannel)
 		s->st.ihdr_options |= WIRE_IHDR_OPT_BACKCHANNEL;
@@ -548,7 +589,7 @@ send_headers(struct sender *s)
 		xmig_debug("no back-channel offered (%s): one-way",
 		    s->conn ? "--no-backchannel" : "a file or pipe");
 		s->phase = SP_STATIC;
-		return 0;
+		return send_config(s);
 	}
 	memset(&n, 0, sizeof(n));
 	n.version = XMIG_NEGOTIATE_VERSION;
@@ -571,6 +612,8 @@ send_headers(struct sender *s)
 	}
 	s->queued += buf.len;
 	buf_free(&buf);
+	if ((rc = send_config(s)) != 0)
+		return rc;
 	/* The mandatory record types this stream will carry. */
 	s->needed = 1ULL << REC_END | 1ULL << REC_PAGE_DATA |
 	    1ULL << REC_STATIC_DATA_END | 1ULL << REC_X86_TSC_INFO;
