@@ -147,6 +147,7 @@ xmig_features_str(uint32_t f, char *buf, size_t len)
 		{ XMIG_F_HANDOVER, "handover" },
 		{ XMIG_F_CHECKPOINTS, "checkpoints" },
 		{ XMIG_F_PARALLEL, "parallel" },
+		{ XMIG_F_CONFIG, "config" },
 	};
 	size_t	i, o = 0;
 	int	n;

@@ -344,6 +344,11 @@ recv_negotiate(struct receiver *rv, const struct xp_stream *st,
 		    "this receiver hosts at most %llu MiB (--max-memory)",
 		    (unsigned long long)(bytes >> 20),
 		    (unsigned long long)(rv->o->max_memory >> 20));
+	} else if (rv->ts != NULL && !(n.features & XMIG_F_CONFIG)) {
+		r.result = XMIG_REPLY_OTHER;
+		snprintf(msg, sizeof(msg), "the sender sends no domain "
+		    "configuration (XMIG_DOMAIN_CONFIG): this receiver creates "
+		    "the domain from it");
 	} else if (rv->ts != NULL) {
 		/*
 		 * The toolstack decides once it has the configuration, the

@@ -594,6 +594,8 @@ send_headers(struct sender *s)
 	memset(&n, 0, sizeof(n));
 	n.version = XMIG_NEGOTIATE_VERSION;
 	n.features = send_offer(s);
+	if (s->o->domain_config != NULL && s->o->domain_config_len > 0)
+		n.features |= XMIG_F_CONFIG;	/* SPEC 12.4: it follows */
 	n.can_write = XMIG_CAN_DRAFTB_V1 | XMIG_CAN_XEN_V2 | XMIG_CAN_XEN_V3;
 	n.max_record_len = record_wire_size(&s->st, 8 + 8 * WIRE_PAGE_DATA_MAX +
 	    WIRE_PAGE_DATA_MAX * s->page_size);

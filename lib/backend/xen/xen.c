@@ -1076,6 +1076,47 @@ xen_load_params(struct xen_backend *x, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
+/*
+ * HVM_CONTEXT before Xen sees it: Xen's hvm_save descriptors (u16
+ * typecode, u16 instance, u32 length, then the data) must tile the body,
+ * and a CPU record (typecode 2) must be for a vcpu the domain has, so the
+ * error names the vcpu instead of Xen's bare EINVAL.
+ */
+static int
+xen_check_context(struct xen_backend *x, const uint8_t *body, uint32_t len)
+{
+	uint32_t off = 0, dlen;
+	uint16_t code, inst;
+
+	while (off < len) {
+		if (len - off < 8) {
+			backend_seterr(&x->b, "xen: HVM_CONTEXT: a descriptor "
+			    "cut short at octet %u of %u", off, len);
+			return -EINVAL;
+		}
+		code = xp_get16(0, body + off);
+		inst = xp_get16(0, body + off + 2);
+		dlen = xp_get32(0, body + off + 4);
+		if (dlen > len - off - 8) {
+			backend_seterr(&x->b, "xen: HVM_CONTEXT: descriptor %u "
+			    "at octet %u claims %u octets, beyond the record",
+			    code, off, dlen);
+			return -EINVAL;
+		}
+		if (code == 2 && inst >= x->nr_vcpus) {
+			backend_seterr(&x->b, "xen: HVM_CONTEXT: CPU state for "
+			    "vcpu %u, but domain %u has %u vcpu%s (max_vcpus)",
+			    inst, x->domid, x->nr_vcpus,
+			    x->nr_vcpus == 1 ? "" : "s");
+			return -EINVAL;
+		}
+		off += 8 + dlen;
+		if (code == 0)		/* END descriptor */
+			break;
+	}
+	return 0;
+}
+
 static int
 xen_load_state(struct backend *b, uint32_t type, const uint8_t *body,
     uint32_t len)
@@ -1123,6 +1164,8 @@ xen_load_state(struct backend *b, uint32_t type, const uint8_t *body,
 			    "info", x->domid);
 		return 0;
 	case REC_HVM_CONTEXT:
+		if ((rc = xen_check_context(x, body, len)) != 0)
+			return rc;
 		return xen_keep(b, &x->hvm_ctx, &x->hvm_ctx_len, body, len);
 	case REC_HVM_PARAMS:
 		return xen_load_params(x, body, len);
@@ -1172,8 +1215,9 @@ xen_complete(struct backend *b)
 		return xen_fail(b, errno, "setting the console event channel");
 	if (xc_domain_hvm_setcontext(x->xch, x->domid, x->hvm_ctx,
 	    x->hvm_ctx_len) != 0)
-		return xen_fail(b, errno, "loading domain %u's HVM context "
-		    "(%u octets)", x->domid, x->hvm_ctx_len);
+		return xen_fail(b, errno, "HVM_CONTEXT: Xen refused domain %u's "
+		    "HVM context (xc_domain_hvm_setcontext, %u octets)",
+		    x->domid, x->hvm_ctx_len);
 	if (xc_dom_gnttab_seed(x->xch, x->domid, true, x->console_gfn,
 	    x->store_gfn, x->console_domid, x->store_domid) != 0)
 		return xen_fail(b, errno, "seeding domain %u's grant table",
