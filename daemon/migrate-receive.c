@@ -12,6 +12,9 @@
 
 #include "daemon.h"
 #include "xmig.h"
+#ifdef HAVE_XEN
+#include "xen-toolstack.h"
+#endif
 
 static void
 usage(FILE *f)
@@ -31,6 +34,12 @@ usage(FILE *f)
 "Options:\n"
 "  --backend sim[:KEY=VALUE,...]\n"
 "                        where restored domains live (default sim)\n"
+"  --backend xen         a real Xen PVH domain, created by libxl on this\n"
+"                        host (dom0) from the configuration the sender\n"
+"                        sends, named NAME--incoming until it runs, then\n"
+"                        NAME; one migration per process (a listener\n"
+"                        needs --once); needs xmig-save-helper beside\n"
+"                        this program\n"
 "  --once                serve a single migration, then exit\n"
 "  --max-memory SIZE     refuse domains larger than SIZE (K/M/G suffixes)\n"
 "  --max-sessions N      serve at most N migrations at once (default 8),\n"
@@ -160,5 +169,33 @@ main(int argc, char **argv)
 	log_route_lib();
 	signal(SIGPIPE, SIG_IGN);
 	o.report_out = stdout;
+	if (strcmp(o.backend, "xen") == 0) {
+#ifdef HAVE_XEN
+		struct xts_target *xt = NULL;
+		struct recv_toolstack ts;
+		char helper[4096], err[512];
+		int rc;
+
+		if (!o.once && (strncmp(argv[optind], "tcp:", 4) == 0 ||
+		    strncmp(argv[optind], "tls:", 4) == 0))
+			return bad_usage("%s", "--backend xen serves one "
+			    "migration per process: add --once");
+		if ((rc = xts_sibling("xmig-save-helper", helper,
+		    sizeof(helper))) != 0) {
+			log_err("--backend xen needs xmig-save-helper beside "
+			    "this program: %s", strerror(-rc));
+			return 1;
+		}
+		if (xts_target_new(helper, verbose >= LOG_LVL_DEBUG, &xt, &ts,
+		    err, sizeof(err)) != 0) {
+			log_err("%s", err);
+			return 1;
+		}
+		o.toolstack = &ts;
+		rc = recv_serve(argv[optind], &o);
+		xts_target_free(xt);
+		return rc == 0 ? 0 : 1;
+#endif
+	}
 	return recv_serve(argv[optind], &o) == 0 ? 0 : 1;
 }

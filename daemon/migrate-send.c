@@ -13,6 +13,9 @@
 
 #include "daemon.h"
 #include "xmig.h"
+#ifdef HAVE_XEN
+#include "xen-toolstack.h"
+#endif
 
 static void
 usage(FILE *f)
@@ -25,8 +28,12 @@ usage(FILE *f)
 "DOMAIN  sim:KEY=VALUE,...   a simulated domain created in this process\n"
 "                            (mem=256M vcpus=2 dirty=0 hot=MEM seed=1\n"
 "                            mix=realistic|zero|random; dirty in bytes/s)\n"
-"        xen:DOMID           a Xen domain: refused on its own; real guests\n"
-"                            move with xl and LIBXL_SAVE_HELPER=xmig-save-helper\n"
+"        xen:NAME, xen:DOMID a Xen PVH domain on this host (dom0): libxl\n"
+"                            suspends it for the last pass, its libxl\n"
+"                            configuration travels with the stream (not\n"
+"                            into a --format xen file), and it is destroyed\n"
+"                            once the receiver runs it (or the file is\n"
+"                            saved); on failure it resumes here\n"
 "DEST    tcp:HOST:PORT       a migrate-receive listening there\n"
 "        tls:HOST:PORT       the same over TLS (see --tls-*)\n"
 "        exec:COMMAND        run COMMAND (sh -c) with the stream on its\n"
@@ -121,7 +128,11 @@ main(int argc, char **argv)
 	const struct backend_ops *ops;
 	struct backend *b = NULL;
 	const char *spec, *dom, *dest;
-	int c, verbose = LOG_LVL_INFO, report = 0, rc;
+	int c, verbose = LOG_LVL_INFO, report = 0, rc, max_iter_set = 0;
+#ifdef HAVE_XEN
+	struct xts_source *xs = NULL;
+	char xspec[64], xerr[512];
+#endif
 	uint64_t v;
 	char *end;
 
@@ -166,6 +177,7 @@ main(int argc, char **argv)
 				return bad_usage("--max-iterations: '%s' is "
 				    "not a count from 1", optarg);
 			o.max_iterations = (unsigned)v;
+			max_iter_set = 1;
 			break;
 		case OPT_BANDWIDTH:
 			if (parse_size(optarg, &o.bandwidth) != 0)
@@ -242,19 +254,63 @@ main(int argc, char **argv)
 			    "or xen:DOMID)", dom);
 		return 2;
 	}
+#ifdef HAVE_XEN
+	if (strcmp(ops->name, "xen") == 0 && strchr(spec, '=') == NULL) {
+		/* A name or domid: libxl does the toolstack's part. */
+		if (xts_source_open(spec, verbose >= LOG_LVL_DEBUG, &xs, xerr,
+		    sizeof(xerr)) != 0) {
+			log_err("%s: %s", dom, xerr);
+			return 1;
+		}
+		snprintf(xspec, sizeof(xspec), "domid=%u,toolstack=1",
+		    xts_source_domid(xs));
+		spec = xspec;
+		o.domain_config = xts_source_config(xs,
+		    &o.domain_config_len);
+		/* libxc's bound: a guest that dirties faster than the
+		 * link never converges, and 30 passes only cost time. */
+		if (!max_iter_set)
+			o.max_iterations = 5;
+	}
+#endif
 	if ((rc = ops->open_source(spec, &b)) != 0) {
 		log_err("%s: %s", dom, backend_errmsg(b));
 		if (b != NULL)
 			ops->close(b);
+#ifdef HAVE_XEN
+		xts_source_free(xs);
+#endif
 		return 1;
 	}
+#ifdef HAVE_XEN
+	if (xs != NULL)
+		xen_set_suspend_hook(b, xts_source_suspend, xs);
+#endif
 	rc = send_domain(b, dest, &o, &r);
 	if (rc == 0) {
 		/* Handed over (or saved): the source copy goes away. */
 		b->ops->destroy(b);
 	}
+#ifdef HAVE_XEN
+	if (xs != NULL) {
+		b->ops->close(b);	/* log-dirty off before libxl acts */
+		b = NULL;
+		if (xts_source_finish(xs, rc == 0 ? 0 : rc == -EINPROGRESS ?
+		    1 : -1, xerr, sizeof(xerr)) != 0) {
+			log_err("%s", xerr);
+			if (rc == 0)
+				rc = -EIO;
+		}
+		xts_source_free(xs);
+	}
+	if (b == NULL)
+		goto closed;
+#endif
 	/* -EINPROGRESS: unconfirmed, the source stays paused. */
 	b->ops->close(b);
+#ifdef HAVE_XEN
+closed:
+#endif
 	if (report)
 		report_print_json(&r, strcmp(dest, "-") == 0 ? stderr :
 		    stdout);

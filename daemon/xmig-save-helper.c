@@ -19,14 +19,26 @@
  * pumps its output to a file or socket;
  * restoring reads the fd record by record (never past END) into a pipe
  * the engine reads, so libxl finds its own records where it expects them.
+ *
+ * Delegate mode (restore only, $XMIG_RESTORE_DELEGATE set by
+ * migrate-receive --backend xen, whose libxl started us): the domain is
+ * filled by migrate-receive itself, from the network.  The helper reads
+ * nothing from the stream fd; it connects to the abstract unix socket so
+ * named, says which domain libxl built (HELLO), passes static_data_done
+ * on (STATIC / OK), and reports migrate-receive's outcome (DONE or FAIL)
+ * to libxl as its own (SPEC 16.2).
  */
 #include "config.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -634,6 +646,142 @@ hook_static_done(void *arg, unsigned missing)
 	return reply == 0 ? 0 : -EIO;
 }
 
+/* A line from migrate-receive, without its newline; -1 on EOF/error. */
+static int
+delegate_line(int fd, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	while (n + 1 < len) {
+		ssize_t r = read(fd, buf + n, 1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		if (buf[n] == '\n') {
+			buf[n] = '\0';
+			return 0;
+		}
+		n++;
+	}
+	return -1;
+}
+
+/*
+ * migrate-receive died (SIGKILL, a crash) with its libxl: nobody is left
+ * to tear down the half-built domain but us.  xl destroy does all of it
+ * (domain, xenstore, devices); its output goes to stderr, never into the
+ * protocol on stdout.
+ */
+static void
+delegate_orphan(uint32_t domid)
+{
+	char id[16];
+	pid_t pid;
+	int st;
+
+	snprintf(id, sizeof(id), "%u", domid);
+	pid = fork();
+	if (pid == 0) {
+		dup2(STDERR_FILENO, STDOUT_FILENO);
+		execlp("xl", "xl", "destroy", id, (char *)NULL);
+		_exit(127);
+	}
+	if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+	    WEXITSTATUS(st) == 0)
+		fprintf(stderr, "%s: migrate-receive died: half-built domain "
+		    "%u destroyed\n", PROG, domid);
+	else
+		fprintf(stderr, "%s: migrate-receive died and 'xl destroy %u' "
+		    "failed: the half-built domain may be left\n", PROG,
+		    domid);
+}
+
+static void __attribute__((noreturn))
+do_delegate(const char *name, uint32_t domid, uint32_t sport, uint32_t sdom,
+    uint32_t cport, uint32_t cdom)
+{
+	struct sockaddr_un sa;
+	struct hmsg m;
+	unsigned long store, console;
+	size_t nlen = strlen(name);
+	char line[600];
+	int fd, rc, err;
+	unsigned missing;
+	pid_t parent = getppid();
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (nlen == 0 || nlen >= sizeof(sa.sun_path) - 1) {
+		helper_log(HL_ERROR, EINVAL, "XMIG_RESTORE_DELEGATE: bad name");
+		helper_complete(-1, EINVAL);
+	}
+	memcpy(sa.sun_path + 1, name, nlen);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa,
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + nlen)) !=
+	    0) {
+		err = errno;
+		helper_log(HL_ERROR, err, "cannot reach migrate-receive "
+		    "(XMIG_RESTORE_DELEGATE=%s): it gave up", name);
+		helper_complete(-1, err);
+	}
+	snprintf(line, sizeof(line), "HELLO %u %u %u %u %u\n", domid, sport,
+	    sdom, cport, cdom);
+	if (write_all(fd, line, strlen(line)) != 0) {
+		err = errno;
+		helper_log(HL_ERROR, err, "cannot talk to migrate-receive");
+		helper_complete(-1, err);
+	}
+	helper_log(HL_INFO, -1, "domain %u is restored by migrate-receive "
+	    "(delegate mode)", domid);
+	for (;;) {
+		if (delegate_line(fd, line, sizeof(line)) != 0) {
+			/*
+			 * A dying parent closes its files before its
+			 * children are given to init: wait for that (2 s).
+			 */
+			for (rc = 0; rc < 200 && getppid() == parent; rc++)
+				usleep(10000);
+			if (getppid() != parent)
+				delegate_orphan(domid);
+			helper_log(HL_ERROR, EPIPE, "migrate-receive went away "
+			    "before the restore of domain %u ended", domid);
+			helper_complete(-1, EPIPE);
+		}
+		if (sscanf(line, "STATIC %u", &missing) == 1) {
+			rc = hook_static_done(NULL, missing);
+			snprintf(line, sizeof(line), "OK %d\n", rc);
+			if (write_all(fd, line, strlen(line)) != 0)
+				helper_complete(-1, EPIPE);
+			continue;
+		}
+		if (sscanf(line, "DONE 0 %lu %lu", &store, &console) == 2) {
+			if (cbflags & (1u << HM_RESTORE_RESULTS)) {
+				hmsg_start(&m, HM_RESTORE_RESULTS);
+				hmsg_ulong(&m, store);
+				hmsg_ulong(&m, console);
+				hmsg_send(&m);
+			}
+			helper_log(HL_INFO, -1, "domain %u restored by "
+			    "migrate-receive: store gfn %#lx, console gfn "
+			    "%#lx", domid, store, console);
+			helper_complete(0, 0);
+		}
+		if (sscanf(line, "FAIL %d", &err) == 1) {
+			const char *why = strchr(line + 5, ' ');
+
+			helper_log(HL_ERROR, err, "migrate-receive: %s",
+			    why ? why + 1 : "the restore failed");
+			helper_complete(-1, err > 0 ? err : EIO);
+		}
+		helper_log(HL_ERROR, EPROTO, "migrate-receive said something "
+		    "this helper does not know");
+		helper_complete(-1, EPROTO);
+	}
+}
+
 static void __attribute__((noreturn))
 do_restore(char **argv)
 {
@@ -665,6 +813,9 @@ do_restore(char **argv)
 		helper_log(HL_ERROR, EPROTO, "%s", why);
 		helper_complete(-1, EPROTO);
 	}
+	if (getenv("XMIG_RESTORE_DELEGATE") != NULL)
+		do_delegate(getenv("XMIG_RESTORE_DELEGATE"), domid, sport, sdom,
+		    cport, cdom);
 	setup_signals();
 	if (pipe2(pfd, O_CLOEXEC) != 0)
 		helper_complete(-1, errno);

@@ -258,3 +258,101 @@ lab_logdirty_off() {
 	case $line in *log_dirty*) LAB_WHY="domain $d: $line"; return 1 ;; esac
 	return 0
 }
+
+# ---- migrate-send xen:NAME / migrate-receive --backend xen (cases 50, 55) ----
+# sa_listen LOG ARGS...   start migrate-receive --backend xen --once ARGS in the
+#                         background; SA_RPID, SA_PORT (from "listening on")
+# sa_wait PID SECONDS     wait for a background process (SIGKILL after SECONDS);
+#                         its status in SA_RC
+# sa_tail FILE [N]        the last N lines of FILE on one line
+# sa_dump FILE [N]        the last N lines of FILE on the console
+# sa_check NAME BEFORE MS lab_check_guest $G and the verdict with the downtime
+# sa_move NAME tcp|tls    a live migration of $G to a receiver on this host
+# (they use G, BIN=/xmig/bin, CERTS=/xmig/certs and W, a scratch folder)
+
+# sa_listen LOG ARGS...: start migrate-receive --backend xen --once on an
+# ephemeral loopback port in the background; sets SA_RPID and SA_PORT
+# (from its "listening on" line).  Returns 1 if it never listens.
+sa_listen() {
+	_log=$1; shift
+	"$BIN/migrate-receive" --backend xen --once "$@" > "$_log" 2>&1 &
+	SA_RPID=$!
+	SA_PORT=
+	_i=0
+	while [ $_i -lt 300 ]; do
+		SA_PORT=$(sed -n 's/.*listening on [a-z]*:[^ ]*:\([0-9][0-9]*\).*/\1/p' "$_log" | head -n 1)
+		[ -n "$SA_PORT" ] && return 0
+		kill -0 $SA_RPID 2>/dev/null || break
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	return 1
+}
+
+# sa_wait PID SECONDS: wait for a background process, killing it after
+# SECONDS; its status in SA_RC.
+sa_wait() {
+	_n=0
+	while kill -0 "$1" 2>/dev/null && [ $_n -lt $(($2 * 10)) ]; do
+		sleep 0.1
+		_n=$((_n + 1))
+	done
+	kill -0 "$1" 2>/dev/null && kill -9 "$1" 2>/dev/null
+	wait "$1"
+	SA_RC=$?
+}
+
+sa_tail() { tail -n "${2:-3}" "$1" | tr '\n' ' ' | tr -s ' ' | cut -c1-400; }
+
+# sa_dump FILE [N]: the last N lines of a log on the console (on failures)
+sa_dump() {
+	tail -n "${2:-12}" "$1" | while IFS= read -r l; do lab_log "  $(basename "$1"): $(echo "$l" | cut -c1-300)"; done
+}
+
+# sa_check NAME BEFORE TOTAL: after a move, the guest is whole; verdict.
+sa_check() {
+	if ! lab_check_guest $G; then
+		lab_result "$1" FAIL "$LAB_WHY"
+		return 1
+	fi
+	set -- "$1" "$2" "$3" $(lab_downtime $G "$2")
+	lab_result "$1" PASS "total $3 ms, guest downtime $4 ms; $LAB_CHECK"
+	lab_figure "$1" total_ms=$3 downtime_ms=$4
+	return 0
+}
+
+# sa_move NAME DEST [RECEIVER-ARGS...]: a live migration to a receiver
+# on this host; DEST is tcp or tls.
+sa_move() {
+	_name=$1; _kind=$2; shift 2
+	if [ "$(lab__domcount $G)" != 1 ]; then
+		lab_result "$_name" FAIL "no single running $G before the move"
+		return 1
+	fi
+	_tls_r= _tls_s=
+	if [ "$_kind" = tls ]; then
+		_tls_r="--tls-cert $CERTS/server.pem --tls-key $CERTS/server.key --tls-ca $CERTS/ca1.pem"
+		_tls_s="--tls-cert $CERTS/client.pem --tls-key $CERTS/client.key --tls-ca $CERTS/ca1.pem --tls-peer localhost"
+	fi
+	if ! sa_listen "$W/$_name.recv.log" -v --report json $_tls_r "$_kind:127.0.0.1:0"; then
+		lab_result "$_name" FAIL "receiver did not listen: $(sa_tail "$W/$_name.recv.log")"
+		return 1
+	fi
+	_before=$(lab_guest_ticks $G); _before=${_before%% *}
+	_s=$(lab_now_ms)
+	timeout 200 "$BIN/migrate-send" -v --progress json --report json $_tls_s "xen:$G" "$_kind:127.0.0.1:$SA_PORT" \
+		> "$W/$_name.send.log" 2>&1
+	_src=$?
+	_total=$(( $(lab_now_ms) - _s ))
+	sa_wait $SA_RPID 120
+	lab_log "$_name: send rc=$_src recv rc=$SA_RC ${_total} ms"
+	grep -aE 'downtime|passes|iterations|"status"' "$W/$_name.send.log" | tail -n 3 | while read -r l; do lab_log "$_name: $(echo "$l" | cut -c1-300)"; done
+	if [ $_src != 0 ] || [ $SA_RC != 0 ]; then
+		sa_dump "$W/$_name.send.log"; sa_dump "$W/$_name.recv.log" 20
+		lab_result "$_name" FAIL "send rc=$_src: $(sa_tail "$W/$_name.send.log"); receive rc=$SA_RC: $(sa_tail "$W/$_name.recv.log")"
+		return 1
+	fi
+	grep -q '"status":"completed"' "$W/$_name.send.log" ||
+		{ lab_result "$_name" FAIL "the sender's report is not completed: $(sa_tail "$W/$_name.send.log")"; return 1; }
+	sa_check "$_name" "$_before" "$_total"
+}

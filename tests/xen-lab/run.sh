@@ -88,7 +88,7 @@ for b in migrate-send migrate-receive xmig-image xmig-save-helper; do
 done
 
 # ---- host packages ---------------------------------------------------------------
-HOSTPKGS="qemu-system-x86 debootstrap busybox-static cpio kmod gcc libc6-dev"
+HOSTPKGS="qemu-system-x86 debootstrap busybox-static cpio kmod gcc libc6-dev openssl"
 missing=
 for p in $HOSTPKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
@@ -232,6 +232,10 @@ install -m 0755 "$HERE/dom0-run.sh" "$S/init"
 install -m 0644 "$HERE/lib.sh" "$S/xmig/lib.sh"
 for f in "${CASEFILES[@]}"; do install -m 0644 "$f" "$S/xmig/cases/"; done
 for b in "${BINS[@]}"; do install -m 0755 "$b" "$S/xmig/bin/"; done
+# a throwaway PKI for the cases that use tls: (server: localhost/127.0.0.1)
+command -v openssl >/dev/null || die "openssl (the command) is needed for the lab's TLS certificates"
+sh "$HERE/../tls-certs.sh" "$S/xmig/certs" > "$OUT/certs.log" 2>&1 ||
+	die "tests/tls-certs.sh failed: $(tail -n 3 "$OUT/certs.log")"
 (cd "$S" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/lab.cpio.gz"
 # the kernel unpacks concatenated archives in order: ours adds /init and /xmig
 cat "$CACHE/dom0.cpio.gz" "$OUT/lab.cpio.gz" > "$OUT/dom0-run.cpio.gz"
