@@ -275,6 +275,8 @@ lab_logdirty_off() {
 # (from its "listening on" line).  Returns 1 if it never listens.
 sa_listen() {
 	_log=$1; shift
+	# dom0's init brings up no interface: loopback is ours to raise
+	ip link show lo 2>/dev/null | grep -q 'state UNKNOWN\|UP' || ip link set lo up
 	"$BIN/migrate-receive" --backend xen --once "$@" > "$_log" 2>&1 &
 	SA_RPID=$!
 	SA_PORT=
@@ -344,7 +346,7 @@ sa_move() {
 		> "$W/$_name.send.log" 2>&1
 	_src=$?
 	_total=$(( $(lab_now_ms) - _s ))
-	sa_wait $SA_RPID 120
+	if [ $_src = 0 ]; then sa_wait $SA_RPID 120; else sa_wait $SA_RPID 15; fi
 	lab_log "$_name: send rc=$_src recv rc=$SA_RC ${_total} ms"
 	grep -aE 'downtime|passes|iterations|"status"' "$W/$_name.send.log" | tail -n 3 | while read -r l; do lab_log "$_name: $(echo "$l" | cut -c1-300)"; done
 	if [ $_src != 0 ] || [ $SA_RC != 0 ]; then
