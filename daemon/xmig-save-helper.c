@@ -750,7 +750,13 @@ do_restore(char **argv)
 		rc = p.rc;
 	if (rc == 0 && xen_restore_results(&store, &console) != 0)
 		rc = -EPROTO;
-	if (rc != 0)
+	if (rc != 0 && term_sig != 0) {
+		/* on_term put /dev/null over the stream: it "ended early". */
+		rc = -ECANCELED;
+		helper_log(HL_ERROR, ECANCELED, "restoring domain %u: "
+		    "cancelled by %s after %" PRIu64 " octets", domid,
+		    term_sig == SIGINT ? "SIGINT" : "SIGTERM", p.octets);
+	} else if (rc != 0)
 		helper_log(HL_ERROR, -rc, "restoring domain %u failed%s%s",
 		    domid, p.rc != 0 ? ": " : " (see the engine's message "
 		    "above)", p.rc != 0 ? p.err : "");

@@ -1460,7 +1460,7 @@ send_run_events(struct sender *s)
 		s->cancel = event_new(s->base, s->o->cancel_fd, EV_READ,
 		    send_cancel_cb, s);
 		if (s->cancel == NULL || event_add(s->cancel, NULL) != 0)
-			return s->rc = -ENOMEM;
+			send_fail(s, -ENOMEM, "out of memory");
 	}
 
 	if (send_cancelled(s))
