@@ -4,12 +4,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "xmig.h"
@@ -85,7 +87,40 @@ usage(FILE *f)
 "saved) and the source was destroyed; 3 when the stream was delivered but\n"
 "nobody confirmed it (one-way, or the connection broke after GO): the\n"
 "source is left paused; 1 on failure (the source is resumed); 2 on bad\n"
-"usage.\n");
+"usage.  SIGINT or SIGTERM cancels the migration as a failure (exit 1,\n"
+"the source resumed; after GO it stays paused, exit 3); a second one\n"
+"ends the program at once.\n");
+}
+
+/* SIGINT/SIGTERM: one octet into the self-pipe the engine watches. */
+static int cancel_pipe[2] = { -1, -1 };
+static volatile sig_atomic_t cancel_sig;
+
+static void
+on_cancel(int sig)
+{
+	int e = errno;
+
+	cancel_sig = sig;
+	(void)!write(cancel_pipe[1], "x", 1);
+	errno = e;
+}
+
+/* The engine's cancel_fd, or -1 if no pipe could be made. */
+static int
+cancel_setup(void)
+{
+	struct sigaction sa;
+
+	if (pipe2(cancel_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_cancel;
+	sa.sa_flags = SA_RESETHAND;	/* a second signal ends us */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	return cancel_pipe[0];
 }
 
 enum {
@@ -286,6 +321,7 @@ main(int argc, char **argv)
 	if (xs != NULL)
 		xen_set_suspend_hook(b, xts_source_suspend, xs);
 #endif
+	o.cancel_fd = cancel_setup();
 	rc = send_domain(b, dest, &o, &r);
 	if (rc == 0) {
 		/* Handed over (or saved): the source copy goes away. */
@@ -319,6 +355,11 @@ closed:
 		    "but nobody confirmed the handover: the source is left "
 		    "paused");
 		return 3;
+	}
+	if (rc == -ECANCELED) {
+		log_err("cancelled by %s: the source is running again",
+		    cancel_sig == SIGINT ? "SIGINT" : "SIGTERM");
+		return 1;
 	}
 	if (rc != 0) {
 		log_err("%s", r.error[0] ? r.error : "migration failed");

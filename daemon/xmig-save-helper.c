@@ -73,6 +73,10 @@ static int reply_fd = STDIN_FILENO;	/* from libxl */
 static int stream_fd = -1;
 static int null_fd = -1;
 static uint32_t cbflags;
+/* The self-pipe SIGTERM/SIGINT write to; its read end is the engine's
+ * cancel_fd.  term_sig: the first such signal (0: none yet). */
+static int cancel_pipe[2] = { -1, -1 };
+static volatile sig_atomic_t term_sig;
 
 /* ---- the protocol --------------------------------------------------------- */
 
@@ -294,26 +298,6 @@ check_libxl(char *why, size_t len, int need_parent)
 
 /* ---- signals ------------------------------------------------------------- */
 
-/*
- * SIGTERM (libxl's way to interrupt a save): make the stream fd
- * unwritable, as libxl's own helper does; the writes fail and the engine
- * takes its error path, which turns log-dirty off.  Known gap: when the
- * stream is a pipe the engine writes through an open file of its own
- * (file:/proc/self/fd/N, below), which this does not reach, so a SIGTERM
- * then stops nothing and the save goes on until it ends or its reader
- * goes away.  Not fixed yet: the engine needs a cancel call.
- */
-static void
-on_term(int sig)
-{
-	int e = errno;
-
-	(void)sig;
-	if (stream_fd >= 0 && null_fd >= 0)
-		dup2(null_fd, stream_fd);
-	errno = e;
-}
-
 /* A crash: log-dirty off before dying, then die as the signal says. */
 static void
 on_fatal(int sig)
@@ -323,19 +307,58 @@ on_fatal(int sig)
 	raise(sig);
 }
 
+/*
+ * SIGTERM (libxl's way to interrupt a save) and SIGINT: one octet into
+ * the self-pipe, whose read end is the engine's cancel_fd.  The engine
+ * stops at once with -ECANCELED, takes its failure path (log-dirty off,
+ * the source left to libxl, which resumes it) and the helper completes
+ * with failure.  The stream fd is also made unreadable and unwritable
+ * (/dev/null opened read-only over it, as libxl's own helper does), so a
+ * pump thread stops too.  A second signal is taken as fatal.
+ */
+static void
+on_term(int sig)
+{
+	int e = errno;
+
+	if (term_sig != 0) {
+		on_fatal(sig);
+		return;
+	}
+	term_sig = sig;
+	if (cancel_pipe[1] >= 0)
+		(void)!write(cancel_pipe[1], "x", 1);
+	if (stream_fd >= 0 && null_fd >= 0)
+		dup2(null_fd, stream_fd);
+	errno = e;
+}
+
 static void
 setup_signals(void)
 {
 	struct sigaction sa;
 	static const int fatal_sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE,
-	    SIGABRT, SIGHUP, SIGINT, SIGQUIT };
+	    SIGABRT, SIGHUP, SIGQUIT };
+	sigset_t set;
 	size_t i;
 
 	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (pipe2(cancel_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+		cancel_pipe[0] = cancel_pipe[1] = -1;
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGTERM);
+	sigaddset(&sa.sa_mask, SIGINT);
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	/* libxl may have started us with them blocked (its own helper
+	 * unblocks SIGTERM too). */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = on_fatal;
 	sa.sa_flags = SA_RESETHAND;
 	for (i = 0; i < sizeof(fatal_sigs) / sizeof(fatal_sigs[0]); i++)
@@ -518,6 +541,8 @@ do_save(char **argv)
 	struct xmig_report r;
 	struct backend *b = NULL;
 	struct pump p;
+	const struct backend_ops *ops = &xen_ops;
+	const char *test_src = getenv("XMIG_HELPER_TEST_SOURCE");
 	char spec[64], dest[64], why[512];
 	struct stat sb;
 	int pfd[2], rc, direct;
@@ -542,12 +567,28 @@ do_save(char **argv)
 	}
 	setup_signals();
 	snprintf(spec, sizeof(spec), "domid=%u,toolstack=1", domid);
-	if ((rc = xen_ops.open_source(spec, &b)) != 0) {
+	if (test_src != NULL && test_src[0] != '\0') {
+		/*
+		 * Tests without Xen: a sim domain in place of DOMID, so the
+		 * engine's side of the protocol (and of SIGTERM) can run.
+		 */
+		const char *sp;
+
+		if ((ops = backend_lookup(test_src, &sp)) == NULL ||
+		    strcmp(ops->name, "sim") != 0) {
+			helper_log(HL_ERROR, EINVAL, "XMIG_HELPER_TEST_SOURCE="
+			    "%s: only sim:SPEC is accepted", test_src);
+			helper_complete(-1, EINVAL);
+		}
+		snprintf(spec, sizeof(spec), "%s", sp);
+	}
+	if ((rc = ops->open_source(spec, &b)) != 0) {
 		helper_log(HL_ERROR, -rc, "saving domain %u: %s", domid,
 		    backend_errmsg(NULL));
 		helper_complete(-1, -rc);
 	}
-	xen_set_suspend_hook(b, hook_suspend, NULL);
+	if (ops == &xen_ops)
+		xen_set_suspend_hook(b, hook_suspend, NULL);
 	if ((rc = qemu_logdirty(domid, 1)) != 0) {
 		helper_log(HL_ERROR, EIO, "libxl could not switch qemu's "
 		    "log-dirty mode on");
@@ -600,19 +641,32 @@ do_save(char **argv)
 	 * converges, and 30 passes of its hot set only add total time.
 	 */
 	o.max_iterations = 5;
+	o.cancel_fd = cancel_pipe[0];
 	helper_log(HL_INFO, -1, "saving domain %u with xmig's engine (%s)",
 	    domid, o.live ? "live" : "not live");
 	rc = send_domain(b, dest, &o, &r);
 	if (!direct) {
 		close(pfd[1]);
-		pthread_join(p.thr, NULL);
+		/*
+		 * Cancelled: the pump may sit in a write to a reader that
+		 * stopped reading; the process exits soon, leave it.
+		 */
+		if (rc == -ECANCELED)
+			pthread_detach(p.thr);
+		else
+			pthread_join(p.thr, NULL);
 	} else
 		p.octets = r.bytes;
 	if (rc == -EINPROGRESS)
 		rc = 0;		/* a pipe: delivered, nobody answers */
 	if (rc == 0 && p.rc != 0)
 		rc = p.rc;
-	if (rc != 0)
+	if (rc == -ECANCELED)
+		helper_log(HL_ERROR, ECANCELED, "saving domain %u: cancelled "
+		    "by %s after %" PRIu64 " octets; %sthe domain is left to "
+		    "libxl", domid, term_sig == SIGINT ? "SIGINT" : "SIGTERM",
+		    r.bytes, o.live ? "log-dirty is off, " : "");
+	else if (rc != 0)
 		helper_log(HL_ERROR, -rc, "saving domain %u: %s", domid,
 		    p.rc != 0 ? p.err : r.error[0] ? r.error :
 		    strerror(-rc));
@@ -831,7 +885,9 @@ do_restore(char **argv)
 	    domid, sport, sdom, cport, cdom);
 	recv_opts_default(&o);
 	o.backend = spec;
-	o.progress = PROGRESS_NONE;
+	o.progress = getenv("XMIG_HELPER_PROGRESS") != NULL &&
+	    strcmp(getenv("XMIG_HELPER_PROGRESS"), "1") == 0 ?
+	    PROGRESS_JSON : PROGRESS_NONE;
 	o.once = 1;
 	o.no_digest = 1;
 	o.keep_paused = 1;
@@ -845,7 +901,13 @@ do_restore(char **argv)
 		rc = p.rc;
 	if (rc == 0 && xen_restore_results(&store, &console) != 0)
 		rc = -EPROTO;
-	if (rc != 0)
+	if (rc != 0 && term_sig != 0) {
+		/* on_term put /dev/null over the stream: it "ended early". */
+		rc = -ECANCELED;
+		helper_log(HL_ERROR, ECANCELED, "restoring domain %u: "
+		    "cancelled by %s after %" PRIu64 " octets", domid,
+		    term_sig == SIGINT ? "SIGINT" : "SIGTERM", p.octets);
+	} else if (rc != 0)
 		helper_log(HL_ERROR, -rc, "restoring domain %u failed%s%s",
 		    domid, p.rc != 0 ? ": " : " (see the engine's message "
 		    "above)", p.rc != 0 ? p.err : "");
@@ -932,8 +994,14 @@ usage(FILE *f)
 "Remus/COLO streams (STREAM_TYPE 1, 2) are refused.  Messages go to\n"
 "libxl's log (xl -v shows them).\n"
 "  --self-test  check the message encoding and the installed libxenlight\n"
+"SIGTERM or SIGINT (libxl sends SIGTERM to give up) stops a save at\n"
+"once: log-dirty goes off, the domain is left to libxl (which resumes\n"
+"it) and the helper completes with failure (ECANCELED); a second signal\n"
+"ends it at once.\n"
 "Environment: XMIG_HELPER_PROGRESS=1 prints the engine's progress (JSON\n"
-"lines) on stderr while saving.\n",
+"lines) on stderr while saving or restoring.\n"
+"XMIG_HELPER_TEST_SOURCE=sim:SPEC saves a simulated domain in place of\n"
+"DOMID (for tests without Xen).\n",
 	    "/path/to/" PROG, HELPER_LIBXL_SONAME);
 }
 

@@ -245,13 +245,22 @@ struct send_opts {
 	 */
 	const char	*domain_config;
 	size_t		 domain_config_len;
+	/*
+	 * -1 (the default), or a descriptor that becomes readable when the
+	 * caller wants the migration stopped (a signal handler writes to a
+	 * self-pipe).  The engine then fails with -ECANCELED and the error
+	 * "cancelled", as on any other failure: dirty tracking off, the
+	 * source resumed (or left paused once GO is out, SPEC 13.4).  The
+	 * engine never reads or closes it.
+	 */
+	int		cancel_fd;
 };
 
 void	send_opts_default(struct send_opts *o);
 /*
  * Migrate (or save) the open source domain b to dest.  On success the
  * source stays paused (the caller destroys it); on failure it has been
- * resumed.  Fills r; returns 0 or -errno.
+ * resumed.  Fills r; returns 0 or -errno (-ECANCELED: o->cancel_fd).
  */
 int	send_domain(struct backend *b, const char *dest, const struct send_opts *o,
 	    struct xmig_report *r);

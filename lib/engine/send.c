@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -105,6 +106,7 @@ struct sender {
 	struct bufferevent	*bev;
 	struct evbuffer		*out;
 	struct event		*timer;
+	struct event		*cancel;	/* o->cancel_fd readable */
 	int			 fd;
 	int			 sync_file;
 	char			 path[PATH_MAX];
@@ -176,6 +178,7 @@ send_opts_default(struct send_opts *o)
 	o->negotiate_timeout_ms = 2000;
 	o->compress_level = -1;
 	o->zero_pages = -1;
+	o->cancel_fd = -1;
 }
 
 /* Milliseconds since the migration started, for the debug lines. */
@@ -1422,6 +1425,29 @@ send_timer_cb(evutil_socket_t fd, short what, void *arg)
 	send_progress(arg, 0);
 }
 
+/* The caller's cancel_fd is readable: stop as on any failure. */
+static void
+send_cancel_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sender *s = arg;
+
+	(void)fd;
+	(void)what;
+	xmig_debug("+%.1f ms: cancelled by the caller (phase %s)",
+	    send_ms(s), send_phase_name[s->phase]);
+	send_fail(s, -ECANCELED, "cancelled");
+}
+
+/* Outside the event loop: non-zero if cancel_fd is readable now. */
+static int
+send_cancelled(const struct sender *s)
+{
+	struct pollfd p = { .fd = s->o->cancel_fd, .events = POLLIN };
+
+	return s->o->cancel_fd >= 0 && poll(&p, 1, 0) > 0 &&
+	    (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+}
+
 static int
 send_run_events(struct sender *s)
 {
@@ -1475,8 +1501,17 @@ send_run_events(struct sender *s)
 	s->timer = event_new(s->base, -1, EV_PERSIST, send_timer_cb, s);
 	if (s->timer != NULL)
 		evtimer_add(s->timer, &tv);
+	if (s->o->cancel_fd >= 0) {
+		s->cancel = event_new(s->base, s->o->cancel_fd, EV_READ,
+		    send_cancel_cb, s);
+		if (s->cancel == NULL || event_add(s->cancel, NULL) != 0)
+			send_fail(s, -ENOMEM, "out of memory");
+	}
 
-	send_produce(s);
+	if (send_cancelled(s))
+		send_cancel_cb(-1, 0, s);
+	else
+		send_produce(s);
 	if (s->rc == 0)
 		event_base_dispatch(s->base);
 	if (s->rc == 0 && s->phase != SP_DONE)
@@ -1486,6 +1521,9 @@ send_run_events(struct sender *s)
 		event_free(s->timer);
 	if (s->wait_timer != NULL)
 		event_free(s->wait_timer);
+	if (s->cancel != NULL)
+		event_free(s->cancel);
+	s->cancel = NULL;
 	if (s->rc != 0 && s->conn && s->tls_ctx == NULL) {
 		/*
 		 * A receiver that has END takes an orderly close as one-way
@@ -1525,6 +1563,11 @@ send_run_file(struct sender *s)
 		return -ENOMEM;
 	evbuffer_add_cb(s->out, send_drain_cb, s);
 	while (s->rc == 0 && s->phase != SP_DONE) {
+		/* A regular file never blocks for long: look once a batch. */
+		if (send_cancelled(s)) {
+			send_cancel_cb(-1, 0, s);
+			break;
+		}
 		send_produce(s);
 		while (s->rc == 0 && evbuffer_get_length(s->out) > 0) {
 			int n = evbuffer_write(s->out, s->fd);
@@ -1593,6 +1636,14 @@ send_open_dest(struct sender *s, const char *dest)
 			s->fd = fd;
 			s->sync_file = xport_is_regular(fd) ||
 			    !S_ISFIFO(sb.st_mode);
+			/*
+			 * A fifo goes through the event loop: never block in
+			 * write(), so a stalled reader still lets the timeout
+			 * and cancel_fd act.  The open file is our own.
+			 */
+			if (!s->sync_file)
+				fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) |
+				    O_NONBLOCK);
 			return 0;
 		}
 		if (snprintf(s->tmppath, sizeof(s->tmppath), "%s.xmig-XXXXXX",

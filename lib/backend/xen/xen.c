@@ -640,6 +640,22 @@ xen_enable_dirty(struct backend *b)
 	}
 	if (xc_shadow_control(x->xch, x->domid,
 	    XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0) < 0) {
+		int err = errno;
+		xc_domaininfo_t di;
+
+		/*
+		 * A PV guest's log-dirty mode is shadow paging, which a Xen
+		 * built without it (Debian's) refuses: nothing was switched
+		 * on, so nothing is switched off either; the guest runs on.
+		 */
+		if (err == EOPNOTSUPP && xen_getinfo(x, &di) == 0 &&
+		    !(di.flags & XEN_DOMINF_hvm_guest)) {
+			xen_last_log[0] = '\0';
+			backend_seterr(b, "PV live migration needs a Xen built "
+			    "with shadow paging (domain %u, enabling "
+			    "log-dirty: %s)", x->domid, strerror(err));
+			return -err;
+		}
 		/* Perhaps left on by a saver that died: off, then on. */
 		xen_last_log[0] = '\0';
 		if (xc_shadow_control(x->xch, x->domid,
