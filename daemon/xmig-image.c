@@ -135,8 +135,14 @@ static const struct image_cmd image_cmds[] = {
 "the image is invalid, the error follows on standard error and the exit\n"
 "status is 1.\n"
 "\n"
+"For an xl save file or a libxl stream, the xl header, the libxl header and\n"
+"each libxl record get a line of their own (kind xl-header, libxl-header,\n"
+"libxl-record; LIBXC_CONTEXT gives libxc_offset), in the order they come;\n"
+"the offsets of the libxc records count from the start of the libxc stream.\n"
+"\n"
 "  -j, --json   one JSON object per line (JSON Lines); the first object has\n"
 "               \"kind\":\"headers\", the others \"kind\":\"record\"\n"
+"               (or the wrapper kinds above)\n"
 "  -h, --help   this text\n"
 "\n"
 "FILE may be - for standard input.\n",
@@ -155,6 +161,14 @@ static const struct image_cmd image_cmds[] = {
 "DEFLATE option is inflated in full: a zlib stream that is corrupt, or\n"
 "inflates to more or less than its raw_length, makes the image invalid\n"
 "even without checksums.\n"
+"\n"
+"An xl save file or a libxl stream is valid if its framing is (SPEC.md\n"
+"section 16) and the libxc stream inside it is; the summary then starts\n"
+"with the wrapper: \"valid xl save file (xl header: ...; libxl stream v2 at\n"
+"offset N, options 0x0): libxc stream at offset N (M octets), then END at\n"
+"N; N octets; libxc stream: Xen v3 image, ...\".  An error in the framing\n"
+"names its offset in the file; one in the libxc stream says where that\n"
+"stream starts, its own offsets counting from there.\n"
 "\n"
 "  -h, --help   this text\n"
 "\n"
@@ -326,6 +340,9 @@ help_main(void)
 	    "(libxc migration stream v2/v3).\n\nCommands:\n");
 	for (i = 0; i < IMAGE_NCMDS; i++)
 		printf("  %s %s\n", image_cmds[i].name, image_cmds[i].usage);
+	printf("\nEvery command also reads an xl save file (what `xl save` "
+	    "writes) or a libxl\nstream: it checks that framing and works on "
+	    "the libxc stream inside.\n");
 	printf("\nOptions:\n"
 	    "  -h, --help     this text; COMMAND --help describes a command\n"
 	    "  -V, --version  the version, dialects, backends, transports\n"
