@@ -628,13 +628,13 @@ xp_wrap_finish(struct xp_wrap *w)
 	case W_FAILED:
 		return -w->err.code;
 	case W_XL_HDR:
-		what = "the 48-octet xl header";
+		what = "the xl header";
 		break;
 	case W_XL_OPT:
 		what = "xl's optional data (the domain config)";
 		break;
 	case W_LIBXL_HDR:
-		what = "libxl's 16-octet stream header";
+		what = "libxl's stream header";
 		break;
 	case W_REC_HDR:
 		if (w->unit.len == 0) {

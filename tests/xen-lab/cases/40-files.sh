@@ -6,6 +6,9 @@
 #                          running PVH guest: valid, and it names the xl
 #                          header, the libxl stream and where the libxc
 #                          stream lies (offset, length)
+#   xl-file-damaged        its first 64 KiB are refused (the libxc stream
+#                          is cut, the message says where it starts), and
+#                          with the byte order mark flipped too (offset 32)
 #   libxc-extract          xmig-image libxc writes exactly those octets of
 #                          the file (cmp against tail|head of the file),
 #                          and they verify as a Xen v3 image
@@ -15,7 +18,7 @@
 #                          lab_check_guest passes
 #   xmig-file-verify       LIBXL_SAVE_HELPER=xmig xl save: the file verifies,
 #                          and its libxc stream goes to draft-B and back
-#                          byte-identical too
+#                          byte-identical too (xmig-file-roundtrip)
 #   xmig-save-xmig-restore that file restored with LIBXL_SAVE_HELPER=xmig:
 #                          lab_check_guest passes
 # Nothing is kept beside the save file: streams go through pipes and FIFOs
@@ -95,6 +98,23 @@ else
 	lab_result xl-file-verify PASS "$(head -c 400 "$FO.verify")"
 	lab_figure files-verify ms=$vms octets=$size
 fi
+
+# ---- the same file damaged: refused, naming the offset ---------------------
+# (its first 64 KiB: xl header, config, libxl header, the start of libxc)
+head -c 65536 "$S" > "$FO.head"
+out=$(xmig-image verify "$FO.head" 2>&1); r1=$?
+printf '\001\002\003\004' | dd of="$FO.head" bs=1 seek=32 conv=notrunc 2>/dev/null
+out2=$(xmig-image verify "$FO.head" 2>&1); r2=$?
+rm -f "$FO.head"
+case "$r1:$out" in
+1:*"libxc stream at offset ${off:-?} of the xl save file"*"truncated"* | 1:*"libxc stream at offset ${off:-?} of the xl save file"*"ends"*)
+	case "$r2:$out2" in
+	1:*"xl header at offset 32: byte order mark 01 02 03 04"*)
+		lab_result xl-file-damaged PASS "cut: $(echo "$out" | cut -c1-160); byte order: $(echo "$out2" | cut -c1-120)" ;;
+	*) lab_result xl-file-damaged FAIL "byte order flipped: rc $r2: $(echo "$out2" | cut -c1-300)" ;;
+	esac ;;
+*) lab_result xl-file-damaged FAIL "cut at 64 KiB: rc $r1: $(echo "$out" | cut -c1-300)" ;;
+esac
 
 # ---- the libxc stream, exactly those octets -------------------------------
 if [ -n "$len" ]; then
