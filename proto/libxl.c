@@ -570,9 +570,8 @@ xp_wrap_feed(struct xp_wrap *w, const uint8_t *buf, size_t len)
 			return (ssize_t)used;
 		case W_DONE:
 			w->unit_offset = w->offset;
-			wrap_fail(w, XP_ETRAILING, "offset %" PRIu64 ": %zu "
-			    "octet%s after libxl's END record", w->offset,
-			    len - used, len - used == 1 ? "" : "s");
+			wrap_fail(w, XP_ETRAILING, "offset %" PRIu64 ": data "
+			    "after libxl's END record", w->offset);
 			return -XP_ETRAILING;
 		default:
 			break;
