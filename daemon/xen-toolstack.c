@@ -18,11 +18,11 @@
  *
  * Target: libxl_domain_create_restore builds the domain NAME--incoming
  * from the configuration, with its devices, reading a libxl stream from a
- * pipe.  That stream is only a header, LIBXC_CONTEXT and END (SPEC 16.1):
+ * pipe.  That stream is only a header, LIBXC_CONTEXT and END (SPEC 17.1):
  * at LIBXC_CONTEXT libxl starts its save helper, xmig-save-helper (through
  * LIBXL_SAVE_HELPER), which in delegate mode reads nothing from the pipe
  * but connects back to this process and says which domain libxl made and
- * with which event channels (SPEC 16.2).  The engine then fills that
+ * with which event channels (SPEC 17.2).  The engine then fills that
  * domain from the network with the Xen backend; when the stream is
  * complete, the store and console gfns go back through the helper to
  * libxl, which reads END and finishes the domain (xenstore, console,
@@ -58,6 +58,7 @@
 #include <xentoollog.h>
 
 #include "daemon.h"
+#include "libxl.h"
 #include "xen-toolstack.h"
 
 #define XTS_INCOMING	"--incoming"
@@ -376,15 +377,21 @@ struct xts_target {
 };
 
 /*
- * The libxl stream migrate-receive writes (SPEC 16.1): header (big-endian
- * ident "LibxlFmt", version 2, options 0), LIBXC_CONTEXT, END.
+ * The libxl stream migrate-receive writes (SPEC 17.1): the header, then
+ * LIBXC_CONTEXT and END with no libxc stream between them.
  */
-static const uint8_t xts_libxl_stream[32] = {
-	'L', 'i', 'b', 'x', 'l', 'F', 'm', 't',
-	0, 0, 0, 2,	0, 0, 0, 0,
-	1, 0, 0, 0,	0, 0, 0, 0,
-	0, 0, 0, 0,	0, 0, 0, 0,
-};
+static int
+xts_libxl_stream(struct xp_buf *b)
+{
+	uint8_t hdr[XP_LIBXL_HDR_SIZE];
+
+	xp_libxl_header_encode(hdr, 0);
+	if (buf_append(b, hdr, sizeof(hdr)) != 0 ||
+	    xp_libxl_record_encode(b, XP_LIBXL_LIBXC_CONTEXT, NULL, 0) ||
+	    xp_libxl_record_encode(b, XP_LIBXL_END, NULL, 0))
+		return -ENOMEM;
+	return 0;
+}
 
 static int
 xts_config(void *arg, uint32_t kind, const char *text, size_t len,
@@ -588,12 +595,18 @@ xts_create(void *arg, const struct domain_info *info, char *spec,
 		snprintf(msg, msglen, "pipe: %s", strerror(errno));
 		return rc;
 	}
-	if (write_all(t->sfd[1], xts_libxl_stream,
-	    sizeof(xts_libxl_stream)) != 0) {
-		rc = -errno;
-		snprintf(msg, msglen, "writing libxl's stream: %s",
-		    strerror(errno));
-		return rc;
+	{
+		struct xp_buf b = { 0 };
+
+		rc = xts_libxl_stream(&b);
+		if (rc == 0 && write_all(t->sfd[1], b.data, b.len) != 0)
+			rc = -errno;
+		buf_free(&b);
+		if (rc != 0) {
+			snprintf(msg, msglen, "writing libxl's stream: %s",
+			    strerror(-rc));
+			return rc;
+		}
 	}
 	close(t->sfd[1]);
 	t->sfd[1] = -1;

@@ -27,6 +27,7 @@
 #include <openssl/evp.h>
 
 #include "proto.h"
+#include "libxl.h"
 #include "daemon.h"
 
 #define IMAGE_CHUNK		(1024 * 1024)
@@ -50,12 +51,35 @@ typedef int (*run_header_fn)(struct image_run *, const struct xp_stream *);
 typedef int (*run_record_fn)(struct image_run *, const struct xp_stream *,
     const struct xp_record *);
 
+typedef int (*run_wrap_fn)(struct image_run *, const struct xp_wrap_item *);
+
+/* What an xl save file or libxl stream held around its libxc stream. */
+struct wrap_info {
+	enum xp_wrap_kind kind;		/* XP_WRAP_NONE: a bare image */
+	uint32_t	 xl_flags;	/* xl header */
+	uint32_t	 config_len;
+	uint32_t	 optional_data_len;
+	uint64_t	 libxl_offset;	/* libxl's header */
+	uint32_t	 libxl_options;
+	uint64_t	 libxc_offset;	/* the libxc stream: where ... */
+	uint64_t	 libxc_length;	/* ... and how long */
+	uint64_t	 records;	/* libxl records */
+	char		 after[256];	/* libxl records after the libxc part */
+	uint64_t	 end_offset;	/* libxl's END record */
+	uint64_t	 total;		/* octets of the whole input */
+};
+
 struct image_run {
 	const char	*path;		/* as given; "-" is standard input */
 	run_header_fn	 hcb;		/* may be NULL */
 	run_record_fn	 rcb;		/* may be NULL */
+	run_wrap_fn	 wcb;		/* xl/libxl framing items; may be NULL */
 	void		*ctx;		/* the command's own state */
+	int		 libxc_fd;	/* where the libxc octets go, ... */
+	const char	*libxc_name;	/* ... if this is not NULL */
+	int		 need_wrap;	/* refuse a bare image */
 	struct xp_stream st;		/* once the headers have been read */
+	struct wrap_info wi;
 	char		 err[512];	/* a callback's own reason, if it failed */
 };
 
@@ -93,6 +117,7 @@ static int	cmd_verify(int, char **);
 static int	cmd_convert(int, char **);
 static int	cmd_stats(int, char **);
 static int	cmd_digest(int, char **);
+static int	cmd_libxc(int, char **);
 
 static const struct image_cmd image_cmds[] = {
 	{
@@ -110,8 +135,14 @@ static const struct image_cmd image_cmds[] = {
 "the image is invalid, the error follows on standard error and the exit\n"
 "status is 1.\n"
 "\n"
+"For an xl save file or a libxl stream, the xl header, the libxl header and\n"
+"each libxl record get a line of their own (kind xl-header, libxl-header,\n"
+"libxl-record; LIBXC_CONTEXT gives libxc_offset), in the order they come;\n"
+"the offsets of the libxc records count from the start of the libxc stream.\n"
+"\n"
 "  -j, --json   one JSON object per line (JSON Lines); the first object has\n"
 "               \"kind\":\"headers\", the others \"kind\":\"record\"\n"
+"               (or the wrapper kinds above)\n"
 "  -h, --help   this text\n"
 "\n"
 "FILE may be - for standard input.\n",
@@ -130,6 +161,14 @@ static const struct image_cmd image_cmds[] = {
 "DEFLATE option is inflated in full: a zlib stream that is corrupt, or\n"
 "inflates to more or less than its raw_length, makes the image invalid\n"
 "even without checksums.\n"
+"\n"
+"An xl save file or a libxl stream is valid if its framing is (SPEC.md\n"
+"section 16) and the libxc stream inside it is; the summary then starts\n"
+"with the wrapper: \"valid xl save file (xl header: ...; libxl stream v2 at\n"
+"offset N, options 0x0): libxc stream at offset N (M octets), then END at\n"
+"N; N octets; libxc stream: Xen v3 image, ...\".  An error in the framing\n"
+"names its offset in the file; one in the libxc stream says where that\n"
+"stream starts, its own offsets counting from there.\n"
 "\n"
 "  -h, --help   this text\n"
 "\n"
@@ -231,6 +270,28 @@ static const struct image_cmd image_cmds[] = {
 "\n"
 "FILE may be - for standard input.\n",
 	},
+	{
+		.name = "libxc",
+		.exec = cmd_libxc,
+		.usage = "IN OUT",
+		.help =
+"Write the libxc stream inside an xl save file (what `xl save` writes) or a\n"
+"libxl migration stream to OUT, octet for octet: from its image header to\n"
+"its END record.  Everything is validated on the way: xl's header (magic,\n"
+"byte order, flags, the domain config in its optional data), libxl's stream\n"
+"header and records (LIBXC_CONTEXT, then after the libxc stream the\n"
+"emulator records and END, nothing after END), and the libxc stream itself\n"
+"as verify does (SPEC.md section 16).  A bare image (one that starts with\n"
+"an image header) is refused.  On standard error: where the libxc stream\n"
+"lies in IN (offset and length).\n"
+"\n"
+"  -h, --help   this text\n"
+"\n"
+"OUT is written to a temporary file in its directory and renamed into place\n"
+"only when the whole of IN is valid; on any failure OUT is left untouched\n"
+"and the exit status is 1.  IN may be - for standard input and OUT - for\n"
+"standard output (written as it goes).\n",
+	},
 };
 #define IMAGE_NCMDS (sizeof image_cmds / sizeof image_cmds[0])
 
@@ -279,6 +340,9 @@ help_main(void)
 	    "(libxc migration stream v2/v3).\n\nCommands:\n");
 	for (i = 0; i < IMAGE_NCMDS; i++)
 		printf("  %s %s\n", image_cmds[i].name, image_cmds[i].usage);
+	printf("\nEvery command also reads an xl save file (what `xl save` "
+	    "writes) or a libxl\nstream: it checks that framing and works on "
+	    "the libxc stream inside.\n");
 	printf("\nOptions:\n"
 	    "  -h, --help     this text; COMMAND --help describes a command\n"
 	    "  -V, --version  the version, dialects, backends, transports\n"
@@ -462,12 +526,21 @@ is_page_record(uint32_t type)
 
 /* ---- feeding a file through the parser -------------------------------- */
 
+static int	run_fail(struct image_run *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static int
 run_header(void *arg, const struct xp_stream *st)
 {
 	struct image_run	*run = arg;
 
 	run->st = *st;
+	if (run->wi.kind != XP_WRAP_NONE && st->dialect != XP_XEN)
+		return run_fail(run, "libxc stream at offset %" PRIu64 " of the "
+		    "%s: a draft-B v%u image header; libxl carries Xen streams "
+		    "(image version 2 or 3) only", run->wi.libxc_offset,
+		    run->wi.kind == XP_WRAP_XL ? "xl save file" : "libxl stream",
+		    st->version);
 	return run->hcb != NULL ? run->hcb(run, st) : 0;
 }
 
@@ -494,37 +567,252 @@ run_fail(struct image_run *run, const char *fmt, ...)
 	return -XP_ECALLBACK;
 }
 
+/* Record the framing items in run->wi, then pass them on. */
+static int
+run_wrap(void *arg, const struct xp_wrap_item *it)
+{
+	struct image_run	*run = arg;
+	struct wrap_info	*wi = &run->wi;
+	size_t			 n = strlen(wi->after);
+	char			 more[96];
+
+	switch (it->kind) {
+	case XP_WI_XL_HEADER:
+		wi->xl_flags = it->mandatory_flags;
+		wi->config_len = it->config_len;
+		wi->optional_data_len = it->optional_data_len;
+		break;
+	case XP_WI_LIBXL_HEADER:
+		wi->libxl_offset = it->offset;
+		wi->libxl_options = it->options;
+		break;
+	case XP_WI_RECORD:
+		wi->records++;
+		if (it->type == XP_LIBXL_LIBXC_CONTEXT) {
+			wi->libxc_offset = it->offset + it->size;
+			break;
+		}
+		if (it->type == XP_LIBXL_END)
+			wi->end_offset = it->offset;
+		if (it->type == XP_LIBXL_EMULATOR_XENSTORE_DATA)
+			snprintf(more, sizeof more, " (emulator %u, %u pair%s)",
+			    it->emulator_id, it->xs_pairs,
+			    it->xs_pairs == 1 ? "" : "s");
+		else if (it->type == XP_LIBXL_EMULATOR_CONTEXT)
+			snprintf(more, sizeof more, " (emulator %u, %u "
+			    "octets)", it->emulator_id,
+			    it->length - XP_LIBXL_EMU_HDR_SIZE);
+		else
+			more[0] = '\0';
+		snprintf(wi->after + n, sizeof wi->after - n, "%s%s at %"
+		    PRIu64 "%s", n == 0 ? "" : ", ",
+		    xp_libxl_rec_name(it->type), it->offset, more);
+		break;
+	}
+	return run->wcb != NULL ? run->wcb(run, it) : 0;
+}
+
+/* "xl save file" / "libxl stream" */
+static const char *
+wrap_kind_name(enum xp_wrap_kind kind)
+{
+	return kind == XP_WRAP_XL ? "xl save file" : "libxl stream";
+}
+
 /*
- * Run the parser over a whole input, IMAGE_CHUNK octets at a time.
- * Returns 0 if the image was valid (END seen, nothing after it), otherwise
- * reports why and returns -1.
+ * "xl save file (xl header: STREAMv2, JSON config of 1234 octets; libxl
+ * stream v2 at offset 1284, options 0x0): libxc stream at offset 1308
+ * (176160768 octets), then END at 176162076; 176162084 octets"
+ */
+static void
+describe_wrap(const struct wrap_info *wi, char *buf, size_t len)
+{
+	char	xl[160] = "";
+
+	if (wi->kind == XP_WRAP_XL)
+		snprintf(xl, sizeof xl, "xl header: mandatory flags 0x%x, %s "
+		    "config of %u octets, %u octets of optional data; ",
+		    wi->xl_flags, wi->xl_flags & XP_XL_FLAG_JSON ? "JSON" :
+		    "text", wi->config_len, wi->optional_data_len);
+	snprintf(buf, len, "%s (%slibxl stream v%u at offset %" PRIu64
+	    ", options 0x%x%s): libxc stream at offset %" PRIu64 " (%" PRIu64
+	    " octets), then %s; %" PRIu64 " octets", wrap_kind_name(wi->kind),
+	    xl, XP_LIBXL_VERSION, wi->libxl_offset, wi->libxl_options,
+	    wi->libxl_options & XP_LIBXL_OPT_LEGACY ? ", converted from the "
+	    "legacy format" : "", wi->libxc_offset, wi->libxc_length,
+	    wi->after, wi->total);
+}
+
+/* The input and what reads it. */
+struct image_input {
+	struct image_run	*run;
+	const char		*name;
+	struct xp_parser	*p;	/* the libxc (or draft-B) stream */
+	struct xp_wrap		*w;	/* its wrapper, if any */
+	int			 detected;
+	uint8_t			 head[XP_XL_MAGIC_SIZE];
+	size_t			 nhead;
+};
+
+/*
+ * Feed n octets of input.  Returns 0, or -1 once the reason has been
+ * reported.
+ */
+static int
+input_feed(struct image_input *in, const uint8_t *buf, size_t n)
+{
+	struct image_run	*run = in->run;
+	const struct xp_error	*pe;
+	ssize_t			 used;
+	size_t			 off = 0;
+	int			 code;
+
+	while (off < n) {
+		if (in->w != NULL && !xp_wrap_in_libxc(in->w)) {
+			used = xp_wrap_feed(in->w, buf + off, n - off);
+			if (used < 0) {
+				pe = xp_wrap_error(in->w);
+				if (-used == XP_ECALLBACK && run->err[0] != '\0')
+					log_err("%s: %s", in->name, run->err);
+				else
+					log_err("%s: %s", in->name, pe->msg);
+				return -1;
+			}
+			off += (size_t)used;
+			continue;
+		}
+		used = parser_feed(in->p, buf + off, n - off);
+		if (used < 0) {
+			code = (int)-used;
+			pe = parser_error(in->p);
+			if (code == XP_ECALLBACK && run->err[0] != '\0')
+				log_err("%s: %s%s", in->name, in->w != NULL ?
+				    "libxc stream: " : "", run->err);
+			else if (in->w != NULL)
+				log_err("%s: libxc stream at offset %" PRIu64
+				    " of the %s (offsets below count from "
+				    "there): %s", in->name, run->wi.libxc_offset,
+				    wrap_kind_name(run->wi.kind),
+				    pe != NULL && pe->msg[0] != '\0' ? pe->msg :
+				    xp_strerror(code));
+			else if (pe != NULL && pe->msg[0] != '\0')
+				log_err("%s: %s", in->name, pe->msg);
+			else
+				log_err("%s: offset %" PRIu64 ": %s", in->name,
+				    parser_offset(in->p), xp_strerror(code));
+			return -1;
+		}
+		if (run->libxc_name != NULL && used > 0 &&
+		    write_all(run->libxc_fd, buf + off, (size_t)used) != 0) {
+			log_err("%s: %s", run->libxc_name, strerror(errno));
+			return -1;
+		}
+		off += (size_t)used;
+		if (parser_done(in->p) && in->w != NULL &&
+		    xp_wrap_in_libxc(in->w)) {
+			run->wi.libxc_length = parser_offset(in->p);
+			xp_wrap_libxc_end(in->w, parser_offset(in->p));
+			continue;
+		}
+		if (used == 0) {
+			/* Only after END; the parser should say so. */
+			log_err("%s: offset %" PRIu64 ": %s", in->name,
+			    run->wi.libxc_offset + parser_offset(in->p),
+			    parser_done(in->p) ? "data after the END record" :
+			    "the parser stopped without a reason");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Feed octets until the input's kind is known (the first 32 octets, or
+ * fewer if they match neither wrapper), then set up its readers.
+ */
+static int
+input_detect(struct image_input *in, const uint8_t *buf, size_t n,
+    size_t *used)
+{
+	struct image_run	*run = in->run;
+	size_t			 take;
+	int			 kind;
+
+	*used = 0;
+	take = sizeof in->head - in->nhead;
+	if (take > n)
+		take = n;
+	memcpy(in->head + in->nhead, buf, take);
+	kind = xp_wrap_detect(in->head, in->nhead + take);
+	if (kind == -1 && n != 0) {
+		in->nhead += take;
+		*used = take;
+		return 0;
+	}
+	if (kind == -1) {
+		/* The input ends inside a magic: the wrapper says where. */
+		if (in->nhead == 0)
+			kind = XP_WRAP_NONE;
+		else
+			kind = in->head[0] == 'X' ? XP_WRAP_XL : XP_WRAP_LIBXL;
+	}
+	in->detected = 1;
+	run->wi.kind = (enum xp_wrap_kind)kind;
+	if (kind == XP_WRAP_NONE) {
+		if (run->need_wrap) {
+			log_err("%s: neither an xl save file (\"Xen saved "
+			    "domain, xl format\") nor a libxl stream "
+			    "(\"LibxlFmt\")%s", in->name, in->nhead + take >= 8 &&
+			    memcmp(in->head, "\xff\xff\xff\xff\xff\xff\xff\xff",
+			    8) == 0 ? ": it starts with an image header, so it "
+			    "is a bare image already" : "");
+			return -1;
+		}
+	} else if ((in->w = xp_wrap_new((enum xp_wrap_kind)kind, run_wrap,
+	    run)) == NULL) {
+		log_err("%s: %s", in->name, xp_strerror(XP_ENOMEM));
+		return -1;
+	}
+	/* What was held back, then the rest. */
+	return in->nhead != 0 ? input_feed(in, in->head, in->nhead) : 0;
+}
+
+/*
+ * Run the parser over a whole input, IMAGE_CHUNK octets at a time.  An xl
+ * save file or a libxl stream is read through its framing (proto/libxl.h)
+ * and the parser gets the libxc stream inside it.  Returns 0 if the image
+ * was valid (END seen, nothing after it; in a wrapper, libxl's END too),
+ * otherwise reports why and returns -1.
  */
 static int
 image_parse(struct image_run *run)
 {
 	struct xp_limits	 lim;
-	struct xp_parser	*p;
-	const struct xp_error	*pe;
+	struct image_input	 in;
 	uint8_t			*buf;
-	ssize_t			 n, used;
-	size_t			 off;
-	int			 fd, rc = -1, code = 0;
-	const char		*name = display_path(run->path);
+	ssize_t			 n;
+	size_t			 used;
+	int			 fd, rc = -1, code;
+	const struct xp_error	*pe;
 
 	memset(&lim, 0, sizeof lim);
+	memset(&in, 0, sizeof in);
+	memset(&run->wi, 0, sizeof run->wi);
+	in.run = run;
+	in.name = display_path(run->path);
 	run->err[0] = '\0';
 	if (strcmp(run->path, "-") == 0)
 		fd = STDIN_FILENO;
 	else if ((fd = open(run->path, O_RDONLY)) == -1) {
-		log_err("%s: %s", name, strerror(errno));
+		log_err("%s: %s", in.name, strerror(errno));
 		return -1;
 	}
 	if ((buf = malloc(IMAGE_CHUNK)) == NULL) {
-		log_err("%s: read buffer: %s", name, strerror(errno));
+		log_err("%s: read buffer: %s", in.name, strerror(errno));
 		goto out_close;
 	}
-	if ((p = parser_new(&lim, run_header, run_record, run)) == NULL) {
-		log_err("%s: parser: %s", name, xp_strerror(XP_ENOMEM));
+	if ((in.p = parser_new(&lim, run_header, run_record, run)) == NULL) {
+		log_err("%s: parser: %s", in.name, xp_strerror(XP_ENOMEM));
 		goto out_free;
 	}
 
@@ -533,47 +821,59 @@ image_parse(struct image_run *run)
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
-			log_err("%s: read at offset %" PRIu64 ": %s", name,
-			    parser_offset(p), strerror(errno));
+			log_err("%s: read at offset %" PRIu64 ": %s", in.name,
+			    run->wi.total, strerror(errno));
 			goto out_parser;
 		}
 		if (n == 0)
 			break;
-		for (off = 0; off < (size_t)n; off += (size_t)used) {
-			used = parser_feed(p, buf + off, (size_t)n - off);
-			if (used < 0) {
-				code = (int)-used;
-				goto bad;
-			}
-			if (used == 0) {
-				/* Only after END; the parser should say so. */
-				log_err("%s: offset %" PRIu64 ": %s", name,
-				    parser_offset(p), parser_done(p) ?
-				    "data after the END record" :
-				    "the parser stopped without a reason");
-				goto out_parser;
-			}
-		}
+		run->wi.total += (uint64_t)n;
+		used = 0;
+		if (!in.detected && input_detect(&in, buf, (size_t)n,
+		    &used) != 0)
+			goto out_parser;
+		if (in.detected && input_feed(&in, buf + used,
+		    (size_t)n - used) != 0)
+			goto out_parser;
 	}
-	if ((code = parser_finish(p)) != 0) {
+	if (!in.detected && input_detect(&in, buf, 0, &used) != 0)
+		goto out_parser;
+	if (in.w != NULL && !xp_wrap_in_libxc(in.w)) {
+		if ((code = xp_wrap_finish(in.w)) != 0) {
+			log_err("%s: %s", in.name, xp_wrap_error(in.w)->msg);
+			goto out_parser;
+		}
+		if (!xp_wrap_done(in.w) || !parser_done(in.p)) {
+			log_err("%s: the %s ends without a libxc stream",
+			    in.name, wrap_kind_name(run->wi.kind));
+			goto out_parser;
+		}
+		rc = 0;
+		goto out_parser;
+	}
+	if ((code = parser_finish(in.p)) != 0) {
 		if (code < 0)
 			code = -code;
-		goto bad;
+		pe = parser_error(in.p);
+		if (code == XP_ECALLBACK && run->err[0] != '\0')
+			log_err("%s: %s", in.name, run->err);
+		else if (in.w != NULL)
+			log_err("%s: libxc stream at offset %" PRIu64 " of the "
+			    "%s (offsets below count from there): %s",
+			    in.name, run->wi.libxc_offset,
+			    wrap_kind_name(run->wi.kind), pe != NULL &&
+			    pe->msg[0] != '\0' ? pe->msg : xp_strerror(code));
+		else if (pe != NULL && pe->msg[0] != '\0')
+			log_err("%s: %s", in.name, pe->msg);
+		else
+			log_err("%s: offset %" PRIu64 ": %s", in.name,
+			    parser_offset(in.p), xp_strerror(code));
+		goto out_parser;
 	}
 	rc = 0;
-	goto out_parser;
-
-bad:
-	pe = parser_error(p);
-	if (code == XP_ECALLBACK && run->err[0] != '\0')
-		log_err("%s: %s", name, run->err);
-	else if (pe != NULL && pe->msg[0] != '\0')
-		log_err("%s: %s", name, pe->msg);
-	else
-		log_err("%s: offset %" PRIu64 ": %s", name, parser_offset(p),
-		    xp_strerror(code));
 out_parser:
-	parser_free(p);
+	parser_free(in.p);
+	xp_wrap_free(in.w);
 out_free:
 	free(buf);
 out_close:
@@ -713,6 +1013,54 @@ dump_header(struct image_run *run, const struct xp_stream *st)
 		line_u64(l, "xen_minor", st->xen_minor);
 	}
 	line_end(l);
+	return 0;
+}
+
+/* A line per xl header, libxl header and libxl record. */
+static int
+dump_wrap(struct image_run *run, const struct xp_wrap_item *it)
+{
+	struct line	*l = run->ctx;
+
+	switch (it->kind) {
+	case XP_WI_XL_HEADER:
+		line_begin(l, "xl-header");
+		line_u64(l, "offset", it->offset);
+		line_u64(l, "size", it->size);
+		line_hex(l, "mandatory_flags", it->mandatory_flags, 8);
+		line_hex(l, "optional_flags", it->optional_flags, 8);
+		line_u64(l, "optional_data_len", it->optional_data_len);
+		line_u64(l, "config_len", it->config_len);
+		line_str(l, "config_format", it->mandatory_flags &
+		    XP_XL_FLAG_JSON ? "json" : "text");
+		break;
+	case XP_WI_LIBXL_HEADER:
+		line_begin(l, "libxl-header");
+		line_u64(l, "offset", it->offset);
+		line_u64(l, "version", it->version);
+		line_hex(l, "options", it->options, 8);
+		break;
+	case XP_WI_RECORD:
+		line_begin(l, "libxl-record");
+		line_u64(l, "index", it->index);
+		line_u64(l, "offset", it->offset);
+		line_str(l, "type", xp_libxl_rec_name(it->type));
+		line_u64(l, "length", it->length);
+		line_u64(l, "wire_length", it->size);
+		if (it->type == XP_LIBXL_EMULATOR_XENSTORE_DATA ||
+		    it->type == XP_LIBXL_EMULATOR_CONTEXT) {
+			line_u64(l, "emulator_id", it->emulator_id);
+			line_u64(l, "emulator_index", it->emulator_index);
+		}
+		if (it->type == XP_LIBXL_EMULATOR_XENSTORE_DATA)
+			line_u64(l, "pairs", it->xs_pairs);
+		if (it->type == XP_LIBXL_LIBXC_CONTEXT)
+			line_u64(l, "libxc_offset", it->offset + it->size);
+		break;
+	}
+	line_end(l);
+	if (ferror(l->f))
+		return run_fail(run, "standard output: %s", strerror(errno));
 	return 0;
 }
 
@@ -903,6 +1251,7 @@ cmd_dump(int argc, char **argv)
 	run.path = argv[optind];
 	run.hcb = dump_header;
 	run.rcb = dump_record;
+	run.wcb = dump_wrap;
 	run.ctx = &l;
 	rc = image_parse(&run);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
@@ -967,7 +1316,7 @@ cmd_verify(int argc, char **argv)
 {
 	struct verify_ctx	vc;
 	struct image_run	run;
-	char			desc[160], cp[64] = "";
+	char			desc[160], cp[64] = "", wdesc[640];
 	int			rc;
 
 	if ((rc = plain_options(argc, argv, 1)) != -1)
@@ -986,7 +1335,12 @@ cmd_verify(int argc, char **argv)
 	if (vc.checkpoints != 0)
 		snprintf(cp, sizeof cp, ", %" PRIu64 " checkpoint%s",
 		    vc.checkpoints, vc.checkpoints == 1 ? "" : "s");
-	printf("valid %s, %" PRIu64 " record%s, %" PRIu64 " page%s%s\n", desc,
+	if (run.wi.kind != XP_WRAP_NONE) {
+		describe_wrap(&run.wi, wdesc, sizeof wdesc);
+		printf("valid %s; libxc stream: ", wdesc);
+	} else
+		printf("valid ");
+	printf("%s, %" PRIu64 " record%s, %" PRIu64 " page%s%s\n", desc,
 	    vc.records, vc.records == 1 ? "" : "s", vc.pages,
 	    vc.pages == 1 ? "" : "s", cp);
 	return 0;
@@ -1433,6 +1787,12 @@ cmd_convert(int argc, char **argv)
 	if (rc != 0)
 		return EXIT_INVALID;
 
+	if (run.wi.kind != XP_WRAP_NONE)
+		log_info("%s: converted the libxc stream at offset %" PRIu64
+		    " (%" PRIu64 " octets) of the %s; its xl header and libxl "
+		    "records are not in %s", display_path(in), run.wi.libxc_offset,
+		    run.wi.libxc_length, wrap_kind_name(run.wi.kind),
+		    cc.out_name);
 	if (cc.dropped != 0)
 		log_info("dropped %" PRIu64 " optional record%s (Xen's "
 		    "verifier rejects optional records)", cc.dropped,
@@ -1857,6 +2217,68 @@ cmd_digest(int argc, char **argv)
 		log_err("standard output: %s", strerror(errno));
 		return EXIT_INVALID;
 	}
+	return 0;
+}
+
+/* ---- libxc ------------------------------------------------------------ */
+
+static int
+cmd_libxc(int argc, char **argv)
+{
+	struct image_run	 run;
+	const char		*in, *out;
+	int			 rc, fd, to_stdout;
+
+	if ((rc = plain_options(argc, argv, 2)) != -1)
+		return rc;
+	in = argv[optind];
+	out = argv[optind + 1];
+	to_stdout = strcmp(out, "-") == 0;
+	if (to_stdout)
+		fd = STDOUT_FILENO;
+	else {
+		signal(SIGINT, tmp_signal);
+		signal(SIGTERM, tmp_signal);
+		signal(SIGHUP, tmp_signal);
+		if ((fd = tmp_create(out)) == -1) {
+			log_err("%s: temporary file %s: %s", out, tmp_path,
+			    strerror(errno));
+			return EXIT_INVALID;
+		}
+	}
+
+	memset(&run, 0, sizeof run);
+	run.path = in;
+	run.need_wrap = 1;
+	run.libxc_fd = fd;
+	run.libxc_name = to_stdout ? "standard output" : out;
+	rc = image_parse(&run);
+
+	if (!to_stdout) {
+		if (rc == 0 && fsync(fd) == -1 && errno != EINVAL) {
+			log_err("%s: fsync: %s", out, strerror(errno));
+			rc = -1;
+		}
+		if (close(fd) == -1 && rc == 0) {
+			log_err("%s: close: %s", out, strerror(errno));
+			rc = -1;
+		}
+		if (rc == 0 && rename(tmp_path, out) == -1) {
+			log_err("%s: rename from %s: %s", out, tmp_path,
+			    strerror(errno));
+			rc = -1;
+		}
+		if (rc != 0) {
+			unlink(tmp_path);
+			log_err("%s: not written", out);
+		}
+		tmp_live = 0;
+	}
+	if (rc != 0)
+		return EXIT_INVALID;
+	log_info("%s: libxc stream at offset %" PRIu64 " (%" PRIu64 " octets) "
+	    "of the %s, written to %s", display_path(in), run.wi.libxc_offset,
+	    run.wi.libxc_length, wrap_kind_name(run.wi.kind), run.libxc_name);
 	return 0;
 }
 

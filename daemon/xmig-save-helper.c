@@ -26,7 +26,7 @@
  * nothing from the stream fd; it connects to the abstract unix socket so
  * named, says which domain libxl built (HELLO), passes static_data_done
  * on (STATIC / OK), and reports migrate-receive's outcome (DONE or FAIL)
- * to libxl as its own (SPEC 16.2).
+ * to libxl as its own (SPEC 17.2).
  */
 #include "config.h"
 

@@ -5,9 +5,11 @@
 # The targets and their seed corpora:
 #	fuzz-parser	corpus/		the stream parser (parser_new)
 #	fuzz-control	corpus-control/	the control parser (parser_new_control)
+#	fuzz-libxl	corpus-libxl/	xl save files and libxl streams (xp_wrap_*)
 #
 # BUILD_DIR was configured with CC=clang ./configure --enable-fuzzing and
-# has run make tests/fuzz/fuzz-parser tests/fuzz/fuzz-control.  Each
+# has run make tests/fuzz/fuzz-parser tests/fuzz/fuzz-control
+# tests/fuzz/fuzz-libxl.  Each
 # committed corpus is copied to a temporary directory first, so the run
 # never grows it.  The inputs in regress/ (fuzz-parser) and
 # regress-control/ (fuzz-control), earlier crashes, are replayed before
@@ -20,6 +22,8 @@
 #	{ printf '\003\027'; tests/mkimage --type hvm --pages 2 -; } >corpus/x
 # fuzz-control inputs are two octets that choose the channel and the
 # chunking (see fuzz-control.c) followed by the channel's octets.
+# fuzz-libxl inputs are one octet that chooses the chunking followed by an
+# xl save file or a libxl stream (see fuzz-libxl.c).
 set -u
 
 if [ $# -ne 2 ]; then
@@ -30,7 +34,7 @@ build=$1
 secs=$2
 here=$(cd "$(dirname "$0")" && pwd)
 artifacts=${FUZZ_ARTIFACTS:-$build/fuzz-artifacts}
-targets="fuzz-parser fuzz-control"
+targets="fuzz-parser fuzz-control fuzz-libxl"
 
 case $secs in
 ''|*[!0-9]*)
