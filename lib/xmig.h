@@ -302,7 +302,8 @@ struct recv_opts {
 	double		timeout_s;	/* stalled sender (60) */
 	unsigned	max_sessions;	/* concurrent migrations (tcp/tls) */
 	struct xport_tls tls;
-	int		no_digest;	/* no memory digest (one-way only) */
+	int		no_digest;	/* no digests: none in the report, no
+					   DIGESTS after RUNNING */
 	int		keep_paused;	/* one-way: leave the restored domain
 					   to the caller (no resume) */
 	const struct recv_toolstack *toolstack;	/* NULL: none */

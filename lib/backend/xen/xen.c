@@ -415,9 +415,30 @@ xen_open(const char *spec, int target, struct xen_backend **out,
 	if ((rc = xen_getinfo(x, &di)) != 0)
 		goto fail;
 	if (!(di.flags & XEN_DOMINF_hvm_guest)) {
+		int nold = 0, on;
+
+		/*
+		 * Say the first thing that stands in the way.  A PV guest's
+		 * log-dirty mode is shadow paging: ask Xen (and switch it
+		 * straight off again if it said yes).
+		 */
+		if (!target) {
+			on = xc_shadow_control(x->xch, x->domid,
+			    XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0);
+			if (on < 0 && errno == EOPNOTSUPP)
+				nold = 1;
+			else if (on == 0)	/* ours: off again */
+				xc_shadow_control(x->xch, x->domid,
+				    XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0);
+		}
+		xen_last_log[0] = '\0';
 		rc = -EOPNOTSUPP;
-		backend_seterr(&x->b, "xen: domain %u is a PV guest; the xen "
-		    "backend moves PVH and HVM guests only", x->domid);
+		backend_seterr(&x->b, "xen: domain %u is a PV guest: %sthe xen "
+		    "backend moves PVH and HVM guests only (PV save/restore "
+		    "works through xl and its own save helper)", x->domid,
+		    nold ? "PV live migration needs a Xen built with shadow "
+		    "paging (this one refuses PV log-dirty: Operation not "
+		    "supported), and " : "");
 		goto fail;
 	}
 	x->nr_vcpus = di.max_vcpu_id + 1;
