@@ -4,9 +4,6 @@
 # Sourced by dom0-run.sh after lib.sh (its sa_* functions); run: tests/xen-lab/run.sh BUILD_DIR 50.
 #   sa-migrate-tcp        live, tcp on dom0's loopback, back-channel handover
 #   sa-migrate-tls        the same over TLS (tests/tls-certs.sh's PKI)
-#   sa-migrate-exec       exec: a pipe to migrate-receive - (as over ssh)
-#   sa-file-draftb        saved to a draft-B file (verified by xmig-image),
-#                         restored from it by migrate-receive
 #   sa-logdirty-off       no log-dirty on the guest afterwards
 # Figures: XMIG-LAB-FIGURE sa-<name> total_ms=... downtime_ms=...
 
@@ -28,42 +25,6 @@ fi
 
 sa_move sa-migrate-tcp tcp
 sa_move sa-migrate-tls tls
-
-# exec: the receiver at the far end of a pipe (as over ssh), one-way back
-if [ "$(lab__domcount $G)" = 1 ]; then
-	_before=$(lab_guest_ticks $G); _before=${_before%% *}
-	lab_op timeout 200 "$BIN/migrate-send" -v --report json "xen:$G" "exec:$BIN/migrate-receive --backend xen -v -"
-	_rc=$?; _total=$OP_MS
-	cp "$LAB_DIR/op.log" "$W/sa-migrate-exec.log"
-	if [ $_rc != 0 ]; then
-		sa_dump "$W/sa-migrate-exec.log" 20
-		lab_result sa-migrate-exec FAIL "rc=$_rc: $(sa_tail "$W/sa-migrate-exec.log" 4)"
-	else
-		sa_check sa-migrate-exec "$_before" "$_total"
-	fi
-fi
-
-# a draft-B file: save (the source goes), verify, restore
-if [ "$(lab__domcount $G)" = 1 ]; then
-	F=$W/$G.xmig
-	_before=$(lab_guest_ticks $G); _before=${_before%% *}
-	_s=$(lab_now_ms)
-	if ! timeout 200 "$BIN/migrate-send" -v "xen:$G" "file:$F" > "$W/save.log" 2>&1; then
-		sa_dump "$W/save.log"
-		lab_result sa-file-draftb FAIL "save: $(sa_tail "$W/save.log")"
-	elif [ "$(lab__domcount $G)" != 0 ]; then
-		lab_result sa-file-draftb FAIL "the saved domain still exists"
-	elif ! "$BIN/xmig-image" verify "$F" > "$W/verify.log" 2>&1; then
-		lab_result sa-file-draftb FAIL "xmig-image verify: $(sa_tail "$W/verify.log")"
-	elif ! "$BIN/xmig-image" info "$F" 2>/dev/null | grep -q XMIG_DOMAIN_CONFIG; then
-		lab_result sa-file-draftb FAIL "no XMIG_DOMAIN_CONFIG record in the file"
-	elif ! timeout 200 "$BIN/migrate-receive" --backend xen -v "file:$F" > "$W/restore.log" 2>&1; then
-		sa_dump "$W/restore.log" 20
-		lab_result sa-file-draftb FAIL "restore: $(sa_tail "$W/restore.log")"
-	else
-		sa_check sa-file-draftb "$_before" "$(( $(lab_now_ms) - _s ))"
-	fi
-fi
 
 if [ "$(lab__domcount $G)" = 1 ]; then
 	lab_logdirty_off $G

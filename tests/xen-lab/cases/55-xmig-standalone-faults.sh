@@ -8,7 +8,7 @@
 #                         orphaned save helper destroys the half-built domain)
 #   sa-no-memory          a target without the memory refuses in its REPLY,
 #                         before any page: the source is untouched
-#   sa-logdirty-off       no log-dirty on the guest afterwards
+#   sa-faults-logdirty-off       no log-dirty on the guest afterwards
 
 G=sa2
 BIN=/xmig/bin
@@ -112,8 +112,8 @@ fi
 if [ "$(lab__domcount $G)" = 1 ]; then
 	lab_logdirty_off $G
 	case $? in
-	0) lab_result sa-logdirty-off PASS "no log_dirty in Xen's paging mode for $G after the moves" ;;
-	1) lab_result sa-logdirty-off FAIL "$LAB_WHY" ;;
+	0) lab_result sa-faults-logdirty-off PASS "no log_dirty in Xen's paging mode for $G after the moves" ;;
+	1) lab_result sa-faults-logdirty-off FAIL "$LAB_WHY" ;;
 	*) lab_log "log-dirty state not observable: $LAB_WHY" ;;
 	esac
 fi
