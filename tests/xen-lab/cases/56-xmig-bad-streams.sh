@@ -2,8 +2,9 @@
 # Xen (or xmig before it) must refuse.  Each names the record and the error,
 # and leaves nothing: no domain, no xenstore entries.  Sourced by dom0-run.sh
 # after lib.sh (its sa_* functions); run: tests/xen-lab/run.sh BUILD_DIR 56.
-#   bad-save              a PVH guest saved by migrate-send (draft-B, no
-#                         checksums, so that the records below can be edited)
+#   bad-save              a PVH guest saved by migrate-send (draft-B, not
+#                         live, zero pages without data, no checksums, so
+#                         that the records below can be edited)
 #   bad-hvm-context       HVM_CONTEXT's header with a wrong magic: Xen's
 #                         xc_domain_hvm_setcontext refuses it (EINVAL)
 #   bad-vcpu              HVM_CONTEXT with a CPU record for vcpu 9 of a
@@ -21,46 +22,69 @@ mkdir -p "$W"
 
 # mut.py IN OUT WHAT: edit a little-endian draft-B file without checksums
 cat > "$W/mut.py" <<'EOF'
-import struct, sys
+# Streams: dom0 has 1 GiB and /run is in RAM, so never hold the file.
+import shutil, struct, sys
 src, dst, what = sys.argv[1:4]
-d = bytearray(open(src, 'rb').read())
+f = open(src, 'rb')
 off, recs = 32, []
-while off < len(d):
-    t, ln = struct.unpack_from('<II', d, off)
-    size = 16 + ln + (8 - ln % 8) % 8 + 8
+while True:
+    f.seek(off)
+    h = f.read(8)
+    if len(h) < 8:
+        break
+    t, ln = struct.unpack('<II', h)
     recs.append((off, t, ln))
-    off += size
+    off += 16 + ln + (8 - ln % 8) % 8 + 8
     if t == 0:
         break
 def first(t):
     return next(r for r in recs if r[1] == t)
+def copy(out, start, end):
+    f.seek(start)
+    left = end - start
+    while left > 0:
+        b = f.read(min(left, 1 << 20))
+        out.write(b)
+        left -= len(b)
+out = open(dst, 'wb')
+if what == 'extra-pages':
+    o = first(0x08)[0]
+    n = 512
+    body = struct.pack('<II', n, 0) + b''.join(
+        struct.pack('<Q', 0x80000 + i) for i in range(n)) + bytes(4096 * n)
+    copy(out, 0, o)
+    out.write(struct.pack('<IIHHI', 1, len(body), 0, 0, 0) + body +
+              bytes((8 - len(body) % 8) % 8) + bytes(8))
+    f.seek(o)
+    shutil.copyfileobj(f, out, 1 << 20)
+    out.close()
+    sys.exit(0)
+f.seek(0)
+shutil.copyfileobj(f, out, 1 << 20)
+out.close()
+g = open(dst, 'r+b')
 if what == 'hvm-magic':
-    o, _, _ = first(0x09)
-    struct.pack_into('<I', d, o + 16 + 8, 0xdeadbeef)
+    g.seek(first(0x09)[0] + 16 + 8)
+    g.write(struct.pack('<I', 0xdeadbeef))
 elif what == 'vcpu':
     o, _, ln = first(0x09)
     p = o + 16
     while p < o + 16 + ln:
-        code, inst, length = struct.unpack_from('<HHI', d, p)
+        g.seek(p)
+        code, inst, length = struct.unpack('<HHI', g.read(8))
         if code == 2:
-            struct.pack_into('<H', d, p + 2, 9)
+            g.seek(p + 2)
+            g.write(struct.pack('<H', 9))
             break
         p += 8 + length
     else:
         sys.exit('no CPU descriptor')
-elif what == 'extra-pages':
-    o, _, _ = first(0x08)
-    n = 512
-    body = struct.pack('<II', n, 0) + b''.join(
-        struct.pack('<Q', 0x80000 + i) for i in range(n)) + bytes(4096 * n)
-    rec = struct.pack('<IIHHI', 1, len(body), 0, 0, 0) + body + \
-        bytes((8 - len(body) % 8) % 8) + bytes(8)
-    d[o:o] = rec
 elif what == 'pv':
-    struct.pack_into('<H', d, 24 + 2, 1)
+    g.seek(24 + 2)
+    g.write(struct.pack('<H', 1))
 else:
     sys.exit('unknown edit ' + what)
-open(dst, 'wb').write(d)
+g.close()
 EOF
 
 domains() { xenstore-list /local/domain 2>/dev/null | sort | tr '\n' ' '; }
@@ -72,7 +96,7 @@ fi
 F=$W/$G.xmig
 _before=$(lab_guest_ticks $G); _before=${_before%% *}
 _s=$(lab_now_ms)
-if ! timeout 200 "$BIN/migrate-send" --no-checksum "xen:$G" "file:$F" > "$W/save.log" 2>&1; then
+if ! timeout 200 "$BIN/migrate-send" --no-live --zero-pages --no-checksum "xen:$G" "file:$F" > "$W/save.log" 2>&1; then
 	sa_dump "$W/save.log"
 	lab_result bad-save FAIL "save: $(sa_tail "$W/save.log")"
 	lab_guest_destroy $G
