@@ -3,7 +3,8 @@
 # each process; xmig's engine and Xen backend move memory and vcpu state).
 # Sourced by dom0-run.sh after lib.sh (its sa_* functions); run: tests/xen-lab/run.sh BUILD_DIR 51.
 #   sa-migrate-exec       exec: a pipe to migrate-receive - (as over ssh)
-#   sa-file-draftb        saved to a draft-B file (verified by xmig-image),
+#   sa-file-draftb        saved (not live, zero pages without data: a save,
+#                         as xl save) to a draft-B file (verified by xmig-image),
 #                         restored from it by migrate-receive
 #   sa-pipes-logdirty-off       no log-dirty on the guest afterwards
 # Figures: XMIG-LAB-FIGURE sa-<name> total_ms=... downtime_ms=...
@@ -43,7 +44,7 @@ if [ "$(lab__domcount $G)" = 1 ]; then
 	F=$W/$G.xmig
 	_before=$(lab_guest_ticks $G); _before=${_before%% *}
 	_s=$(lab_now_ms)
-	if ! timeout 200 "$BIN/migrate-send" -v "xen:$G" "file:$F" > "$W/save.log" 2>&1; then
+	if ! timeout 200 "$BIN/migrate-send" -v --no-live --zero-pages "xen:$G" "file:$F" > "$W/save.log" 2>&1; then
 		sa_dump "$W/save.log"
 		lab_result sa-file-draftb FAIL "save: $(sa_tail "$W/save.log")"
 	elif [ "$(lab__domcount $G)" != 0 ]; then
@@ -58,6 +59,7 @@ if [ "$(lab__domcount $G)" = 1 ]; then
 	else
 		sa_check sa-file-draftb "$_before" "$(( $(lab_now_ms) - _s ))"
 	fi
+	rm -f "$F"
 fi
 
 if [ "$(lab__domcount $G)" = 1 ]; then
