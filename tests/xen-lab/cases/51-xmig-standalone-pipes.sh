@@ -51,7 +51,7 @@ if [ "$(lab__domcount $G)" = 1 ]; then
 		lab_result sa-file-draftb FAIL "the saved domain still exists"
 	elif ! "$BIN/xmig-image" verify "$F" > "$W/verify.log" 2>&1; then
 		lab_result sa-file-draftb FAIL "xmig-image verify: $(sa_tail "$W/verify.log")"
-	elif ! "$BIN/xmig-image" info "$F" 2>/dev/null | grep -q XMIG_DOMAIN_CONFIG; then
+	elif ! "$BIN/xmig-image" dump "$F" 2>/dev/null | head -n 4 | grep -q XMIG_DOMAIN_CONFIG; then
 		lab_result sa-file-draftb FAIL "no XMIG_DOMAIN_CONFIG record in the file"
 	elif ! timeout 200 "$BIN/migrate-receive" --backend xen -v "file:$F" > "$W/restore.log" 2>&1; then
 		sa_dump "$W/restore.log" 20
