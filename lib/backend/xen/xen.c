@@ -6,10 +6,11 @@
  * does, call by call (the same calls libxc's save/restore makes for an
  * x86 HVM guest; PVH is HVM to the hypervisor):
  *
- * Only with toolstack=1, i.e. inside libxl through xmig-save-helper: on
- * its own (migrate-send xen:DOMID, migrate-receive --backend xen:...) the
- * backend refuses, because suspending the guest and creating the target
- * domain with its devices are libxl's work.
+ * Only with toolstack=1: libxl suspends the guest and creates the target
+ * domain with its devices, either around this process (xmig-save-helper,
+ * which libxl runs) or from it (migrate-send xen:NAME and migrate-receive
+ * --backend xen, daemon/xen-toolstack.c).  A bare "xen:domid=N" is
+ * refused.
  *
  * Source ("xen:domid=N,toolstack=1"):
  *   describe      xc_domain_getinfolist; nr_pages is the p2m size,
@@ -373,11 +374,10 @@ xen_open(const char *spec, int target, struct xen_backend **out,
 		 * created with its devices: libxl's work.  Without it a
 		 * "migrated" guest would lose its xenstore and console.
 		 */
-		backend_seterr(NULL, "xen: migrate-send/migrate-receive cannot "
-		    "move a Xen domain on their own yet (suspending the guest "
-		    "and creating the target domain need libxl); use xl with "
-		    "LIBXL_SAVE_HELPER=xmig-save-helper, which runs this "
-		    "backend inside libxl");
+		backend_seterr(NULL, "xen: a domain is moved with libxl doing "
+		    "the toolstack's part (suspend, devices, names): give "
+		    "xen:NAME or xen:DOMID, not key=value settings without "
+		    "toolstack=1");
 		return -EOPNOTSUPP;
 	}
 	if ((x = calloc(1, sizeof(*x))) == NULL) {
