@@ -991,6 +991,26 @@ xen_static_end(struct xen_backend *x)
 	return 0;
 }
 
+/*
+ * Xen populated fewer pages than asked (libxc then says EBUSY): say what
+ * the domain may hold, which is the usual reason (a stream with more
+ * pages than the domain's configured memory).
+ */
+static int
+xen_pop_fail(struct xen_backend *x, int err, unsigned nt, uint64_t pfn)
+{
+	xc_domaininfo_t di;
+
+	if (err == EBUSY && xen_getinfo(x, &di) == 0)
+		return xen_fail(&x->b, err, "populating %u pages of domain %u "
+		    "from pfn %#" PRIx64 ": Xen gave fewer: the domain holds "
+		    "%" PRIu64 " pages and may hold %" PRIu64 " (its "
+		    "configured memory)", nt, x->domid, pfn,
+		    (uint64_t)di.tot_pages, (uint64_t)di.max_pages);
+	return xen_fail(&x->b, err, "populating %u pages of domain %u from "
+	    "pfn %#" PRIx64, nt, x->domid, pfn);
+}
+
 static int
 xen_populate(struct backend *b, const uint64_t *pfns, unsigned n)
 {
@@ -1014,17 +1034,14 @@ xen_populate(struct backend *b, const uint64_t *pfns, unsigned n)
 		if (nt == XEN_BATCH || i + 1 == n) {
 			if (xc_domain_populate_physmap_exact(x->xch, x->domid,
 			    nt, 0, 0, todo) != 0)
-				return xen_fail(b, errno, "populating %u pages "
-				    "of domain %u from pfn %#" PRIx64, nt,
-				    x->domid, (uint64_t)todo[0]);
+				return xen_pop_fail(x, errno, nt, todo[0]);
 			nt = 0;
 		}
 		x->populated[pfns[i] / 64] |= 1ULL << (pfns[i] % 64);
 	}
 	if (nt > 0 && xc_domain_populate_physmap_exact(x->xch, x->domid, nt,
 	    0, 0, todo) != 0)
-		return xen_fail(b, errno, "populating %u pages of domain %u",
-		    nt, x->domid);
+		return xen_pop_fail(x, errno, nt, todo[0]);
 	return 0;
 }
 

@@ -140,7 +140,7 @@ bad() {
 
 bad bad-hvm-context hvm-magic "HVM_CONTEXT" "Invalid argument"
 bad bad-vcpu vcpu "HVM_CONTEXT" "vcpu 9"
-bad bad-extra-pages extra-pages "PAGE_DATA" "Cannot allocate memory"
+bad bad-extra-pages extra-pages "PAGE_DATA" "its configured memory"
 bad bad-pv-stream pv "PV"
 
 if timeout 200 "$BIN/migrate-receive" --backend xen "file:$F" > "$W/good.log" 2>&1; then
