@@ -164,7 +164,7 @@ test_registry(void)
 	rc = xen_ops.open_source("7", &b);
 	CHECK(rc < 0 && b == NULL, "xen open_source: %d", rc);
 	CHECK(rc == -EOPNOTSUPP && strstr(backend_errmsg(NULL),
-	    "LIBXL_SAVE_HELPER") != NULL, "xen msg: %s", backend_errmsg(NULL));
+	    "give xen:NAME or xen:DOMID") != NULL, "xen msg: %s", backend_errmsg(NULL));
 	rc = xen_ops.open_source("domid=7,toolstack=1", &b);
 	CHECK(rc < 0 && b == NULL && strncmp(backend_errmsg(NULL), "xen: ", 5)
 	    == 0, "xen toolstack open outside dom0: %d %s", rc,
