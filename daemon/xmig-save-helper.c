@@ -22,6 +22,7 @@
  */
 #include "config.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -451,6 +452,71 @@ pump_plain(void *arg)
 	return NULL;
 }
 
+/* ---- measurements ---------------------------------------------------------- */
+
+/* Wall-clock milliseconds, to line events up with the guest's own clock. */
+static double
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* XMIG_HELPER_DEBUG=1: the engine's debug lines on stderr, stamped. */
+static void
+debug_line(int level, const char *msg)
+{
+	(void)level;
+	fprintf(stderr, PROG " [%.3f]: %s\n", wall_ms() / 1e3, msg);
+}
+
+static void
+setup_debug(void)
+{
+	const char *e = getenv("XMIG_HELPER_DEBUG");
+
+	if (e != NULL && strcmp(e, "1") == 0)
+		xmig_log_set(debug_line, XMIG_LOG_DEBUG);
+}
+
+/* One line: where this process spent its time (libxc calls, CPU). */
+static void
+log_timing(const char *what, double t0_ms)
+{
+	char xt[512];
+	struct rusage ru;
+	double u = 0, sy = 0;
+
+	xen_timing(xt, sizeof(xt));
+	if (getrusage(RUSAGE_SELF, &ru) == 0) {
+		u = (double)ru.ru_utime.tv_sec * 1e3 +
+		    (double)ru.ru_utime.tv_usec / 1e3;
+		sy = (double)ru.ru_stime.tv_sec * 1e3 +
+		    (double)ru.ru_stime.tv_usec / 1e3;
+	}
+	helper_log(HL_INFO, -1, "%s timing: wall %.0f ms, cpu user %.0f ms "
+	    "sys %.0f ms; %s; ended at %.3f", what, wall_ms() - t0_ms, u, sy,
+	    xt, wall_ms() / 1e3);
+}
+
+/*
+ * A larger pipe: fewer wake-ups of the far end per octet, which is what a
+ * stream costs most on a loaded (or emulated) CPU.  Best effort.
+ */
+#define HELPER_PIPE_SIZE	(4 << 20)
+
+static void
+grow_pipe(int fd)
+{
+	int sz;
+
+	for (sz = HELPER_PIPE_SIZE; sz >= (1 << 20); sz /= 2)
+		if (fcntl(fd, F_SETPIPE_SZ, sz) >= 0)
+			return;
+}
+
 /* ---- save ------------------------------------------------------------------ */
 
 /* The backend's pause: libxl suspends the guest (reply 1 = done). */
@@ -461,9 +527,11 @@ hook_suspend(void *arg)
 	int reply;
 
 	(void)arg;
+	xmig_log(XMIG_LOG_DEBUG, "asking libxl to suspend the guest");
 	hmsg_start(&m, HM_SUSPEND);
 	if (hmsg_call(&m, &reply) != 0)
 		return -EPIPE;
+	xmig_log(XMIG_LOG_DEBUG, "libxl's suspend answered %d", reply);
 	return reply == 1 ? 0 : -EIO;
 }
 
@@ -508,6 +576,7 @@ do_save(char **argv)
 	struct pump p;
 	char spec[64], dest[64], why[512];
 	struct stat sb;
+	double t0 = wall_ms();
 	int pfd[2], rc, direct;
 
 	if (parse_u32(argv[0], &sfd, 0) || parse_u32(argv[1], &bfd, 1) ||
@@ -529,6 +598,7 @@ do_save(char **argv)
 		helper_complete(-1, EPROTO);
 	}
 	setup_signals();
+	setup_debug();
 	snprintf(spec, sizeof(spec), "domid=%u,toolstack=1", domid);
 	if ((rc = xen_ops.open_source(spec, &b)) != 0) {
 		helper_log(HL_ERROR, -rc, "saving domain %u: %s", domid,
@@ -553,6 +623,7 @@ do_save(char **argv)
 		 * socket cannot be reopened.
 		 */
 		pfd[0] = pfd[1] = -1;
+		grow_pipe(stream_fd);
 		snprintf(dest, sizeof(dest), "file:/proc/self/fd/%d", stream_fd);
 	} else {
 		if (pipe2(pfd, O_CLOEXEC) != 0) {
@@ -608,6 +679,7 @@ do_save(char **argv)
 		helper_log(HL_INFO, -1, "domain %u saved: %" PRIu64 " octets, "
 		    "%u passes, %.1f ms, downtime %.1f ms", domid, p.octets,
 		    r.iterations, r.duration_ms, r.downtime_ms);
+	log_timing("save", t0);
 out:
 	if (qemu_logdirty(domid, 0) != 0 && rc == 0)
 		helper_log(HL_ERROR, EIO, "libxl could not switch qemu's "
@@ -643,6 +715,7 @@ do_restore(char **argv)
 	struct hmsg m;
 	uint64_t store = 0, console = 0;
 	char spec[256], src[64], why[512];
+	double t0 = wall_ms();
 	int pfd[2], rc;
 
 	if (parse_u32(argv[0], &sfd, 0) || parse_u32(argv[1], &bfd, 1) ||
@@ -666,8 +739,11 @@ do_restore(char **argv)
 		helper_complete(-1, EPROTO);
 	}
 	setup_signals();
+	setup_debug();
 	if (pipe2(pfd, O_CLOEXEC) != 0)
 		helper_complete(-1, errno);
+	grow_pipe(pfd[1]);
+	grow_pipe(stream_fd);
 	memset(&p, 0, sizeof(p));
 	p.in = stream_fd;
 	p.out = pfd[1];
@@ -702,6 +778,7 @@ do_restore(char **argv)
 		helper_log(HL_INFO, -1, "domain %u restored from %" PRIu64
 		    " octets: store gfn %#" PRIx64 ", console gfn %#" PRIx64,
 		    domid, p.octets, store, console);
+	log_timing("restore", t0);
 	if (cbflags & (1u << HM_RESTORE_RESULTS)) {
 		hmsg_start(&m, HM_RESTORE_RESULTS);
 		hmsg_ulong(&m, (unsigned long)store);

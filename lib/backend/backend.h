@@ -242,11 +242,14 @@ extern const struct backend_ops xen_ops;
  * complete() in this process found (-ENOENT if none).
  * xen_emergency_cleanup: turns log-dirty off on every domain a handle has
  * it on; for a fatal-signal handler just before the process dies.
+ * xen_timing: one line for a person: calls, pages and milliseconds spent
+ * in each kind of libxc call by this process so far.
  */
 void	xen_set_suspend_hook(struct backend *b, int (*fn)(void *), void *arg);
 void	xen_set_static_hook(int (*fn)(void *, unsigned), void *arg);
 int	xen_restore_results(uint64_t *store_gfn, uint64_t *console_gfn);
 void	xen_emergency_cleanup(void);
+void	xen_timing(char *buf, size_t len);
 #endif
 
 #endif

@@ -154,6 +154,49 @@ struct xen_map {
 	unsigned	 n;		/* pages mapped at addr */
 };
 
+/* ---- where the time goes ------------------------------------------------ */
+
+/*
+ * Per process (the helper has one handle per side): calls, pages and
+ * nanoseconds of each kind of libxc call, for xen_timing().  map and
+ * unmap update them under the handle's lock; the rest run on one thread.
+ */
+enum { XT_TYPES, XT_MAP, XT_UNMAP, XT_DIRTY, XT_POPULATE, XT_CLEAR,
+	XT_SUSPEND, XT_STATE, XT_COMPLETE, XT_NR };
+static const char *const xen_tname[XT_NR] = {
+	"types", "map", "unmap", "logdirty", "populate", "clear", "suspend",
+	"state", "complete",
+};
+static struct { uint64_t n, pages, ns; } xen_t[XT_NR];
+
+static void
+xen_tadd(unsigned k, uint64_t t0, uint64_t pages)
+{
+	xen_t[k].n++;
+	xen_t[k].pages += pages;
+	xen_t[k].ns += now_ns() - t0;
+}
+
+void
+xen_timing(char *buf, size_t len)
+{
+	size_t o = 0;
+	unsigned k;
+	int w;
+
+	buf[0] = '\0';
+	for (k = 0; k < XT_NR && o < len; k++) {
+		if (xen_t[k].n == 0)
+			continue;
+		w = snprintf(buf + o, len - o, "%s%s %" PRIu64 "x/%" PRIu64
+		    "p %.1f ms", o ? ", " : "", xen_tname[k], xen_t[k].n,
+		    xen_t[k].pages, (double)xen_t[k].ns / 1e6);
+		if (w < 0)
+			break;
+		o += (size_t)w;
+	}
+}
+
 /* ---- libxc's messages, captured --------------------------------------- */
 
 static _Thread_local char xen_last_log[192];
@@ -518,6 +561,7 @@ xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
 	unsigned idx[XEN_BATCH];
 	struct xen_map *m;
 	unsigned i, nm = 0;
+	uint64_t t0;
 	int rc = 0;
 
 	*cookie = NULL;
@@ -539,7 +583,10 @@ xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
 	}
 	if (x->source) {
 		/* Which pfns have data (libxc: xc_get_pfn_type_batch). */
-		if (xc_get_pfn_type_batch(x->xch, x->domid, n, types) != 0) {
+		t0 = now_ns();
+		rc = xc_get_pfn_type_batch(x->xch, x->domid, n, types);
+		xen_tadd(XT_TYPES, t0, n);
+		if (rc != 0) {
 			rc = xen_fail(b, errno, "getting the types of %u pages "
 			    "from pfn %#" PRIx64, n, pfns[0]);
 			goto out;
@@ -562,8 +609,10 @@ xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
 	}
 	if (nm == 0)
 		goto out;
+	t0 = now_ns();
 	m->addr = xenforeignmemory_map(x->fmem, x->domid, writable ?
 	    PROT_READ | PROT_WRITE : PROT_READ, nm, gfns, err);
+	xen_tadd(XT_MAP, t0, nm);
 	if (m->addr == NULL) {
 		rc = xen_fail(b, errno, "mapping %u pages from pfn %#" PRIx64,
 		    nm, gfns[0]);
@@ -601,12 +650,15 @@ xen_unmap(struct backend *b, void *cookie, unsigned n)
 {
 	struct xen_backend *x = (struct xen_backend *)b;
 	struct xen_map *m = cookie;
+	uint64_t t0;
 
 	(void)n;
 	if (m == NULL)
 		return;
 	pthread_mutex_lock(&x->lock);
+	t0 = now_ns();
 	xenforeignmemory_unmap(x->fmem, m->addr, m->n);
+	xen_tadd(XT_UNMAP, t0, m->n);
 	pthread_mutex_unlock(&x->lock);
 	free(m);
 }
@@ -664,15 +716,18 @@ xen_read_dirty(struct backend *b, uint64_t *bitmap)
 	xc_shadow_op_stats_t stats;
 	long long r;
 	int64_t count = 0;
+	uint64_t t0;
 
 	if (!x->logdirty) {
 		backend_seterr(b, "xen: read_dirty without log-dirty mode");
 		return -EINVAL;
 	}
+	t0 = now_ns();
 	r = xc_logdirty_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_CLEAN,
 	    HYPERCALL_BUFFER(bm), x->p2m_size,
 	    (x->paused || x->suspended) ? XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL : 0,
 	    &stats);
+	xen_tadd(XT_DIRTY, t0, 0);
 	if (r < 0 || (uint64_t)r != x->p2m_size)
 		return xen_fail(b, r < 0 ? errno : EIO, "reading the dirty "
 		    "bitmap of domain %u (%lld of %" PRIu64 " pfns)",
@@ -729,6 +784,7 @@ xen_pause(struct backend *b)
 {
 	struct xen_backend *x = (struct xen_backend *)b;
 	xc_domaininfo_t di;
+	uint64_t t0;
 	int rc;
 
 	if (x->paused || x->suspended)
@@ -739,7 +795,10 @@ xen_pause(struct backend *b)
 			    "for the suspend");
 			return -EINVAL;
 		}
-		if ((rc = x->suspend(x->suspend_arg)) != 0) {
+		t0 = now_ns();
+		rc = x->suspend(x->suspend_arg);
+		xen_tadd(XT_SUSPEND, t0, 0);
+		if (rc != 0) {
 			backend_seterr(b, "xen: the toolstack could not "
 			    "suspend domain %u", x->domid);
 			return rc < 0 ? rc : -EIO;
@@ -955,6 +1014,18 @@ xen_static_end(struct xen_backend *x)
 }
 
 static int
+xen_populate_exact(struct xen_backend *x, unsigned nt, xen_pfn_t *todo)
+{
+	uint64_t t0 = now_ns();
+	int rc;
+
+	rc = xc_domain_populate_physmap_exact(x->xch, x->domid, nt, 0, 0,
+	    todo);
+	xen_tadd(XT_POPULATE, t0, nt);
+	return rc;
+}
+
+static int
 xen_populate(struct backend *b, const uint64_t *pfns, unsigned n)
 {
 	struct xen_backend *x = (struct xen_backend *)b;
@@ -975,8 +1046,7 @@ xen_populate(struct backend *b, const uint64_t *pfns, unsigned n)
 			continue;
 		todo[nt++] = pfns[i];
 		if (nt == XEN_BATCH || i + 1 == n) {
-			if (xc_domain_populate_physmap_exact(x->xch, x->domid,
-			    nt, 0, 0, todo) != 0)
+			if (xen_populate_exact(x, nt, todo) != 0)
 				return xen_fail(b, errno, "populating %u pages "
 				    "of domain %u from pfn %#" PRIx64, nt,
 				    x->domid, (uint64_t)todo[0]);
@@ -984,8 +1054,7 @@ xen_populate(struct backend *b, const uint64_t *pfns, unsigned n)
 		}
 		x->populated[pfns[i] / 64] |= 1ULL << (pfns[i] % 64);
 	}
-	if (nt > 0 && xc_domain_populate_physmap_exact(x->xch, x->domid, nt,
-	    0, 0, todo) != 0)
+	if (nt > 0 && xen_populate_exact(x, nt, todo) != 0)
 		return xen_fail(b, errno, "populating %u pages of domain %u",
 		    nt, x->domid);
 	return 0;
@@ -995,12 +1064,14 @@ static int
 xen_clear_page(struct xen_backend *x, uint64_t pfn)
 {
 	void *page, *cookie;
+	uint64_t t0 = now_ns();
 	int rc;
 
 	if ((rc = xen_map(&x->b, &pfn, 1, 1, &page, &cookie)) != 0)
 		return rc;
 	memset(page, 0, XEN_PAGE_SIZE);
 	xen_unmap(&x->b, cookie, 1);
+	xen_tadd(XT_CLEAR, t0, 1);
 	return 0;
 }
 
@@ -1185,6 +1256,37 @@ xen_complete(struct backend *b)
 	return 0;
 }
 
+/* The state calls, timed for xen_timing(). */
+static int
+xen_static_state_t(struct backend *b, struct state_list *out)
+{
+	uint64_t t0 = now_ns();
+	int rc = xen_static_state(b, out);
+
+	xen_tadd(XT_STATE, t0, 0);
+	return rc;
+}
+
+static int
+xen_save_state_t(struct backend *b, struct state_list *out)
+{
+	uint64_t t0 = now_ns();
+	int rc = xen_save_state(b, out);
+
+	xen_tadd(XT_STATE, t0, 0);
+	return rc;
+}
+
+static int
+xen_complete_t(struct backend *b)
+{
+	uint64_t t0 = now_ns();
+	int rc = xen_complete(b);
+
+	xen_tadd(XT_COMPLETE, t0, 0);
+	return rc;
+}
+
 static int
 xen_destroy(struct backend *b)
 {
@@ -1234,12 +1336,12 @@ const struct backend_ops xen_ops = {
 	.disable_dirty = xen_disable_dirty,
 	.pause = xen_pause,
 	.resume = xen_resume,
-	.static_state = xen_static_state,
-	.save_state = xen_save_state,
+	.static_state = xen_static_state_t,
+	.save_state = xen_save_state_t,
 	.populate = xen_populate,
 	.zero_page = xen_zero_page,
 	.load_state = xen_load_state,
-	.complete = xen_complete,
+	.complete = xen_complete_t,
 	.destroy = xen_destroy,
 	.close = xen_close,
 	.stats = NULL,
