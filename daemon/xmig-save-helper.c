@@ -16,9 +16,9 @@
  * The stream fd carries one libxc stream (image header, domain header,
  * records up to END) between libxl's own records: the helper writes or
  * reads exactly that much.  Saving lets the engine write a pipe itself and
- * pumps its output to a file or socket;
- * restoring reads the fd record by record (never past END) into a pipe
- * the engine reads, so libxl finds its own records where it expects them.
+ * pumps its output to a file or socket; restoring lets the engine read
+ * the fd itself, each record whole and never past END (recv_fd), so libxl
+ * finds its own records where it expects them.  Pipes are grown to 4 MiB.
  */
 #include "config.h"
 
@@ -336,89 +336,11 @@ setup_signals(void)
 
 struct pump {
 	int		 in, out;
-	int		 framed;	/* stop after the libxc END record */
 	int		 rc;		/* 0 or -errno */
 	char		 err[256];
 	uint64_t	 octets;
 	pthread_t	 thr;
 };
-
-static int
-pump_copy(struct pump *p, size_t n)
-{
-	uint8_t buf[65536];
-	size_t c;
-	int rc;
-
-	while (n > 0) {
-		c = n < sizeof(buf) ? n : sizeof(buf);
-		if ((rc = read_all(p->in, buf, c)) != 0) {
-			snprintf(p->err, sizeof(p->err), "reading the stream at "
-			    "octet %" PRIu64 ": %s", p->octets,
-			    rc == -EPIPE ? "it ended early" : strerror(-rc));
-			return rc;
-		}
-		if (write_all(p->out, buf, c) != 0) {
-			rc = -errno;
-			snprintf(p->err, sizeof(p->err), "passing the stream "
-			    "on: %s", strerror(errno));
-			return rc;
-		}
-		p->octets += c;
-		n -= c;
-	}
-	return 0;
-}
-
-/*
- * Restore: exactly one libxc stream from the fd, record by record: the
- * 24-octet image header, the 16-octet domain header, then records (u32
- * type, u32 length, body padded to 8) up to and including END.
- */
-static void *
-pump_framed(void *arg)
-{
-	struct pump *p = arg;
-	uint8_t hdr[8];
-	uint32_t type, len;
-	int rc;
-
-	if ((rc = pump_copy(p, 24 + 16)) != 0)
-		goto out;
-	for (;;) {
-		if ((rc = read_all(p->in, hdr, 8)) != 0) {
-			snprintf(p->err, sizeof(p->err), "reading a record "
-			    "header at octet %" PRIu64 ": %s", p->octets,
-			    rc == -EPIPE ? "the stream ended before END" :
-			    strerror(-rc));
-			goto out;
-		}
-		memcpy(&type, hdr, 4);
-		memcpy(&len, hdr + 4, 4);
-		if (len > (128u << 20)) {
-			rc = -EPROTO;
-			snprintf(p->err, sizeof(p->err), "record type %#x at "
-			    "octet %" PRIu64 ": length %u is above the "
-			    "maximum", type, p->octets, len);
-			goto out;
-		}
-		if (write_all(p->out, hdr, 8) != 0) {
-			rc = -errno;
-			snprintf(p->err, sizeof(p->err), "passing the stream "
-			    "on: %s", strerror(errno));
-			goto out;
-		}
-		p->octets += 8;
-		if ((rc = pump_copy(p, ((size_t)len + 7) & ~(size_t)7)) != 0)
-			goto out;
-		if (type == 0)		/* END */
-			break;
-	}
-out:
-	p->rc = rc;
-	close(p->out);
-	return NULL;
-}
 
 /* Save: whatever the engine writes, to the fd, until the engine closes. */
 static void *
@@ -711,12 +633,11 @@ do_restore(char **argv)
 {
 	uint32_t sfd, bfd, domid, sport, sdom, cport, cdom, stype;
 	struct recv_opts o;
-	struct pump p;
 	struct hmsg m;
 	uint64_t store = 0, console = 0;
-	char spec[256], src[64], why[512];
+	char spec[256], why[512];
 	double t0 = wall_ms();
-	int pfd[2], rc;
+	int rc;
 
 	if (parse_u32(argv[0], &sfd, 0) || parse_u32(argv[1], &bfd, 1) ||
 	    parse_u32(argv[2], &domid, 0) || parse_u32(argv[3], &sport, 0) ||
@@ -740,16 +661,7 @@ do_restore(char **argv)
 	}
 	setup_signals();
 	setup_debug();
-	if (pipe2(pfd, O_CLOEXEC) != 0)
-		helper_complete(-1, errno);
-	grow_pipe(pfd[1]);
 	grow_pipe(stream_fd);
-	memset(&p, 0, sizeof(p));
-	p.in = stream_fd;
-	p.out = pfd[1];
-	p.framed = 1;
-	if (pthread_create(&p.thr, NULL, pump_framed, &p) != 0)
-		helper_complete(-1, EAGAIN);
 	xen_set_static_hook(hook_static_done, NULL);
 	snprintf(spec, sizeof(spec), "xen:domid=%u,store_port=%u,"
 	    "store_domid=%u,console_port=%u,console_domid=%u,toolstack=1",
@@ -760,24 +672,18 @@ do_restore(char **argv)
 	o.once = 1;
 	o.no_digest = 1;
 	o.keep_paused = 1;
-	snprintf(src, sizeof(src), "file:/proc/self/fd/%d", pfd[0]);
 	helper_log(HL_INFO, -1, "restoring domain %u with xmig's engine",
 	    domid);
-	rc = recv_serve(src, &o);
-	close(pfd[0]);
-	pthread_join(p.thr, NULL);
-	if (rc == 0 && p.rc != 0)
-		rc = p.rc;
+	/* The engine reads the fd itself, never past END: libxl reads on. */
+	rc = recv_fd(stream_fd, &o);
 	if (rc == 0 && xen_restore_results(&store, &console) != 0)
 		rc = -EPROTO;
 	if (rc != 0)
-		helper_log(HL_ERROR, -rc, "restoring domain %u failed%s%s",
-		    domid, p.rc != 0 ? ": " : " (see the engine's message "
-		    "above)", p.rc != 0 ? p.err : "");
+		helper_log(HL_ERROR, -rc, "restoring domain %u failed (see "
+		    "the engine's message above)", domid);
 	else
-		helper_log(HL_INFO, -1, "domain %u restored from %" PRIu64
-		    " octets: store gfn %#" PRIx64 ", console gfn %#" PRIx64,
-		    domid, p.octets, store, console);
+		helper_log(HL_INFO, -1, "domain %u restored: store gfn %#"
+		    PRIx64 ", console gfn %#" PRIx64, domid, store, console);
 	log_timing("restore", t0);
 	if (cbflags & (1u << HM_RESTORE_RESULTS)) {
 		hmsg_start(&m, HM_RESTORE_RESULTS);
