@@ -161,11 +161,11 @@ struct xen_map {
  * nanoseconds of each kind of libxc call, for xen_timing().  map and
  * unmap update them under the handle's lock; the rest run on one thread.
  */
-enum { XT_TYPES, XT_MAP, XT_UNMAP, XT_DIRTY, XT_POPULATE, XT_CLEAR,
-	XT_SUSPEND, XT_STATE, XT_COMPLETE, XT_NR };
+enum { XT_TYPES, XT_MAP, XT_UNMAP, XT_DIRTY, XT_DIRTY_OFF, XT_POPULATE,
+	XT_CLEAR, XT_SUSPEND, XT_STATE, XT_COMPLETE, XT_NR };
 static const char *const xen_tname[XT_NR] = {
-	"types", "map", "unmap", "logdirty", "populate", "clear", "suspend",
-	"state", "complete",
+	"types", "map", "unmap", "logdirty", "logdirty-off", "populate",
+	"clear", "suspend", "state", "complete",
 };
 static struct { uint64_t n, pages, ns; } xen_t[XT_NR];
 
@@ -748,12 +748,16 @@ static int
 xen_disable_dirty(struct backend *b)
 {
 	struct xen_backend *x = (struct xen_backend *)b;
+	uint64_t t0 = now_ns();
+	int rc;
 
 	if (!x->logdirty)
 		return 0;
 	/* Forgotten only once off: close() and the crash path try again. */
-	if (xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_OFF,
-	    NULL, 0) < 0)
+	rc = xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_OFF,
+	    NULL, 0);
+	xen_tadd(XT_DIRTY_OFF, t0, 0);
+	if (rc < 0)
 		return xen_fail(b, errno, "turning log-dirty mode off on "
 		    "domain %u", x->domid);
 	x->logdirty = 0;
