@@ -80,8 +80,12 @@ END {
 	printf "%-10s %7s %7s %6s %6s %6s %6s %6s %6s %6s %6s  %8s %10s\n",
 	    "move", "total", "toolstk", "susp", "copy", "rest", "hand", "unp",
 	    "mono", "boot", "stall", "total/xl", "toolstk/xl"
-	split("xl xmig-send xmig-recv xmig-both xl-again", want, " ")
-	for (w = 1; w <= 5; w++) {
+	nw = split("xl xmig-send xmig-recv xmig-both xl-again", want, " ")
+	for (nm in T) {
+		for (w = 1; w <= nw; w++) if (want[w] == nm) break
+		if (w > nw) want[++nw] = nm	# other moves last
+	}
+	for (w = 1; w <= nw; w++) {
 		nm = want[w]
 		if (!(nm in T)) { printf "%-10s %7s\n", nm, "(none)"; continue }
 		rt = xt > 0 ? sprintf("%.2f", T[nm] / xt) : "-"

@@ -401,6 +401,9 @@ setup_debug(void)
 
 	if (e != NULL && strcmp(e, "1") == 0)
 		xmig_log_set(debug_line, XMIG_LOG_DEBUG);
+	e = getenv("XMIG_HELPER_KEEP_MAPS");
+	if (e != NULL && strcmp(e, "1") == 0)
+		xen_set_keep_maps(1);
 }
 
 /* One line: where this process spent its time (libxc calls, CPU). */

@@ -120,6 +120,9 @@ struct xen_backend {
 	int			 toolstack;	/* libxl owns the lifecycle */
 	uint64_t		 p2m_size;
 	uint32_t		 nr_vcpus;
+	uint64_t		 kept;		/* pages left mapped */
+	uint8_t			***where;	/* target: pfn -> kept page */
+	size_t			 nwhere;	/* leaves in where */
 
 	/* Source. */
 	xc_hypercall_buffer_t	 dirty_hbuf;
@@ -152,7 +155,24 @@ struct xen_backend {
 struct xen_map {
 	void		*addr;
 	unsigned	 n;		/* pages mapped at addr */
+	int		 kept;		/* left mapped: xen_set_keep_maps */
 };
+
+/*
+ * Kept mappings (xen_set_keep_maps): at most XEN_KEEP_MAX pages per handle;
+ * a target remembers where each pfn below XEN_KEEP_PFNS is mapped, in
+ * leaves of XEN_KEEP_LEAF pointers, and maps it once.
+ */
+#define XEN_KEEP_MAX	(1u << 20)
+#define XEN_KEEP_PFNS	(1ULL << 30)
+#define XEN_KEEP_LEAF	1024u
+static int xen_keep_maps;
+
+void
+xen_set_keep_maps(int on)
+{
+	xen_keep_maps = on;
+}
 
 /* ---- where the time goes ------------------------------------------------ */
 
@@ -551,6 +571,41 @@ xen_describe(struct backend *b, struct domain_info *info)
 
 /* ---- map / unmap --------------------------------------------------------- */
 
+/* Where a target's pfn is kept mapped, or NULL. */
+static void *
+xen_where(const struct xen_backend *x, uint64_t pfn)
+{
+	size_t leaf = (size_t)(pfn / XEN_KEEP_LEAF);
+
+	if (pfn >= XEN_KEEP_PFNS || leaf >= x->nwhere || x->where[leaf] == NULL)
+		return NULL;
+	return x->where[leaf][pfn % XEN_KEEP_LEAF];
+}
+
+static int
+xen_where_set(struct xen_backend *x, uint64_t pfn, void *page)
+{
+	size_t leaf = (size_t)(pfn / XEN_KEEP_LEAF), n;
+	uint8_t ***w;
+
+	if (pfn >= XEN_KEEP_PFNS)
+		return -ERANGE;
+	if (leaf >= x->nwhere) {
+		n = leaf + 1 > 2 * x->nwhere ? leaf + 1 : 2 * x->nwhere;
+		if ((w = realloc(x->where, n * sizeof(*w))) == NULL)
+			return -ENOMEM;
+		memset(w + x->nwhere, 0, (n - x->nwhere) * sizeof(*w));
+		x->where = w;
+		x->nwhere = n;
+	}
+	if (x->where[leaf] == NULL &&
+	    (x->where[leaf] = calloc(XEN_KEEP_LEAF, sizeof(uint8_t *))) ==
+	    NULL)
+		return -ENOMEM;
+	x->where[leaf][pfn % XEN_KEEP_LEAF] = page;
+	return 0;
+}
+
 static int
 xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
     void **pages, void **cookie)
@@ -562,7 +617,7 @@ xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
 	struct xen_map *m;
 	unsigned i, nm = 0;
 	uint64_t t0;
-	int rc = 0;
+	int rc = 0, keep;
 
 	*cookie = NULL;
 	if (n > XEN_BATCH) {
@@ -603,6 +658,8 @@ xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
 		}
 	} else {
 		for (i = 0; i < n; i++) {
+			if ((pages[i] = xen_where(x, pfns[i])) != NULL)
+				continue;	/* kept from an earlier map */
 			idx[nm] = i;
 			gfns[nm++] = pfns[i];
 		}
@@ -633,6 +690,20 @@ xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
 		pages[idx[i]] = (uint8_t *)m->addr +
 		    ((size_t)i << XEN_PAGE_SHIFT);
 	}
+	/* A target's writable mappings are remembered, a source's never
+	 * reused (its p2m may change while it runs). */
+	keep = xen_keep_maps && x->kept + nm <= XEN_KEEP_MAX &&
+	    (x->source || writable);
+	for (i = 0; keep && !x->source && i < nm; i++)
+		if (xen_where_set(x, gfns[i], pages[idx[i]]) != 0) {
+			while (i-- > 0)	/* no room: forget, unmap as usual */
+				xen_where_set(x, gfns[i], NULL);
+			keep = 0;
+		}
+	if (keep) {
+		m->kept = 1;
+		x->kept += nm;
+	}
 out:
 	pthread_mutex_unlock(&x->lock);
 	if (rc != 0 || m->addr == NULL) {
@@ -655,6 +726,10 @@ xen_unmap(struct backend *b, void *cookie, unsigned n)
 	(void)n;
 	if (m == NULL)
 		return;
+	if (m->kept) {
+		free(m);
+		return;
+	}
 	pthread_mutex_lock(&x->lock);
 	t0 = now_ns();
 	xenforeignmemory_unmap(x->fmem, m->addr, m->n);
@@ -1321,6 +1396,10 @@ xen_close(struct backend *b)
 	xenforeignmemory_close(x->fmem);
 	xc_interface_close(x->xch);
 	pthread_mutex_destroy(&x->lock);
+	/* Kept mappings go with the process (xen_set_keep_maps). */
+	while (x->nwhere > 0)
+		free(x->where[--x->nwhere]);
+	free(x->where);
 	free(x->populated);
 	free(x->cpuid);
 	free(x->msr);

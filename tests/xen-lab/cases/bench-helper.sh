@@ -83,6 +83,8 @@ bench_move() {
 		return 1
 	fi
 	grep -a 'xmig-save-helper: info: .*timing' "$LAB_DIR/op.log" | cut -c1-400 | while read -r l; do lab_log "bench-$bn: $l"; done
+	# the helpers' own steps from the suspend on (XMIG_HELPER_DEBUG=1)
+	sed -n '/asking libxl to suspend/,$p' "$LAB_DIR/op.log" | grep -a 'xmig-save-helper \[' | cut -c1-200 | while read -r l; do lab_log "bench-$bn: $l"; done
 	if ! lab_check_guest $G; then
 		lab_result "bench-$bn" FAIL "$LAB_WHY"
 		return 1
@@ -102,5 +104,7 @@ bench_move xl xl -vvv migrate -s "''" $G "'xl -vvv migrate-receive'"
 bench_move xmig-send env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate -s "''" $G "'env -u LIBXL_SAVE_HELPER xl -vvv migrate-receive'"
 bench_move xmig-recv xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate-receive'"
 bench_move xmig-both env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate-receive'"
+K="XMIG_HELPER_KEEP_MAPS=1"
+bench_move xmig-both-keep env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate-receive'"
 bench_move xl-again xl -vvv migrate -s "''" $G "'xl -vvv migrate-receive'"
 lab_guest_destroy $G
