@@ -244,11 +244,12 @@ extern const struct backend_ops xen_ops;
  * it on; for a fatal-signal handler just before the process dies.
  * xen_timing: one line for a person: calls, pages and milliseconds spent
  * in each kind of libxc call by this process so far.
- * xen_set_keep_maps: non-zero: handles opened later leave their foreign
- * mappings (up to 4 GiB each) mapped until the process exits, and a
- * target maps each page once.  For a process that exits right after the
- * migration (xmig-save-helper): a Xen PV dom0 pays a trapped page-table
- * write for every page it unmaps, and much less when a process exits.
+ * xen_set_keep_maps: while non-zero, unmap() leaves foreign mappings (up
+ * to 4 GiB per handle) mapped until the process exits, and a target maps
+ * each page once (a source maps afresh every time: its p2m may change
+ * while it runs).  For a process that exits right after the migration
+ * (xmig-save-helper): a Xen PV dom0 pays a trapped page-table write for
+ * every page it unmaps, much less when the process exits.
  */
 void	xen_set_suspend_hook(struct backend *b, int (*fn)(void *), void *arg);
 void	xen_set_static_hook(int (*fn)(void *, unsigned), void *arg);
