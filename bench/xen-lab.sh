@@ -7,7 +7,8 @@
 # 160 MB PVH guest, guest-work rewriting 64 MiB at 64 pages per 10 ms, is
 # moved by stock xl, then with LIBXL_SAVE_HELPER=xmig-save-helper on the
 # sending side, the receiving side and both, on both sides with
-# XMIG_HELPER_KEEP_MAPS=0 (xmig-both-unmap), then by stock xl again; each
+# XMIG_HELPER_KEEP_MAPS=0 (xmig-both-unmap) and =1 (xmig-both-keep), then by
+# stock xl again; each
 # move is checked (every stamped page verified).  Prints, per move:
 #
 #   total      ms of the whole `xl migrate` command

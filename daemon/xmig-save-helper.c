@@ -398,22 +398,25 @@ debug_line(int level, const char *msg)
 }
 
 static void
-setup_debug(void)
+setup_debug(int keep_maps)
 {
 	const char *e = getenv("XMIG_HELPER_DEBUG");
 
 	if (e != NULL && strcmp(e, "1") == 0)
 		xmig_log_set(debug_line, XMIG_LOG_DEBUG);
 	/*
-	 * The helper exits right after the migration: leave guest pages
-	 * mapped until then.  On a PV dom0 each page unmapped costs a trapped
-	 * page-table write (measured under the lab's TCG: 1.1-1.7 s of a 7-11
-	 * s save or restore of 160 MB), and the exit much less (the page
-	 * tables are unpinned first).  XMIG_HELPER_KEEP_MAPS=0: unmap each
-	 * batch, as libxc does.
+	 * Guest pages left mapped until the helper exits: on a PV dom0 each
+	 * page unmapped costs a trapped page-table write (in the lab, under
+	 * TCG: 1.0-1.9 s of a 7-11 s save or restore of 160 MB), the exit
+	 * much less, but the exit is inside the downtime (libxl waits for
+	 * it): +60-85 ms with both sides keeping.  A target then maps each
+	 * page once, the last pass included, so restoring keeps them by
+	 * default and saving does not.  XMIG_HELPER_KEEP_MAPS=0 or 1 decides.
 	 */
 	e = getenv("XMIG_HELPER_KEEP_MAPS");
-	xen_set_keep_maps(e == NULL || strcmp(e, "0") != 0);
+	if (e != NULL && (strcmp(e, "0") == 0 || strcmp(e, "1") == 0))
+		keep_maps = e[0] == '1';
+	xen_set_keep_maps(keep_maps);
 }
 
 /* One line: where this process spent its time (libxc calls, CPU). */
@@ -533,7 +536,7 @@ do_save(char **argv)
 		helper_complete(-1, EPROTO);
 	}
 	setup_signals();
-	setup_debug();
+	setup_debug(0);
 	snprintf(spec, sizeof(spec), "domid=%u,toolstack=1", domid);
 	if ((rc = xen_ops.open_source(spec, &b)) != 0) {
 		helper_log(HL_ERROR, -rc, "saving domain %u: %s", domid,
@@ -673,7 +676,7 @@ do_restore(char **argv)
 		helper_complete(-1, EPROTO);
 	}
 	setup_signals();
-	setup_debug();
+	setup_debug(1);
 	grow_pipe(stream_fd);
 	xen_set_static_hook(hook_static_done, NULL);
 	snprintf(spec, sizeof(spec), "xen:domid=%u,store_port=%u,"
@@ -779,8 +782,9 @@ usage(FILE *f)
 "  --self-test  check the message encoding and the installed libxenlight\n"
 "Environment: XMIG_HELPER_PROGRESS=1 prints the engine's progress (JSON\n"
 "lines) on stderr while saving; XMIG_HELPER_DEBUG=1 its steps, stamped\n"
-"with the wall clock; XMIG_HELPER_KEEP_MAPS=0 unmaps guest pages after\n"
-"each batch instead of when the helper exits.\n",
+"with the wall clock; XMIG_HELPER_KEEP_MAPS=1 leaves guest pages mapped\n"
+"until the helper exits (default when restoring), 0 unmaps them after\n"
+"each batch (default when saving).\n",
 	    "/path/to/" PROG, HELPER_LIBXL_SONAME);
 }
 

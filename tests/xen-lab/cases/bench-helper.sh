@@ -9,8 +9,11 @@
 #   bench-xmig-send  LIBXL_SAVE_HELPER=xmig-save-helper on the sending side
 #   bench-xmig-recv  ... on the receiving side
 #   bench-xmig-both  ... on both sides
-#   bench-xmig-both-unmap  ... with XMIG_HELPER_KEEP_MAPS=0 (guest pages
-#                    unmapped after each batch, as libxc does)
+#   bench-xmig-both-unmap  ... with XMIG_HELPER_KEEP_MAPS=0 on both sides
+#                    (guest pages unmapped after each batch, as libxc does)
+#   bench-xmig-both-keep   ... with XMIG_HELPER_KEEP_MAPS=1 on both sides
+#                    (left mapped until the helpers exit; the defaults:
+#                    the receiving side keeps them, the sending side not)
 #   bench-xl-again   stock again (the host's load drifts)
 # Every line xl -vvv and the helpers print is stamped with dom0's wall
 # clock as it arrives; libxl's own lines mark the phases of the downtime:
@@ -108,5 +111,7 @@ bench_move xmig-recv xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D xl
 bench_move xmig-both env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate-receive'"
 K="XMIG_HELPER_KEEP_MAPS=0"
 bench_move xmig-both-unmap env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate-receive'"
+K="XMIG_HELPER_KEEP_MAPS=1"
+bench_move xmig-both-keep env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate-receive'"
 bench_move xl-again xl -vvv migrate -s "''" $G "'xl -vvv migrate-receive'"
 lab_guest_destroy $G
