@@ -790,11 +790,10 @@ send_tail(struct sender *s)
 	xmig_debug("+%.1f ms: END queued; the stream is %llu octets, %llu "
 	    "pages in %u passes", send_ms(s), (unsigned long long)s->queued,
 	    (unsigned long long)s->pages_sent, s->iteration);
-	/*
-	 * Log-dirty stays on until the stream is out (send_domain turns it
-	 * off): turning it off walks the guest's p2m, which would hold the
-	 * last octets back while the domain is stopped.
-	 */
+	if (s->tracking) {
+		s->b->ops->disable_dirty(s->b);
+		s->tracking = 0;
+	}
 	/* Memory is stable from here on: digest it beside the flush. */
 	if (s->o->no_digest)
 		;
