@@ -409,9 +409,10 @@ setup_debug(int keep_maps)
 	 * page unmapped costs a trapped page-table write (in the lab, under
 	 * TCG: 1.0-1.9 s of a 7-11 s save or restore of 160 MB), the exit
 	 * much less, but the exit is inside the downtime (libxl waits for
-	 * it): +60-85 ms with both sides keeping.  A target then maps each
-	 * page once, the last pass included, so restoring keeps them by
-	 * default and saving does not.  XMIG_HELPER_KEEP_MAPS=0 or 1 decides.
+	 * it): +75-180 ms with both sides keeping, in four lab runs.  A
+	 * target maps each page once, the last pass included, so restoring
+	 * keeps them by default and saving does not (the sender has more
+	 * pages to let go).  XMIG_HELPER_KEEP_MAPS=0 or 1 decides.
 	 */
 	e = getenv("XMIG_HELPER_KEEP_MAPS");
 	if (e != NULL && (strcmp(e, "0") == 0 || strcmp(e, "1") == 0))
