@@ -16,9 +16,9 @@
  * The stream fd carries one libxc stream (image header, domain header,
  * records up to END) between libxl's own records: the helper writes or
  * reads exactly that much.  Saving lets the engine write a pipe itself and
- * pumps its output to a file or socket;
- * restoring reads the fd record by record (never past END) into a pipe
- * the engine reads, so libxl finds its own records where it expects them.
+ * pumps its output to a file or socket; restoring lets the engine read
+ * the fd itself, each record whole and never past END (recv_fd), so libxl
+ * finds its own records where it expects them.  Pipes are grown to 4 MiB.
  *
  * Delegate mode (restore only, $XMIG_RESTORE_DELEGATE set by
  * migrate-receive --backend xen, whose libxl started us): the domain is
@@ -30,6 +30,7 @@
  */
 #include "config.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -370,89 +371,11 @@ setup_signals(void)
 
 struct pump {
 	int		 in, out;
-	int		 framed;	/* stop after the libxc END record */
 	int		 rc;		/* 0 or -errno */
 	char		 err[256];
 	uint64_t	 octets;
 	pthread_t	 thr;
 };
-
-static int
-pump_copy(struct pump *p, size_t n)
-{
-	uint8_t buf[65536];
-	size_t c;
-	int rc;
-
-	while (n > 0) {
-		c = n < sizeof(buf) ? n : sizeof(buf);
-		if ((rc = read_all(p->in, buf, c)) != 0) {
-			snprintf(p->err, sizeof(p->err), "reading the stream at "
-			    "octet %" PRIu64 ": %s", p->octets,
-			    rc == -EPIPE ? "it ended early" : strerror(-rc));
-			return rc;
-		}
-		if (write_all(p->out, buf, c) != 0) {
-			rc = -errno;
-			snprintf(p->err, sizeof(p->err), "passing the stream "
-			    "on: %s", strerror(errno));
-			return rc;
-		}
-		p->octets += c;
-		n -= c;
-	}
-	return 0;
-}
-
-/*
- * Restore: exactly one libxc stream from the fd, record by record: the
- * 24-octet image header, the 16-octet domain header, then records (u32
- * type, u32 length, body padded to 8) up to and including END.
- */
-static void *
-pump_framed(void *arg)
-{
-	struct pump *p = arg;
-	uint8_t hdr[8];
-	uint32_t type, len;
-	int rc;
-
-	if ((rc = pump_copy(p, 24 + 16)) != 0)
-		goto out;
-	for (;;) {
-		if ((rc = read_all(p->in, hdr, 8)) != 0) {
-			snprintf(p->err, sizeof(p->err), "reading a record "
-			    "header at octet %" PRIu64 ": %s", p->octets,
-			    rc == -EPIPE ? "the stream ended before END" :
-			    strerror(-rc));
-			goto out;
-		}
-		memcpy(&type, hdr, 4);
-		memcpy(&len, hdr + 4, 4);
-		if (len > (128u << 20)) {
-			rc = -EPROTO;
-			snprintf(p->err, sizeof(p->err), "record type %#x at "
-			    "octet %" PRIu64 ": length %u is above the "
-			    "maximum", type, p->octets, len);
-			goto out;
-		}
-		if (write_all(p->out, hdr, 8) != 0) {
-			rc = -errno;
-			snprintf(p->err, sizeof(p->err), "passing the stream "
-			    "on: %s", strerror(errno));
-			goto out;
-		}
-		p->octets += 8;
-		if ((rc = pump_copy(p, ((size_t)len + 7) & ~(size_t)7)) != 0)
-			goto out;
-		if (type == 0)		/* END */
-			break;
-	}
-out:
-	p->rc = rc;
-	close(p->out);
-	return NULL;
-}
 
 /* Save: whatever the engine writes, to the fd, until the engine closes. */
 static void *
@@ -486,6 +409,88 @@ pump_plain(void *arg)
 	return NULL;
 }
 
+/* ---- measurements ---------------------------------------------------------- */
+
+/* Wall-clock milliseconds, to line events up with the guest's own clock. */
+static double
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/*
+ * XMIG_HELPER_DEBUG=1: the engine's debug lines on stderr, stamped; and
+ * XMIG_HELPER_KEEP_MAPS (below).
+ */
+static void
+debug_line(int level, const char *msg)
+{
+	(void)level;
+	fprintf(stderr, PROG " [%.3f]: %s\n", wall_ms() / 1e3, msg);
+}
+
+static void
+setup_debug(int keep_maps)
+{
+	const char *e = getenv("XMIG_HELPER_DEBUG");
+
+	if (e != NULL && strcmp(e, "1") == 0)
+		xmig_log_set(debug_line, XMIG_LOG_DEBUG);
+	/*
+	 * Guest pages left mapped until the helper exits: on a PV dom0 each
+	 * page unmapped costs a trapped page-table write (in the lab, under
+	 * TCG: 1.0-1.9 s of a 7-11 s save or restore of 160 MB), the exit
+	 * much less, but the exit is inside the downtime (libxl waits for
+	 * it): +75-180 ms with both sides keeping, in four lab runs.  A
+	 * target maps each page once, the last pass included, so restoring
+	 * keeps them by default and saving does not (the sender has more
+	 * pages to let go).  XMIG_HELPER_KEEP_MAPS=0 or 1 decides.
+	 */
+	e = getenv("XMIG_HELPER_KEEP_MAPS");
+	if (e != NULL && (strcmp(e, "0") == 0 || strcmp(e, "1") == 0))
+		keep_maps = e[0] == '1';
+	xen_set_keep_maps(keep_maps);
+}
+
+/* One line: where this process spent its time (libxc calls, CPU). */
+static void
+log_timing(const char *what, double t0_ms)
+{
+	char xt[512];
+	struct rusage ru;
+	double u = 0, sy = 0;
+
+	xen_timing(xt, sizeof(xt));
+	if (getrusage(RUSAGE_SELF, &ru) == 0) {
+		u = (double)ru.ru_utime.tv_sec * 1e3 +
+		    (double)ru.ru_utime.tv_usec / 1e3;
+		sy = (double)ru.ru_stime.tv_sec * 1e3 +
+		    (double)ru.ru_stime.tv_usec / 1e3;
+	}
+	helper_log(HL_INFO, -1, "%s timing: wall %.0f ms, cpu user %.0f ms "
+	    "sys %.0f ms; %s; ended at %.3f", what, wall_ms() - t0_ms, u, sy,
+	    xt, wall_ms() / 1e3);
+}
+
+/*
+ * A larger pipe: fewer wake-ups of the far end per octet, which is what a
+ * stream costs most on a loaded (or emulated) CPU.  Best effort.
+ */
+#define HELPER_PIPE_SIZE	(4 << 20)
+
+static void
+grow_pipe(int fd)
+{
+	int sz;
+
+	for (sz = HELPER_PIPE_SIZE; sz >= (1 << 20); sz /= 2)
+		if (fcntl(fd, F_SETPIPE_SZ, sz) >= 0)
+			return;
+}
+
 /* ---- save ------------------------------------------------------------------ */
 
 /* The backend's pause: libxl suspends the guest (reply 1 = done). */
@@ -496,9 +501,11 @@ hook_suspend(void *arg)
 	int reply;
 
 	(void)arg;
+	xmig_log(XMIG_LOG_DEBUG, "asking libxl to suspend the guest");
 	hmsg_start(&m, HM_SUSPEND);
 	if (hmsg_call(&m, &reply) != 0)
 		return -EPIPE;
+	xmig_log(XMIG_LOG_DEBUG, "libxl's suspend answered %d", reply);
 	return reply == 1 ? 0 : -EIO;
 }
 
@@ -545,6 +552,7 @@ do_save(char **argv)
 	const char *test_src = getenv("XMIG_HELPER_TEST_SOURCE");
 	char spec[64], dest[64], why[512];
 	struct stat sb;
+	double t0 = wall_ms();
 	int pfd[2], rc, direct;
 
 	if (parse_u32(argv[0], &sfd, 0) || parse_u32(argv[1], &bfd, 1) ||
@@ -566,6 +574,7 @@ do_save(char **argv)
 		helper_complete(-1, EPROTO);
 	}
 	setup_signals();
+	setup_debug(0);
 	snprintf(spec, sizeof(spec), "domid=%u,toolstack=1", domid);
 	if (test_src != NULL && test_src[0] != '\0') {
 		/*
@@ -606,6 +615,7 @@ do_save(char **argv)
 		 * socket cannot be reopened.
 		 */
 		pfd[0] = pfd[1] = -1;
+		grow_pipe(stream_fd);
 		snprintf(dest, sizeof(dest), "file:/proc/self/fd/%d", stream_fd);
 	} else {
 		if (pipe2(pfd, O_CLOEXEC) != 0) {
@@ -674,6 +684,7 @@ do_save(char **argv)
 		helper_log(HL_INFO, -1, "domain %u saved: %" PRIu64 " octets, "
 		    "%u passes, %.1f ms, downtime %.1f ms", domid, p.octets,
 		    r.iterations, r.duration_ms, r.downtime_ms);
+	log_timing("save", t0);
 out:
 	if (qemu_logdirty(domid, 0) != 0 && rc == 0)
 		helper_log(HL_ERROR, EIO, "libxl could not switch qemu's "
@@ -841,11 +852,11 @@ do_restore(char **argv)
 {
 	uint32_t sfd, bfd, domid, sport, sdom, cport, cdom, stype;
 	struct recv_opts o;
-	struct pump p;
 	struct hmsg m;
 	uint64_t store = 0, console = 0;
-	char spec[256], src[64], why[512];
-	int pfd[2], rc;
+	char spec[256], why[512];
+	double t0 = wall_ms();
+	int rc;
 
 	if (parse_u32(argv[0], &sfd, 0) || parse_u32(argv[1], &bfd, 1) ||
 	    parse_u32(argv[2], &domid, 0) || parse_u32(argv[3], &sport, 0) ||
@@ -871,14 +882,8 @@ do_restore(char **argv)
 		do_delegate(getenv("XMIG_RESTORE_DELEGATE"), domid, sport, sdom,
 		    cport, cdom);
 	setup_signals();
-	if (pipe2(pfd, O_CLOEXEC) != 0)
-		helper_complete(-1, errno);
-	memset(&p, 0, sizeof(p));
-	p.in = stream_fd;
-	p.out = pfd[1];
-	p.framed = 1;
-	if (pthread_create(&p.thr, NULL, pump_framed, &p) != 0)
-		helper_complete(-1, EAGAIN);
+	setup_debug(1);
+	grow_pipe(stream_fd);
 	xen_set_static_hook(hook_static_done, NULL);
 	snprintf(spec, sizeof(spec), "xen:domid=%u,store_port=%u,"
 	    "store_domid=%u,console_port=%u,console_domid=%u,toolstack=1",
@@ -891,30 +896,25 @@ do_restore(char **argv)
 	o.once = 1;
 	o.no_digest = 1;
 	o.keep_paused = 1;
-	snprintf(src, sizeof(src), "file:/proc/self/fd/%d", pfd[0]);
 	helper_log(HL_INFO, -1, "restoring domain %u with xmig's engine",
 	    domid);
-	rc = recv_serve(src, &o);
-	close(pfd[0]);
-	pthread_join(p.thr, NULL);
-	if (rc == 0 && p.rc != 0)
-		rc = p.rc;
+	/* The engine reads the fd itself, never past END: libxl reads on. */
+	rc = recv_fd(stream_fd, &o);
 	if (rc == 0 && xen_restore_results(&store, &console) != 0)
 		rc = -EPROTO;
 	if (rc != 0 && term_sig != 0) {
 		/* on_term put /dev/null over the stream: it "ended early". */
 		rc = -ECANCELED;
 		helper_log(HL_ERROR, ECANCELED, "restoring domain %u: "
-		    "cancelled by %s after %" PRIu64 " octets", domid,
-		    term_sig == SIGINT ? "SIGINT" : "SIGTERM", p.octets);
+		    "cancelled by %s", domid,
+		    term_sig == SIGINT ? "SIGINT" : "SIGTERM");
 	} else if (rc != 0)
-		helper_log(HL_ERROR, -rc, "restoring domain %u failed%s%s",
-		    domid, p.rc != 0 ? ": " : " (see the engine's message "
-		    "above)", p.rc != 0 ? p.err : "");
+		helper_log(HL_ERROR, -rc, "restoring domain %u failed (see "
+		    "the engine's message above)", domid);
 	else
-		helper_log(HL_INFO, -1, "domain %u restored from %" PRIu64
-		    " octets: store gfn %#" PRIx64 ", console gfn %#" PRIx64,
-		    domid, p.octets, store, console);
+		helper_log(HL_INFO, -1, "domain %u restored: store gfn %#"
+		    PRIx64 ", console gfn %#" PRIx64, domid, store, console);
+	log_timing("restore", t0);
 	if (cbflags & (1u << HM_RESTORE_RESULTS)) {
 		hmsg_start(&m, HM_RESTORE_RESULTS);
 		hmsg_ulong(&m, (unsigned long)store);
@@ -999,7 +999,10 @@ usage(FILE *f)
 "it) and the helper completes with failure (ECANCELED); a second signal\n"
 "ends it at once.\n"
 "Environment: XMIG_HELPER_PROGRESS=1 prints the engine's progress (JSON\n"
-"lines) on stderr while saving or restoring.\n"
+"lines) on stderr while saving or restoring; XMIG_HELPER_DEBUG=1 its\n"
+"steps, stamped with the wall clock; XMIG_HELPER_KEEP_MAPS=1 leaves guest\n"
+"pages mapped until the helper exits (default when restoring), 0 unmaps\n"
+"them after each batch (default when saving).\n"
 "XMIG_HELPER_TEST_SOURCE=sim:SPEC saves a simulated domain in place of\n"
 "DOMID (for tests without Xen).\n",
 	    "/path/to/" PROG, HELPER_LIBXL_SONAME);

@@ -316,5 +316,12 @@ void	recv_opts_default(struct recv_opts *o);
  * migration when asked.  Returns 0 if every migration served completed.
  */
 int	recv_serve(const char *source, const struct recv_opts *o);
+/*
+ * One migration read from fd, already open (a file at its current offset,
+ * a pipe or a socket), one-way, reading not one octet past END: the
+ * caller reads on from fd after it (libxl's records follow the libxc
+ * stream on its helper's fd).  Returns as recv_serve.
+ */
+int	recv_fd(int fd, const struct recv_opts *o);
 
 #endif

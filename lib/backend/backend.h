@@ -242,11 +242,21 @@ extern const struct backend_ops xen_ops;
  * complete() in this process found (-ENOENT if none).
  * xen_emergency_cleanup: turns log-dirty off on every domain a handle has
  * it on; for a fatal-signal handler just before the process dies.
+ * xen_timing: one line for a person: calls, pages and milliseconds spent
+ * in each kind of libxc call by this process so far.
+ * xen_set_keep_maps: while non-zero, unmap() leaves foreign mappings (up
+ * to 4 GiB per handle) mapped until the process exits, and a target maps
+ * each page once (a source maps afresh every time: its p2m may change
+ * while it runs).  For a process that exits right after the migration
+ * (xmig-save-helper): a Xen PV dom0 pays a trapped page-table write for
+ * every page it unmaps, much less when the process exits.
  */
 void	xen_set_suspend_hook(struct backend *b, int (*fn)(void *), void *arg);
 void	xen_set_static_hook(int (*fn)(void *, unsigned), void *arg);
 int	xen_restore_results(uint64_t *store_gfn, uint64_t *console_gfn);
 void	xen_emergency_cleanup(void);
+void	xen_timing(char *buf, size_t len);
+void	xen_set_keep_maps(int on);
 #endif
 
 #endif

@@ -1214,11 +1214,117 @@ recv_run_fd(struct receiver *rv)
 	return rv->rc;
 }
 
+/* ---- a stream that others read on after END ------------------------------ */
+
+/* The largest record read whole into one buffer (larger ones are gathered). */
+#define RECV_EXACT_MAX		(16u << 20)
+
+/* Read n octets (fewer only at end of input); -1 after recv_fail. */
+static ssize_t
+recv_read_full(struct receiver *rv, uint8_t *buf, size_t n)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		if (!xport_is_regular(rv->fd)) {
+			struct pollfd pfd = { .fd = rv->fd, .events = POLLIN };
+
+			if (poll(&pfd, 1, (int)(RECV_TIMEOUT(rv) * 1000)) ==
+			    0) {
+				recv_fail(rv, -ETIMEDOUT, "the sender stopped "
+				    "sending: no data for %.0f s (--timeout); "
+				    "nothing of it is kept", RECV_TIMEOUT(rv));
+				return -1;
+			}
+		}
+		r = read(rv->fd, buf + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			recv_fail(rv, -errno, "read: %s", strerror(errno));
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+/*
+ * Read no octet past END (the caller reads on from the same fd: libxl's
+ * own records follow the libxc stream).  Headers are read as the parser
+ * asks; each record is read whole, its header first for its length, into
+ * one buffer fed at once, so the parser hands it on in place without a
+ * gathering copy.  One-way only: no back-channel on such a stream.
+ */
+static int
+recv_run_exact(struct receiver *rv)
+{
+	const struct xp_stream *st;
+	size_t cap = RECV_READ_CHUNK, want, hs, wire, len;
+	uint64_t next = UINT64_MAX;	/* parser offset of the next record */
+	uint8_t *buf = malloc(cap), *nb;
+	ssize_t got, used, off;
+
+	if (buf == NULL)
+		return recv_fail(rv, -ENOMEM, "out of memory"), rv->rc;
+	while (rv->rc == 0 && rv->phase == RV_STREAM) {
+		if ((want = parser_want(rv->p)) == 0)
+			break;
+		st = parser_stream(rv->p);
+		if (st != NULL && next == UINT64_MAX)
+			next = parser_offset(rv->p);	/* the first record */
+		len = want < cap ? want : cap;
+		hs = st != NULL ? record_hdr_size(st) : 0;
+		if (st != NULL && parser_offset(rv->p) == next && want == hs) {
+			if ((got = recv_read_full(rv, buf, hs)) < 0)
+				break;
+			len = hs;
+			if (got == (ssize_t)hs) {
+				wire = record_wire_size(st,
+				    xp_get32(st->big_endian, buf + 4));
+				next = parser_offset(rv->p) + wire;
+				if (wire > cap && wire <= RECV_EXACT_MAX &&
+				    (nb = realloc(buf, wire)) != NULL) {
+					buf = nb;
+					cap = wire;
+				}
+				if (wire <= cap) {
+					ssize_t more = recv_read_full(rv,
+					    buf + hs, wire - hs);
+
+					if (more < 0)
+						break;
+					got += more;
+					len = wire;
+				}
+			}
+		} else if ((got = recv_read_full(rv, buf, len)) < 0)
+			break;
+		for (off = 0; off < got && rv->rc == 0; off += used)
+			if ((used = recv_feed(rv, buf + off,
+			    (size_t)(got - off))) < 0)
+				break;
+		if (rv->rc == 0 && rv->phase == RV_STREAM &&
+		    (size_t)got < len) {
+			recv_at_eof(rv);
+			break;
+		}
+		recv_progress(rv, 0);
+	}
+	if (rv->rc != 0)
+		recv_send_error(rv);
+	free(buf);
+	return rv->rc;
+}
+
 /* ---- one migration ------------------------------------------------------ */
 
 static int
 recv_one(const struct recv_opts *o, int fd, int is_socket, int out_fd,
-    void *tls_ctx, FILE *report_out, const char *busy)
+    void *tls_ctx, FILE *report_out, const char *busy, int exact)
 {
 	struct receiver rv;
 	struct xp_limits lim;
@@ -1255,6 +1361,8 @@ recv_one(const struct recv_opts *o, int fd, int is_socket, int out_fd,
 	}
 	if (is_socket)
 		recv_run_socket(&rv, tls_ctx);
+	else if (exact)
+		recv_run_exact(&rv);
 	else
 		recv_run_fd(&rv);
 
@@ -1422,7 +1530,7 @@ recv_serve(const char *source, const struct recv_opts *o)
 	case XPORT_STDIO:
 		/* stdout carries the back-channel when one is offered. */
 		return recv_one(o, STDIN_FILENO, 0, STDOUT_FILENO, NULL,
-		    stderr, NULL);
+		    stderr, NULL, 0);
 	case XPORT_FILE:
 		if ((fd = open(u.path, O_RDONLY | O_CLOEXEC)) < 0) {
 			rc = -errno;
@@ -1430,7 +1538,7 @@ recv_serve(const char *source, const struct recv_opts *o)
 			    u.path, strerror(errno));
 			return rc;
 		}
-		rc = recv_one(o, fd, 0, -1, NULL, rout, NULL);
+		rc = recv_one(o, fd, 0, -1, NULL, rout, NULL, 0);
 		close(fd);
 		return rc;
 	case XPORT_TLS:
@@ -1492,7 +1600,7 @@ recv_serve(const char *source, const struct recv_opts *o)
 			break;
 		}
 		if (o->once) {
-			rc = recv_one(o, fd, 1, -1, tls_ctx, rout, NULL);
+			rc = recv_one(o, fd, 1, -1, tls_ctx, rout, NULL, 0);
 			break;
 		}
 		/*
@@ -1521,7 +1629,7 @@ recv_serve(const char *source, const struct recv_opts *o)
 		if (pid == 0) {
 			close(lfd);
 			rc = recv_one(o, fd, 1, -1, tls_ctx, rout,
-			    admit ? NULL : busy);
+			    admit ? NULL : busy, 0);
 			fflush(NULL);
 			_exit(rc == 0 ? 0 : 1);
 		}
@@ -1539,4 +1647,11 @@ recv_serve(const char *source, const struct recv_opts *o)
 	free(ch.admitted);
 	xport_tls_ctx_free(tls_ctx);
 	return o->once ? rc : (ch.failures ? -EIO : rc);
+}
+
+int
+recv_fd(int fd, const struct recv_opts *o)
+{
+	return recv_one(o, fd, 0, -1, NULL, o->report_out ? o->report_out :
+	    stdout, NULL, 1);
 }

@@ -1471,6 +1471,9 @@ send_run_events(struct sender *s)
 		if (s->bc == NULL)
 			return s->rc = -ENOMEM;
 	}
+	/* libevent's default is 16 KiB per write(2): one call and one loop
+	 * turn per 16 KiB.  Up to SEND_LOW_WATER at once instead. */
+	bufferevent_set_max_single_write(s->bev, SEND_LOW_WATER);
 	s->out = bufferevent_get_output(s->bev);
 	evbuffer_add_cb(s->out, send_drain_cb, s);
 	bufferevent_setcb(s->bev, send_read_cb, send_write_cb, send_event_cb,

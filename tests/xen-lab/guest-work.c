@@ -16,10 +16,18 @@
  *     and each completed pass over all pages prints
  *       GW: PASS-DONE tick=<n> gen=<gen> mismatches=<count>
  *     (a lost dirty page during migration);
- *   - when its own CLOCK_MONOTONIC shows that more than 3 ticks' worth of
- *     time passed between two ticks (the guest was paused, e.g. for the last
- *     copy of a migration) it prints "GW: GAP <ms> tick=<n>" before tick n:
- *     the dom0 console log's timestamps only have whole seconds;
+ *   - when its own CLOCK_MONOTONIC or CLOCK_BOOTTIME shows that more than 3
+ *     ticks' worth of time passed between two ticks (the guest was paused,
+ *     e.g. for the last copy of a migration) it prints
+ *       GW: GAP <ms> tick=<n> boot_ms=<b> wall=<s.ms>
+ *     before tick n (the dom0 console log's timestamps only have whole
+ *     seconds).  <ms> is CLOCK_MONOTONIC's gap, which Linux stops while the
+ *     domain is suspended (a Xen save/restore or migration suspends it):
+ *     only the guest's own suspend and resume work shows there.  <b> is
+ *     CLOCK_BOOTTIME's gap, which includes the suspended time (Linux adds
+ *     it on resume from Xen's wall clock): the downtime the guest lived
+ *     through.  wall= is CLOCK_REALTIME when the gap was seen, to line it up
+ *     with dom0's clock;
  *   - every 10 ticks it writes the tick to its own xenstore node data/tick
  *     (relative path, i.e. /local/domain/<domid>/data/tick) over
  *     /dev/xen/xenbus, speaking the xenstore wire protocol: a header of four
@@ -274,7 +282,7 @@ reset:
 int main(void)
 {
 	struct cfg c;
-	struct timespec dt, last;
+	struct timespec dt, last, lastb;
 	size_t next = 0;
 	uint64_t n;
 	unsigned long bad = 0;
@@ -300,17 +308,27 @@ int main(void)
 	dt.tv_sec = (time_t)(c.tick_ms / 1000);
 	dt.tv_nsec = (long)(c.tick_ms % 1000) * 1000000L;
 	clock_gettime(CLOCK_MONOTONIC, &last);
+	clock_gettime(CLOCK_BOOTTIME, &lastb);
 	for (n = 0;; n++) {
 		unsigned long k;
-		struct timespec now;
-		long long ms;
+		struct timespec now, nowb, wall;
+		long long ms, bms;
 
 		clock_gettime(CLOCK_MONOTONIC, &now);
+		clock_gettime(CLOCK_BOOTTIME, &nowb);
 		ms = (long long)(now.tv_sec - last.tv_sec) * 1000 +
 		    (now.tv_nsec - last.tv_nsec) / 1000000;
+		bms = (long long)(nowb.tv_sec - lastb.tv_sec) * 1000 +
+		    (nowb.tv_nsec - lastb.tv_nsec) / 1000000;
 		last = now;
-		if (n > 0 && ms > 3 * (long long)c.tick_ms)
-			say("GW: GAP %lld tick=%llu\n", ms, (unsigned long long)n);
+		lastb = nowb;
+		if (n > 0 && (ms > 3 * (long long)c.tick_ms ||
+		    bms > 3 * (long long)c.tick_ms)) {
+			clock_gettime(CLOCK_REALTIME, &wall);
+			say("GW: GAP %lld tick=%llu boot_ms=%lld wall=%lld.%03ld\n",
+			    ms, (unsigned long long)n, bms,
+			    (long long)wall.tv_sec, wall.tv_nsec / 1000000);
+		}
 		say("TICK %016llx %llu\n", (unsigned long long)nonce,
 		    (unsigned long long)n);
 		for (k = 0; k < c.rate; k++) {

@@ -25,7 +25,8 @@
 #                                      exactly one domain has that name (no
 #                                      NAME--incoming left). Returns 0, or 1 with
 #                                      LAB_WHY set; LAB_CHECK holds a summary.
-#   lab_downtime NAME [FROM [TO]]      prints "<ms> <tick> guest_ms=G console_ms=C":
+#   lab_downtime NAME [FROM [TO]]      prints "<ms> <tick> guest_ms=G console_ms=C
+#                                      boot_ms=B wall=W stall_ms=S":
 #                                      the largest gap between consecutive ticks
 #                                      FROM..TO and the tick after it. G: as the
 #                                      guest's own clock saw it ("GW: GAP" lines,
@@ -33,7 +34,17 @@
 #                                      C: from the dom0 console log stamps, which
 #                                      xenconsoled writes in whole seconds (so C
 #                                      is whole seconds, good to about 1 s). <ms>
-#                                      is G when there is one, else C.
+#                                      is G when there is one, else C. G is the
+#                                      guest's CLOCK_MONOTONIC, which stops while
+#                                      the domain is suspended. B is the
+#                                      CLOCK_BOOTTIME gap (suspended time
+#                                      included) of the suspend FROM..TO: the
+#                                      gap where that clock ran furthest ahead
+#                                      of CLOCK_MONOTONIC (-1 if none); W the
+#                                      guest's wall clock (s.ms) when it saw it.
+#                                      S is the largest gap without a suspend
+#                                      (both clocks agree): the guest got no
+#                                      CPU, e.g. while dom0 was busy (-1: none).
 #   lab_logdirty_off NAME|DOMID        0 if Xen's domain dump shows no log-dirty
 #                                      paging for the domain, 1 if it does, 2 if
 #                                      it cannot be observed (LAB_WHY says why);
@@ -219,12 +230,20 @@ lo = int(sys.argv[1]); hi = int(sys.argv[2])
 ts = re.compile(r"\[(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d+))?\]")
 tick = re.compile(r"TICK [0-9a-f]{16} (\d+)$")
 gap = re.compile(r"GW: GAP (\d+) tick=(\d+)")
-first = {}; guest = (-1, -1)
+bgap = re.compile(r"GW: GAP (\d+) tick=(\d+) boot_ms=(\d+) wall=([0-9.]+)")
+first = {}; guest = (-1, -1); boot = (-1, "-", -1); stall = -1
 for line in sys.stdin:
     line = line.rstrip("\n")
     g = gap.search(line)
     if g and lo < int(g.group(2)) <= hi and int(g.group(1)) > guest[0]:
         guest = (int(g.group(1)), int(g.group(2)))
+    b = bgap.search(line)
+    if b and lo < int(b.group(2)) <= hi:
+        m, bt = int(b.group(1)), int(b.group(3))
+        if bt - m > 2 and bt - m > boot[2]:
+            boot = (bt, b.group(4), bt - m)
+        if bt - m <= 2 and bt > stall:
+            stall = bt
     m = tick.search(line); s = ts.search(line)
     if not m or not s:
         continue
@@ -240,7 +259,7 @@ for n in sorted(first):
     prev = n
 # the guest clock has ms; the console stamps only whole seconds
 best = guest if guest[0] >= 0 else con
-print(best[0], best[1], "guest_ms=%d console_ms=%d" % (guest[0], con[0]))
+print(best[0], best[1], "guest_ms=%d console_ms=%d boot_ms=%d wall=%s stall_ms=%d" % (guest[0], con[0], boot[0], boot[1], stall))
 ' "${2:-0}" "${3:-999999999}"
 }
 

@@ -121,6 +121,9 @@ struct xen_backend {
 	int			 toolstack;	/* libxl owns the lifecycle */
 	uint64_t		 p2m_size;
 	uint32_t		 nr_vcpus;
+	uint64_t		 kept;		/* pages left mapped */
+	uint8_t			***where;	/* target: pfn -> kept page */
+	size_t			 nwhere;	/* leaves in where */
 
 	/* Source. */
 	xc_hypercall_buffer_t	 dirty_hbuf;
@@ -153,7 +156,67 @@ struct xen_backend {
 struct xen_map {
 	void		*addr;
 	unsigned	 n;		/* pages mapped at addr */
+	int		 kept;		/* left mapped: xen_set_keep_maps */
 };
+
+/*
+ * Kept mappings (xen_set_keep_maps): at most XEN_KEEP_MAX pages per handle;
+ * a target remembers where each pfn below XEN_KEEP_PFNS is mapped, in
+ * leaves of XEN_KEEP_LEAF pointers, and maps it once.
+ */
+#define XEN_KEEP_MAX	(1u << 20)
+#define XEN_KEEP_PFNS	(1ULL << 30)
+#define XEN_KEEP_LEAF	1024u
+static int xen_keep_maps;
+
+void
+xen_set_keep_maps(int on)
+{
+	xen_keep_maps = on;
+}
+
+/* ---- where the time goes ------------------------------------------------ */
+
+/*
+ * Per process (the helper has one handle per side): calls, pages and
+ * nanoseconds of each kind of libxc call, for xen_timing().  map and
+ * unmap update them under the handle's lock; the rest run on one thread.
+ */
+enum { XT_TYPES, XT_MAP, XT_UNMAP, XT_DIRTY, XT_DIRTY_OFF, XT_POPULATE,
+	XT_CLEAR, XT_SUSPEND, XT_STATE, XT_COMPLETE, XT_NR };
+static const char *const xen_tname[XT_NR] = {
+	"types", "map", "unmap", "logdirty", "logdirty-off", "populate",
+	"clear", "suspend", "state", "complete",
+};
+static struct { uint64_t n, pages, ns; } xen_t[XT_NR];
+
+static void
+xen_tadd(unsigned k, uint64_t t0, uint64_t pages)
+{
+	xen_t[k].n++;
+	xen_t[k].pages += pages;
+	xen_t[k].ns += now_ns() - t0;
+}
+
+void
+xen_timing(char *buf, size_t len)
+{
+	size_t o = 0;
+	unsigned k;
+	int w;
+
+	buf[0] = '\0';
+	for (k = 0; k < XT_NR && o < len; k++) {
+		if (xen_t[k].n == 0)
+			continue;
+		w = snprintf(buf + o, len - o, "%s%s %" PRIu64 "x/%" PRIu64
+		    "p %.1f ms", o ? ", " : "", xen_tname[k], xen_t[k].n,
+		    xen_t[k].pages, (double)xen_t[k].ns / 1e6);
+		if (w < 0)
+			break;
+		o += (size_t)w;
+	}
+}
 
 /* ---- libxc's messages, captured --------------------------------------- */
 
@@ -529,6 +592,41 @@ xen_describe(struct backend *b, struct domain_info *info)
 
 /* ---- map / unmap --------------------------------------------------------- */
 
+/* Where a target's pfn is kept mapped, or NULL. */
+static void *
+xen_where(const struct xen_backend *x, uint64_t pfn)
+{
+	size_t leaf = (size_t)(pfn / XEN_KEEP_LEAF);
+
+	if (pfn >= XEN_KEEP_PFNS || leaf >= x->nwhere || x->where[leaf] == NULL)
+		return NULL;
+	return x->where[leaf][pfn % XEN_KEEP_LEAF];
+}
+
+static int
+xen_where_set(struct xen_backend *x, uint64_t pfn, void *page)
+{
+	size_t leaf = (size_t)(pfn / XEN_KEEP_LEAF), n;
+	uint8_t ***w;
+
+	if (pfn >= XEN_KEEP_PFNS)
+		return -ERANGE;
+	if (leaf >= x->nwhere) {
+		n = leaf + 1 > 2 * x->nwhere ? leaf + 1 : 2 * x->nwhere;
+		if ((w = realloc(x->where, n * sizeof(*w))) == NULL)
+			return -ENOMEM;
+		memset(w + x->nwhere, 0, (n - x->nwhere) * sizeof(*w));
+		x->where = w;
+		x->nwhere = n;
+	}
+	if (x->where[leaf] == NULL &&
+	    (x->where[leaf] = calloc(XEN_KEEP_LEAF, sizeof(uint8_t *))) ==
+	    NULL)
+		return -ENOMEM;
+	x->where[leaf][pfn % XEN_KEEP_LEAF] = page;
+	return 0;
+}
+
 static int
 xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
     void **pages, void **cookie)
@@ -539,7 +637,8 @@ xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
 	unsigned idx[XEN_BATCH];
 	struct xen_map *m;
 	unsigned i, nm = 0;
-	int rc = 0;
+	uint64_t t0;
+	int rc = 0, keep;
 
 	*cookie = NULL;
 	if (n > XEN_BATCH) {
@@ -560,7 +659,10 @@ xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
 	}
 	if (x->source) {
 		/* Which pfns have data (libxc: xc_get_pfn_type_batch). */
-		if (xc_get_pfn_type_batch(x->xch, x->domid, n, types) != 0) {
+		t0 = now_ns();
+		rc = xc_get_pfn_type_batch(x->xch, x->domid, n, types);
+		xen_tadd(XT_TYPES, t0, n);
+		if (rc != 0) {
 			rc = xen_fail(b, errno, "getting the types of %u pages "
 			    "from pfn %#" PRIx64, n, pfns[0]);
 			goto out;
@@ -577,14 +679,18 @@ xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
 		}
 	} else {
 		for (i = 0; i < n; i++) {
+			if ((pages[i] = xen_where(x, pfns[i])) != NULL)
+				continue;	/* kept from an earlier map */
 			idx[nm] = i;
 			gfns[nm++] = pfns[i];
 		}
 	}
 	if (nm == 0)
 		goto out;
+	t0 = now_ns();
 	m->addr = xenforeignmemory_map(x->fmem, x->domid, writable ?
 	    PROT_READ | PROT_WRITE : PROT_READ, nm, gfns, err);
+	xen_tadd(XT_MAP, t0, nm);
 	if (m->addr == NULL) {
 		rc = xen_fail(b, errno, "mapping %u pages from pfn %#" PRIx64,
 		    nm, gfns[0]);
@@ -605,6 +711,20 @@ xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
 		pages[idx[i]] = (uint8_t *)m->addr +
 		    ((size_t)i << XEN_PAGE_SHIFT);
 	}
+	/* A target's writable mappings are remembered, a source's never
+	 * reused (its p2m may change while it runs). */
+	keep = xen_keep_maps && x->kept + nm <= XEN_KEEP_MAX &&
+	    (x->source || writable);
+	for (i = 0; keep && !x->source && i < nm; i++)
+		if (xen_where_set(x, gfns[i], pages[idx[i]]) != 0) {
+			while (i-- > 0)	/* no room: forget, unmap as usual */
+				xen_where_set(x, gfns[i], NULL);
+			keep = 0;
+		}
+	if (keep) {
+		m->kept = 1;
+		x->kept += nm;
+	}
 out:
 	pthread_mutex_unlock(&x->lock);
 	if (rc != 0 || m->addr == NULL) {
@@ -622,12 +742,19 @@ xen_unmap(struct backend *b, void *cookie, unsigned n)
 {
 	struct xen_backend *x = (struct xen_backend *)b;
 	struct xen_map *m = cookie;
+	uint64_t t0;
 
 	(void)n;
 	if (m == NULL)
 		return;
+	if (m->kept) {
+		free(m);
+		return;
+	}
 	pthread_mutex_lock(&x->lock);
+	t0 = now_ns();
 	xenforeignmemory_unmap(x->fmem, m->addr, m->n);
+	xen_tadd(XT_UNMAP, t0, m->n);
 	pthread_mutex_unlock(&x->lock);
 	free(m);
 }
@@ -701,15 +828,18 @@ xen_read_dirty(struct backend *b, uint64_t *bitmap)
 	xc_shadow_op_stats_t stats;
 	long long r;
 	int64_t count = 0;
+	uint64_t t0;
 
 	if (!x->logdirty) {
 		backend_seterr(b, "xen: read_dirty without log-dirty mode");
 		return -EINVAL;
 	}
+	t0 = now_ns();
 	r = xc_logdirty_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_CLEAN,
 	    HYPERCALL_BUFFER(bm), x->p2m_size,
 	    (x->paused || x->suspended) ? XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL : 0,
 	    &stats);
+	xen_tadd(XT_DIRTY, t0, 0);
 	if (r < 0 || (uint64_t)r != x->p2m_size)
 		return xen_fail(b, r < 0 ? errno : EIO, "reading the dirty "
 		    "bitmap of domain %u (%lld of %" PRIu64 " pfns)",
@@ -730,12 +860,16 @@ static int
 xen_disable_dirty(struct backend *b)
 {
 	struct xen_backend *x = (struct xen_backend *)b;
+	uint64_t t0 = now_ns();
+	int rc;
 
 	if (!x->logdirty)
 		return 0;
 	/* Forgotten only once off: close() and the crash path try again. */
-	if (xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_OFF,
-	    NULL, 0) < 0)
+	rc = xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_OFF,
+	    NULL, 0);
+	xen_tadd(XT_DIRTY_OFF, t0, 0);
+	if (rc < 0)
 		return xen_fail(b, errno, "turning log-dirty mode off on "
 		    "domain %u", x->domid);
 	x->logdirty = 0;
@@ -766,6 +900,7 @@ xen_pause(struct backend *b)
 {
 	struct xen_backend *x = (struct xen_backend *)b;
 	xc_domaininfo_t di;
+	uint64_t t0;
 	int rc;
 
 	if (x->paused || x->suspended)
@@ -776,7 +911,10 @@ xen_pause(struct backend *b)
 			    "for the suspend");
 			return -EINVAL;
 		}
-		if ((rc = x->suspend(x->suspend_arg)) != 0) {
+		t0 = now_ns();
+		rc = x->suspend(x->suspend_arg);
+		xen_tadd(XT_SUSPEND, t0, 0);
+		if (rc != 0) {
 			backend_seterr(b, "xen: the toolstack could not "
 			    "suspend domain %u", x->domid);
 			return rc < 0 ? rc : -EIO;
@@ -1012,6 +1150,18 @@ xen_pop_fail(struct xen_backend *x, int err, unsigned nt, uint64_t pfn)
 }
 
 static int
+xen_populate_exact(struct xen_backend *x, unsigned nt, xen_pfn_t *todo)
+{
+	uint64_t t0 = now_ns();
+	int rc;
+
+	rc = xc_domain_populate_physmap_exact(x->xch, x->domid, nt, 0, 0,
+	    todo);
+	xen_tadd(XT_POPULATE, t0, nt);
+	return rc;
+}
+
+static int
 xen_populate(struct backend *b, const uint64_t *pfns, unsigned n)
 {
 	struct xen_backend *x = (struct xen_backend *)b;
@@ -1032,15 +1182,13 @@ xen_populate(struct backend *b, const uint64_t *pfns, unsigned n)
 			continue;
 		todo[nt++] = pfns[i];
 		if (nt == XEN_BATCH || i + 1 == n) {
-			if (xc_domain_populate_physmap_exact(x->xch, x->domid,
-			    nt, 0, 0, todo) != 0)
+			if (xen_populate_exact(x, nt, todo) != 0)
 				return xen_pop_fail(x, errno, nt, todo[0]);
 			nt = 0;
 		}
 		x->populated[pfns[i] / 64] |= 1ULL << (pfns[i] % 64);
 	}
-	if (nt > 0 && xc_domain_populate_physmap_exact(x->xch, x->domid, nt,
-	    0, 0, todo) != 0)
+	if (nt > 0 && xen_populate_exact(x, nt, todo) != 0)
 		return xen_pop_fail(x, errno, nt, todo[0]);
 	return 0;
 }
@@ -1049,12 +1197,14 @@ static int
 xen_clear_page(struct xen_backend *x, uint64_t pfn)
 {
 	void *page, *cookie;
+	uint64_t t0 = now_ns();
 	int rc;
 
 	if ((rc = xen_map(&x->b, &pfn, 1, 1, &page, &cookie)) != 0)
 		return rc;
 	memset(page, 0, XEN_PAGE_SIZE);
 	xen_unmap(&x->b, cookie, 1);
+	xen_tadd(XT_CLEAR, t0, 1);
 	return 0;
 }
 
@@ -1283,6 +1433,37 @@ xen_complete(struct backend *b)
 	return 0;
 }
 
+/* The state calls, timed for xen_timing(). */
+static int
+xen_static_state_t(struct backend *b, struct state_list *out)
+{
+	uint64_t t0 = now_ns();
+	int rc = xen_static_state(b, out);
+
+	xen_tadd(XT_STATE, t0, 0);
+	return rc;
+}
+
+static int
+xen_save_state_t(struct backend *b, struct state_list *out)
+{
+	uint64_t t0 = now_ns();
+	int rc = xen_save_state(b, out);
+
+	xen_tadd(XT_STATE, t0, 0);
+	return rc;
+}
+
+static int
+xen_complete_t(struct backend *b)
+{
+	uint64_t t0 = now_ns();
+	int rc = xen_complete(b);
+
+	xen_tadd(XT_COMPLETE, t0, 0);
+	return rc;
+}
+
 static int
 xen_destroy(struct backend *b)
 {
@@ -1313,6 +1494,10 @@ xen_close(struct backend *b)
 	xenforeignmemory_close(x->fmem);
 	xc_interface_close(x->xch);
 	pthread_mutex_destroy(&x->lock);
+	/* Kept mappings go with the process (xen_set_keep_maps). */
+	while (x->nwhere > 0)
+		free(x->where[--x->nwhere]);
+	free(x->where);
 	free(x->populated);
 	free(x->cpuid);
 	free(x->msr);
@@ -1332,12 +1517,12 @@ const struct backend_ops xen_ops = {
 	.disable_dirty = xen_disable_dirty,
 	.pause = xen_pause,
 	.resume = xen_resume,
-	.static_state = xen_static_state,
-	.save_state = xen_save_state,
+	.static_state = xen_static_state_t,
+	.save_state = xen_save_state_t,
 	.populate = xen_populate,
 	.zero_page = xen_zero_page,
 	.load_state = xen_load_state,
-	.complete = xen_complete,
+	.complete = xen_complete_t,
 	.destroy = xen_destroy,
 	.close = xen_close,
 	.stats = NULL,

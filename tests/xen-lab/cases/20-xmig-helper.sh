@@ -11,13 +11,22 @@
 #   migrate-xmig-send          xmig helper on the sending side only
 #   migrate-xmig-recv          xmig helper on the receiving side only
 #   migrate-xmig-both          xmig helper on both sides
+#   migrate-xl-again           stock live migration once more (the baseline
+#                              again, after the xmig runs: the host's load
+#                              drifts)
 #   xmig-logdirty-off          no log-dirty left on the guest afterwards
 # Runs in the lab harness (tests/xen-lab/run.sh, lib.sh, guest-work.c,
 # dom0-run.sh); run: tests/xen-lab/run.sh BUILD_DIR 20.  2026-11-30: two
 # whole boots, 10 of 10 PASS each (XEN 4.17.7, 160 MB PVH guest-work).
 # Each move is followed by lab_check_guest (same boot, ticking, every
 # stamped page verified, xenstore written from the new domid).  Figures:
-#   XMIG-LAB-FIGURE helper-<name> total_ms=... downtime_ms=...
+#   XMIG-LAB-FIGURE helper-<name> total_ms=... downtime_ms=... boot_downtime_ms=... stall_ms=...
+# downtime_ms is the guest's largest CLOCK_MONOTONIC gap, a clock Linux
+# stops while the domain is suspended (only the guest's own suspend and
+# resume work shows); boot_downtime_ms is the CLOCK_BOOTTIME gap of the
+# suspend, the time the guest did not run, suspended time included;
+# stall_ms the largest gap outside the suspend (the guest got no CPU while
+# the copy ran).  See lab_downtime in lib.sh.
 
 H=${XMIG_SAVE_HELPER:-/xmig/bin/xmig-save-helper}
 G=xh
@@ -68,9 +77,11 @@ helper_move() {
 		return 1
 	fi
 	set -- $(lab_downtime $G "$before")
-	lab_result "$hm" PASS "total ${total} ms, guest downtime ${1} ms; $LAB_CHECK"
-	lab_figure "helper-$hm" total_ms=$total downtime_ms=$1
-	eval "T_$(echo "$hm" | tr -c 'a-z0-9\n' '_')=$total D_$(echo "$hm" | tr -c 'a-z0-9\n' '_')=$1"
+	hb=${5#boot_ms=}
+	hs=${7#stall_ms=}
+	lab_result "$hm" PASS "total ${total} ms, guest downtime ${1} ms (${hb} ms with the suspended time; longest stall ${hs} ms); $LAB_CHECK"
+	lab_figure "helper-$hm" total_ms=$total downtime_ms=$1 boot_downtime_ms=$hb stall_ms=$hs
+	eval "T_$(echo "$hm" | tr -c 'a-z0-9\n' '_')=$total D_$(echo "$hm" | tr -c 'a-z0-9\n' '_')=$1 B_$(echo "$hm" | tr -c 'a-z0-9\n' '_')=$hb"
 	return 0
 }
 
@@ -89,12 +100,14 @@ helper_move migrate-xl xl migrate -s "" $G "xl migrate-receive"
 helper_move migrate-xmig-send env LIBXL_SAVE_HELPER=$H XMIG_HELPER_PROGRESS=1 xl -v migrate -s "" $G "env -u LIBXL_SAVE_HELPER xl migrate-receive"
 helper_move migrate-xmig-recv xl migrate -s "" $G "env LIBXL_SAVE_HELPER=$H XMIG_HELPER_PROGRESS=1 xl -v migrate-receive"
 helper_move migrate-xmig-both env LIBXL_SAVE_HELPER=$H XMIG_HELPER_PROGRESS=1 xl -v migrate -s "" $G "env LIBXL_SAVE_HELPER=$H XMIG_HELPER_PROGRESS=1 xl -v migrate-receive"
+helper_move migrate-xl-again xl migrate -s "" $G "xl migrate-receive"
 
 # xl's own helper against xmig's, same guest, same boot
 if [ -n "${T_migrate_xl:-}" ] && [ -n "${T_migrate_xmig_both:-}" ]; then
 	lab_figure helper-vs-xl xl_total_ms=$T_migrate_xl xl_downtime_ms=$D_migrate_xl \
 		xmig_total_ms=$T_migrate_xmig_both xmig_downtime_ms=$D_migrate_xmig_both \
-		xmig_send_total_ms=${T_migrate_xmig_send:--1} xmig_send_downtime_ms=${D_migrate_xmig_send:--1}
+		xmig_send_total_ms=${T_migrate_xmig_send:--1} xmig_send_downtime_ms=${D_migrate_xmig_send:--1} \
+		xl_boot_downtime_ms=${B_migrate_xl:--1} xmig_boot_downtime_ms=${B_migrate_xmig_both:--1}
 fi
 
 if [ "$(lab__domcount $G)" = 1 ]; then

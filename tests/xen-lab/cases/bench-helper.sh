@@ -1,0 +1,117 @@
+# bench-helper: stock `xl migrate` against xmig's save helper, one PVH guest,
+# one boot, with the downtime taken apart on dom0's clock.  Not a numbered
+# case: it runs only when named (tests/xen-lab/run.sh BUILD_DIR bench);
+# bench/xen-lab.sh runs it and prints its figures as a table.
+#
+# Moves (each followed by lab_check_guest: same boot, ticking, every stamped
+# page verified, xenstore written from the new domid):
+#   bench-xl         stock helper on both sides
+#   bench-xmig-send  LIBXL_SAVE_HELPER=xmig-save-helper on the sending side
+#   bench-xmig-recv  ... on the receiving side
+#   bench-xmig-both  ... on both sides
+#   bench-xmig-both-unmap  ... with XMIG_HELPER_KEEP_MAPS=0 on both sides
+#                    (guest pages unmapped after each batch, as libxc does)
+#   bench-xmig-both-keep   ... with XMIG_HELPER_KEEP_MAPS=1 on both sides
+#                    (left mapped until the helpers exit; the defaults:
+#                    the receiving side keeps them, the sending side not)
+#   bench-xl-again   stock again (the host's load drifts)
+# Every line xl -vvv and the helpers print is stamped with dom0's wall
+# clock as it arrives; libxl's own lines mark the phases of the downtime:
+#   suspend_ms    "issuing PVH/HVM suspend request" -> "guest has suspended"
+#                 (libxl asks, the guest freezes itself, Xen suspends it)
+#   copy_ms       -> the receiving helper is done ("Restore successful",
+#                 or xmig's "domain N restored"): the last pass, the vcpu
+#                 and platform records, the receiver applying them
+#   restore_ms    -> "Transfer complete" (receiving libxl: its own records,
+#                 xenstore, devices)
+#   handshake_ms  -> "Got permission" (xl's ready/go between the two sides)
+#   unpause_ms    -> "Domain started" (libxl unpauses the new domain)
+#   toolstack_ms  the sum: from the suspend request to the unpause
+# plus lab_downtime's guest figures (mono, boot, stall: see lib.sh).
+# Figure: XMIG-LAB-FIGURE bench-<move> total_ms=... downtime_ms=...
+#   boot_downtime_ms=... stall_ms=... suspend_ms=... copy_ms=...
+#   restore_ms=... handshake_ms=... unpause_ms=... toolstack_ms=...
+# (-1: the marker line was not seen).
+
+H=${XMIG_SAVE_HELPER:-/xmig/bin/xmig-save-helper}
+G=xb
+if [ ! -x "$H" ]; then
+	lab_result bench-xl FAIL "no $H in dom0"
+	return 0 2>/dev/null || exit 0
+fi
+cat > "$LAB_DIR/stamp.py" <<'PY'
+import sys, time
+for l in iter(sys.stdin.readline, ''):
+    sys.stdout.write("%.3f %s" % (time.time(), l))
+    sys.stdout.flush()
+PY
+cat > "$LAB_DIR/phases.py" <<'PY'
+import re, sys
+marks = [("issued", r"issuing PVH/HVM suspend request"),
+         ("suspended", r"guest has suspended"),
+         ("restored", r"Restore successful|xmig-save-helper: info: domain \d+ restored"),
+         ("transfer", r"migration target: Transfer complete"),
+         ("permission", r"migration target: Got permission"),
+         ("started", r"migration target: Domain started")]
+t = {}
+for line in open(sys.argv[1], errors="replace"):
+    f = line.split(" ", 1)
+    if len(f) < 2:
+        continue
+    try:
+        ts = float(f[0])
+    except ValueError:
+        continue
+    for name, rx in marks:
+        if name not in t and re.search(rx, f[1]):
+            t[name] = ts
+def d(a, b):
+    return "%d" % round((t[b] - t[a]) * 1000) if a in t and b in t else "-1"
+print("suspend_ms=%s copy_ms=%s restore_ms=%s handshake_ms=%s unpause_ms=%s toolstack_ms=%s" % (
+    d("issued", "suspended"), d("suspended", "restored"), d("restored", "transfer"),
+    d("transfer", "permission"), d("permission", "started"), d("issued", "started")))
+PY
+
+bench_move() {
+	bn=$1; shift
+	if [ "$(lab__domcount $G)" != 1 ]; then
+		lab_result "bench-$bn" FAIL "no single running $G before the move"
+		return 1
+	fi
+	before=$(lab_guest_ticks $G); before=${before%% *}
+	# the pipeline's status is python's: xl's own is kept in a file
+	lab_op sh -c "{ $*; echo \$? > $LAB_DIR/bench.rc; } 2>&1 | python3 -u $LAB_DIR/stamp.py"
+	total=$OP_MS
+	rc=$(cat "$LAB_DIR/bench.rc" 2>/dev/null || echo 1)
+	if [ "$rc" != 0 ]; then
+		lab_result "bench-$bn" FAIL "rc $rc: $(grep -aE 'error|fail' "$LAB_DIR/op.log" | tail -n 4 | tr '\n' ' ' | cut -c1-400)"
+		return 1
+	fi
+	grep -a 'xmig-save-helper: info: .*timing' "$LAB_DIR/op.log" | cut -c1-400 | while read -r l; do lab_log "bench-$bn: $l"; done
+	# the helpers' own steps from the suspend on (XMIG_HELPER_DEBUG=1)
+	sed -n '/asking libxl to suspend/,$p' "$LAB_DIR/op.log" | grep -a 'xmig-save-helper \[' | cut -c1-200 | while read -r l; do lab_log "bench-$bn: $l"; done
+	if ! lab_check_guest $G; then
+		lab_result "bench-$bn" FAIL "$LAB_WHY"
+		return 1
+	fi
+	set -- $(lab_downtime $G "$before")
+	ph=$(python3 "$LAB_DIR/phases.py" "$LAB_DIR/op.log")
+	lab_result "bench-$bn" PASS "total $total ms; $ph; guest mono ${1} ms ${5} ${7}; $LAB_CHECK"
+	lab_figure "bench-$bn" total_ms=$total downtime_ms=$1 boot_downtime_ms=${5#boot_ms=} stall_ms=${7#stall_ms=} $ph
+}
+
+if ! lab_guest_create $G pvh; then
+	lab_result bench-xl FAIL "create: $LAB_WHY"
+	return 0 2>/dev/null || exit 0
+fi
+D="XMIG_HELPER_DEBUG=1"
+bench_move xl xl -vvv migrate -s "''" $G "'xl -vvv migrate-receive'"
+bench_move xmig-send env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate -s "''" $G "'env -u LIBXL_SAVE_HELPER xl -vvv migrate-receive'"
+bench_move xmig-recv xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate-receive'"
+bench_move xmig-both env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate-receive'"
+K="XMIG_HELPER_KEEP_MAPS=0"
+bench_move xmig-both-unmap env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate-receive'"
+K="XMIG_HELPER_KEEP_MAPS=1"
+bench_move xmig-both-keep env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate-receive'"
+bench_move xl-again xl -vvv migrate -s "''" $G "'xl -vvv migrate-receive'"
+lab_guest_destroy $G
