@@ -198,6 +198,12 @@ main(int argc, char **argv)
 		 * for it, and neither does the helper.
 		 */
 		o.no_digest = 1;
+		/*
+		 * The new domain stays paused until it is complete, so its
+		 * p2m cannot change under a kept mapping: map each page once
+		 * (the unmapping happens at the end, after it runs).
+		 */
+		xen_set_keep_maps(1);
 		rc = recv_serve(argv[optind], &o);
 		xts_target_free(xt);
 		return rc == 0 ? 0 : 1;
