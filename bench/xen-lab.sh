@@ -7,8 +7,9 @@
 # 160 MB PVH guest, guest-work rewriting 64 MiB at 64 pages per 10 ms, is
 # moved by stock xl, then with LIBXL_SAVE_HELPER=xmig-save-helper on the
 # sending side, the receiving side and both, on both sides with
-# XMIG_HELPER_KEEP_MAPS=0 (xmig-both-unmap) and =1 (xmig-both-keep), then by
-# stock xl again; each
+# XMIG_HELPER_KEEP_MAPS=0 (xmig-both-unmap) and =1 (xmig-both-keep), by
+# migrate-send xen:NAME to migrate-receive --backend xen over tcp
+# (xmig-standalone: no xl in the path), then by stock xl again; each
 # move is checked (every stamped page verified).  Prints, per move:
 #
 #   total      ms of the whole `xl migrate` command
@@ -82,7 +83,7 @@ END {
 	printf "%-10s %7s %7s %6s %6s %6s %6s %6s %6s %6s %6s  %8s %10s\n",
 	    "move", "total", "toolstk", "susp", "copy", "rest", "hand", "unp",
 	    "mono", "boot", "stall", "total/xl", "toolstk/xl"
-	nw = split("xl xmig-send xmig-recv xmig-both xl-again", want, " ")
+	nw = split("xl xmig-send xmig-recv xmig-both xmig-standalone xl-again", want, " ")
 	for (nm in T) {
 		for (w = 1; w <= nw; w++) if (want[w] == nm) break
 		if (w > nw) want[++nw] = nm	# other moves last

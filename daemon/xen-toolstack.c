@@ -267,6 +267,7 @@ xts_source_suspend(void *arg)
 	struct xts_source *s = arg;
 	int lrc;
 
+	log_debug("asking libxl to suspend domain %u", s->domid);
 	lrc = libxl_domain_suspend_only(s->ctx, s->domid, NULL);
 	if (lrc != 0) {
 		char why[512];
@@ -683,6 +684,7 @@ xts_finish(void *arg, struct backend *b, char *msg, size_t msglen)
 		    "pages");
 		return rc;
 	}
+	log_debug("domain %u restored; libxl completes it", t->domid);
 	rc = xts_say(t, "DONE 0 %" PRIu64 " %" PRIu64 "\n", store, console);
 	t->told = 1;
 	if (rc != 0) {

@@ -6,6 +6,10 @@
 # Moves (each followed by lab_check_guest: same boot, ticking, every stamped
 # page verified, xenstore written from the new domid):
 #   bench-xl         stock helper on both sides
+#   bench-xmig-standalone  migrate-send xen:NAME to migrate-receive --backend
+#                    xen over tcp on dom0's loopback (its phases from the
+#                    two commands' -v lines: suspend, copy, the receiving
+#                    libxl's completion, GO, unpause)
 #   bench-xmig-send  LIBXL_SAVE_HELPER=xmig-save-helper on the sending side
 #   bench-xmig-recv  ... on the receiving side
 #   bench-xmig-both  ... on both sides
@@ -113,5 +117,67 @@ K="XMIG_HELPER_KEEP_MAPS=0"
 bench_move xmig-both-unmap env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate-receive'"
 K="XMIG_HELPER_KEEP_MAPS=1"
 bench_move xmig-both-keep env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate-receive'"
+# migrate-send xen:NAME / migrate-receive --backend xen (no xl in the path)
+cat > "$LAB_DIR/phases-sa.py" <<'PY'
+import re, sys
+marks = [("issued", r"asking libxl to suspend domain"),
+         ("suspended", r"suspended by libxl and renamed"),
+         ("restored", r"restored; libxl completes it"),
+         ("transfer", r"libxl completed domain"),
+         ("permission", r"GO received"),
+         ("started", r"runs here as domain")]
+t = {}
+for path in sys.argv[1:]:
+    for line in open(path, errors="replace"):
+        f = line.split(" ", 1)
+        if len(f) < 2:
+            continue
+        try:
+            ts = float(f[0])
+        except ValueError:
+            continue
+        for name, rx in marks:
+            if name not in t and re.search(rx, f[1]):
+                t[name] = ts
+def d(a, b):
+    return "%d" % round((t[b] - t[a]) * 1000) if a in t and b in t else "-1"
+print("suspend_ms=%s copy_ms=%s restore_ms=%s handshake_ms=%s unpause_ms=%s toolstack_ms=%s" % (
+    d("issued", "suspended"), d("suspended", "restored"), d("restored", "transfer"),
+    d("transfer", "permission"), d("permission", "started"), d("issued", "started")))
+PY
+bench_sa() {
+	bn=xmig-standalone
+	if [ "$(lab__domcount $G)" != 1 ]; then
+		lab_result "bench-$bn" FAIL "no single running $G before the move"
+		return 1
+	fi
+	ip link set lo up 2>/dev/null
+	before=$(lab_guest_ticks $G); before=${before%% *}
+	RL=$LAB_DIR/sa-recv.log; SL=$LAB_DIR/sa-send.log
+	( /xmig/bin/migrate-receive --backend xen --once -v tcp:127.0.0.1:0 2>&1; echo "rc=$?" ) | python3 -u $LAB_DIR/stamp.py > $RL &
+	i=0; port=
+	while [ $i -lt 300 ] && [ -z "$port" ]; do
+		port=$(sed -n 's/.*listening on tcp:[^ ]*:\([0-9][0-9]*\).*/\1/p' $RL | head -n 1)
+		[ -n "$port" ] || sleep 0.1
+		i=$((i + 1))
+	done
+	s=$(lab_now_ms)
+	( timeout 300 /xmig/bin/migrate-send -v xen:$G tcp:127.0.0.1:$port 2>&1; echo "rc=$?" ) | python3 -u $LAB_DIR/stamp.py > $SL
+	total=$(( $(lab_now_ms) - s ))
+	wait
+	if ! grep -q ' rc=0$' $SL || ! grep -q ' rc=0$' $RL; then
+		lab_result "bench-$bn" FAIL "$(grep -ahE 'error|rc=' $SL $RL | tail -n 4 | tr '\n' ' ' | cut -c1-400)"
+		return 1
+	fi
+	if ! lab_check_guest $G; then
+		lab_result "bench-$bn" FAIL "$LAB_WHY"
+		return 1
+	fi
+	set -- $(lab_downtime $G "$before")
+	ph=$(python3 "$LAB_DIR/phases-sa.py" $SL $RL)
+	lab_result "bench-$bn" PASS "total $total ms; $ph; guest mono ${1} ms ${5} ${7}; $LAB_CHECK"
+	lab_figure "bench-$bn" total_ms=$total downtime_ms=$1 boot_downtime_ms=${5#boot_ms=} stall_ms=${7#stall_ms=} $ph
+}
+bench_sa
 bench_move xl-again xl -vvv migrate -s "''" $G "'xl -vvv migrate-receive'"
 lab_guest_destroy $G
