@@ -1146,6 +1146,23 @@ recv_run_socket(struct receiver *rv, void *tls_ctx)
 
 /* ---- file and pipe source ------------------------------------------------ */
 
+/*
+ * A pipe or socket read without the event loop: wait for data up to
+ * --timeout.  0, or -1 after recv_fail (a regular file never waits).
+ */
+static int
+recv_wait_data(struct receiver *rv)
+{
+	struct pollfd pfd = { .fd = rv->fd, .events = POLLIN };
+
+	if (xport_is_regular(rv->fd) ||
+	    poll(&pfd, 1, (int)(RECV_TIMEOUT(rv) * 1000)) != 0)
+		return 0;
+	recv_fail(rv, -ETIMEDOUT, "the sender stopped sending: no data for "
+	    "%.0f s (--timeout); nothing of it is kept", RECV_TIMEOUT(rv));
+	return -1;
+}
+
 static int
 recv_run_fd(struct receiver *rv)
 {
@@ -1165,17 +1182,8 @@ recv_run_fd(struct receiver *rv)
 				    "is discarded", RECV_TIMEOUT(rv));
 				break;
 			}
-		} else if (!xport_is_regular(rv->fd)) {
-			struct pollfd pfd = { .fd = rv->fd, .events = POLLIN };
-
-			if (poll(&pfd, 1, (int)(RECV_TIMEOUT(rv) * 1000)) ==
-			    0) {
-				recv_fail(rv, -ETIMEDOUT, "the sender stopped "
-				    "sending: no data for %.0f s (--timeout); "
-				    "nothing of it is kept", RECV_TIMEOUT(rv));
-				break;
-			}
-		}
+		} else if (recv_wait_data(rv) != 0)
+			break;
 		n = read(rv->fd, buf, RECV_READ_CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -1227,17 +1235,8 @@ recv_read_full(struct receiver *rv, uint8_t *buf, size_t n)
 	ssize_t r;
 
 	while (got < n) {
-		if (!xport_is_regular(rv->fd)) {
-			struct pollfd pfd = { .fd = rv->fd, .events = POLLIN };
-
-			if (poll(&pfd, 1, (int)(RECV_TIMEOUT(rv) * 1000)) ==
-			    0) {
-				recv_fail(rv, -ETIMEDOUT, "the sender stopped "
-				    "sending: no data for %.0f s (--timeout); "
-				    "nothing of it is kept", RECV_TIMEOUT(rv));
-				return -1;
-			}
-		}
+		if (recv_wait_data(rv) != 0)
+			return -1;
 		r = read(rv->fd, buf + got, n - got);
 		if (r < 0 && errno == EINTR)
 			continue;

@@ -51,24 +51,34 @@ for l in iter(sys.stdin.readline, ''):
 PY
 cat > "$LAB_DIR/phases.py" <<'PY'
 import re, sys
-marks = [("issued", r"issuing PVH/HVM suspend request"),
-         ("suspended", r"guest has suspended"),
-         ("restored", r"Restore successful|xmig-save-helper: info: domain \d+ restored"),
-         ("transfer", r"migration target: Transfer complete"),
-         ("permission", r"migration target: Got permission"),
-         ("started", r"migration target: Domain started")]
+# phases.py xl|sa LOG...: the marks of xl's -vvv lines, or of
+# migrate-send / migrate-receive -v (sa: the standalone commands)
+xl = [("issued", r"issuing PVH/HVM suspend request"),
+      ("suspended", r"guest has suspended"),
+      ("restored", r"Restore successful|xmig-save-helper: info: domain \d+ restored"),
+      ("transfer", r"migration target: Transfer complete"),
+      ("permission", r"migration target: Got permission"),
+      ("started", r"migration target: Domain started")]
+sa = [("issued", r"asking libxl to suspend domain"),
+      ("suspended", r"suspended by libxl and renamed"),
+      ("restored", r"restored; libxl completes it"),
+      ("transfer", r"libxl completed domain"),
+      ("permission", r"GO received"),
+      ("started", r"runs here as domain")]
+marks = sa if sys.argv[1] == "sa" else xl
 t = {}
-for line in open(sys.argv[1], errors="replace"):
-    f = line.split(" ", 1)
-    if len(f) < 2:
-        continue
-    try:
-        ts = float(f[0])
-    except ValueError:
-        continue
-    for name, rx in marks:
-        if name not in t and re.search(rx, f[1]):
-            t[name] = ts
+for path in sys.argv[2:]:
+    for line in open(path, errors="replace"):
+        f = line.split(" ", 1)
+        if len(f) < 2:
+            continue
+        try:
+            ts = float(f[0])
+        except ValueError:
+            continue
+        for name, rx in marks:
+            if name not in t and re.search(rx, f[1]):
+                t[name] = ts
 def d(a, b):
     return "%d" % round((t[b] - t[a]) * 1000) if a in t and b in t else "-1"
 print("suspend_ms=%s copy_ms=%s restore_ms=%s handshake_ms=%s unpause_ms=%s toolstack_ms=%s" % (
@@ -99,7 +109,7 @@ bench_move() {
 		return 1
 	fi
 	set -- $(lab_downtime $G "$before")
-	ph=$(python3 "$LAB_DIR/phases.py" "$LAB_DIR/op.log")
+	ph=$(python3 "$LAB_DIR/phases.py" xl "$LAB_DIR/op.log")
 	lab_result "bench-$bn" PASS "total $total ms; $ph; guest mono ${1} ms ${5} ${7}; $LAB_CHECK"
 	lab_figure "bench-$bn" total_ms=$total downtime_ms=$1 boot_downtime_ms=${5#boot_ms=} stall_ms=${7#stall_ms=} $ph
 }
@@ -118,33 +128,6 @@ bench_move xmig-both-unmap env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate -s "''
 K="XMIG_HELPER_KEEP_MAPS=1"
 bench_move xmig-both-keep env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate-receive'"
 # migrate-send xen:NAME / migrate-receive --backend xen (no xl in the path)
-cat > "$LAB_DIR/phases-sa.py" <<'PY'
-import re, sys
-marks = [("issued", r"asking libxl to suspend domain"),
-         ("suspended", r"suspended by libxl and renamed"),
-         ("restored", r"restored; libxl completes it"),
-         ("transfer", r"libxl completed domain"),
-         ("permission", r"GO received"),
-         ("started", r"runs here as domain")]
-t = {}
-for path in sys.argv[1:]:
-    for line in open(path, errors="replace"):
-        f = line.split(" ", 1)
-        if len(f) < 2:
-            continue
-        try:
-            ts = float(f[0])
-        except ValueError:
-            continue
-        for name, rx in marks:
-            if name not in t and re.search(rx, f[1]):
-                t[name] = ts
-def d(a, b):
-    return "%d" % round((t[b] - t[a]) * 1000) if a in t and b in t else "-1"
-print("suspend_ms=%s copy_ms=%s restore_ms=%s handshake_ms=%s unpause_ms=%s toolstack_ms=%s" % (
-    d("issued", "suspended"), d("suspended", "restored"), d("restored", "transfer"),
-    d("transfer", "permission"), d("permission", "started"), d("issued", "started")))
-PY
 bench_sa() {
 	bn=xmig-standalone
 	if [ "$(lab__domcount $G)" != 1 ]; then
@@ -174,7 +157,7 @@ bench_sa() {
 		return 1
 	fi
 	set -- $(lab_downtime $G "$before")
-	ph=$(python3 "$LAB_DIR/phases-sa.py" $SL $RL)
+	ph=$(python3 "$LAB_DIR/phases.py" sa $SL $RL)
 	lab_result "bench-$bn" PASS "total $total ms; $ph; guest mono ${1} ms ${5} ${7}; $LAB_CHECK"
 	lab_figure "bench-$bn" total_ms=$total downtime_ms=$1 boot_downtime_ms=${5#boot_ms=} stall_ms=${7#stall_ms=} $ph
 }
