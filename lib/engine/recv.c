@@ -1598,6 +1598,21 @@ recv_serve(const char *source, const struct recv_opts *o)
 			    strerror(errno));
 			break;
 		}
+		if (o->once && o->toolstack != NULL && tls_ctx == NULL) {
+			/*
+			 * A target with a toolstack (a real Xen domain):
+			 * read the socket as a pipe is read, into one flat
+			 * buffer fed to the parser (recv_run_fd), with the
+			 * back-channel on the same socket.  In the Xen lab
+			 * (emulated dom0) this took a 160 MB guest's live
+			 * migration from 57-60 s to 25 s: the bufferevent
+			 * path's chains, pullups and small callbacks cost
+			 * more than the copy into the guest.
+			 */
+			rc = recv_one(o, fd, 0, fd, NULL, rout, NULL, 0);
+			close(fd);
+			break;
+		}
 		if (o->once) {
 			rc = recv_one(o, fd, 1, -1, tls_ctx, rout, NULL, 0);
 			break;
