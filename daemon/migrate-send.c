@@ -329,10 +329,13 @@ main(int argc, char **argv)
 		/* Handed over (or saved): the source copy goes away. */
 		b->ops->destroy(b);
 	}
+	/*
+	 * -EINPROGRESS: unconfirmed, the source stays paused.  A Xen
+	 * source's log-dirty goes off here, before libxl acts on it.
+	 */
+	b->ops->close(b);
 #ifdef HAVE_XEN
 	if (xs != NULL) {
-		b->ops->close(b);	/* log-dirty off before libxl acts */
-		b = NULL;
 		if (xts_source_finish(xs, rc == 0 ? 0 : rc == -EINPROGRESS ?
 		    1 : -1, xerr, sizeof(xerr)) != 0) {
 			log_err("%s", xerr);
@@ -341,13 +344,6 @@ main(int argc, char **argv)
 		}
 		xts_source_free(xs);
 	}
-	if (b == NULL)
-		goto closed;
-#endif
-	/* -EINPROGRESS: unconfirmed, the source stays paused. */
-	b->ops->close(b);
-#ifdef HAVE_XEN
-closed:
 #endif
 	if (report)
 		report_print_json(&r, strcmp(dest, "-") == 0 ? stderr :

@@ -1676,6 +1676,35 @@ tmp_create(const char *path)
 	return fd;
 }
 
+/*
+ * Finish the temporary file of tmp_create: with rc 0 (the writing
+ * succeeded) fsync, close and rename it to path; otherwise, or if any of
+ * that fails, close and remove it.  Returns 0 or -1 (said on stderr).
+ */
+static int
+tmp_commit(int fd, const char *path, int rc)
+{
+	if (rc == 0 && fsync(fd) == -1 && errno != EINVAL) {
+		log_err("%s: fsync: %s", path, strerror(errno));
+		rc = -1;
+	}
+	if (close(fd) == -1 && rc == 0) {
+		log_err("%s: close: %s", path, strerror(errno));
+		rc = -1;
+	}
+	if (rc == 0 && rename(tmp_path, path) == -1) {
+		log_err("%s: rename from %s: %s", path, tmp_path,
+		    strerror(errno));
+		rc = -1;
+	}
+	if (rc != 0) {
+		unlink(tmp_path);
+		log_err("%s: not written", path);
+	}
+	tmp_live = 0;
+	return rc;
+}
+
 static int
 cmd_convert(int argc, char **argv)
 {
@@ -1764,26 +1793,8 @@ cmd_convert(int argc, char **argv)
 	free(cc.ib.p);
 	free(cc.entries);
 
-	if (!to_stdout) {
-		if (rc == 0 && fsync(cc.fd) == -1 && errno != EINVAL) {
-			log_err("%s: fsync: %s", out, strerror(errno));
-			rc = -1;
-		}
-		if (close(cc.fd) == -1 && rc == 0) {
-			log_err("%s: close: %s", out, strerror(errno));
-			rc = -1;
-		}
-		if (rc == 0 && rename(tmp_path, out) == -1) {
-			log_err("%s: rename from %s: %s", out, tmp_path,
-			    strerror(errno));
-			rc = -1;
-		}
-		if (rc != 0) {
-			unlink(tmp_path);
-			log_err("%s: not written", out);
-		}
-		tmp_live = 0;
-	}
+	if (!to_stdout)
+		rc = tmp_commit(cc.fd, out, rc);
 	if (rc != 0)
 		return EXIT_INVALID;
 
@@ -2254,26 +2265,8 @@ cmd_libxc(int argc, char **argv)
 	run.libxc_name = to_stdout ? "standard output" : out;
 	rc = image_parse(&run);
 
-	if (!to_stdout) {
-		if (rc == 0 && fsync(fd) == -1 && errno != EINVAL) {
-			log_err("%s: fsync: %s", out, strerror(errno));
-			rc = -1;
-		}
-		if (close(fd) == -1 && rc == 0) {
-			log_err("%s: close: %s", out, strerror(errno));
-			rc = -1;
-		}
-		if (rc == 0 && rename(tmp_path, out) == -1) {
-			log_err("%s: rename from %s: %s", out, tmp_path,
-			    strerror(errno));
-			rc = -1;
-		}
-		if (rc != 0) {
-			unlink(tmp_path);
-			log_err("%s: not written", out);
-		}
-		tmp_live = 0;
-	}
+	if (!to_stdout)
+		rc = tmp_commit(fd, out, rc);
 	if (rc != 0)
 		return EXIT_INVALID;
 	log_info("%s: libxc stream at offset %" PRIu64 " (%" PRIu64 " octets) "
