@@ -43,6 +43,18 @@ sa_kill() {
 		lab_result "$_name" FAIL "never saw the copy under way: $(sa_tail "$W/$_name.send.log")"
 		return 1
 	fi
+	# the half-built target must exist, or nothing is tested by its absence
+	# (libxl builds it while the first pages are already on their way)
+	_i=0
+	while [ $_i -lt 600 ] && [ "$(lab__domcount $G--incoming)" != 1 ]; do
+		kill -0 $_spid 2>/dev/null || break
+		sleep 0.1; _i=$((_i + 1))
+	done
+	if [ "$(lab__domcount $G--incoming)" != 1 ]; then
+		kill -9 $_spid $SA_RPID 2>/dev/null
+		lab_result "$_name" FAIL "no $G--incoming while the copy ran"
+		return 1
+	fi
 	if [ "$_who" = send ]; then
 		kill -9 $_spid
 		sa_wait $SA_RPID 60
