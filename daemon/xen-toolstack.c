@@ -374,7 +374,8 @@ struct xts_target {
 	int			 thr_started;
 	int			 thr_rc;	/* libxl's */
 	uint32_t		 domid;
-	int			 told;		/* DONE or FAIL sent */
+	int			 told;		/* DONE, EARLY or FAIL sent */
+	int			 early;		/* EARLY sent: libxl finishes now */
 };
 
 /*
@@ -666,6 +667,43 @@ xts_create(void *arg, const struct domain_info *info, char *spec,
 	return 0;
 }
 
+/*
+ * XMIG_EARLY_PARAMS came (SPEC 12.5): the store and console pages are set
+ * up, so libxl can finish the domain (xenstore, console, devices) while
+ * the memory comes.  The helper leaves a watchdog on our connection that
+ * destroys the domain if this process dies before saying STARTED or GONE
+ * (SPEC 17.2).
+ */
+static int
+xts_prepared(void *arg, struct backend *b, char *msg, size_t msglen)
+{
+	struct xts_target *t = arg;
+	uint64_t store = 0, console = 0;
+	int rc;
+
+	(void)b;
+	if (t->state != XT_CREATING || t->hfd < 0 || t->told) {
+		snprintf(msg, msglen, "no domain being created");
+		return -EPROTO;
+	}
+	if ((rc = xen_restore_results(&store, &console)) != 0) {
+		snprintf(msg, msglen, "the early state gave no store/console "
+		    "pages");
+		return rc;
+	}
+	rc = xts_say(t, "EARLY 0 %" PRIu64 " %" PRIu64 "\n", store, console);
+	t->told = 1;
+	if (rc != 0) {
+		snprintf(msg, msglen, "cannot reach the save helper: %s",
+		    strerror(-rc));
+		return rc;
+	}
+	t->early = 1;
+	log_debug("domain %u's store and console are set up; libxl completes "
+	    "it while the memory comes", t->domid);
+	return 0;
+}
+
 static int
 xts_finish(void *arg, struct backend *b, char *msg, size_t msglen)
 {
@@ -678,6 +716,20 @@ xts_finish(void *arg, struct backend *b, char *msg, size_t msglen)
 	if (t->state != XT_CREATING || t->hfd < 0) {
 		snprintf(msg, msglen, "no domain being created");
 		return -EPROTO;
+	}
+	if (t->early) {
+		log_debug("domain %u restored; waiting for libxl", t->domid);
+		lrc = xts_join(t);
+		t->state = XT_DONE;
+		if (lrc != 0) {
+			snprintf(msg, msglen, "%s", xts_log_last(&t->log,
+			    "libxl could not complete the domain", why,
+			    sizeof(why)));
+			return xts_errno(lrc);
+		}
+		log_debug("libxl completed domain %u (%s), paused", t->domid,
+		    t->incoming);
+		return 0;
 	}
 	if ((rc = xen_restore_results(&store, &console)) != 0) {
 		snprintf(msg, msglen, "the restore gave no store/console "
@@ -715,12 +767,12 @@ xts_start(void *arg, char *msg, size_t msglen)
 		snprintf(msg, msglen, "the domain is not complete");
 		return -EPROTO;
 	}
-	lrc = libxl_domain_rename(t->ctx, t->domid, t->incoming, t->name);
-	if (lrc != 0) {
-		snprintf(msg, msglen, "%s", xts_log_last(&t->log, "cannot "
-		    "rename the new domain", why, sizeof(why)));
-		return xts_errno(lrc);
-	}
+	/*
+	 * Unpause first: the guest's downtime ends here, and the rename
+	 * (a xenstore transaction after a scan of every domain's name) can
+	 * follow.  Once the guest runs this cannot fail any more: the source
+	 * must not be resumed beside it, so a failed rename is only said.
+	 */
 	lrc = libxl_domain_unpause(t->ctx, t->domid, NULL);
 	if (lrc != 0) {
 		snprintf(msg, msglen, "%s", xts_log_last(&t->log, "cannot "
@@ -728,6 +780,17 @@ xts_start(void *arg, char *msg, size_t msglen)
 		return xts_errno(lrc);
 	}
 	t->state = XT_STARTED;
+	log_debug("domain %u (%s) unpaused", t->domid, t->incoming);
+	lrc = libxl_domain_rename(t->ctx, t->domid, t->incoming, t->name);
+	if (lrc != 0)
+		log_err("domain %u runs, but as %s: %s", t->domid, t->incoming,
+		    xts_log_last(&t->log, "cannot rename it", why,
+		    sizeof(why)));
+	if (t->early && t->hfd >= 0) {	/* the helper's watchdog goes */
+		xts_say(t, "STARTED\n");
+		close(t->hfd);
+		t->hfd = -1;
+	}
 	log_info("domain %s runs here as domain %u", t->name, t->domid);
 	return 0;
 }
@@ -751,18 +814,21 @@ xts_abort(void *arg)
 		t->told = 1;
 	}
 	lrc = xts_join(t);
-	if (t->hfd >= 0) {
-		close(t->hfd);
-		t->hfd = -1;
-	}
 	if (lrc == 0 && t->domid != (uint32_t)INVALID_DOMID && t->state >= XT_CREATING) {
 		/* libxl finished the domain: it goes. */
 		if (libxl_domain_destroy(t->ctx, t->domid, NULL) != 0)
 			log_err("cannot destroy the half-migrated domain %u "
 			    "(%s)", t->domid, t->incoming);
-		else
+		else {
 			log_info("half-migrated domain %u (%s) destroyed",
 			    t->domid, t->incoming);
+			if (t->early && t->hfd >= 0)
+				xts_say(t, "GONE\n");	/* watchdog */
+		}
+	}
+	if (t->hfd >= 0) {
+		close(t->hfd);
+		t->hfd = -1;
 	}
 	t->state = XT_NONE;
 }
@@ -791,6 +857,7 @@ xts_target_new(const char *helper, int verbose, struct xts_target **out,
 	ts->config = xts_config;
 	ts->create = xts_create;
 	ts->finish = xts_finish;
+	ts->prepared = xts_prepared;
 	ts->start = xts_start;
 	ts->abort = xts_abort;
 	*out = t;

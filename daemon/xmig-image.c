@@ -1172,6 +1172,7 @@ dump_body(struct line *l, const struct xp_stream *st,
 		}
 		break;
 	case REC_HVM_PARAMS:
+	case REC_XMIG_EARLY_PARAMS:
 		if (len >= 8)
 			line_u64(l, "params", xp_get32(be, b));
 		break;

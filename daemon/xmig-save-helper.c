@@ -763,6 +763,92 @@ delegate_orphan(uint32_t domid)
 		    domid);
 }
 
+/*
+ * Non-zero if domain domid still carries a name ending in "--incoming"
+ * (xl domname): a domain migrate-receive has not started yet.
+ */
+static int
+delegate_unstarted(uint32_t domid)
+{
+	char id[16], name[256];
+	const char *suf = "--incoming";
+	size_t n = 0, sl = strlen(suf);
+	ssize_t r;
+	int p[2], st;
+	pid_t pid;
+
+	snprintf(id, sizeof(id), "%u", domid);
+	if (pipe(p) != 0)
+		return 0;
+	pid = fork();
+	if (pid == 0) {
+		dup2(p[1], STDOUT_FILENO);
+		close(p[0]);
+		close(p[1]);
+		execlp("xl", "xl", "domname", id, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	while (pid > 0 && n + 1 < sizeof(name) &&
+	    (r = read(p[0], name + n, sizeof(name) - 1 - n)) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			break;
+		n += (size_t)r;
+	}
+	close(p[0]);
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+	    WEXITSTATUS(st) != 0)
+		return 0;
+	while (n > 0 && (name[n - 1] == '\n' || name[n - 1] == ' '))
+		n--;
+	name[n] = '\0';
+	return n > sl && strcmp(name + n - sl, suf) == 0;
+}
+
+/*
+ * EARLY (SPEC 17.2): libxl finishes the domain now, so this helper must
+ * exit now, and nobody would be left to destroy the domain if
+ * migrate-receive died before starting it.  A child stays behind on the
+ * connection, out of libxl's way (its own session, libxl's pipes closed):
+ * STARTED or GONE end it quietly; the connection closing without either
+ * means migrate-receive died, and a domain still named NAME--incoming is
+ * destroyed.  Returns in the parent; never in the child.
+ */
+static void
+delegate_watchdog(int fd, uint32_t domid)
+{
+	char line[64];
+	pid_t pid;
+	int i, nfd;
+
+	if ((pid = fork()) != 0) {
+		if (pid < 0)
+			helper_log(HL_ERROR, errno, "no watchdog for domain %u: "
+			    "if migrate-receive dies it is left", domid);
+		return;
+	}
+	setsid();
+	nfd = open("/dev/null", O_RDWR);
+	for (i = 0; i < 1024; i++)
+		if (i != fd && i != STDERR_FILENO && i != nfd)
+			close(i);
+	if (nfd >= 0) {
+		dup2(nfd, STDIN_FILENO);
+		dup2(nfd, STDOUT_FILENO);
+	}
+	for (;;) {
+		if (delegate_line(fd, line, sizeof(line)) != 0)
+			break;
+		if (strcmp(line, "STARTED") == 0 || strcmp(line, "GONE") == 0)
+			_exit(0);
+	}
+	if (delegate_unstarted(domid))
+		delegate_orphan(domid);
+	_exit(0);
+}
+
 static void __attribute__((noreturn))
 do_delegate(const char *name, uint32_t domid, uint32_t sport, uint32_t sdom,
     uint32_t cport, uint32_t cdom)
@@ -822,7 +908,10 @@ do_delegate(const char *name, uint32_t domid, uint32_t sport, uint32_t sdom,
 				helper_complete(-1, EPIPE);
 			continue;
 		}
-		if (sscanf(line, "DONE 0 %lu %lu", &store, &console) == 2) {
+		if (sscanf(line, "EARLY 0 %lu %lu", &store, &console) == 2 ||
+		    sscanf(line, "DONE 0 %lu %lu", &store, &console) == 2) {
+			if (line[0] == 'E')
+				delegate_watchdog(fd, domid);
 			if (cbflags & (1u << HM_RESTORE_RESULTS)) {
 				hmsg_start(&m, HM_RESTORE_RESULTS);
 				hmsg_ulong(&m, store);

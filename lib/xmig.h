@@ -272,7 +272,8 @@ int	send_domain(struct backend *b, const char *dest, const struct send_opts *o,
  * the empty domain the backend fills, then completes, starts or destroys
  * it.  The engine calls these from its own thread, in this order: config
  * (XMIG_DOMAIN_CONFIG; before the REPLY on a back-channel, so it must be
- * quick), create (when the first record needs the domain), finish (after
+ * quick), create (when the first record needs the domain), prepared (when
+ * it has one, after XMIG_EARLY_PARAMS, SPEC 12.5), finish (after
  * the backend's complete(), before RESTORED), start (on GO, or at the end
  * of a one-way stream), abort (on any failure before start, whatever was
  * done).  Each returns 0 or a negative errno with a one-line reason in
@@ -289,6 +290,14 @@ struct recv_toolstack {
 		    size_t msglen);
 	int	(*start)(void *arg, char *msg, size_t msglen);
 	void	(*abort)(void *arg);
+	/*
+	 * Optional: the backend took XMIG_EARLY_PARAMS (SPEC 12.5), so the
+	 * toolstack may finish the domain now, in the background, while
+	 * its memory comes; finish then only waits for that.  It must not
+	 * block for long (the stream waits).
+	 */
+	int	(*prepared)(void *arg, struct backend *b, char *msg,
+		    size_t msglen);
 };
 
 struct recv_opts {

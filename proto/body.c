@@ -327,6 +327,36 @@ body_check_tsc_info(struct xp_check *ck, const uint8_t *b, uint32_t len)
 	return 0;
 }
 
+/*
+ * XMIG_EARLY_PARAMS (SPEC 12.5): HVM_PARAMS' layout, 1 or 2 entries, the
+ * store and console pfns only, each at most once.
+ */
+int
+body_check_early_params(struct xp_check *ck, const uint8_t *b, uint32_t len)
+{
+	int		be = ck->st->big_endian;
+	uint32_t	count, i;
+	uint64_t	idx, seen = 0;
+	int		rc;
+
+	if ((rc = body_check_hvm_params(ck, b, len)) != 0)
+		return rc;
+	count = xp_get32(be, b);
+	for (i = 0; i < count; i++) {
+		idx = xp_get64(be, b + 8 + 16 * (size_t)i);
+		if (idx != WIRE_HVM_PARAM_STORE_PFN &&
+		    idx != WIRE_HVM_PARAM_CONSOLE_PFN)
+			return record_why(ck, -XP_EBODY, "entry %u: param %llu "
+			    "is not the store (1) or console (17) pfn", i,
+			    (unsigned long long)idx);
+		if (seen & (1ULL << idx))
+			return record_why(ck, -XP_EBODY, "entry %u: param %llu "
+			    "a second time", i, (unsigned long long)idx);
+		seen |= 1ULL << idx;
+	}
+	return 0;
+}
+
 /* u32 count, u32 reserved, count x { u64 index, u64 value }. */
 int
 body_check_hvm_params(struct xp_check *ck, const uint8_t *b, uint32_t len)
@@ -883,6 +913,7 @@ body_reorder_opt(uint32_t type, uint16_t options, const uint8_t *in,
 			return -XP_EBODY;
 		break;
 	case REC_HVM_PARAMS:
+	case REC_XMIG_EARLY_PARAMS:
 		if (len < 8)
 			return -XP_EBODY;
 		count = xp_get32(from_be, in);
@@ -945,6 +976,7 @@ body_reorder_opt(uint32_t type, uint16_t options, const uint8_t *in,
 		body_re32(out + 16, 2, from_be, to_be);
 		break;
 	case REC_HVM_PARAMS:
+	case REC_XMIG_EARLY_PARAMS:
 		body_re32(out, 2, from_be, to_be);
 		body_re64(out + 8, count * 2, from_be, to_be);
 		break;

@@ -109,6 +109,7 @@ int	body_check_vcpu_xsave(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_vcpu_msrs(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_tsc_info(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_hvm_params(struct xp_check *, const uint8_t *, uint32_t);
+int	body_check_early_params(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_cpuid_policy(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_msr_policy(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_dirty_pfns(struct xp_check *, const uint8_t *, uint32_t);

@@ -195,6 +195,15 @@ static const struct record_type record_ext[] = {
 		.check = body_check_config,
 	},
 	{
+		.type = REC_XMIG_EARLY_PARAMS,
+		.name = "XMIG_EARLY_PARAMS",
+		.min_len = 8 + 16,
+		.max_len = 8 + 16 * WIRE_EARLY_PARAMS_MAX,
+		.doms = REC_DOM_HVM | REC_DOM_PVH,
+		.flags = REC_F_NEEDS_SDE,
+		.check = body_check_early_params,
+	},
+	{
 		.type = REC_XMIG_HANDOVER,
 		.name = "XMIG_HANDOVER",
 		.min_len = WIRE_HANDOVER_SIZE, .max_len = WIRE_HANDOVER_SIZE,

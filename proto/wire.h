@@ -80,6 +80,7 @@ enum wire_rec_type {
 #define REC_XMIG_ZERO_PAGES	0x80000002u	/* forward, like PAGE_DATA */
 #define REC_XMIG_HANDOVER	0x80000003u	/* forward control, after END */
 #define REC_XMIG_DOMAIN_CONFIG	0x80000004u	/* forward, before static data */
+#define REC_XMIG_EARLY_PARAMS	0x80000005u	/* forward, after STATIC_DATA_END */
 #define REC_XMIG_REPLY		0x80000011u	/* back-channel */
 #define REC_XMIG_ACK		0x80000012u	/* back-channel */
 #define REC_XMIG_ERROR		0x80000013u	/* back-channel, last */
@@ -114,6 +115,11 @@ enum wire_rec_type {
 #define WIRE_CONFIG_HDR_SIZE	8u
 #define WIRE_CONFIG_TEXT_MAX	(1u << 20)
 #define XMIG_CONFIG_LIBXL_JSON	1u	/* libxl_domain_config_to_json() */
+
+/* XMIG_EARLY_PARAMS: HVM_PARAMS' layout, these indices only (SPEC 12.5). */
+#define WIRE_EARLY_PARAMS_MAX	2u
+#define WIRE_HVM_PARAM_STORE_PFN	1u	/* Xen's HVM_PARAM_STORE_PFN */
+#define WIRE_HVM_PARAM_CONSOLE_PFN	17u	/* Xen's HVM_PARAM_CONSOLE_PFN */
 
 /* XMIG_REPLY result. */
 #define XMIG_REPLY_OK		0u	/* compatible */

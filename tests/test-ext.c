@@ -428,6 +428,7 @@ test_registry(void)
 		{ REC_XMIG_ZERO_PAGES, "XMIG_ZERO_PAGES" },
 		{ REC_XMIG_HANDOVER, "XMIG_HANDOVER" },
 		{ REC_XMIG_DOMAIN_CONFIG, "XMIG_DOMAIN_CONFIG" },
+		{ REC_XMIG_EARLY_PARAMS, "XMIG_EARLY_PARAMS" },
 		{ REC_XMIG_REPLY, "XMIG_REPLY" },
 		{ REC_XMIG_ACK, "XMIG_ACK" },
 		{ REC_XMIG_ERROR, "XMIG_ERROR" },
@@ -444,7 +445,7 @@ test_registry(void)
 		CHECK(names[i].type & WIRE_REC_OPTIONAL, "%s optional",
 		    names[i].name);
 	}
-	CHECK(!record_type_known(0x80000005u) &&
+	CHECK(!record_type_known(0x80000006u) &&
 	    !record_type_known(0x80000010u) &&
 	    !record_type_known(0x80000016u), "gaps unknown");
 	CHECK(WIRE_REC_OPT_KNOWN == 0x0003, "known options");
@@ -1893,7 +1894,8 @@ test_control_records(void)
 			{ REC_XMIG_DIGESTS, XP_EORDER },
 			{ REC_END, XP_EORDER },
 			{ REC_XMIG_DOMAIN_CONFIG, XP_EORDER },
-			{ 0x80000005u, XP_ETYPE },
+			{ REC_XMIG_EARLY_PARAMS, XP_EORDER },
+			{ 0x80000006u, XP_ETYPE },
 		};
 
 		for (k = 0; k < sizeof back_bad / sizeof back_bad[0]; k++) {
@@ -1914,7 +1916,7 @@ test_control_records(void)
 			    WIRE_REC_OPT_CHECKSUM, 0);
 			fcreject("wrong type after END", &c, fwd_bad[k].code,
 			    "%s%s", cwhere(&c, 0), fwd_bad[k].code ==
-			    XP_ETYPE ? "record type 0x80000005 is not valid on "
+			    XP_ETYPE ? "record type 0x80000006 is not valid on "
 			    "the control channel after END" : "not valid on the control channel "
 			    "after END (it carries XMIG_HANDOVER)");
 			buf_free(&c.b);
@@ -2442,12 +2444,123 @@ test_config(void)
 	img_free(&im);
 }
 
+/* XMIG_EARLY_PARAMS (SPEC 12.5): where it may stand, its body. */
+static void
+early_body(uint8_t *b, int be, uint32_t count, const uint64_t *kv)
+{
+	uint32_t	i;
+
+	memset(b, 0, 8 + 16 * (size_t)count);
+	xp_put32(be, b, count);
+	for (i = 0; i < 2 * count; i++)
+		xp_put64(be, b + 8 + 8 * (size_t)i, kv[i]);
+}
+
+static void
+early_reject(const char *what, uint32_t count, const uint64_t *kv,
+    uint32_t len, uint32_t reserved, const char *msg)
+{
+	struct img	im;
+	uint8_t		b[8 + 16 * 4];
+
+	early_body(b, 0, count, kv);
+	xp_put32(0, b + 4, reserved);
+	img_begin(&im, XP_DRAFTB, 0, WIRE_DOM_X86_HVM);
+	img_static(&im);
+	img_put(&im, REC_XMIG_EARLY_PARAMS, b, len);
+	img_put_empty(&im, REC_END);
+	reject(what, &im, XP_EBODY, "%s%s", where(&im, 2), msg);
+	img_free(&im);
+}
+
+static void
+test_early_params(void)
+{
+	static const uint64_t	 both[] = { 1, 0xfeffc, 17, 0xfefff };
+	static const uint64_t	 bad[] = { 2, 0x1000 };
+	static const uint64_t	 twice[] = { 1, 0x1000, 1, 0x2000 };
+	struct img		 im;
+	struct collect		 col;
+	struct xp_error		 e;
+	uint8_t			 b[8 + 16 * 4], x[8 + 16 * 4];
+	int			 be, d, rv;
+
+	for (d = 0; d < 2; d++) {
+		for (be = 0; be < (d ? 1 : 2); be++) {
+			img_begin(&im, d ? XP_XEN : XP_DRAFTB, be,
+			    WIRE_DOM_X86_HVM);
+			img_static(&im);
+			early_body(b, be, 2, both);
+			img_put(&im, REC_XMIG_EARLY_PARAMS, b, 40);
+			img_put_empty(&im, REC_END);
+			accept("EARLY_PARAMS after STATIC_DATA_END", &im);
+			memset(&col, 0, sizeof col);
+			rv = run_k(K_STREAM, im.b.data, im.b.len, CHUNK_WHOLE,
+			    NULL, &col, &e);
+			CHECK(rv == 0 && col.n >= 3 && col.v[2].known &&
+			    col.v[2].type == REC_XMIG_EARLY_PARAMS,
+			    "early params yielded (dialect %d, be %d)", d, be);
+			if (rv == 0 && col.n >= 3)
+				CHECK(body_reorder(REC_XMIG_EARLY_PARAMS,
+				    col.v[2].body, 40, be, 0, x) == 0 &&
+				    xp_get32(0, x) == 2 &&
+				    xp_get64(0, x + 8) == 1 &&
+				    xp_get64(0, x + 16) == 0xfeffc &&
+				    xp_get64(0, x + 24) == 17 &&
+				    xp_get64(0, x + 32) == 0xfefff,
+				    "early params to little-endian (be %d)",
+				    be);
+			collect_free(&col);
+			img_free(&im);
+		}
+	}
+	/* PVH too; one entry is enough. */
+	img_begin(&im, XP_DRAFTB, 0, WIRE_DOM_X86_PVH);
+	img_static(&im);
+	early_body(b, 0, 1, both + 2);
+	img_put(&im, REC_XMIG_EARLY_PARAMS, b, 24);
+	img_put_empty(&im, REC_END);
+	accept("EARLY_PARAMS in a PVH stream", &im);
+	img_free(&im);
+
+	/* Not before STATIC_DATA_END, not in a PV stream. */
+	img_begin(&im, XP_DRAFTB, 0, WIRE_DOM_X86_HVM);
+	early_body(b, 0, 2, both);
+	img_put(&im, REC_XMIG_EARLY_PARAMS, b, 40);
+	img_static(&im);
+	img_put_empty(&im, REC_END);
+	reject("EARLY_PARAMS before STATIC_DATA_END", &im, XP_EORDER,
+	    "%sno STATIC_DATA_END seen", where(&im, 0));
+	img_free(&im);
+	img_begin(&im, XP_DRAFTB, 0, WIRE_DOM_X86_PV);
+	img_static(&im);
+	img_put(&im, REC_XMIG_EARLY_PARAMS, b, 40);
+	img_put_empty(&im, REC_END);
+	reject("EARLY_PARAMS in a PV stream", &im, XP_EORDER, "%snot allowed "
+	    "in an", where(&im, 2));
+	img_free(&im);
+
+	/* Body rules. */
+	early_reject("EARLY_PARAMS other param", 1, bad, 24, 0, "entry 0: "
+	    "param 2 is not the store (1) or console (17) pfn");
+	early_reject("EARLY_PARAMS repeated param", 2, twice, 40, 0, "entry "
+	    "1: param 1 a second time");
+	early_reject("EARLY_PARAMS reserved", 1, both, 24, 3, "reserved field "
+	    "is 0x00000003, not 0");
+	early_reject("EARLY_PARAMS count", 2, both, 24, 0, "");
+	early_reject("EARLY_PARAMS empty", 0, both, 8, 0, "length 8 is below "
+	    "the minimum 24");
+	early_reject("EARLY_PARAMS three", 3, both, 56, 0, "length 56 is "
+	    "above the maximum 40");
+}
+
 int
 main(void)
 {
 	test_registry();
 	test_negotiate();
 	test_config();
+	test_early_params();
 	test_zero_pages();
 	test_deflate();
 	test_forward_refusals();

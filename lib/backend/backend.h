@@ -89,7 +89,9 @@ struct backend_ops {
 	 * Threading: map and unmap (only these) may be called from a second
 	 * thread while the first thread uses the handle; backends make
 	 * those two safe for that (the sender digests memory beside the
-	 * flush).  Every other call comes from one thread at a time.
+	 * flush).  The one other exception: with pause_threaded set, pause
+	 * may run on a second thread while the first calls only unmap.
+	 * Every other call comes from one thread at a time.
 	 */
 	int (*map)(struct backend *b, const uint64_t *pfns, unsigned n,
 	    int writable, void **pages, void **cookie);
@@ -135,6 +137,33 @@ struct backend_ops {
 
 	/* Optional: counters for reports (may be NULL). */
 	void (*stats)(struct backend *b, struct backend_stats *st);
+
+	/*
+	 * Optional (NULL: the backend has none), for a toolstack that can
+	 * finish the target domain while its memory is still on the way
+	 * (SPEC 12.5).  early_state, source, domain running: append the
+	 * records a receiver may use before the memory (XMIG_EARLY_PARAMS);
+	 * the engine writes them right after STATIC_DATA_END, only to a
+	 * receiver that answered the back-channel.  load_early, target,
+	 * after the static data: take one such record and set up what it
+	 * names at once (Xen: the store and console pages, cleared, their
+	 * params and the grant-table seed); page data for those pfns is
+	 * dropped from then on, and complete() checks that the final
+	 * records agree.  The toolstack reads the results as after
+	 * complete() (xen_restore_results).
+	 */
+	int (*early_state)(struct backend *b, struct state_list *out);
+	int (*load_early)(struct backend *b, uint32_t type,
+	    const uint8_t *body, uint32_t len);
+
+	/*
+	 * Non-zero: pause takes long (a guest's cooperative suspend, Xen)
+	 * and is safe beside unmap on another thread, so the sender begins
+	 * it while the last live pass is still draining (the guest's freeze
+	 * overlaps octets that must leave anyway).  Zero: the sender
+	 * pauses once the output is empty.
+	 */
+	int pause_threaded;
 };
 
 /* The registry: "sim", "xen" (when built). NULL if unknown. */

@@ -625,6 +625,52 @@ recv_state(struct receiver *rv, const struct xp_stream *st,
 static int recv_control_cb(void *arg, const struct xp_stream *st,
     const struct xp_record *rec);
 
+/*
+ * XMIG_EARLY_PARAMS (SPEC 12.5): with a toolstack that finishes domains
+ * early and a backend that can set them up, the domain is finished now,
+ * while its memory is on the way; otherwise skipped.
+ */
+static int
+recv_early(struct receiver *rv, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	const uint8_t *body = rec->body;
+	char where[128], msg[400] = "";
+	int rc;
+
+	if (rv->ts == NULL || rv->ts->prepared == NULL ||
+	    rv->b->ops->load_early == NULL || rv->verify_mode) {
+		xmig_debug("early state skipped: nobody here uses it");
+		return 0;
+	}
+	if (st->big_endian && rec->length > 0) {
+		if (rec->length > rv->tmp_len) {
+			uint8_t *n = realloc(rv->tmp, rec->length);
+
+			if (n == NULL)
+				return recv_fail(rv, -ENOMEM, "out of memory");
+			rv->tmp = n;
+			rv->tmp_len = rec->length;
+		}
+		if (body_reorder(rec->type, rec->body, rec->length, 1, 0,
+		    rv->tmp) != 0)
+			return recv_fail(rv, -EINVAL, "%s: cannot convert "
+			    "byte order", recv_where(rec, where,
+			    sizeof(where)));
+		body = rv->tmp;
+	}
+	rc = rv->b->ops->load_early(rv->b, rec->type, body, rec->length);
+	if (rc != 0)
+		return recv_fail(rv, rc, "%s: %s", recv_where(rec, where,
+		    sizeof(where)), backend_errmsg(rv->b));
+	if ((rc = rv->ts->prepared(rv->ts->arg, rv->b, msg, sizeof(msg))) != 0)
+		return recv_fail(rv, rc, "finishing the domain early: %s",
+		    msg);
+	xmig_debug("+%.1f ms: early state applied; the toolstack finishes "
+	    "the domain while its memory comes", recv_ms(rv));
+	return 0;
+}
+
 static int
 recv_end(struct receiver *rv)
 {
@@ -765,6 +811,9 @@ recv_record_cb(void *arg, const struct xp_stream *st,
 	case REC_STATIC_DATA_END:
 	case REC_TOOLSTACK:
 		return 0;
+	case REC_XMIG_EARLY_PARAMS:
+		rc = recv_early(rv, st, rec);
+		break;
 	case REC_CHECKPOINT:
 		return recv_fail(rv, -ENOTSUP, "%s: checkpointed (Remus) "
 		    "streams are not supported by this receiver yet",

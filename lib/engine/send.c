@@ -101,6 +101,17 @@ struct sender {
 	enum send_phase		 phase;
 	int			 paused;
 	int			 tracking;
+	/*
+	 * A pause on a thread of its own (backend pause_threaded), begun
+	 * while the last live pass drains: 1 while it runs, 2 once its
+	 * result is in pause_rc (read after the join).
+	 */
+	int			 pause_busy;
+	int			 pause_rc;
+	uint64_t		 pause_t;	/* when it returned */
+	pthread_t		 pause_thr;
+	int			 pause_pipe[2];
+	struct event		*pause_ev;
 
 	struct event_base	*base;
 	struct bufferevent	*bev;
@@ -649,6 +660,33 @@ send_headers(struct sender *s)
 	return 0;
 }
 
+/*
+ * XMIG_EARLY_PARAMS (SPEC 12.5): to an xmig receiver only (one that
+ * answered the back-channel), never into a file; not part of the state
+ * digest (a receiver that does not use them skips them).
+ */
+static int
+send_early(struct sender *s)
+{
+	struct state_list sl = { 0 };
+	size_t i;
+	int rc = 0;
+
+	if (s->b->ops->early_state == NULL || !s->r->backchannel)
+		return 0;
+	if ((rc = s->b->ops->early_state(s->b, &sl)) != 0)
+		send_fail(s, rc, "reading the early state: %s",
+		    backend_errmsg(s->b));
+	for (i = 0; rc == 0 && i < sl.n; i++)
+		rc = send_record(s, sl.recs[i].type, sl.recs[i].body,
+		    sl.recs[i].len);
+	if (rc == 0 && sl.n > 0)
+		xmig_debug("+%.1f ms: early state sent (%zu record%s)",
+		    send_ms(s), sl.n, sl.n == 1 ? "" : "s");
+	state_list_free(&sl);
+	return rc;
+}
+
 static int
 send_static(struct sender *s)
 {
@@ -665,7 +703,9 @@ send_static(struct sender *s)
 	state_list_free(&sl);
 	if (rc != 0)
 		return rc;
-	return send_record(s, REC_STATIC_DATA_END, NULL, 0);
+	if ((rc = send_record(s, REC_STATIC_DATA_END, NULL, 0)) != 0)
+		return rc;
+	return send_early(s);
 }
 
 static void
@@ -705,6 +745,103 @@ send_pause(struct sender *s)
 	return 0;
 }
 
+/*
+ * A backend whose pause is slow (Xen: the guest's cooperative suspend)
+ * pauses on a thread while the last live pass drains, so the guest's
+ * freeze overlaps octets that must leave anyway; the backend's threading
+ * rule allows pause beside unmap.  The event loop learns the end through
+ * a pipe; send_pause_join collects the thread on every path.
+ */
+static void *
+send_pause_main(void *arg)
+{
+	struct sender *s = arg;
+	char c = 1;
+
+	s->pause_rc = s->b->ops->pause(s->b);
+	s->pause_t = now_ns();
+	if (write(s->pause_pipe[1], &c, 1) < 0) {
+		/* the loop also joins at its end */
+	}
+	return NULL;
+}
+
+static void
+send_pause_join(struct sender *s)
+{
+	if (s->pause_busy != 1)
+		return;
+	pthread_join(s->pause_thr, NULL);
+	s->pause_busy = 2;
+	if (s->pause_rc == 0) {
+		s->paused = 1;
+		s->t_pause = s->pause_t;
+	}
+}
+
+static int send_stop_and_copy(struct sender *s);
+static int send_produce(struct sender *s);
+
+static void
+send_pause_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sender *s = arg;
+
+	(void)fd;
+	(void)what;
+	send_pause_join(s);
+	if (s->rc != 0)
+		return;
+	if (s->pause_rc != 0) {
+		send_fail(s, s->pause_rc, "pausing the domain: %s",
+		    backend_errmsg(s->b));
+		return;
+	}
+	xmig_debug("+%.1f ms: source paused (%zu octets of the last live "
+	    "pass still queued)", send_ms(s), evbuffer_get_length(s->out));
+	if (s->phase == SP_PREPAUSE && evbuffer_get_length(s->out) == 0) {
+		bufferevent_setwatermark(s->bev, EV_WRITE, SEND_LOW_WATER, 0);
+		if (send_stop_and_copy(s) == 0)
+			send_produce(s);
+	}
+}
+
+/* 0 if the pause runs on its thread now; else the caller pauses later. */
+static int
+send_pause_begin(struct sender *s)
+{
+	if (!s->b->ops->pause_threaded || s->base == NULL ||
+	    pipe2(s->pause_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+		return -1;
+	s->pause_ev = event_new(s->base, s->pause_pipe[0], EV_READ,
+	    send_pause_cb, s);
+	if (s->pause_ev == NULL || event_add(s->pause_ev, NULL) != 0 ||
+	    pthread_create(&s->pause_thr, NULL, send_pause_main, s) != 0) {
+		if (s->pause_ev != NULL)
+			event_free(s->pause_ev);
+		s->pause_ev = NULL;
+		close(s->pause_pipe[0]);
+		close(s->pause_pipe[1]);
+		return -1;
+	}
+	s->pause_busy = 1;
+	xmig_debug("+%.1f ms: pausing the source while %zu octets drain",
+	    send_ms(s), evbuffer_get_length(s->out));
+	return 0;
+}
+
+static void
+send_pause_free(struct sender *s)
+{
+	send_pause_join(s);
+	if (s->pause_ev != NULL) {
+		event_free(s->pause_ev);
+		s->pause_ev = NULL;
+		close(s->pause_pipe[0]);
+		close(s->pause_pipe[1]);
+	}
+}
+
 /* Make s->dirty the set the next pass sends. */
 static void
 send_next_pass(struct sender *s)
@@ -732,7 +869,7 @@ send_stop_and_copy(struct sender *s)
 	int64_t nd;
 	int rc;
 
-	if ((rc = send_pause(s)) != 0)
+	if (!s->paused && (rc = send_pause(s)) != 0)
 		return rc;
 	nd = s->b->ops->read_dirty(s->b, s->dirty);
 	if (nd < 0) {
@@ -801,6 +938,7 @@ send_end_of_pass(struct sender *s)
 	if (s->bev != NULL && evbuffer_get_length(s->out) > 0) {
 		s->phase = SP_PREPAUSE;
 		bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+		send_pause_begin(s);	/* or pause once drained */
 		return 0;
 	}
 	return send_stop_and_copy(s);
@@ -1315,6 +1453,8 @@ send_write_cb(struct bufferevent *bev, void *arg)
 	struct sender *s = arg;
 
 	if (s->phase == SP_PREPAUSE && evbuffer_get_length(s->out) == 0) {
+		if (s->pause_busy == 1)
+			return;		/* send_pause_cb goes on */
 		bufferevent_setwatermark(bev, EV_WRITE, SEND_LOW_WATER, 0);
 		if (send_stop_and_copy(s) != 0)
 			return;
@@ -1519,6 +1659,7 @@ send_run_events(struct sender *s)
 		event_base_dispatch(s->base);
 	if (s->rc == 0 && s->phase != SP_DONE)
 		send_fail(s, -EIO, "event loop ended early");
+	send_pause_free(s);	/* a failure resumes what it paused */
 
 	if (s->timer != NULL)
 		event_free(s->timer);

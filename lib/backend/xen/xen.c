@@ -150,6 +150,15 @@ struct xen_backend {
 	uint8_t			*hvm_ctx;
 	uint32_t		 hvm_ctx_len;
 	int			 completed;
+	/*
+	 * XMIG_EARLY_PARAMS taken (load_early): the store and console pages
+	 * were set up before the memory came; page data for them goes to
+	 * scratch from then on (xenstored and xenconsoled may have them
+	 * mapped: their rings stay as libxc leaves them, cleared).
+	 */
+	int			 early;
+	uint64_t		 early_gfn[2];	/* store, console; ~0: none */
+	uint8_t			*scratch;	/* one page */
 };
 
 /* One map() call. */
@@ -679,6 +688,11 @@ xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
 		}
 	} else {
 		for (i = 0; i < n; i++) {
+			if (x->early && (pfns[i] == x->early_gfn[0] ||
+			    pfns[i] == x->early_gfn[1])) {
+				pages[i] = x->scratch;	/* set up early */
+				continue;
+			}
 			if ((pages[i] = xen_where(x, pfns[i])) != NULL)
 				continue;	/* kept from an earlier map */
 			idx[nm] = i;
@@ -1216,6 +1230,8 @@ xen_zero_page(struct backend *b, uint64_t pfn)
 
 	if ((rc = xen_populate(b, &pfn, 1)) != 0)
 		return rc;
+	if (x->early && (pfn == x->early_gfn[0] || pfn == x->early_gfn[1]))
+		return 0;	/* set up early: left alone */
 	return xen_clear_page(x, pfn);
 }
 
@@ -1252,6 +1268,19 @@ xen_load_params(struct xen_backend *x, const uint8_t *body, uint32_t len)
 	for (i = 0; i < count; i++) {
 		idx = xp_get64(0, body + 8 + 16 * i);
 		val = xp_get64(0, body + 16 + 16 * i);
+		if (x->early && (idx == HVM_PARAM_STORE_PFN ||
+		    idx == HVM_PARAM_CONSOLE_PFN)) {
+			uint64_t e = x->early_gfn[idx == HVM_PARAM_CONSOLE_PFN];
+
+			if (val != e) {
+				backend_seterr(&x->b, "xen: HVM_PARAMS: the %s "
+				    "pfn is %#" PRIx64 ", but XMIG_EARLY_PARAMS "
+				    "said %#" PRIx64, idx == HVM_PARAM_STORE_PFN ?
+				    "store" : "console", val, e);
+				return -EPROTO;
+			}
+			continue;	/* set up early, in use by now */
+		}
 		switch (idx) {
 		case HVM_PARAM_CONSOLE_PFN:
 			x->console_gfn = val;
@@ -1422,11 +1451,117 @@ xen_complete(struct backend *b)
 		return xen_fail(b, errno, "HVM_CONTEXT: Xen refused domain %u's "
 		    "HVM context (xc_domain_hvm_setcontext, %u octets)",
 		    x->domid, x->hvm_ctx_len);
+	if (!x->early && xc_dom_gnttab_seed(x->xch, x->domid, true,
+	    x->console_gfn, x->store_gfn, x->console_domid,
+	    x->store_domid) != 0)
+		return xen_fail(b, errno, "seeding domain %u's grant table",
+		    x->domid);
+	x->completed = 1;
+	xen_res_store = x->store_gfn;
+	xen_res_console = x->console_gfn;
+	xen_res_valid = 1;
+	return 0;
+}
+
+/*
+ * Source: XMIG_EARLY_PARAMS (SPEC 12.5), the store and console pfns.  Xen
+ * lets only the toolstack set them, so they hold for the whole migration.
+ */
+static int
+xen_early_state(struct backend *b, struct state_list *out)
+{
+	struct xen_backend *x = (struct xen_backend *)b;
+	static const uint32_t idx[2] = { HVM_PARAM_STORE_PFN,
+	    HVM_PARAM_CONSOLE_PFN };
+	uint8_t body[8 + 16 * 2];
+	uint64_t val;
+	unsigned i, np = 0;
+
+	if (!x->source) {
+		backend_seterr(b, "xen: early_state on a target");
+		return -EINVAL;
+	}
+	memset(body, 0, sizeof(body));
+	for (i = 0; i < 2; i++) {
+		if (xc_hvm_param_get(x->xch, x->domid, idx[i], &val) != 0)
+			return xen_fail(b, errno, "getting HVM param %u of "
+			    "domain %u", idx[i], x->domid);
+		if (val == 0)
+			continue;
+		xp_put64(0, body + 8 + 16 * np, idx[i]);
+		xp_put64(0, body + 16 + 16 * np, val);
+		np++;
+	}
+	if (np == 0)
+		return 0;
+	xp_put32(0, body, np);
+	return state_list_add(out, REC_XMIG_EARLY_PARAMS, body, 8 + 16 * np);
+}
+
+/*
+ * Target: what libxc does for these two params when HVM_PARAMS comes at
+ * the end (clear the page, set the param), and what complete() does with
+ * them (event channels, grant-table seed), now, so that the toolstack can
+ * introduce the domain to xenstored and xenconsoled while memory arrives.
+ */
+static int
+xen_load_early(struct backend *b, uint32_t type, const uint8_t *body,
+    uint32_t len)
+{
+	struct xen_backend *x = (struct xen_backend *)b;
+	uint32_t count, i;
+	uint64_t idx, val;
+	int rc;
+
+	if (x->source || type != REC_XMIG_EARLY_PARAMS) {
+		backend_seterr(b, "xen: load_early of record %#x", type);
+		return -EINVAL;
+	}
+	if (x->early || x->completed) {
+		backend_seterr(b, "xen: a second XMIG_EARLY_PARAMS");
+		return -EPROTO;
+	}
+	if (len < 8 || (count = xp_get32(0, body), len != 8 + 16ULL * count)) {
+		backend_seterr(b, "xen: XMIG_EARLY_PARAMS of %u octets", len);
+		return -EINVAL;
+	}
+	if ((rc = xen_static_end(x)) != 0)
+		return rc;
+	if (x->scratch == NULL && (x->scratch = malloc(XEN_PAGE_SIZE)) == NULL) {
+		backend_seterr(b, "xen: out of memory");
+		return -ENOMEM;
+	}
+	x->early_gfn[0] = x->early_gfn[1] = ~0ULL;
+	for (i = 0; i < count; i++) {
+		idx = xp_get64(0, body + 8 + 16 * i);
+		val = xp_get64(0, body + 16 + 16 * i);
+		if (idx != HVM_PARAM_STORE_PFN && idx != HVM_PARAM_CONSOLE_PFN) {
+			backend_seterr(b, "xen: XMIG_EARLY_PARAMS: param %"
+			    PRIu64 " is not the store or console pfn", idx);
+			return -EPROTO;
+		}
+		if ((rc = xen_populate(b, &val, 1)) != 0 ||
+		    (rc = xen_clear_page(x, val)) != 0)
+			return rc;
+		if (xc_hvm_param_set(x->xch, x->domid, (uint32_t)idx, val) != 0)
+			return xen_fail(b, errno, "setting HVM param %" PRIu64
+			    " = %#" PRIx64 " on domain %u", idx, val, x->domid);
+		if (idx == HVM_PARAM_STORE_PFN)
+			x->store_gfn = x->early_gfn[0] = val;
+		else
+			x->console_gfn = x->early_gfn[1] = val;
+	}
+	if (xc_hvm_param_set(x->xch, x->domid, HVM_PARAM_STORE_EVTCHN,
+	    x->store_port) != 0)
+		return xen_fail(b, errno, "setting the store event channel");
+	if (xc_hvm_param_set(x->xch, x->domid, HVM_PARAM_CONSOLE_EVTCHN,
+	    x->console_port) != 0)
+		return xen_fail(b, errno, "setting the console event channel");
 	if (xc_dom_gnttab_seed(x->xch, x->domid, true, x->console_gfn,
 	    x->store_gfn, x->console_domid, x->store_domid) != 0)
 		return xen_fail(b, errno, "seeding domain %u's grant table",
 		    x->domid);
-	x->completed = 1;
+	x->early = 1;
 	xen_res_store = x->store_gfn;
 	xen_res_console = x->console_gfn;
 	xen_res_valid = 1;
@@ -1502,6 +1637,7 @@ xen_close(struct backend *b)
 	free(x->cpuid);
 	free(x->msr);
 	free(x->hvm_ctx);
+	free(x->scratch);
 	free(x);
 }
 
@@ -1526,4 +1662,7 @@ const struct backend_ops xen_ops = {
 	.destroy = xen_destroy,
 	.close = xen_close,
 	.stats = NULL,
+	.early_state = xen_early_state,
+	.load_early = xen_load_early,
+	.pause_threaded = 1,
 };

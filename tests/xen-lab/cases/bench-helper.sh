@@ -61,10 +61,10 @@ xl = [("issued", r"issuing PVH/HVM suspend request"),
       ("started", r"migration target: Domain started")]
 sa = [("issued", r"asking libxl to suspend domain"),
       ("suspended", r"suspended by libxl and renamed"),
-      ("restored", r"restored; libxl completes it"),
+      ("restored", r"restored; (libxl completes it|waiting for libxl)"),
       ("transfer", r"libxl completed domain"),
       ("permission", r"GO received"),
-      ("started", r"runs here as domain")]
+      ("started", r"\) unpaused|runs here as domain")]
 marks = sa if sys.argv[1] == "sa" else xl
 t = {}
 for path in sys.argv[2:]:
@@ -128,8 +128,9 @@ bench_move xmig-both-unmap env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate -s "''
 K="XMIG_HELPER_KEEP_MAPS=1"
 bench_move xmig-both-keep env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate-receive'"
 # migrate-send xen:NAME / migrate-receive --backend xen (no xl in the path)
+# bench_sa NAME [MIGRATE-SEND OPTION...]
 bench_sa() {
-	bn=xmig-standalone
+	bn=$1; shift
 	if [ "$(lab__domcount $G)" != 1 ]; then
 		lab_result "bench-$bn" FAIL "no single running $G before the move"
 		return 1
@@ -145,7 +146,7 @@ bench_sa() {
 		i=$((i + 1))
 	done
 	s=$(lab_now_ms)
-	( timeout 300 /xmig/bin/migrate-send -v xen:$G tcp:127.0.0.1:$port 2>&1; echo "rc=$?" ) | python3 -u $LAB_DIR/stamp.py > $SL
+	( timeout 300 /xmig/bin/migrate-send -v "$@" xen:$G tcp:127.0.0.1:$port 2>&1; echo "rc=$?" ) | python3 -u $LAB_DIR/stamp.py > $SL
 	total=$(( $(lab_now_ms) - s ))
 	wait
 	if ! grep -q ' rc=0$' $SL || ! grep -q ' rc=0$' $RL; then
@@ -156,11 +157,21 @@ bench_sa() {
 		lab_result "bench-$bn" FAIL "$LAB_WHY"
 		return 1
 	fi
+	# both commands' lines around the downtime, on dom0's clock
+	t0=$(sed -n 's/^\([0-9.]*\) .*asking libxl to suspend.*/\1/p' $SL | head -n 1)
+	if [ -n "$t0" ]; then
+		for f in $SL $RL; do
+			awk -v t0="$t0" -v w="${f##*/}" '$1 + 0 >= t0 - 60 && !/"progress"/ {
+			    printf "%s %+.3f %s\n", w, $1 - t0, substr($0, index($0, " ") + 1) }' "$f" |
+			    cut -c1-220 | while read -r l; do lab_log "bench-$bn: $l"; done
+		done
+	fi
 	set -- $(lab_downtime $G "$before")
 	ph=$(python3 "$LAB_DIR/phases.py" sa $SL $RL)
 	lab_result "bench-$bn" PASS "total $total ms; $ph; guest mono ${1} ms ${5} ${7}; $LAB_CHECK"
 	lab_figure "bench-$bn" total_ms=$total downtime_ms=$1 boot_downtime_ms=${5#boot_ms=} stall_ms=${7#stall_ms=} $ph
 }
-bench_sa
+bench_sa xmig-standalone
+bench_sa xmig-standalone-xen --format xen
 bench_move xl-again xl -vvv migrate -s "''" $G "'xl -vvv migrate-receive'"
 lab_guest_destroy $G
