@@ -36,6 +36,7 @@
  */
 #include "config.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -335,11 +336,28 @@ xts_source_finish(struct xts_source *s, int outcome, char *err,
 	return rc;
 }
 
+/* With -v: where this process spent its time (libxc calls, CPU). */
+static void
+xts_log_timing(const char *what)
+{
+	char xt[512];
+	struct rusage ru;
+
+	if (!xmig_log_on(XMIG_LOG_DEBUG) || getrusage(RUSAGE_SELF, &ru) != 0)
+		return;
+	xen_timing(xt, sizeof(xt));
+	log_debug("%s timing: cpu user %.0f ms sys %.0f ms; %s", what,
+	    (double)ru.ru_utime.tv_sec * 1e3 + (double)ru.ru_utime.tv_usec /
+	    1e3, (double)ru.ru_stime.tv_sec * 1e3 +
+	    (double)ru.ru_stime.tv_usec / 1e3, xt);
+}
+
 void
 xts_source_free(struct xts_source *s)
 {
 	if (s == NULL)
 		return;
+	xts_log_timing("send");
 	free(s->json);
 	free(s->name);
 	libxl_ctx_free(s->ctx);
@@ -872,6 +890,7 @@ xts_target_free(struct xts_target *t)
 	if (t == NULL)
 		return;
 	xts_abort(t);
+	xts_log_timing("receive");
 	for (i = 0; i < 2; i++) {
 		if (t->sfd[i] >= 0)
 			close(t->sfd[i]);
