@@ -544,6 +544,11 @@ recv_pages(struct receiver *rv, const struct xp_stream *st,
 		return 0;
 	}
 	if (v.zero) {
+		/* Allocated in one call; a backend skips fresh pages. */
+		if (np > 0 && (rc = rv->b->ops->populate(rv->b, pop, np)) != 0)
+			return recv_fail(rv, rc, "%s: %s",
+			    recv_where(rec, where, sizeof(where)),
+			    backend_errmsg(rv->b));
 		for (i = 0; i < np; i++)
 			if ((rc = rv->b->ops->zero_page(rv->b, pop[i])) != 0)
 				return recv_fail(rv, rc, "%s: %s",

@@ -136,6 +136,12 @@ struct xen_backend {
 
 	/* Target. */
 	uint64_t		*populated;	/* bitmap */
+	/*
+	 * Populated by us and not written since (Xen hands a domain only
+	 * scrubbed pages): zero_page has nothing to do for these.  Cleared
+	 * by a writable map.  Same size as populated.
+	 */
+	uint64_t		*fresh;
 	uint64_t		 pop_bits;
 	uint32_t		 store_port, console_port;
 	uint32_t		 store_domid, console_domid;
@@ -687,6 +693,9 @@ xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
 			gfns[nm++] = pfns[i];
 		}
 	} else {
+		for (i = 0; i < n && writable; i++)
+			if (pfns[i] < x->pop_bits)
+				x->fresh[pfns[i] / 64] &= ~(1ULL << (pfns[i] % 64));
 		for (i = 0; i < n; i++) {
 			if (x->early && (pfns[i] == x->early_gfn[0] ||
 			    pfns[i] == x->early_gfn[1])) {
@@ -1109,6 +1118,13 @@ xen_pop_grow(struct xen_backend *x, uint64_t pfn)
 	memset((uint8_t *)n + x->pop_bits / 8, 0,
 	    (size_t)((bits - x->pop_bits) / 8));
 	x->populated = n;
+	if ((n = realloc(x->fresh, (size_t)(bits / 8))) == NULL) {
+		backend_seterr(&x->b, "xen: out of memory");
+		return -ENOMEM;
+	}
+	memset((uint8_t *)n + x->pop_bits / 8, 0,
+	    (size_t)((bits - x->pop_bits) / 8));
+	x->fresh = n;
 	x->pop_bits = bits;
 	return 0;
 }
@@ -1201,6 +1217,7 @@ xen_populate(struct backend *b, const uint64_t *pfns, unsigned n)
 			nt = 0;
 		}
 		x->populated[pfns[i] / 64] |= 1ULL << (pfns[i] % 64);
+		x->fresh[pfns[i] / 64] |= 1ULL << (pfns[i] % 64);
 	}
 	if (nt > 0 && xen_populate_exact(x, nt, todo) != 0)
 		return xen_pop_fail(x, errno, nt, todo[0]);
@@ -1232,6 +1249,8 @@ xen_zero_page(struct backend *b, uint64_t pfn)
 		return rc;
 	if (x->early && (pfn == x->early_gfn[0] || pfn == x->early_gfn[1]))
 		return 0;	/* set up early: left alone */
+	if (x->fresh[pfn / 64] & (1ULL << (pfn % 64)))
+		return 0;	/* as Xen gave it: zero */
 	return xen_clear_page(x, pfn);
 }
 
@@ -1634,6 +1653,7 @@ xen_close(struct backend *b)
 		free(x->where[--x->nwhere]);
 	free(x->where);
 	free(x->populated);
+	free(x->fresh);
 	free(x->cpuid);
 	free(x->msr);
 	free(x->hvm_ctx);
