@@ -2,11 +2,13 @@
  * test-pause.c -- the sender's threaded pause (backend pause_threaded):
  * a backend whose pause is slow (Xen: the guest's cooperative suspend) is
  * paused on a thread of its own while the last live pass drains.  A sim
- * domain with a running workload, wrapped so that its pause takes 150 ms
+ * domain with a running workload, wrapped so that its pause takes 400 ms
  * and says it may run on another thread, is sent live through a pipe to
  * recv_fd in a child.  Checked: the pause ran on another thread and began
- * with octets still queued; the target's memory equals the source's (no
- * page dirtied during the overlap is lost); a pause that fails, and a
+ * with octets still queued, live passes went on beside it; the target's
+ * memory equals the source's (no page dirtied during the overlap is lost,
+ * nor any page the pass under way had not queued when the pause ended);
+ * a pause that fails, and a
  * cancel that arrives while the pause runs, leave the source running and
  * the thread collected.
  */
@@ -33,11 +35,12 @@ static int pause_other_thread;	/* a pause ran off the main thread */
 static int pause_fail;		/* the next pause fails */
 static int cancel_wfd = -1;	/* written from inside the pause */
 static long queued_at_pause = -1;
+static int passes_while_pausing;	/* live passes beside the pause */
 
 static int
 slow_pause(struct backend *b)
 {
-	struct timespec ts = { 0, 150 * 1000000L };
+	struct timespec ts = { 0, 400 * 1000000L };
 
 	if (!pthread_equal(pthread_self(), main_thr))
 		pause_other_thread = 1;
@@ -58,8 +61,12 @@ log_cb(int level, const char *msg)
 	const char *p = strstr(msg, "pausing the source while ");
 
 	(void)level;
+	if (getenv("XMIG_TEST_DEBUG") != NULL)
+		fprintf(stderr, "# %s\n", msg);
 	if (p != NULL)
 		queued_at_pause = strtol(p + 25, NULL, 10);
+	if (strstr(msg, "queued while the source pauses") != NULL)
+		passes_while_pausing++;
 }
 
 static void
@@ -169,6 +176,8 @@ main(void)
 	    "queued", queued_at_pause);
 	CHECK(r.have_downtime && r.iterations >= 2, "live: %u passes, "
 	    "downtime measured", r.iterations);
+	CHECK(passes_while_pausing > 0, "%d live pass(es) ended while the "
+	    "source paused", passes_while_pausing);
 	waitpid(pid, &status, 0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the receiver "
 	    "restored the domain");

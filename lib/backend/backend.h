@@ -90,8 +90,9 @@ struct backend_ops {
 	 * thread while the first thread uses the handle; backends make
 	 * those two safe for that (the sender digests memory beside the
 	 * flush).  The one other exception: with pause_threaded set, pause
-	 * may run on a second thread while the first calls only unmap.
-	 * Every other call comes from one thread at a time.
+	 * may run on a second thread while the first goes on copying (map,
+	 * unmap, read_dirty).  Every other call comes from one thread at a
+	 * time.
 	 */
 	int (*map)(struct backend *b, const uint64_t *pfns, unsigned n,
 	    int writable, void **pages, void **cookie);
@@ -158,10 +159,12 @@ struct backend_ops {
 
 	/*
 	 * Non-zero: pause takes long (a guest's cooperative suspend, Xen)
-	 * and is safe beside unmap on another thread, so the sender begins
-	 * it while the last live pass is still draining (the guest's freeze
-	 * overlaps octets that must leave anyway).  Zero: the sender
-	 * pauses once the output is empty.
+	 * and is safe on another thread beside map, unmap and read_dirty,
+	 * so the sender begins it as soon as it decides to stop, and goes
+	 * on copying live (what is queued, then the pages dirtied
+	 * meanwhile, pass after pass) until the domain is paused; the
+	 * final pass then holds only what was dirtied last.  Zero: the
+	 * sender lets its output drain, then pauses.
 	 */
 	int pause_threaded;
 };

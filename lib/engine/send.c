@@ -39,6 +39,8 @@
 
 #define SEND_HIGH_WATER		(16u << 20)
 #define SEND_LOW_WATER		(4u << 20)
+/* While a threaded pause runs and nothing is queued: look this often. */
+#define SEND_PAUSE_POLL_MS	10
 /* Waits for the receiver, in seconds: --timeout, default 60. */
 #define SEND_TIMEOUT(s)		((s)->o->timeout_s > 0 ? (s)->o->timeout_s : 60.0)
 #define SEND_PROGRESS_MS	250
@@ -112,6 +114,7 @@ struct sender {
 	pthread_t		 pause_thr;
 	int			 pause_pipe[2];
 	struct event		*pause_ev;
+	struct event		*pause_poll;	/* idle: look for dirty pages */
 
 	struct event_base	*base;
 	struct bufferevent	*bev;
@@ -781,6 +784,7 @@ send_pause_join(struct sender *s)
 
 static int send_stop_and_copy(struct sender *s);
 static int send_produce(struct sender *s);
+static void send_next_pass(struct sender *s);
 
 static void
 send_pause_cb(evutil_socket_t fd, short what, void *arg)
@@ -790,6 +794,8 @@ send_pause_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	send_pause_join(s);
+	if (s->pause_poll != NULL)
+		evtimer_del(s->pause_poll);
 	if (s->rc != 0)
 		return;
 	if (s->pause_rc != 0) {
@@ -797,20 +803,83 @@ send_pause_cb(evutil_socket_t fd, short what, void *arg)
 		    backend_errmsg(s->b));
 		return;
 	}
-	xmig_debug("+%.1f ms: source paused (%zu octets of the last live "
-	    "pass still queued)", send_ms(s), evbuffer_get_length(s->out));
-	if (s->phase == SP_PREPAUSE && evbuffer_get_length(s->out) == 0) {
+	xmig_debug("+%.1f ms: source paused (%llu pages of the pass under "
+	    "way not queued yet, %zu octets queued)", send_ms(s),
+	    (unsigned long long)s->pass_left, evbuffer_get_length(s->out));
+	if (s->phase == SP_LIVE) {
+		/* What this pass has not queued yet joins the final pass. */
+		size_t w;
+
+		for (w = 0; w < s->nr_words; w++)
+			s->dirty[w] |= s->pass_set[w];
+		s->phase = SP_PREPAUSE;
+	}
+	if (s->phase == SP_PREPAUSE) {
+		/* Paused: queued octets no longer wait for anything. */
 		bufferevent_setwatermark(s->bev, EV_WRITE, SEND_LOW_WATER, 0);
 		if (send_stop_and_copy(s) == 0)
 			send_produce(s);
 	}
 }
 
+/*
+ * The output drained while the pause still runs: whatever the guest
+ * dirtied since the last look goes now, live, as one more pass.
+ */
+static int
+send_pause_more(struct sender *s)
+{
+	int64_t nd = s->b->ops->read_dirty(s->b, s->dirty);
+
+	if (nd < 0) {
+		send_fail(s, (int)nd, "reading dirty pages: %s",
+		    backend_errmsg(s->b));
+		return (int)nd;
+	}
+	if (bitmap_count(s->dirty, s->nr_words) == 0) {
+		struct timeval tv = { 0, SEND_PAUSE_POLL_MS * 1000 };
+
+		if (s->pause_poll != NULL)	/* look again soon */
+			evtimer_add(s->pause_poll, &tv);
+		return 0;
+	}
+	s->phase = SP_LIVE;
+	bufferevent_setwatermark(s->bev, EV_WRITE, SEND_LOW_WATER, 0);
+	send_next_pass(s);
+	return 0;
+}
+
+static void
+send_pause_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sender *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->rc != 0 || s->pause_busy != 1 || s->phase != SP_PREPAUSE ||
+	    evbuffer_get_length(s->out) != 0)
+		return;
+	if (send_pause_more(s) == 0 && s->phase == SP_LIVE)
+		send_produce(s);
+}
+
+/* Nothing dirty now: look again when drained, or in a moment. */
+static void
+send_pause_idle(struct sender *s)
+{
+	struct timeval tv = { 0, SEND_PAUSE_POLL_MS * 1000 };
+
+	s->phase = SP_PREPAUSE;
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+	if (s->pause_poll != NULL)
+		evtimer_add(s->pause_poll, &tv);
+}
+
 /* 0 if the pause runs on its thread now; else the caller pauses later. */
 static int
 send_pause_begin(struct sender *s)
 {
-	if (!s->b->ops->pause_threaded || s->base == NULL ||
+	if (!s->b->ops->pause_threaded || s->base == NULL || s->bev == NULL ||
 	    pipe2(s->pause_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
 		return -1;
 	s->pause_ev = event_new(s->base, s->pause_pipe[0], EV_READ,
@@ -825,8 +894,9 @@ send_pause_begin(struct sender *s)
 		return -1;
 	}
 	s->pause_busy = 1;
-	xmig_debug("+%.1f ms: pausing the source while %zu octets drain",
-	    send_ms(s), evbuffer_get_length(s->out));
+	s->pause_poll = evtimer_new(s->base, send_pause_poll_cb, s);
+	xmig_debug("+%.1f ms: pausing the source while %zu octets drain "
+	    "and live passes go on", send_ms(s), evbuffer_get_length(s->out));
 	return 0;
 }
 
@@ -834,6 +904,10 @@ static void
 send_pause_free(struct sender *s)
 {
 	send_pause_join(s);
+	if (s->pause_poll != NULL) {
+		event_free(s->pause_poll);
+		s->pause_poll = NULL;
+	}
 	if (s->pause_ev != NULL) {
 		event_free(s->pause_ev);
 		s->pause_ev = NULL;
@@ -905,6 +979,22 @@ send_end_of_pass(struct sender *s)
 		return (int)nd;
 	}
 	nd = (int64_t)bitmap_count(s->dirty, s->nr_words);
+	if (s->pause_busy == 1) {
+		/*
+		 * The guest is being suspended (send_pause_begin): copy what
+		 * it dirtied meanwhile, live, until it stops; the final pass
+		 * takes only what is left then.
+		 */
+		xmig_debug("+%.1f ms: pass %u: %llu pages queued while the "
+		    "source pauses; %lld dirty pages found", send_ms(s),
+		    s->iteration, (unsigned long long)(s->pages_sent -
+		    s->pass_pages0), (long long)nd);
+		if (nd > 0)
+			send_next_pass(s);
+		else
+			send_pause_idle(s);	/* send_pause_cb goes on */
+		return 0;
+	}
 	s->remaining = (uint64_t)nd * s->page_size;
 	s->dirty_rate = el > 0 ? (double)s->remaining / el : 0;
 	expected_ms = s->remaining == 0 ? 0 : s->bw > 0 ?
@@ -935,10 +1025,17 @@ send_end_of_pass(struct sender *s)
 		send_next_pass(s);
 		return 0;
 	}
+	if (send_pause_begin(s) == 0) {
+		/* Live passes go on until the pause is done. */
+		if (nd > 0)
+			send_next_pass(s);
+		else
+			send_pause_idle(s);
+		return 0;
+	}
 	if (s->bev != NULL && evbuffer_get_length(s->out) > 0) {
 		s->phase = SP_PREPAUSE;
 		bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
-		send_pause_begin(s);	/* or pause once drained */
 		return 0;
 	}
 	return send_stop_and_copy(s);
@@ -1453,11 +1550,15 @@ send_write_cb(struct bufferevent *bev, void *arg)
 	struct sender *s = arg;
 
 	if (s->phase == SP_PREPAUSE && evbuffer_get_length(s->out) == 0) {
-		if (s->pause_busy == 1)
-			return;		/* send_pause_cb goes on */
-		bufferevent_setwatermark(bev, EV_WRITE, SEND_LOW_WATER, 0);
-		if (send_stop_and_copy(s) != 0)
-			return;
+		if (s->pause_busy == 1) {
+			if (send_pause_more(s) != 0 || s->phase == SP_PREPAUSE)
+				return;	/* send_pause_cb goes on */
+		} else {
+			bufferevent_setwatermark(bev, EV_WRITE, SEND_LOW_WATER,
+			    0);
+			if (send_stop_and_copy(s) != 0)
+				return;
+		}
 	}
 	if (s->phase < SP_FLUSH)
 		send_produce(s);

@@ -860,7 +860,9 @@ xen_read_dirty(struct backend *b, uint64_t *bitmap)
 	t0 = now_ns();
 	r = xc_logdirty_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_CLEAN,
 	    HYPERCALL_BUFFER(bm), x->p2m_size,
-	    (x->paused || x->suspended) ? XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL : 0,
+	    (__atomic_load_n(&x->paused, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&x->suspended, __ATOMIC_ACQUIRE)) ?
+	    XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL : 0,
 	    &stats);
 	xen_tadd(XT_DIRTY, t0, 0);
 	if (r < 0 || (uint64_t)r != x->p2m_size)
@@ -952,7 +954,7 @@ xen_pause(struct backend *b)
 			    "after the toolstack's suspend", x->domid);
 			return -EIO;
 		}
-		x->suspended = 1;
+		__atomic_store_n(&x->suspended, 1, __ATOMIC_RELEASE);
 		return 0;
 	}
 	if (x->toolstack) {
@@ -962,7 +964,7 @@ xen_pause(struct backend *b)
 	}
 	if (xc_domain_pause(x->xch, x->domid) != 0)
 		return xen_fail(b, errno, "pausing domain %u", x->domid);
-	x->paused = 1;
+	__atomic_store_n(&x->paused, 1, __ATOMIC_RELEASE);
 	return 0;
 }
 
