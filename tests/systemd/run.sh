@@ -215,12 +215,13 @@ boot() {
 	systemd-nspawn --register=no --keep-unit --private-network -M "$NAME" \
 	    -D "$W/root" -b </dev/null >"$W/console.log" 2>&1 &
 	NSPAWN_PID=$!
-	# The container's init is nspawn's child.
+	# The container's init is nspawn's child once it has exec'ed systemd
+	# (before that nspawn's short-lived outer child is a child too).
 	while [ -z "$CT_PID" ]; do
 		kill -0 "$NSPAWN_PID" 2>/dev/null ||
 		    { tail -n 30 "$W/console.log"; die "systemd-nspawn exited during boot"; }
 		[ "$(date +%s)" -lt "$deadline" ] || die "no init in the container after $((deadline - T0)) s"
-		CT_PID=$(pgrep -P "$NSPAWN_PID" | head -n 1 || true)
+		CT_PID=$(pgrep -P "$NSPAWN_PID" -x systemd | head -n 1 || true)
 		[ -n "$CT_PID" ] || sleep 0.1
 	done
 	# systemd's own readiness: is-system-running --wait returns once the
