@@ -475,6 +475,25 @@ check_units() {
 	ct systemctl stop xmigd.socket xmigd.service || true
 }
 
+# ---- checks: removal -------------------------------------------------------
+# dpkg --purge removes what the package installed, units included; the
+# group stays (sysusers.d groups are not removed: files may still carry it).
+check_purge() {
+	if ct dpkg --purge xmig >"$W/purge.log" 2>&1; then
+		pass "dpkg --purge xmig"
+	else
+		fail "dpkg --purge xmig: $(tail -n 5 "$W/purge.log" | paste -sd' ' -)"
+		return
+	fi
+	local f left=
+	for f in /usr/bin/migrate-send /lib/systemd/system/xmigd.service \
+	    /lib/systemd/system/xmigd.socket /usr/lib/tmpfiles.d/xmig.conf \
+	    /etc/systemd/system/sockets.target.wants/xmigd.socket; do
+		ct test -e "$f" && left="$left $f"
+	done
+	check "nothing of the package is left after the purge${left:+ (left:$left)}" test -z "$left"
+}
+
 # ---- hooks: xmigd's checks (issue 10) -------------------------------------
 # Each runs only when the package ships /usr/sbin/xmigd.  Until a hook is
 # written, it fails when xmigd is there, so that it cannot pass unwritten.
@@ -528,6 +547,7 @@ xmigd_check_socket_activation
 xmigd_check_migration_between_daemons
 xmigd_check_stop_during_migration
 xmigd_check_restart_recovery
+check_purge
 poweroff
 say "done in $(( $(date +%s) - T0 )) s"
 [ "$not_run" -eq 0 ] || echo "xmigd checks not run: $not_run (no /usr/sbin/xmigd in the package)"
