@@ -180,6 +180,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' HUP INT TERM
 
+# a run killed before its cleanup may have left its layer mounted
+if [ -d "$W/root" ] && mountpoint -q "$W/root"; then
+	umount "$W/root" || die "$W/root is still mounted (a container still running there?)"
+fi
 rm -rf "$W"
 mkdir -p "$W/upper" "$W/work" "$W/root"
 if mount -t overlay overlay \
