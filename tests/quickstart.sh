@@ -26,7 +26,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 deps() {
 	pkgs="build-essential autoconf automake libtool pkg-config
 	      libevent-dev libssl-dev zlib1g-dev libxen-dev clang
-	      libclang-rt-14-dev python3 iperf3"
+	      libclang-rt-14-dev python3 iperf3
+	      debhelper dpkg-dev debootstrap systemd-container"
 	missing=
 	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
@@ -95,12 +96,19 @@ test)
 	echo "== fuzzing (bounded)"
 	build build-fuzz --enable-fuzzing CC=clang
 	sh tests/fuzz/run.sh build-fuzz "${XMIG_FUZZ_SECONDS:-120}"
+	echo "== the Debian package booted under systemd (tests/systemd/README)"
+	(cd build && make check-systemd) >build/systemd-test.log 2>&1 ||
+	    { cat build/systemd-test.log; exit 1; }
+	cat build/systemd-test.log
 	echo "== all done in $(( $(date +%s) - start )) s"
 	# One closing line over both suites (plain and sanitizer builds).
 	pass=$(cat build/tests/*.trs build-san/tests/*.trs |
 	    grep -c '^:test-result: PASS' || true)
 	fail=$(cat build/tests/*.trs build-san/tests/*.trs |
 	    grep -c '^:test-result: \(FAIL\|ERROR\|XPASS\)' || true)
+	# and the systemd test's own "N passed, N failed"
+	sd=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' build/systemd-test.log | tail -n 1)
+	pass=$((pass + ${sd%% *})) fail=$((fail + ${sd##* }))
 	echo "$pass passed, $fail failed"
 	;;
 *)
