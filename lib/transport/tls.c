@@ -713,8 +713,6 @@ tls_verify_msg(const struct tls_conn *c, long verr, char *buf, size_t len)
 	}
 }
 
-/* ---- connection errors --------------------------------------------------- */
-
 /* ---- kernel TLS ------------------------------------------------------- */
 
 /*
@@ -780,8 +778,8 @@ tls_ktls_why(const SSL *ssl, int send)
 		return "the kernel has no tls module (tcp_available_ulp has "
 		    "no \"tls\")";
 	case -1:
-		return "the kernel has no tls module (no "
-		    "/proc/sys/net/ipv4/tcp_available_ulp)";
+		return "the kernel refused it (has it a tls module? no "
+		    "/proc/sys/net/ipv4/tcp_available_ulp to tell)";
 	}
 	if (!send && SSL_version(ssl) == TLS1_3_VERSION &&
 	    OpenSSL_version_num() < 0x30200000UL)
@@ -823,6 +821,8 @@ tls_ktls_log(const SSL *ssl, const struct tls_conn *c)
 	    (k & XPORT_KTLS_RECV) ? "on" : "off", why,
 	    k == 0 ? " (encrypting in user space)" : "");
 }
+
+/* ---- connection errors --------------------------------------------------- */
 
 /*
  * Whether the handshake completed: SSL_is_init_finished() cannot tell
