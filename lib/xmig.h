@@ -161,6 +161,14 @@ struct bufferevent *xport_tls_bev_new(struct event_base *base, int fd,
 int	xport_tls_shutdown(struct bufferevent *bev, char *errbuf, size_t errlen);
 /* Non-zero, with buf filled, if bev is a TLS bufferevent with an error. */
 int	xport_tls_bev_error(struct bufferevent *bev, char *buf, size_t len);
+/*
+ * After the handshake: which directions of a TLS bufferevent the kernel
+ * encrypts (kTLS): XPORT_KTLS_SEND | XPORT_KTLS_RECV, 0 for neither (user
+ * space), -1 if bev is not TLS.
+ */
+#define XPORT_KTLS_SEND	0x1
+#define XPORT_KTLS_RECV	0x2
+int	xport_tls_ktls(struct bufferevent *bev);
 /* Reset (not close orderly) a socket: the peer sees ECONNRESET. */
 void	xport_abort(int fd);
 int	xport_is_regular(int fd);

@@ -36,6 +36,17 @@
  * close_notify; a peer that receives it sees BEV_EVENT_EOF.  An EOF without
  * it is BEV_EVENT_ERROR (allow_dirty_shutdown off; OpenSSL 3 also reports
  * it as "unexpected eof while reading").
+ *
+ * Kernel TLS: every context asks OpenSSL 3 for it (SSL_OP_ENABLE_KTLS).
+ * OpenSSL then hands the record layer to the kernel once the keys are
+ * known, through setsockopt(TCP_ULP, "tls") on the socket BIO that
+ * bufferevent_openssl_socket_new() made, when the cipher is one the kernel
+ * has (AES-GCM, ChaCha20-Poly1305) and the kernel has the tls module;
+ * OpenSSL 3.0 and 3.1 do it for sending only under TLS 1.3.  Where any of
+ * that is missing OpenSSL stays in user space, with nothing else changed:
+ * that is the fallback.  When the handshake completes, a debug line says
+ * which directions the kernel took and, for one it did not, why
+ * ("kernel TLS: send off, receive off: the kernel has no tls module ...").
  */
 #include "config.h"
 
@@ -59,6 +70,8 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -456,6 +469,10 @@ xport_tls_ctx_new(const struct xport_tls *t, int server, char *errbuf,
 
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+#ifdef SSL_OP_ENABLE_KTLS
+	/* Only asks: OpenSSL stays in user space where the kernel cannot. */
+	SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+#endif
 	SSL_CTX_set_num_tickets(ctx, 0);	/* one connection, no resuming */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_default_passwd_cb(ctx, tls_no_password);
@@ -696,11 +713,121 @@ tls_verify_msg(const struct tls_conn *c, long verr, char *buf, size_t len)
 	}
 }
 
+/* ---- kernel TLS ------------------------------------------------------- */
+
+/*
+ * Whether the kernel took this connection's sending (XPORT_KTLS_SEND) and
+ * receiving (XPORT_KTLS_RECV) over; 0 for neither.
+ */
+static int
+tls_ktls_state(const SSL *ssl)
+{
+	int r = 0;
+
+#if defined(BIO_get_ktls_send) && defined(BIO_get_ktls_recv)
+	BIO *w = SSL_get_wbio(ssl), *rd = SSL_get_rbio(ssl);
+
+	if (w != NULL && BIO_get_ktls_send(w) > 0)
+		r |= XPORT_KTLS_SEND;
+	if (rd != NULL && BIO_get_ktls_recv(rd) > 0)
+		r |= XPORT_KTLS_RECV;
+#else
+	(void)ssl;
+#endif
+	return r;
+}
+
+/* Whether the running kernel lists the tls upper-layer protocol. */
+static int
+tls_kernel_has_ulp(void)
+{
+	char buf[256], *p, *save;
+	size_t n;
+	FILE *f;
+
+	if ((f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "re")) == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	for (p = strtok_r(buf, " \t\n", &save); p != NULL;
+	    p = strtok_r(NULL, " \t\n", &save))
+		if (strcmp(p, "tls") == 0)
+			return 1;
+	return 0;
+}
+
+/* Why the kernel did not take one direction (send: 1 sending). */
+static const char *
+tls_ktls_why(const SSL *ssl, int send)
+{
+#if !defined(SSL_OP_ENABLE_KTLS) || !defined(BIO_get_ktls_send)
+	(void)ssl;
+	(void)send;
+	return "this OpenSSL was built without kTLS";
+#else
+	const char *cipher = SSL_get_cipher_name(ssl);
+
+	if (cipher == NULL || (strstr(cipher, "GCM") == NULL &&
+	    strstr(cipher, "CHACHA20") == NULL))
+		return "the cipher is not one the kernel offers (AES-GCM, "
+		    "ChaCha20-Poly1305)";
+	/* OpenSSL asked the kernel (TCP_ULP loads the module if it can). */
+	switch (tls_kernel_has_ulp()) {
+	case 0:
+		return "the kernel has no tls module (tcp_available_ulp has "
+		    "no \"tls\")";
+	case -1:
+		return "the kernel refused it (has it a tls module? no "
+		    "/proc/sys/net/ipv4/tcp_available_ulp to tell)";
+	}
+	if (!send && SSL_version(ssl) == TLS1_3_VERSION &&
+	    OpenSSL_version_num() < 0x30200000UL)
+		return "OpenSSL before 3.2 offloads only sending under TLS 1.3";
+	return "OpenSSL or the kernel declined it for this connection";
+#endif
+}
+
+int
+xport_tls_ktls(struct bufferevent *bev)
+{
+	SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+
+	return ssl != NULL ? tls_ktls_state(ssl) : -1;
+}
+
+/*
+ * The debug line of a completed handshake: version, cipher, and which
+ * directions the kernel encrypts, with the reason for one it does not.
+ */
+static void
+tls_ktls_log(const SSL *ssl, const struct tls_conn *c)
+{
+	int k = tls_ktls_state(ssl);
+	char why[256];
+
+	if (!xmig_log_on(XMIG_LOG_DEBUG))
+		return;
+	why[0] = '\0';
+	if ((k & XPORT_KTLS_SEND) == 0)
+		snprintf(why, sizeof(why), ": %s", tls_ktls_why(ssl, 1));
+	else if ((k & XPORT_KTLS_RECV) == 0)
+		snprintf(why, sizeof(why), ": receive: %s",
+		    tls_ktls_why(ssl, 0));
+	xmig_log(XMIG_LOG_DEBUG, "TLS: %s %s with %s; kernel TLS: send %s, "
+	    "receive %s%s%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+	    c->addr[0] != '\0' ? c->addr : "the peer",
+	    (k & XPORT_KTLS_SEND) ? "on" : "off",
+	    (k & XPORT_KTLS_RECV) ? "on" : "off", why,
+	    k == 0 ? " (encrypting in user space)" : "");
+}
+
 /* ---- connection errors --------------------------------------------------- */
 
 /*
  * Whether the handshake completed: SSL_is_init_finished() cannot tell
- * after a failure (OpenSSL puts a failed connection back "in init").
+ * after a failure (OpenSSL puts a failed connection back "in init").  By
+ * then OpenSSL has passed both directions' keys to the kernel, or not.
  */
 static void
 tls_info_cb(const SSL *ssl, int where, int ret)
@@ -708,8 +835,11 @@ tls_info_cb(const SSL *ssl, int where, int ret)
 	struct tls_conn *c;
 
 	if ((where & SSL_CB_HANDSHAKE_DONE) &&
-	    (c = SSL_get_ex_data(ssl, tls_conn_idx)) != NULL)
+	    (c = SSL_get_ex_data(ssl, tls_conn_idx)) != NULL &&
+	    !c->handshake_done) {
 		c->handshake_done = 1;
+		tls_ktls_log(ssl, c);
+	}
 }
 
 /* The peer's alert (alert is the TLS AlertDescription). */
