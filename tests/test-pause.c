@@ -1,5 +1,5 @@
 /*
- * test-pause.c -- the sender's threaded pause (backend pause_threaded):
+ * test-pause.c -- the sender's threaded pause (b->pause_threaded):
  * a backend whose pause is slow (Xen: the guest's cooperative suspend) is
  * paused on a thread of its own while the last live pass drains.  A sim
  * domain with a running workload, wrapped so that its pause takes 400 ms
@@ -124,6 +124,7 @@ send_once(const char *rpath, int cancel_rfd, struct xmig_report *r,
 	if (rc != 0)
 		return rc;
 	b->ops = &slow_ops;
+	b->pause_threaded = 1;
 	if (pipe(pfd) != 0)
 		return -errno;
 	*pidp = receiver(pfd[0], pfd[1], rpath);
@@ -159,7 +160,6 @@ main(void)
 	main_thr = pthread_self();
 	slow_ops = sim_ops;
 	slow_ops.pause = slow_pause;
-	slow_ops.pause_threaded = 1;
 	xmig_log_set(log_cb, XMIG_LOG_DEBUG);
 	if (mkdtemp(dir) == NULL) {
 		CHECK(0, "mkdtemp: %s", strerror(errno));

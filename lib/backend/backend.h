@@ -89,7 +89,7 @@ struct backend_ops {
 	 * Threading: map and unmap (only these) may be called from a second
 	 * thread while the first thread uses the handle; backends make
 	 * those two safe for that (the sender digests memory beside the
-	 * flush).  The one other exception: with pause_threaded set, pause
+	 * flush).  The one other exception: with b->pause_threaded set, pause
 	 * may run on a second thread while the first goes on copying (map,
 	 * unmap, read_dirty).  Every other call comes from one thread at a
 	 * time.
@@ -156,17 +156,6 @@ struct backend_ops {
 	int (*early_state)(struct backend *b, struct state_list *out);
 	int (*load_early)(struct backend *b, uint32_t type,
 	    const uint8_t *body, uint32_t len);
-
-	/*
-	 * Non-zero: pause takes long (a guest's cooperative suspend, Xen)
-	 * and is safe on another thread beside map, unmap and read_dirty,
-	 * so the sender begins it as soon as it decides to stop, and goes
-	 * on copying live (what is queued, then the pages dirtied
-	 * meanwhile, pass after pass) until the domain is paused; the
-	 * final pass then holds only what was dirtied last.  Zero: the
-	 * sender lets its output drain, then pauses.
-	 */
-	int pause_threaded;
 };
 
 /* The registry: "sim", "xen" (when built). NULL if unknown. */
@@ -197,6 +186,18 @@ int	backend_foreach(int (*fn)(const char *name, int built, void *arg),
 struct backend {
 	const struct backend_ops *ops;
 	char errmsg[256];
+	/*
+	 * Set by the backend when it opens a source whose pause takes long
+	 * (a guest's cooperative suspend, Xen), is safe on another thread
+	 * beside map, unmap and read_dirty, and does not compete for the
+	 * CPUs the copy uses (the guest freezes itself on CPUs of its own):
+	 * the sender then begins the pause as soon as it decides to stop
+	 * and goes on copying live (what is queued, then the pages dirtied
+	 * meanwhile, pass after pass) until the domain is paused, so the
+	 * final pass holds only what was dirtied last.  Zero (the
+	 * default): the sender lets its output drain, then pauses.
+	 */
+	int pause_threaded;
 };
 /*
  * The reason for the last failure on b.  open_source and open_target have

@@ -879,7 +879,7 @@ send_pause_idle(struct sender *s)
 static int
 send_pause_begin(struct sender *s)
 {
-	if (!s->b->ops->pause_threaded || s->base == NULL || s->bev == NULL ||
+	if (!s->b->pause_threaded || s->base == NULL || s->bev == NULL ||
 	    pipe2(s->pause_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
 		return -1;
 	s->pause_ev = event_new(s->base, s->pause_pipe[0], EV_READ,

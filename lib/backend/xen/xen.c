@@ -527,6 +527,19 @@ xen_open(const char *spec, int target, struct xen_backend **out,
 			goto fail;
 		}
 		x->p2m_size = gpfns;
+		/*
+		 * A toolstack's suspend is the guest freezing itself: it can
+		 * overlap the copy (b.pause_threaded) when the host has CPUs
+		 * for both.  With one (the QEMU lab) the copy would only slow
+		 * the guest's freeze down.
+		 */
+		if (x->toolstack) {
+			xc_physinfo_t pi;
+
+			memset(&pi, 0, sizeof(pi));
+			if (xc_physinfo(x->xch, &pi) == 0 && pi.nr_cpus > 1)
+				x->b.pause_threaded = 1;
+		}
 	}
 	if (target) {
 		x->static_hook = xen_static_fn;
@@ -1686,5 +1699,4 @@ const struct backend_ops xen_ops = {
 	.stats = NULL,
 	.early_state = xen_early_state,
 	.load_early = xen_load_early,
-	.pause_threaded = 1,
 };
