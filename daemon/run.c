@@ -151,6 +151,14 @@ send_domain(struct backend *b, const char *dest, const struct send_opts *o,
 		}
 		xmig_send_free(s);	/* stops it if the loop failed */
 	}
+	if (r->verified != -1 && xmig_log_on(XMIG_LOG_DEBUG)) {
+		char mh[65];
+
+		hex_encode(r->memory_sha256, 32, mh);
+		xmig_debug("+%.1f ms: the receiver's digests %s ours (memory "
+		    "%.16s...)", r->duration_ms, r->verified ? "equal" :
+		    "DIFFER from", mh);
+	}
 	progress_free(prog);
 	event_base_free(rs.base);
 	if (child > 0)

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,8 @@ struct side {
 	int			 cancel_at_progress;
 	int			 cancelled;
 	int			 paused_at_cancel;
+	unsigned		 logs;		/* debug lines through cbs.log */
+	int			 saw_agreed;
 	struct side		*other;	/* the other migration's sender */
 	uint64_t		 other_bytes_at_result;
 	int			*pending;
@@ -57,6 +60,18 @@ on_progress(void *arg, const struct progress_info *pi)
 		    "paused") == 0;
 		xmig_send_cancel(sd->s);
 	}
+}
+
+static void
+on_log(void *arg, int level, const char *msg)
+{
+	struct side *sd = arg;
+
+	CHECK(level <= sd->cbs.log_level, "level %d above %d", level,
+	    sd->cbs.log_level);
+	sd->logs++;
+	if (strstr(msg, "agreed: back-channel") != NULL)
+		sd->saw_agreed = 1;
 }
 
 static void
@@ -190,11 +205,17 @@ two_at_once(struct event_base *base)
 	side_init(&r2, "receive 2", base, &pending);
 	s1.other = &s2;
 	s2.other = &s1;
+	/* Session 1's own log at debug level; session 2 has none. */
+	s1.cbs.log = on_log;
+	s1.cbs.log_level = XMIG_LOG_DEBUG;
 	pair(base, &s1, &r1, "sim:mem=48M,vcpus=2,dirty=0,seed=1", &so, &ro);
 	pair(base, &s2, &r2, "sim:mem=48M,vcpus=1,dirty=0,seed=2", &so, &ro);
 	run(base, &pending);
 	check_completed(&s1, &r1);
 	check_completed(&s2, &r2);
+	CHECK(s1.logs > 0 && s1.saw_agreed && s2.logs == 0,
+	    "per-session log: %u lines (agreed %d), the other %u", s1.logs,
+	    s1.saw_agreed, s2.logs);
 	CHECK(memcmp(s1.r.memory_sha256, s2.r.memory_sha256, 32) != 0,
 	    "two different domains, one digest");
 	/* Interleaved: whichever ended first, the other had sent by then. */
@@ -354,6 +375,8 @@ int
 main(void)
 {
 	struct event_base *base = event_base_new();
+
+	signal(SIGPIPE, SIG_IGN);	/* a peer that fails closes mid-write */
 
 	CHECK(base != NULL, "event_base_new");
 	if (base == NULL)

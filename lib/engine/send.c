@@ -136,6 +136,8 @@ struct xmig_send {
 	struct digest_state	*dstate;
 	pthread_t		 digest_thr;
 	int			 digest_started;
+	int			 digest_done;	/* the thread ended (atomic) */
+	int			 torn_down;	/* the sink is closed */
 	int			 digest_rc;
 
 	/* Connection, back-channel and handover (SPEC.md section 13). */
@@ -827,6 +829,7 @@ send_digest_main(void *arg)
 
 	s->digest_rc = digest_memory(s->b, s->info.nr_pages, s->page_size,
 	    s->r->memory_sha256);
+	__atomic_store_n(&s->digest_done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -1852,15 +1855,12 @@ send_result(struct xmig_send *s, int rc)
  * place), the digest joined, the source resumed on failure, the report.
  * Returns the session's rc.
  */
-static int
-send_finish(struct xmig_send *s)
+static void
+send_teardown(struct xmig_send *s)
 {
-	struct xmig_report *r = s->r;
-	struct xmig_send *sp = s;
-	uint8_t dummy[32];
-	uint64_t t_done;
-	int rc;
-
+	if (s->torn_down)
+		return;
+	s->torn_down = 1;
 	if (s->connecting != NULL) {
 		xport_connect_cancel(s->connecting);
 		s->connecting = NULL;
@@ -1881,7 +1881,17 @@ send_finish(struct xmig_send *s)
 	} else
 		send_stop_events(s);
 	send_close_dest(s);
+}
 
+static int
+send_finish(struct xmig_send *s)
+{
+	struct xmig_report *r = s->r;
+	uint8_t dummy[32];
+	uint64_t t_done;
+	int rc;
+
+	send_teardown(s);
 	if (s->digest_started) {
 		pthread_join(s->digest_thr, NULL);
 		s->digest_started = 0;
@@ -1927,14 +1937,6 @@ send_finish(struct xmig_send *s)
 	if (s->have_peer_digests && r->have_memory && r->have_vcpu)
 		r->verified = memcmp(s->peer_mem, r->memory_sha256, 32) == 0 &&
 		    memcmp(s->peer_vcpu, r->vcpu_sha256, 32) == 0;
-	if (r->verified != -1 && xmig_cbs_log_on(s->cbs, XMIG_LOG_DEBUG)) {
-		char mh[65];
-
-		hex_encode(r->memory_sha256, 32, mh);
-		send_debug(sp, "+%.1f ms: the receiver's digests %s ours (memory "
-		    "%.16s...)", send_ms(s), r->verified ? "equal" :
-		    "DIFFER from", mh);
-	}
 	if (s->rc == 0 && r->verified == 0) {
 		s->rc = -EBADMSG;
 		s->unconfirmed = 1;
@@ -1969,6 +1971,16 @@ send_finish_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (s->finished)
 		return;
+	send_teardown(s);
+	if (s->digest_started &&
+	    !__atomic_load_n(&s->digest_done, __ATOMIC_ACQUIRE)) {
+		/* The memory digest is still running: look again soon,
+		 * without blocking the loop in pthread_join. */
+		struct timeval tv = { 0, 5000 };
+
+		evtimer_add(s->done_ev, &tv);
+		return;
+	}
 	send_result(s, send_finish(s));
 }
 
@@ -2116,7 +2128,9 @@ xmig_send_start(struct xmig_send *s)
 void
 xmig_send_cancel(struct xmig_send *s)
 {
-	if (s == NULL || !s->started || s->finished)
+	/* Too late once the stream is complete: the result is on its way. */
+	if (s == NULL || !s->started || s->finished || s->torn_down ||
+	    (s->phase == SP_DONE && s->rc == 0))
 		return;
 	send_cancel_cb(-1, 0, s);
 }
