@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,14 @@ struct xmig_recv {
 	void			*tls_ctx;
 	char			 busy_msg[200];
 	uint64_t		 last_progress;
+	/* The memory digest after RUNNING, in a thread beside the loop. */
+	pthread_t		 dg_thr;
+	struct event		*dg_ev;		/* polls dg_done */
+	int			 digesting;	/* dg_thr runs */
+	int			 dg_done;	/* it ended (atomic) */
+	int			 dg_rc;
+	int			 mem_done;	/* memory_sha256 computed */
+	int			 digests_done;	/* recv_digests ran */
 	struct xmig_report	 r;
 	struct xp_parser	*p;
 	const struct backend_ops *ops;
@@ -825,21 +834,51 @@ recv_control_cb(void *arg, const struct xp_stream *st,
 	return XP_PAUSE;
 }
 
+static void *
+recv_digest_main(void *arg)
+{
+	struct xmig_recv *rv = arg;
+
+	rv->dg_rc = digest_memory(rv->b, rv->info.nr_pages,
+	    1u << rv->info.page_shift, rv->r.memory_sha256);
+	__atomic_store_n(&rv->dg_done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void
+recv_digests_join(struct xmig_recv *rv)
+{
+	if (!rv->digesting)
+		return;
+	pthread_join(rv->dg_thr, NULL);
+	rv->digesting = 0;
+	rv->mem_done = 1;
+	rv->r.have_memory = rv->dg_rc == 0;
+}
+
 static void
 recv_digests(struct xmig_recv *rv)
 {
 	struct xp_digests d;
 	struct xp_buf buf = { 0 };
 
+	if (rv->digests_done)
+		return;
+	rv->digests_done = 1;
 	if (rv->o->no_digest) {
 		/* No DIGESTS: the sender completes when we close. */
 		recv_debug(rv, "+%.1f ms: no digests (not asked for)", recv_ms(rv));
 		return;
 	}
-	rv->info.nr_pages = 0;
-	rv->b->ops->describe(rv->b, &rv->info);
-	rv->r.have_memory = digest_memory(rv->b, rv->info.nr_pages,
-	    1u << rv->info.page_shift, rv->r.memory_sha256) == 0;
+	if (rv->digesting)
+		recv_digests_join(rv);
+	if (!rv->mem_done) {
+		rv->info.nr_pages = 0;
+		rv->b->ops->describe(rv->b, &rv->info);
+		rv->r.have_memory = digest_memory(rv->b, rv->info.nr_pages,
+		    1u << rv->info.page_shift, rv->r.memory_sha256) == 0;
+		rv->mem_done = 1;
+	}
 	digest_state_final(rv->dstate, rv->r.vcpu_sha256);
 	rv->r.have_vcpu = 1;
 	rv->r.nr_pages = rv->info.nr_pages;
@@ -1006,6 +1045,54 @@ recv_after_input(struct xmig_recv *rv)
 }
 
 static void
+recv_digests_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct xmig_recv *rv = arg;
+	struct timeval tv = { 0, 5000 };
+
+	(void)fd;
+	(void)what;
+	if (!__atomic_load_n(&rv->dg_done, __ATOMIC_ACQUIRE)) {
+		evtimer_add(rv->dg_ev, &tv);
+		return;
+	}
+	recv_digests_join(rv);
+	if (rv->phase == RV_RUNNING) {
+		recv_digests(rv);
+		recv_close_soon(rv);
+	}
+}
+
+/*
+ * RUNNING is out: the digests, then close.  The memory digest reads the
+ * whole domain: it runs in a thread so that the loop (and the other
+ * sessions on it) go on meanwhile.
+ */
+static void
+recv_digests_soon(struct xmig_recv *rv)
+{
+	struct timeval tv = { 0, 5000 };
+
+	if (rv->digesting)
+		return;
+	if (rv->o->no_digest || rv->mem_done || rv->digests_done)
+		goto now;
+	rv->info.nr_pages = 0;
+	rv->b->ops->describe(rv->b, &rv->info);
+	if (rv->dg_ev == NULL &&
+	    (rv->dg_ev = evtimer_new(rv->base, recv_digests_poll, rv)) == NULL)
+		goto now;
+	if (pthread_create(&rv->dg_thr, NULL, recv_digest_main, rv) != 0)
+		goto now;
+	rv->digesting = 1;
+	evtimer_add(rv->dg_ev, &tv);
+	return;
+now:
+	recv_digests(rv);
+	recv_close_soon(rv);
+}
+
+static void
 recv_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct xmig_recv *rv = arg;
@@ -1049,8 +1136,7 @@ recv_read_cb(struct bufferevent *bev, void *arg)
 	if (rv->rc == 0 && rv->phase == RV_RUNNING &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
 		/* RUNNING is out: the digests do not delay the sender. */
-		recv_digests(rv);
-		recv_close_soon(rv);
+		recv_digests_soon(rv);
 		return;
 	}
 	recv_after_input(rv);
@@ -1062,8 +1148,7 @@ recv_write_cb(struct bufferevent *bev, void *arg)
 	struct xmig_recv *rv = arg;
 
 	if (rv->phase == RV_RUNNING) {
-		recv_digests(rv);
-		recv_close_soon(rv);
+		recv_digests_soon(rv);
 	} else if (rv->phase == RV_CLOSING)
 		recv_closed(rv);
 }
@@ -1420,9 +1505,13 @@ recv_finish(struct xmig_recv *rv)
 	if (rv->timer != NULL)
 		event_free(rv->timer);
 	rv->timer = NULL;
+	recv_digests_join(rv);
+	if (rv->dg_ev != NULL)
+		event_free(rv->dg_ev);
+	rv->dg_ev = NULL;
 	if (rv->running) {
 		/* GO received (or one-way): this copy runs, whatever else. */
-		if (!rv->r.have_memory && !o->no_digest)
+		if (!rv->digests_done && !o->no_digest)
 			recv_digests(rv);
 		rv->r.status = "completed";
 		if (rv->rc != 0) {
