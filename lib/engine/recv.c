@@ -9,6 +9,11 @@
  * receiver answers XMIG_NEGOTIATE, acknowledges progress, reports errors,
  * and hands the domain over: RESTORED, then GO from the sender, then
  * RUNNING and the digests.  Without GO a restored copy is discarded.
+ *
+ * A socket is read by a session (struct xmig_recv) on the caller's
+ * event_base, ending with one result callback from the loop; a file, a
+ * pipe or the Xen paths' socket by xmig_recv_fd, synchronously, without a
+ * loop.
  */
 #include "config.h"
 

@@ -8,9 +8,12 @@
  * (fired below SEND_LOW_WATER) produces more.  So the sender never holds
  * more than a few batches in flight, whatever the domain size.
  *
- * Sinks: a socket or pipe goes through a bufferevent; a regular file is
- * written synchronously (epoll cannot wait on one) to a temporary name and
- * renamed into place once complete.
+ * A session (struct xmig_send) runs on the caller's event_base and ends
+ * with one result callback, from the loop (send_finish_soon: never from
+ * deep inside a callback of its own).  Sinks: a socket or pipe goes
+ * through a bufferevent; a regular file is written synchronously (epoll
+ * cannot wait on one), a batch per loop turn, to a temporary name and
+ * renamed into place once complete.  tcp: and tls: connect on the loop.
  */
 #include "config.h"
 
