@@ -357,6 +357,44 @@ over_tcp(struct event_base *base)
 	xmig_send_free(s1.s);
 	s1.b->ops->close(s1.b);
 
+	/* Cancelled while it connects: once, -ECANCELED, source running. */
+	lfd = xport_listen(&u, 0, err, sizeof(err));
+	CHECK(lfd >= 0 && xport_bound(lfd, bound, sizeof(bound)) == 0,
+	    "listen: %s", err);
+	snprintf(dest, sizeof(dest), "tcp:localhost:%s",
+	    strrchr(bound, ':') + 1);
+	pending = 1;
+	side_init(&s1, "cancelled connect", base, &pending);
+	s1.b = sim_source("sim:mem=4M,vcpus=1,dirty=0,seed=8");
+	s1.s = xmig_send_new(base, s1.b, dest, &so, &s1.cbs);
+	CHECK(s1.s != NULL && xmig_send_start(s1.s) == 0, "connect: start");
+	xmig_send_cancel(s1.s);
+	run(base, &pending);
+	CHECK(s1.results == 1 && s1.rc == -ECANCELED, "cancelled connect: "
+	    "%d results, rc %d (%s)", s1.results, s1.rc, s1.r.error);
+	CHECK(strcmp(sim_run_state(s1.b), "running") == 0, "cancelled "
+	    "connect: source %s", sim_run_state(s1.b));
+	xmig_send_free(s1.s);
+	s1.b->ops->close(s1.b);
+	close(lfd);
+
+	/* Freed before its result: no result, nothing left behind. */
+	side_init(&s1, "freed", base, &pending);
+	s1.b = sim_source("sim:mem=4M,vcpus=1,dirty=0,seed=9");
+	s1.s = xmig_send_new(base, s1.b, dest, &so, &s1.cbs);
+	CHECK(s1.s != NULL && xmig_send_start(s1.s) == 0, "freed: start");
+	xmig_send_free(s1.s);
+	{
+		struct timeval tv = { 0, 100000 };
+
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	CHECK(s1.results == 0, "freed: %d results", s1.results);
+	CHECK(strcmp(sim_run_state(s1.b), "running") == 0, "freed: source "
+	    "%s", sim_run_state(s1.b));
+	s1.b->ops->close(s1.b);
+
 	/* exec: is the caller's: a clear error, as a result. */
 	pending = 1;
 	side_init(&s1, "exec send", base, &pending);

@@ -259,6 +259,7 @@ struct xport_connecting {
 	int			 fd;
 	int			 err;
 	int			 resolving;
+	int			 cancelled;	/* freed once evdns let go */
 	xport_connect_fn	 done;
 	void			*arg;
 	char			 host[256], port[16];
@@ -268,8 +269,6 @@ struct xport_connecting {
 static void
 xport_connecting_free(struct xport_connecting *c)
 {
-	if (c->req != NULL)
-		evdns_getaddrinfo_cancel(c->req);	/* calls back: ignored */
 	if (c->ev != NULL)
 		event_free(c->ev);
 	if (c->fd >= 0)
@@ -294,7 +293,10 @@ xport_connect_report(evutil_socket_t fd, short what, void *arg)
 		snprintf(c->errbuf, sizeof(c->errbuf), "connect to %s:%s: %s",
 		    c->host, c->port, strerror(c->err));
 	c->fd = -1;
-	c->done(c->arg, rfd, rfd >= 0 ? 0 : -c->err, c->errbuf);
+	if (c->done != NULL)
+		c->done(c->arg, rfd, rfd >= 0 ? 0 : -c->err, c->errbuf);
+	else if (rfd >= 0)
+		close(rfd);
 	xport_connecting_free(c);
 }
 
@@ -362,8 +364,16 @@ xport_connect_resolved(int result, struct evutil_addrinfo *res, void *arg)
 
 	c->req = NULL;
 	c->resolving = 0;
-	if (result == EVUTIL_EAI_CANCEL)
-		return;		/* being freed */
+	if (c->cancelled) {
+		/* Freed from the loop, not inside evdns' own callback. */
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		c->next = NULL;
+		c->ev = event_new(c->base, -1, 0, xport_connect_report, c);
+		if (c->ev != NULL)
+			event_active(c->ev, EV_TIMEOUT, 0);
+		return;
+	}
 	if (result != 0) {
 		snprintf(c->errbuf, sizeof(c->errbuf), "%s:%s: %s", c->host,
 		    c->port, evutil_gai_strerror(result));
@@ -419,8 +429,19 @@ xport_connect_start(struct event_base *base, const struct xport_uri *u,
 void
 xport_connect_cancel(struct xport_connecting *c)
 {
-	if (c != NULL)
+	struct evdns_getaddrinfo_request *req;
+
+	if (c == NULL)
+		return;
+	c->done = NULL;
+	if (c->req == NULL) {
 		xport_connecting_free(c);
+		return;
+	}
+	/* evdns calls back (EVUTIL_EAI_CANCEL), now or later: free then. */
+	c->cancelled = 1;
+	req = c->req;
+	evdns_getaddrinfo_cancel(req);
 }
 
 struct bufferevent *
