@@ -250,9 +250,10 @@ struct xmig_report {
  * What a session tells its caller.  Every member may be NULL.  progress and
  * log are called from the caller's loop while the session runs; result
  * exactly once per started session, from the loop (never from inside
- * xmig_*_start), with the session's rc (as send_domain's / recv_fd's) and
- * its report, valid during the call.  The caller may free the session
- * inside result.
+ * xmig_*_start or xmig_*_cancel), with the session's rc (as send_domain's
+ * / recv_fd's) and its report, valid during the call.  The caller may
+ * cancel a session anywhere, and free it inside result or outside the
+ * session's callbacks (not inside its progress or log).
  */
 struct xmig_cbs {
 	void	*arg;
