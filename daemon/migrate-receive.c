@@ -12,6 +12,7 @@
 
 #include "daemon.h"
 #include "xmig.h"
+#include "run.h"
 #ifdef HAVE_XEN
 #include "xen-toolstack.h"
 #endif

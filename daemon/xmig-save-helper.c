@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "xmig.h"
+#include "run.h"
 
 #define PROG		"xmig-save-helper"
 

@@ -133,6 +133,31 @@ xmig_log(int level, const char *fmt, ...)
 	log_fn(level, msg);
 }
 
+int
+xmig_cbs_log_on(const struct xmig_cbs *cbs, int level)
+{
+	if (cbs != NULL && cbs->log != NULL)
+		return level <= cbs->log_level;
+	return xmig_log_on(level);
+}
+
+void
+xmig_cbs_log(const struct xmig_cbs *cbs, int level, const char *fmt, ...)
+{
+	char	msg[1024];
+	va_list	ap;
+
+	if (!xmig_cbs_log_on(cbs, level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (cbs != NULL && cbs->log != NULL)
+		cbs->log(cbs->arg, level, msg);
+	else
+		log_fn(level, msg);
+}
+
 const char *
 xmig_features_str(uint32_t f, char *buf, size_t len)
 {

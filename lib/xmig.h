@@ -4,14 +4,18 @@
  * The engine moves a domain through a stream: engine/send.c drives a source
  * backend and writes records, engine/recv.c feeds received bytes through the
  * proto/ parser into a target backend.  All libevent glue lives in those two
- * files and transport.c.  Nothing here prints or exits; failures come back
- * as a negative errno value with a one-line reason in the report.
+ * files and transport.c.  Nothing here prints, forks, exits or runs an
+ * event loop: a migration is a session on the caller's event_base that
+ * reports through callbacks (struct xmig_cbs); failures come back as a
+ * negative errno value with a one-line reason in the report.  The blocking
+ * helpers the commands use (send_domain, recv_serve, recv_fd), the printers
+ * and the processes live in daemon/ (daemon/run.h).  tests/lib-silent.test
+ * keeps it so.
  */
 #ifndef XMIG_XMIG_H
 #define XMIG_XMIG_H
 
 #include <stdint.h>
-#include <stdio.h>
 #include <sys/types.h>
 
 #include "proto.h"
@@ -56,6 +60,21 @@ void	xmig_log(int level, const char *fmt, ...)
 } while (0)
 /* XMIG_F_* bits as "checksum,deflate,..." ("none" for 0) into buf. */
 const char *xmig_features_str(uint32_t f, char *buf, size_t len);
+
+/*
+ * A session's own messages: through cbs->log when the caller set one (at
+ * levels up to cbs->log_level), else through xmig_log above.  cbs may be
+ * NULL.
+ */
+struct xmig_cbs;
+int	xmig_cbs_log_on(const struct xmig_cbs *cbs, int level);
+void	xmig_cbs_log(const struct xmig_cbs *cbs, int level, const char *fmt,
+	    ...) __attribute__((format(printf, 3, 4)));
+#define xmig_cbs_debug(cbs, fmt, ...) do {				\
+	if (xmig_cbs_log_on((cbs), XMIG_LOG_DEBUG))			\
+		xmig_cbs_log((cbs), XMIG_LOG_DEBUG, "%s: " fmt,		\
+		    __func__, ##__VA_ARGS__);				\
+} while (0)
 
 /* ---- digest.c ---------------------------------------------------------- */
 
@@ -109,19 +128,33 @@ struct xport_tls {
  */
 int	xport_parse(const char *uri, struct xport_uri *u, char *errbuf,
 	    size_t errlen);
-/* Blocking connect, returns a connected non-blocking socket or -errno. */
+/*
+ * Blocking connect, returns a connected non-blocking socket or -errno.
+ * For tools and tests only: the sessions connect with xport_connect_start.
+ */
 int	xport_connect(const struct xport_uri *u, char *errbuf, size_t errlen);
+/*
+ * Connect without blocking the caller's loop: the name is resolved with
+ * evdns (numeric addresses and /etc/hosts at once), each address tried in
+ * turn with a non-blocking connect.  done gets a connected non-blocking
+ * socket (TCP_NODELAY) or fd -1 with a negative errno and the reason in
+ * errbuf; it is called from the loop, never from xport_connect_start, and
+ * the handle is freed after it returns.  NULL (ENOMEM) if nothing started.
+ * xport_connect_cancel stops one that has not called done.
+ */
+struct xport_connecting;
+struct event_base;
+typedef void (*xport_connect_fn)(void *arg, int fd, int err,
+	    const char *errbuf);
+struct xport_connecting *xport_connect_start(struct event_base *base,
+	    const struct xport_uri *u, xport_connect_fn done, void *arg);
+void	xport_connect_cancel(struct xport_connecting *c);
 /*
  * Bound, listening non-blocking socket or -errno.  A plain tcp: listener
  * binds only to loopback addresses unless insecure is set.
  */
 int	xport_listen(const struct xport_uri *u, int insecure, char *errbuf,
 	    size_t errlen);
-/*
- * Run "sh -c COMMAND" with its stdin and stdout on one end of a socket
- * pair (its stderr is ours); returns our end, non-blocking, and the pid.
- */
-int	xport_exec(const char *command, pid_t *pid, char *errbuf, size_t errlen);
 
 /*
  * TLS: a context for the client (server = 0) or server side, verifying
@@ -142,7 +175,6 @@ void	 xport_tls_ctx_free(void *ctx);
  * closed when the bufferevent is freed.
  */
 struct bufferevent;
-struct event_base;
 struct bufferevent *xport_bev_new(struct event_base *base, int fd,
 	    void *tls_ctx, int server, const char *host, char *errbuf,
 	    size_t errlen);
@@ -172,13 +204,18 @@ int	xport_tls_ktls(struct bufferevent *bev);
 /* Reset (not close orderly) a socket: the peer sees ECONNRESET. */
 void	xport_abort(int fd);
 int	xport_is_regular(int fd);
-/* Print "NAME: listening on tcp:ADDR:PORT" (the bound port) on stderr. */
-void	xport_announce(int lfd, const char *name);
+/* "tcp:ADDR:PORT" (the bound address and port of lfd) into buf. */
+int	xport_bound(int lfd, char *buf, size_t len);
 
-/* ---- progress.c ---------------------------------------------------------- */
+/* ---- progress (engine/send.c, engine/recv.c) --------------------------- */
 
+/* How the caller shows progress; the engine only hands it the figures. */
 enum progress_mode { PROGRESS_AUTO = 0, PROGRESS_NONE, PROGRESS_TTY, PROGRESS_JSON };
 
+/*
+ * A session's progress, given to cbs->progress at most every 250 ms while
+ * it runs, and once more with final set just before a successful result.
+ */
 struct progress_info {
 	const char	*role;		/* "send" / "receive" */
 	const char	*phase;		/* "live", "stop-and-copy", "tail", ... */
@@ -189,15 +226,8 @@ struct progress_info {
 	double		 dirty_rate;	/* octets per second */
 	double		 throughput;	/* octets per second */
 	double		 expected_downtime_ms;
+	int		 final;		/* the last figures of a success */
 };
-
-struct progress;
-struct progress *progress_new(enum progress_mode mode, FILE *out);
-/* Print if due (rate-limited), or always when force is set. */
-void	progress_update(struct progress *p, const struct progress_info *pi,
-	    int force);
-void	progress_end(struct progress *p);
-void	progress_free(struct progress *p);
 
 /* ---- reports (engine/send.c / engine/recv.c) ---------------------------- */
 
@@ -224,7 +254,22 @@ struct xmig_report {
 	const char	*dialect;
 };
 
-void	report_print_json(const struct xmig_report *r, FILE *out);
+/*
+ * What a session tells its caller.  Every member may be NULL.  progress and
+ * log are called from the caller's loop while the session runs; result
+ * exactly once per started session, from the loop (never from inside
+ * xmig_*_start or xmig_*_cancel), with the session's rc (as send_domain's
+ * / recv_fd's) and its report, valid during the call.  The caller may
+ * cancel a session anywhere, and free it inside result or outside the
+ * session's callbacks (not inside its progress or log).
+ */
+struct xmig_cbs {
+	void	*arg;
+	void	(*progress)(void *arg, const struct progress_info *pi);
+	void	(*log)(void *arg, int level, const char *msg);
+	int	 log_level;	/* the most verbose level log wants */
+	void	(*result)(void *arg, int rc, const struct xmig_report *r);
+};
 
 /* ---- engine/send.c ----------------------------------------------------- */
 
@@ -235,7 +280,7 @@ struct send_opts {
 	double		downtime_limit_ms;	/* default 300 */
 	unsigned	max_iterations;		/* default 30 */
 	uint64_t	bandwidth;		/* octets/s, 0: unlimited */
-	enum progress_mode progress;
+	enum progress_mode progress;	/* for the caller's printer */
 	int		big_endian;		/* draft-B only */
 	struct xport_tls tls;
 	int		backchannel;		/* offer one on a connection */
@@ -265,13 +310,45 @@ struct send_opts {
 };
 
 void	send_opts_default(struct send_opts *o);
+
 /*
- * Migrate (or save) the open source domain b to dest.  On success the
- * source stays paused (the caller destroys it); on failure it has been
- * resumed.  Fills r; returns 0 or -errno (-ECANCELED: o->cancel_fd).
+ * A sender session: migrates (or saves) the open source domain b on the
+ * caller's event_base.  o, b and cbs must outlive it.
+ *
+ * xmig_send_new: dest is "tcp:HOST:PORT", "tls:HOST:PORT" (connected on
+ * the loop, without blocking it), "file:PATH" or "-" (stdout).  "exec:"
+ * is the caller's: it runs the command and passes its socket to
+ * xmig_send_new_fd.  xmig_send_new_fd takes a connected socket or pipe fd
+ * (the session owns and closes it); two_way: a back-channel can come back
+ * on it (a socket pair, a TCP connection), else a one-way pipe.  Both
+ * return NULL only when out of memory; every other failure, including a
+ * bad dest, comes as the result.
+ *
+ * xmig_send_start: begins; 0, or -EALREADY.  The result's rc: 0 handed
+ * over (or saved): the source stays paused, the caller destroys it;
+ * -EINPROGRESS delivered but unconfirmed: the source stays paused;
+ * any other negative errno: failed, the source resumed (-ECANCELED:
+ * cancelled).  A regular file (or a socket given as file:/proc/self/fd/N)
+ * is written synchronously a batch (16 MiB at most) per loop turn.
+ *
+ * xmig_send_cancel: fail with -ECANCELED and the error "cancelled", as on
+ * any failure (dirty tracking off, the source resumed, or left paused
+ * once GO is out, SPEC 13.4); the result follows from the loop.  o's
+ * cancel_fd does the same when it becomes readable.
+ *
+ * xmig_send_free: frees it; a session still running is stopped as by
+ * cancel first, without a result.
  */
-int	send_domain(struct backend *b, const char *dest, const struct send_opts *o,
-	    struct xmig_report *r);
+struct xmig_send;
+struct xmig_send *xmig_send_new(struct event_base *base, struct backend *b,
+	    const char *dest, const struct send_opts *o,
+	    const struct xmig_cbs *cbs);
+struct xmig_send *xmig_send_new_fd(struct event_base *base, struct backend *b,
+	    int fd, int two_way, const struct send_opts *o,
+	    const struct xmig_cbs *cbs);
+int	xmig_send_start(struct xmig_send *s);
+void	xmig_send_cancel(struct xmig_send *s);
+void	xmig_send_free(struct xmig_send *s);
 
 /* ---- engine/recv.c ----------------------------------------------------- */
 
@@ -310,15 +387,16 @@ struct recv_toolstack {
 
 struct recv_opts {
 	const char	*backend;	/* "sim" or "sim:spec" */
-	enum progress_mode progress;
+	enum progress_mode progress;	/* for the caller's printer */
+	/* For recv_serve (daemon/): the sessions do not read these. */
 	int		once;
 	int		report_json;
-	FILE		*report_out;
+	void		*report_out;	/* FILE *: NULL stdout */
 	uint64_t	max_memory;	/* octets a target may host; 0: no limit */
 	int		insecure;	/* plain tcp on a non-loopback address */
 	double		timeout_s;	/* stalled sender (60) */
 	unsigned	max_sessions;	/* concurrent migrations (tcp/tls) */
-	struct xport_tls tls;
+	struct xport_tls tls;		/* recv_serve's listener */
 	int		no_digest;	/* no digests: none in the report, no
 					   DIGESTS after RUNNING */
 	int		keep_paused;	/* one-way: leave the restored domain
@@ -327,18 +405,44 @@ struct recv_opts {
 };
 
 void	recv_opts_default(struct recv_opts *o);
+
 /*
- * Serve source: "tcp:HOST:PORT" (listen; one migration, or one after
- * another without once), "file:PATH" or "-".  Prints a report per
- * migration when asked.  Returns 0 if every migration served completed.
+ * A receiver session: one migration from a connected socket fd (accepted;
+ * the session owns and closes it), plain or, with tls_ctx (a server
+ * context from xport_tls_ctx_new), TLS, on the caller's event_base, with
+ * the back-channel on the same socket.  o and cbs must outlive it.  NULL
+ * only when out of memory.
+ *
+ * xmig_recv_refuse, before start: refuse this migration with why (a
+ * refusing XMIG_REPLY to a sender that negotiates, a close otherwise),
+ * reading at most one small record within a second; nothing is restored.
+ * xmig_recv_start: 0, or -EALREADY.  The result's rc: 0 when the domain
+ * runs here (or was left to the toolstack, o->keep_paused), else a
+ * negative errno; a domain that does not run here has been destroyed.
+ * xmig_recv_cancel: fail with -ECANCELED ("cancelled"); the result
+ * follows from the loop.  xmig_recv_free: as xmig_send_free.
  */
-int	recv_serve(const char *source, const struct recv_opts *o);
+struct xmig_recv;
+struct xmig_recv *xmig_recv_new(struct event_base *base, int fd,
+	    void *tls_ctx, const struct recv_opts *o,
+	    const struct xmig_cbs *cbs);
+void	xmig_recv_refuse(struct xmig_recv *rv, const char *why);
+int	xmig_recv_start(struct xmig_recv *rv);
+void	xmig_recv_cancel(struct xmig_recv *rv);
+void	xmig_recv_free(struct xmig_recv *rv);
+
 /*
- * One migration read from fd, already open (a file at its current offset,
- * a pipe or a socket), one-way, reading not one octet past END: the
- * caller reads on from fd after it (libxl's records follow the libxc
- * stream on its helper's fd).  Returns as recv_serve.
+ * The same without an event loop, synchronous (no event_base: the Xen
+ * paths read a socket or pipe faster into one flat buffer): one
+ * migration read from fd, already open (a file at its current offset, a
+ * pipe or a socket), with the back-channel written to out_fd (-1: none,
+ * one-way; it may be fd itself).  exact: read not one octet past END,
+ * one-way (the caller reads on from fd: libxl's records follow the libxc
+ * stream on its helper's fd).  Blocks up to o->timeout_s for each read.
+ * cbs' progress and log are called; result is not: r is filled and rc
+ * returned as the result's.  Neither prints nor forks.
  */
-int	recv_fd(int fd, const struct recv_opts *o);
+int	xmig_recv_fd(int fd, int out_fd, int exact, const struct recv_opts *o,
+	    const struct xmig_cbs *cbs, struct xmig_report *r);
 
 #endif

@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 
 #include "xmig.h"
+#include "run.h"
 #include "tap.h"
 
 #define NPAGES	256u

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "xmig.h"
+#include "run.h"
 #include "tap.h"
 
 static struct backend_ops slow_ops;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "xmig.h"
+#include "run.h"
 #include "tap.h"
 
 static const char prefix[] = "libxl's records before the stream";

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "xmig.h"
+#include "run.h"
 #include "tap.h"
 
 static const char json[] = "{\"c_info\":{\"name\":\"web1\",\"type\":\"pvh\"}}";

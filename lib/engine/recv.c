@@ -9,15 +9,20 @@
  * receiver answers XMIG_NEGOTIATE, acknowledges progress, reports errors,
  * and hands the domain over: RESTORED, then GO from the sender, then
  * RUNNING and the digests.  Without GO a restored copy is discarded.
+ *
+ * A socket is read by a session (struct xmig_recv) on the caller's
+ * event_base, ending with one result callback from the loop; a file, a
+ * pipe or the Xen paths' socket by xmig_recv_fd, synchronously, without a
+ * loop.
  */
 #include "config.h"
 
 #include <sys/socket.h>
-#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,14 +40,14 @@
 /* A stalled sender, and the wait for GO: --timeout, default 60 s. */
 #define RECV_TIMEOUT(rv)	((rv)->o->timeout_s > 0 ? (rv)->o->timeout_s : 60.0)
 #define RECV_FLUSH_TIMEOUT	5		/* s to flush a last message */
+#define RECV_PROGRESS_NS	250000000ULL
+/* A session's debug line, with the function it comes from. */
+#define recv_debug(rv, ...)	xmig_cbs_debug((rv)->cbs, __VA_ARGS__)
 /*
- * Connections beyond --max-sessions: at most RECV_REFUSERS_MAX processes
- * answer them ("busy"), each reading one record of at most
- * RECV_BUSY_RECORD_MAX octets within RECV_BUSY_DEADLINE_MS, and lingering
- * as long again at most for its answer to leave (SPEC 9).  Beyond those,
- * a connection is closed unread.
+ * A refusing session (xmig_recv_refuse: "busy") reads one record of at
+ * most RECV_BUSY_RECORD_MAX octets within RECV_BUSY_DEADLINE_MS, and
+ * lingers as long again at most for its answer to leave (SPEC 9).
  */
-#define RECV_REFUSERS_MAX	4u
 #define RECV_BUSY_RECORD_MAX	4096u
 #define RECV_BUSY_DEADLINE_MS	1000
 
@@ -55,8 +60,23 @@ enum recv_phase {
 	RV_DONE,
 };
 
-struct receiver {
+struct xmig_recv {
 	const struct recv_opts	*o;
+	const struct xmig_cbs	*cbs;
+	int			 started;
+	int			 finished;	/* the result is given */
+	struct event		*done_ev;	/* runs recv_finish */
+	void			*tls_ctx;
+	char			 busy_msg[200];
+	uint64_t		 last_progress;
+	/* The memory digest after RUNNING, in a thread beside the loop. */
+	pthread_t		 dg_thr;
+	struct event		*dg_ev;		/* polls dg_done */
+	int			 digesting;	/* dg_thr runs */
+	int			 dg_done;	/* it ended (atomic) */
+	int			 dg_rc;
+	int			 mem_done;	/* memory_sha256 computed */
+	int			 digests_done;	/* recv_digests ran */
 	struct xmig_report	 r;
 	struct xp_parser	*p;
 	const struct backend_ops *ops;
@@ -64,7 +84,6 @@ struct receiver {
 	struct backend		*b;
 	struct domain_info	 info;
 	struct digest_state	*dstate;
-	struct progress		*prog;
 	enum recv_phase		 phase;
 	int			 verify_mode;
 	int			 ended;		/* END applied */
@@ -117,11 +136,12 @@ recv_opts_default(struct recv_opts *o)
 }
 
 static int
-recv_fail(struct receiver *rv, int rc, const char *fmt, ...)
+recv_fail(struct xmig_recv *rv, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static void recv_finish_soon(struct xmig_recv *rv);
 
 static int
-recv_fail(struct receiver *rv, int rc, const char *fmt, ...)
+recv_fail(struct xmig_recv *rv, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -135,19 +155,25 @@ recv_fail(struct receiver *rv, int rc, const char *fmt, ...)
 }
 
 static void
-recv_progress(struct receiver *rv, int force)
+recv_progress(struct xmig_recv *rv, int force)
 {
 	struct progress_info pi;
-	uint64_t el = now_ns() - rv->t_start;
+	uint64_t now = now_ns(), el = now - rv->t_start;
 	uint64_t off = rv->p ? parser_offset(rv->p) : 0;
 
+	if (rv->cbs == NULL || rv->cbs->progress == NULL)
+		return;
+	if (!force && now - rv->last_progress < RECV_PROGRESS_NS)
+		return;
+	rv->last_progress = now;
 	memset(&pi, 0, sizeof(pi));
+	pi.final = force;
 	pi.role = "receive";
 	pi.phase = rv->ended ? "complete" : "receiving";
 	pi.bytes = off;
 	pi.pages = rv->pages;
 	pi.throughput = el > 0 ? (double)off * 1e9 / (double)el : 0;
-	progress_update(rv->prog, &pi, force);
+	rv->cbs->progress(rv->cbs->arg, &pi);
 }
 
 static const char *
@@ -164,7 +190,7 @@ recv_where(const struct xp_record *rec, char *buf, size_t len)
 
 /* Queue one encoded control record (and the header before the first). */
 static int
-recv_bc_send(struct receiver *rv, struct xp_buf *rec)
+recv_bc_send(struct xmig_recv *rv, struct xp_buf *rec)
 {
 	uint8_t hdr[WIRE_IHDR_SIZE];
 	int rc = 0;
@@ -191,7 +217,7 @@ recv_bc_send(struct receiver *rv, struct xp_buf *rec)
 }
 
 static void
-recv_send_ack(struct receiver *rv)
+recv_send_ack(struct xmig_recv *rv)
 {
 	struct xp_ack a;
 	struct xp_buf buf = { 0 };
@@ -209,7 +235,7 @@ recv_send_ack(struct receiver *rv)
 }
 
 static void
-recv_send_status(struct receiver *rv, uint32_t state, const char *msg)
+recv_send_status(struct xmig_recv *rv, uint32_t state, const char *msg)
 {
 	struct xp_status st = { .state = state, .message = msg,
 	    .message_len = msg ? strlen(msg) : 0 };
@@ -225,7 +251,7 @@ recv_send_status(struct receiver *rv, uint32_t state, const char *msg)
 
 /* Tell the sender why the stream was refused (the last record we send). */
 static void
-recv_send_error(struct receiver *rv)
+recv_send_error(struct xmig_recv *rv)
 {
 	struct xp_error_msg em;
 	struct xp_buf buf = { 0 };
@@ -256,13 +282,13 @@ recv_send_error(struct receiver *rv)
 
 /* Milliseconds since this migration started, for the debug lines. */
 static double
-recv_ms(const struct receiver *rv)
+recv_ms(const struct xmig_recv *rv)
 {
 	return (double)(now_ns() - rv->t_start) / 1e6;
 }
 
 static int
-recv_open_target(struct receiver *rv, const struct xp_stream *st)
+recv_open_target(struct xmig_recv *rv, const struct xp_stream *st)
 {
 	int rc;
 
@@ -293,11 +319,11 @@ recv_open_target(struct receiver *rv, const struct xp_stream *st)
 	return rc;
 }
 
-static int recv_reply(struct receiver *, const struct xp_negotiate *,
+static int recv_reply(struct xmig_recv *, const struct xp_negotiate *,
     struct xp_reply *, char *);
 
 static int
-recv_negotiate(struct receiver *rv, const struct xp_stream *st,
+recv_negotiate(struct xmig_recv *rv, const struct xp_stream *st,
     const struct xp_record *rec)
 {
 	struct xp_negotiate n;
@@ -378,7 +404,7 @@ recv_negotiate(struct receiver *rv, const struct xp_stream *st,
  * REPLY on the back-channel, and the end of the stream when refused.
  */
 static int
-recv_reply(struct receiver *rv, const struct xp_negotiate *np,
+recv_reply(struct xmig_recv *rv, const struct xp_negotiate *np,
     struct xp_reply *rp, char *msg)
 {
 	struct xp_negotiate n = *np;
@@ -388,13 +414,13 @@ recv_reply(struct receiver *rv, const struct xp_negotiate *np,
 	if (r.result == XMIG_REPLY_OK)
 		r.features = n.features & (XMIG_F_CHECKSUM | XMIG_F_DEFLATE |
 		    XMIG_F_ZERO_PAGES | XMIG_F_ACKS | XMIG_F_HANDOVER);
-	if (xmig_log_on(XMIG_LOG_DEBUG)) {
+	if (xmig_cbs_log_on(rv->cbs, XMIG_LOG_DEBUG)) {
 		char fo[128], fa[128], lim[48] = "none";
 
 		if (r.max_memory != 0)
 			snprintf(lim, sizeof(lim), "%llu MiB",
 			    (unsigned long long)(r.max_memory >> 20));
-		xmig_debug("+%.1f ms: offered: %s; writes%s%s%s; records up "
+		recv_debug(rv, "+%.1f ms: offered: %s; writes%s%s%s; records up "
 		    "to %u octets; domain of %llu pages (shift %u), %u vcpus; "
 		    "session 0x%llx", recv_ms(rv),
 		    xmig_features_str(n.features, fo, sizeof(fo)),
@@ -404,7 +430,7 @@ recv_reply(struct receiver *rv, const struct xp_negotiate *np,
 		    n.max_record_len, (unsigned long long)n.nr_pages,
 		    n.page_shift, n.nr_vcpus,
 		    (unsigned long long)n.session_id);
-		xmig_debug("answer: %s%s%s; agreed %s; compression %s; zero "
+		recv_debug(rv, "answer: %s%s%s; agreed %s; compression %s; zero "
 		    "pages %s; records up to %u octets; memory limit %s%s",
 		    r.result == XMIG_REPLY_OK ? "OK" :
 		    "refused", msg[0] ? ": " : "", msg,
@@ -438,10 +464,10 @@ recv_reply(struct receiver *rv, const struct xp_negotiate *np,
 static int
 recv_header_cb(void *arg, const struct xp_stream *st)
 {
-	struct receiver *rv = arg;
+	struct xmig_recv *rv = arg;
 
 	rv->r.dialect = st->dialect == XP_XEN ? "xen" : "draftb";
-	xmig_debug("+%.1f ms: %s stream, version %u, %s-endian, back-channel "
+	recv_debug(rv, "+%.1f ms: %s stream, version %u, %s-endian, back-channel "
 	    "%s", recv_ms(rv), rv->r.dialect, st->version,
 	    st->big_endian ? "big" : "little",
 	    (st->ihdr_options & WIRE_IHDR_OPT_BACKCHANNEL) ? (rv->bc_possible ?
@@ -461,7 +487,7 @@ recv_header_cb(void *arg, const struct xp_stream *st)
  * never restored is a difference too.
  */
 static int
-recv_verify(struct receiver *rv, const struct xp_record *rec,
+recv_verify(struct xmig_recv *rv, const struct xp_record *rec,
     const uint64_t *pfns, uint32_t n, const uint8_t *data, size_t ps)
 {
 	void *pages[WIRE_PAGE_DATA_MAX];
@@ -497,7 +523,7 @@ recv_verify(struct receiver *rv, const struct xp_record *rec,
 }
 
 static int
-recv_pages(struct receiver *rv, const struct xp_stream *st,
+recv_pages(struct xmig_recv *rv, const struct xp_stream *st,
     const struct xp_record *rec)
 {
 	uint64_t pop[WIRE_PAGE_DATA_MAX], data_pfn[WIRE_PAGE_DATA_MAX];
@@ -595,7 +621,7 @@ recv_pages(struct receiver *rv, const struct xp_stream *st,
 }
 
 static int
-recv_state(struct receiver *rv, const struct xp_stream *st,
+recv_state(struct xmig_recv *rv, const struct xp_stream *st,
     const struct xp_record *rec)
 {
 	const uint8_t *body = rec->body;
@@ -636,7 +662,7 @@ static int recv_control_cb(void *arg, const struct xp_stream *st,
  * while its memory is on the way; otherwise skipped.
  */
 static int
-recv_early(struct receiver *rv, const struct xp_stream *st,
+recv_early(struct xmig_recv *rv, const struct xp_stream *st,
     const struct xp_record *rec)
 {
 	const uint8_t *body = rec->body;
@@ -677,7 +703,7 @@ recv_early(struct receiver *rv, const struct xp_stream *st,
 }
 
 static int
-recv_end(struct receiver *rv)
+recv_end(struct xmig_recv *rv)
 {
 	struct xp_limits lim = { 0 };
 	int rc;
@@ -692,12 +718,12 @@ recv_end(struct receiver *rv)
 		    sizeof(msg))) != 0)
 			return recv_fail(rv, rc, "completing the domain: %s",
 			    msg);
-		xmig_debug("+%.1f ms: the toolstack completed the domain",
+		recv_debug(rv, "+%.1f ms: the toolstack completed the domain",
 		    recv_ms(rv));
 	}
 	rv->ended = 1;
 	recv_send_ack(rv);
-	xmig_debug("+%.1f ms: END applied: %llu records, %llu pages, %llu "
+	recv_debug(rv, "+%.1f ms: END applied: %llu records, %llu pages, %llu "
 	    "octets of stream%s", recv_ms(rv),
 	    (unsigned long long)rv->nrec, (unsigned long long)rv->pages,
 	    (unsigned long long)parser_offset(rv->p),
@@ -712,7 +738,7 @@ recv_end(struct receiver *rv)
 	if (rv->ctl == NULL)
 		return recv_fail(rv, -ENOMEM, "out of memory");
 	recv_send_status(rv, XMIG_STATUS_RESTORED, NULL);
-	xmig_debug("+%.1f ms: RESTORED sent; waiting for GO", recv_ms(rv));
+	recv_debug(rv, "+%.1f ms: RESTORED sent; waiting for GO", recv_ms(rv));
 	rv->phase = RV_WAIT_GO;
 	if (rv->timer != NULL) {
 		struct timeval tv = { (time_t)RECV_TIMEOUT(rv), 0 };
@@ -727,7 +753,7 @@ recv_end(struct receiver *rv)
  * With msg, a refusal is only described there (it goes into the REPLY).
  */
 static int
-recv_config(struct receiver *rv, const struct xp_stream *st,
+recv_config(struct xmig_recv *rv, const struct xp_stream *st,
     const struct xp_record *rec, char *msg, size_t msglen)
 {
 	char where[128], why[400] = "";
@@ -737,7 +763,7 @@ recv_config(struct receiver *rv, const struct xp_stream *st,
 	int rc;
 
 	if (rv->ts == NULL) {
-		xmig_debug("domain configuration skipped: no toolstack here");
+		recv_debug(rv, "domain configuration skipped: no toolstack here");
 		return 0;
 	}
 	if (body_config_get(st, rec, &kind, &text, &len) != 0)
@@ -747,7 +773,7 @@ recv_config(struct receiver *rv, const struct xp_stream *st,
 		    sizeof(why));
 	if (rc == 0) {
 		rv->config_seen = 1;
-		xmig_debug("+%.1f ms: domain configuration accepted (%zu "
+		recv_debug(rv, "+%.1f ms: domain configuration accepted (%zu "
 		    "octets)", recv_ms(rv), len);
 		return 0;
 	}
@@ -761,7 +787,7 @@ recv_config(struct receiver *rv, const struct xp_stream *st,
 
 /* The record after a deferred XMIG_NEGOTIATE: the configuration, or no. */
 static int
-recv_config_reply(struct receiver *rv, const struct xp_stream *st,
+recv_config_reply(struct xmig_recv *rv, const struct xp_stream *st,
     const struct xp_record *rec)
 {
 	struct xp_reply r = rv->neg_reply;
@@ -786,7 +812,7 @@ static int
 recv_record_cb(void *arg, const struct xp_stream *st,
     const struct xp_record *rec)
 {
-	struct receiver *rv = arg;
+	struct xmig_recv *rv = arg;
 	char where[128];
 	int rc;
 
@@ -838,14 +864,14 @@ static int
 recv_control_cb(void *arg, const struct xp_stream *st,
     const struct xp_record *rec)
 {
-	struct receiver *rv = arg;
+	struct xmig_recv *rv = arg;
 	struct xp_handover h;
 	int rc;
 
 	(void)st;
 	if (rv->phase != RV_WAIT_GO || control_handover_get(rec, &h) != 0)
 		return recv_fail(rv, -EPROTO, "unexpected control record");
-	xmig_debug("+%.1f ms: %s received", recv_ms(rv),
+	recv_debug(rv, "+%.1f ms: %s received", recv_ms(rv),
 	    h.command == XMIG_HANDOVER_ABORT ? "ABORT" : "GO");
 	if (h.command == XMIG_HANDOVER_ABORT)
 		return recv_fail(rv, -ECANCELED, "the sender aborted the "
@@ -862,30 +888,60 @@ recv_control_cb(void *arg, const struct xp_stream *st,
 	}
 	rv->running = 1;
 	recv_send_status(rv, XMIG_STATUS_RUNNING, NULL);
-	xmig_debug("+%.1f ms: domain resumed; RUNNING sent", recv_ms(rv));
+	recv_debug(rv, "+%.1f ms: domain resumed; RUNNING sent", recv_ms(rv));
 	rv->phase = RV_RUNNING;
 	return XP_PAUSE;
 }
 
+static void *
+recv_digest_main(void *arg)
+{
+	struct xmig_recv *rv = arg;
+
+	rv->dg_rc = digest_memory(rv->b, rv->info.nr_pages,
+	    1u << rv->info.page_shift, rv->r.memory_sha256);
+	__atomic_store_n(&rv->dg_done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
 static void
-recv_digests(struct receiver *rv)
+recv_digests_join(struct xmig_recv *rv)
+{
+	if (!rv->digesting)
+		return;
+	pthread_join(rv->dg_thr, NULL);
+	rv->digesting = 0;
+	rv->mem_done = 1;
+	rv->r.have_memory = rv->dg_rc == 0;
+}
+
+static void
+recv_digests(struct xmig_recv *rv)
 {
 	struct xp_digests d;
 	struct xp_buf buf = { 0 };
 
+	if (rv->digests_done)
+		return;
+	rv->digests_done = 1;
 	if (rv->o->no_digest) {
 		/* No DIGESTS: the sender completes when we close. */
-		xmig_debug("+%.1f ms: no digests (not asked for)", recv_ms(rv));
+		recv_debug(rv, "+%.1f ms: no digests (not asked for)", recv_ms(rv));
 		return;
 	}
-	rv->info.nr_pages = 0;
-	rv->b->ops->describe(rv->b, &rv->info);
-	rv->r.have_memory = digest_memory(rv->b, rv->info.nr_pages,
-	    1u << rv->info.page_shift, rv->r.memory_sha256) == 0;
+	if (rv->digesting)
+		recv_digests_join(rv);
+	if (!rv->mem_done) {
+		rv->info.nr_pages = 0;
+		rv->b->ops->describe(rv->b, &rv->info);
+		rv->r.have_memory = digest_memory(rv->b, rv->info.nr_pages,
+		    1u << rv->info.page_shift, rv->r.memory_sha256) == 0;
+		rv->mem_done = 1;
+	}
 	digest_state_final(rv->dstate, rv->r.vcpu_sha256);
 	rv->r.have_vcpu = 1;
 	rv->r.nr_pages = rv->info.nr_pages;
-	xmig_debug("+%.1f ms: digests computed over %llu pages", recv_ms(rv),
+	recv_debug(rv, "+%.1f ms: digests computed over %llu pages", recv_ms(rv),
 	    (unsigned long long)rv->info.nr_pages);
 	if (rv->phase != RV_RUNNING || !rv->r.have_memory)
 		return;
@@ -894,14 +950,14 @@ recv_digests(struct receiver *rv)
 	d.nr_pages = rv->info.nr_pages;
 	if (control_digests_put(&buf, &d) == 0) {
 		if (recv_bc_send(rv, &buf) == 0)
-			xmig_debug("+%.1f ms: DIGESTS sent", recv_ms(rv));
+			recv_debug(rv, "+%.1f ms: DIGESTS sent", recv_ms(rv));
 	} else
 		buf_free(&buf);
 }
 
 /* Octets after END: name where, as the parser names a bad record. */
 static void
-recv_after_end(struct receiver *rv)
+recv_after_end(struct xmig_recv *rv)
 {
 	recv_fail(rv, -EPROTO, "invalid stream: record %llu at offset %llu: "
 	    "data after END", (unsigned long long)rv->nrec,
@@ -910,7 +966,7 @@ recv_after_end(struct receiver *rv)
 
 /* Feed n octets to the parser of the current phase. */
 static ssize_t
-recv_feed(struct receiver *rv, const uint8_t *buf, size_t n)
+recv_feed(struct xmig_recv *rv, const uint8_t *buf, size_t n)
 {
 	struct xp_parser *p = rv->phase == RV_STREAM ? rv->p : rv->ctl;
 	ssize_t used;
@@ -939,7 +995,7 @@ recv_feed(struct receiver *rv, const uint8_t *buf, size_t n)
 }
 
 static void
-recv_at_eof(struct receiver *rv)
+recv_at_eof(struct xmig_recv *rv)
 {
 	if (rv->rc != 0)
 		return;
@@ -960,9 +1016,9 @@ recv_at_eof(struct receiver *rv)
 		 * Nobody else will start the domain: start it (SPEC 13.4).
 		 * A sender that failed resets the connection or says ABORT.
 		 */
-		fprintf(stderr, "migrate-receive: the sender closed without "
-		    "GO after a complete stream: taking the domain as "
-		    "one-way\n");
+		xmig_cbs_log(rv->cbs, XMIG_LOG_INFO, "the sender closed "
+		    "without GO after a complete stream: taking the domain "
+		    "as one-way");
 		rv->features &= ~XMIG_F_HANDOVER;
 		rv->phase = RV_DONE;
 	}
@@ -980,7 +1036,7 @@ recv_busy_tv(struct timeval *tv)
 
 /* Output empty: after a success over TLS say goodbye properly. */
 static void
-recv_closed(struct receiver *rv)
+recv_closed(struct xmig_recv *rv)
 {
 	char err[128];
 
@@ -1015,11 +1071,11 @@ recv_closed(struct receiver *rv)
 		return;
 	}
 	rv->phase = RV_DONE;
-	event_base_loopbreak(rv->base);
+	recv_finish_soon(rv);
 }
 
 static void
-recv_close_soon(struct receiver *rv)
+recv_close_soon(struct xmig_recv *rv)
 {
 	struct timeval tv = { RECV_FLUSH_TIMEOUT, 0 };
 
@@ -1036,21 +1092,69 @@ recv_close_soon(struct receiver *rv)
 }
 
 static void
-recv_after_input(struct receiver *rv)
+recv_after_input(struct xmig_recv *rv)
 {
 	if (rv->rc != 0) {
 		recv_send_error(rv);
 		recv_close_soon(rv);
 	} else if (rv->phase == RV_DONE) {
-		event_base_loopbreak(rv->base);
+		recv_finish_soon(rv);
 	} else if (rv->phase == RV_STREAM)
 		recv_progress(rv, 0);
 }
 
 static void
+recv_digests_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct xmig_recv *rv = arg;
+	struct timeval tv = { 0, 5000 };
+
+	(void)fd;
+	(void)what;
+	if (!__atomic_load_n(&rv->dg_done, __ATOMIC_ACQUIRE)) {
+		evtimer_add(rv->dg_ev, &tv);
+		return;
+	}
+	recv_digests_join(rv);
+	if (rv->phase == RV_RUNNING) {
+		recv_digests(rv);
+		recv_close_soon(rv);
+	}
+}
+
+/*
+ * RUNNING is out: the digests, then close.  The memory digest reads the
+ * whole domain: it runs in a thread so that the loop (and the other
+ * sessions on it) go on meanwhile.
+ */
+static void
+recv_digests_soon(struct xmig_recv *rv)
+{
+	struct timeval tv = { 0, 5000 };
+
+	if (rv->digesting)
+		return;
+	if (rv->o->no_digest || rv->mem_done || rv->digests_done)
+		goto now;
+	rv->info.nr_pages = 0;
+	rv->b->ops->describe(rv->b, &rv->info);
+	if (rv->dg_ev == NULL &&
+	    (rv->dg_ev = evtimer_new(rv->base, recv_digests_poll, rv)) == NULL)
+		goto now;
+	if (pthread_create(&rv->dg_thr, NULL, recv_digest_main, rv) != 0)
+		goto now;
+	rv->digesting = 1;
+	evtimer_add(rv->dg_ev, &tv);
+	return;
+now:
+	recv_digests(rv);
+	recv_close_soon(rv);
+}
+
+static void
 recv_read_cb(struct bufferevent *bev, void *arg)
 {
-	struct receiver *rv = arg;
+	struct xmig_recv *rv = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t len;
 
@@ -1091,8 +1195,7 @@ recv_read_cb(struct bufferevent *bev, void *arg)
 	if (rv->rc == 0 && rv->phase == RV_RUNNING &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
 		/* RUNNING is out: the digests do not delay the sender. */
-		recv_digests(rv);
-		recv_close_soon(rv);
+		recv_digests_soon(rv);
 		return;
 	}
 	recv_after_input(rv);
@@ -1101,11 +1204,10 @@ recv_read_cb(struct bufferevent *bev, void *arg)
 static void
 recv_write_cb(struct bufferevent *bev, void *arg)
 {
-	struct receiver *rv = arg;
+	struct xmig_recv *rv = arg;
 
 	if (rv->phase == RV_RUNNING) {
-		recv_digests(rv);
-		recv_close_soon(rv);
+		recv_digests_soon(rv);
 	} else if (rv->phase == RV_CLOSING)
 		recv_closed(rv);
 }
@@ -1113,14 +1215,14 @@ recv_write_cb(struct bufferevent *bev, void *arg)
 static void
 recv_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct receiver *rv = arg;
+	struct xmig_recv *rv = arg;
 	char why[256];
 
 	if (what & BEV_EVENT_CONNECTED)
 		return;		/* the TLS handshake is done */
 	if (rv->phase >= RV_CLOSING) {
 		rv->phase = RV_DONE;
-		event_base_loopbreak(rv->base);
+		recv_finish_soon(rv);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
@@ -1142,13 +1244,13 @@ recv_event_cb(struct bufferevent *bev, short what, void *arg)
 		recv_digests(rv);	/* the sender left: keep running */
 		rv->phase = RV_DONE;
 	}
-	event_base_loopbreak(rv->base);
+	recv_finish_soon(rv);
 }
 
 static void
 recv_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct receiver *rv = arg;
+	struct xmig_recv *rv = arg;
 
 	if (rv->phase == RV_WAIT_GO)
 		recv_fail(rv, -ETIMEDOUT, "no GO from the sender within %.0f s: "
@@ -1156,21 +1258,25 @@ recv_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (rv->phase == RV_STREAM && rv->busy != NULL)
 		recv_fail(rv, -EBUSY, "%s", rv->busy);	/* said nothing */
 	rv->phase = RV_DONE;	/* or: a last message would not leave */
-	event_base_loopbreak(rv->base);
+	recv_finish_soon(rv);
 }
 
 static int
-recv_run_socket(struct receiver *rv, void *tls_ctx)
+recv_start_socket(struct xmig_recv *rv, void *tls_ctx)
 {
-	if ((rv->base = event_base_new()) == NULL ||
-	    (rv->timer = evtimer_new(rv->base, recv_timer_cb, rv)) == NULL) {
+	if ((rv->timer = evtimer_new(rv->base, recv_timer_cb, rv)) == NULL) {
 		close(rv->fd);
-		return recv_fail(rv, -ENOMEM, "out of memory"), rv->rc;
+		rv->fd = -1;
+		recv_fail(rv, -ENOMEM, "out of memory");
+		recv_finish_soon(rv);
+		return rv->rc;
 	}
 	rv->bev = xport_bev_new(rv->base, rv->fd, tls_ctx, 1, NULL, rv->err,
 	    sizeof(rv->err));
 	if (rv->bev == NULL) {
+		rv->fd = -1;
 		rv->rc = -EIO;
+		recv_finish_soon(rv);
 		return rv->rc;
 	}
 	rv->bc_possible = 1;
@@ -1192,10 +1298,7 @@ recv_run_socket(struct receiver *rv, void *tls_ctx)
 		recv_busy_tv(&tv);
 		evtimer_add(rv->timer, &tv);	/* refuse within this */
 	}
-	event_base_dispatch(rv->base);
-	if (rv->rc == 0 && rv->phase != RV_DONE)
-		recv_fail(rv, -EIO, "event loop ended early");
-	return rv->rc;
+	return 0;
 }
 
 /* ---- file and pipe source ------------------------------------------------ */
@@ -1205,7 +1308,7 @@ recv_run_socket(struct receiver *rv, void *tls_ctx)
  * --timeout.  0, or -1 after recv_fail (a regular file never waits).
  */
 static int
-recv_wait_data(struct receiver *rv)
+recv_wait_data(struct xmig_recv *rv)
 {
 	struct pollfd pfd = { .fd = rv->fd, .events = POLLIN };
 
@@ -1218,7 +1321,7 @@ recv_wait_data(struct receiver *rv)
 }
 
 static int
-recv_run_fd(struct receiver *rv)
+recv_run_fd(struct xmig_recv *rv)
 {
 	uint8_t *buf = malloc(RECV_READ_CHUNK);
 	ssize_t n, used, off;
@@ -1283,7 +1386,7 @@ recv_run_fd(struct receiver *rv)
 
 /* Read n octets (fewer only at end of input); -1 after recv_fail. */
 static ssize_t
-recv_read_full(struct receiver *rv, uint8_t *buf, size_t n)
+recv_read_full(struct xmig_recv *rv, uint8_t *buf, size_t n)
 {
 	size_t got = 0;
 	ssize_t r;
@@ -1313,7 +1416,7 @@ recv_read_full(struct receiver *rv, uint8_t *buf, size_t n)
  * gathering copy.  One-way only: no back-channel on such a stream.
  */
 static int
-recv_run_exact(struct receiver *rv)
+recv_run_exact(struct xmig_recv *rv)
 {
 	const struct xp_stream *st;
 	size_t cap = RECV_READ_CHUNK, want, hs, wire, len;
@@ -1375,351 +1478,262 @@ recv_run_exact(struct receiver *rv)
 
 /* ---- one migration ------------------------------------------------------ */
 
+/* Set up rv for fd; 0, or -errno after recv_fail. */
 static int
-recv_one(const struct recv_opts *o, int fd, int is_socket, int out_fd,
-    void *tls_ctx, FILE *report_out, const char *busy, int exact)
+recv_init(struct xmig_recv *rv, const struct recv_opts *o,
+    const struct xmig_cbs *cbs, int fd, int out_fd)
 {
-	struct receiver rv;
 	struct xp_limits lim;
-	uint64_t t_end;
-	int rc;
 
-	memset(&rv, 0, sizeof(rv));
-	rv.o = o;
-	rv.fd = fd;
-	rv.out_fd = out_fd;
-	rv.busy = busy;
-	rv.ts = busy == NULL ? o->toolstack : NULL;
-	rv.bc_possible = out_fd >= 0;
-	rv.r.role = "receive";
-	rv.r.status = "failed";
-	rv.r.verified = -1;
-	rv.t_start = now_ns();
-	rv.ops = backend_lookup(o->backend, &rv.bspec);
-	if (rv.ops == NULL) {
-		recv_fail(&rv, -EINVAL, "%s: unknown backend", o->backend);
-		goto report;
-	}
+	rv->o = o;
+	rv->cbs = cbs;
+	rv->fd = fd;
+	rv->out_fd = out_fd;
+	rv->ts = o->toolstack;
+	rv->bc_possible = out_fd >= 0;
+	rv->r.role = "receive";
+	rv->r.status = "failed";
+	rv->r.verified = -1;
+	rv->t_start = now_ns();
+	rv->ops = backend_lookup(o->backend, &rv->bspec);
+	if (rv->ops == NULL)
+		return recv_fail(rv, -EINVAL, "%s: unknown backend",
+		    o->backend), rv->rc;
 	memset(&lim, 0, sizeof(lim));
 	if (o->max_memory > 0)
 		lim.max_pfn = o->max_memory >> 12;
-	if (busy != NULL)	/* only an XMIG_NEGOTIATE is read */
+	if (rv->busy != NULL)	/* only an XMIG_NEGOTIATE is read */
 		lim.max_record_len = RECV_BUSY_RECORD_MAX;
-	rv.dstate = digest_state_new();
-	rv.prog = progress_new(o->progress, stderr);
-	rv.p = parser_new(&lim, recv_header_cb, recv_record_cb, &rv);
-	if (rv.dstate == NULL || rv.p == NULL) {
-		recv_fail(&rv, -ENOMEM, "out of memory");
-		goto report;
-	}
-	if (is_socket)
-		recv_run_socket(&rv, tls_ctx);
-	else if (exact)
-		recv_run_exact(&rv);
-	else
-		recv_run_fd(&rv);
-
-	if (rv.rc == 0 && rv.phase == RV_DONE && !rv.running &&
-	    !(rv.features & XMIG_F_HANDOVER) && rv.ts != NULL) {
-		/* One-way: the toolstack starts it under its name. */
-		char msg[400] = "";
-
-		if ((rc = rv.b->ops->resume(rv.b)) != 0)
-			recv_fail(&rv, rc, "starting the restored domain: %s",
-			    backend_errmsg(rv.b));
-		else if ((rc = rv.ts->start(rv.ts->arg, msg,
-		    sizeof(msg))) != 0)
-			recv_fail(&rv, rc, "starting the restored domain: %s",
-			    msg);
-		else
-			rv.running = 1;
-	} else if (rv.rc == 0 && rv.phase == RV_DONE && !rv.running &&
-	    !(rv.features & XMIG_F_HANDOVER) && o->keep_paused) {
-		/* One-way, and the caller starts it (a toolstack). */
-		rv.running = 1;
-	} else if (rv.rc == 0 && rv.phase == RV_DONE && !rv.running &&
-	    !(rv.features & XMIG_F_HANDOVER)) {
-		/* One-way: nobody else will start it. */
-		if ((rc = rv.b->ops->resume(rv.b)) != 0)
-			recv_fail(&rv, rc, "starting the restored domain: %s",
-			    backend_errmsg(rv.b));
-		else
-			rv.running = 1;
-	}
-	t_end = now_ns();
-	if (rv.bev != NULL) {
-		if (rv.rc != 0 && tls_ctx == NULL && !rv.bc_started)
-			xport_abort(fd);	/* no message: a reset says it */
-		bufferevent_free(rv.bev);
-		rv.bev = NULL;
-	}
-	if (rv.timer != NULL)
-		event_free(rv.timer);
-	if (rv.base != NULL) {
-		event_base_free(rv.base);
-		rv.base = NULL;
-	}
-	if (rv.running) {
-		/* GO received (or one-way): this copy runs, whatever else. */
-		if (!rv.r.have_memory && !o->no_digest)
-			recv_digests(&rv);
-		rv.r.status = "completed";
-		if (rv.rc != 0) {
-			rv.rc = 0;	/* the last message was lost: no matter */
-			rv.err[0] = '\0';
-		}
-	} else if (rv.b != NULL || rv.ts != NULL) {
-		/* Nothing half-restored survives a failure. */
-		if (rv.b != NULL)
-			rv.b->ops->destroy(rv.b);
-		if (rv.ts != NULL)
-			rv.ts->abort(rv.ts->arg);
-		if (rv.rc == 0)
-			recv_fail(&rv, -EIO, "the migration did not finish");
-	}
-	progress_end(rv.prog);
-	if (rv.rc == 0)
-		recv_progress(&rv, 1), progress_end(rv.prog);
-	rv.r.bytes = rv.p ? parser_offset(rv.p) : 0;
-	rv.r.pages_sent = rv.pages;
-	rv.r.duration_ms = (double)(t_end - rv.t_start) / 1e6;
-	rv.r.throughput_mbps = rv.r.duration_ms > 0 ? (double)rv.r.bytes *
-	    8.0 / 1e6 / (rv.r.duration_ms / 1000.0) : 0;
-report:
-	if (rv.rc != 0)
-		snprintf(rv.r.error, sizeof(rv.r.error), "%s", rv.err);
-	if (o->report_json)
-		report_print_json(&rv.r, report_out);
-	if (rv.rc != 0)
-		fprintf(stderr, "migrate-receive: error: %s\n", rv.err);
-	if (rv.b != NULL)
-		rv.b->ops->close(rv.b);
-	parser_free(rv.p);
-	parser_free(rv.ctl);
-	digest_state_free(rv.dstate);
-	progress_free(rv.prog);
-	free(rv.tmp);
-	free(rv.raw);
-	return rv.rc;
+	rv->dstate = digest_state_new();
+	rv->p = parser_new(&lim, recv_header_cb, recv_record_cb, rv);
+	if (rv->dstate == NULL || rv->p == NULL)
+		return recv_fail(rv, -ENOMEM, "out of memory"), rv->rc;
+	return 0;
 }
 
 /*
- * The processes of a listener: at most max restoring sessions, at most
- * RECV_REFUSERS_MAX refusers.  Admission is decided here, before the
- * fork, so a connection over the limit never reaches a restoring process.
+ * After the stream: a one-way domain started, a failed one destroyed, the
+ * report filled.  Returns the session's rc.
  */
-struct recv_children {
-	pid_t		*pid;		/* [max + RECV_REFUSERS_MAX] */
-	unsigned char	*admitted;	/* a session, else a refuser */
-	unsigned	 n;
-	unsigned	 sessions;	/* admitted among them */
-	unsigned	 refusers;
-	int		 failures;	/* sessions that did not complete */
-	unsigned long	 dropped;	/* closed unread since the last note */
-	uint64_t	 dropped_note;	/* when that note was printed */
-};
-
-static void
-recv_children_reap(struct recv_children *c)
+static int
+recv_finish(struct xmig_recv *rv)
 {
-	unsigned i;
-	int status;
-	pid_t pid;
+	const struct recv_opts *o = rv->o;
+	uint64_t t_end;
+	int rc;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (i = 0; i < c->n; i++) {
-			if (c->pid[i] != pid)
-				continue;
-			if (c->admitted[i]) {
-				c->sessions--;
-				if (!WIFEXITED(status) ||
-				    WEXITSTATUS(status) != 0)
-					c->failures++;
-			} else
-				c->refusers--;
-			c->n--;
-			c->pid[i] = c->pid[c->n];
-			c->admitted[i] = c->admitted[c->n];
-			break;
-		}
-	}
-}
+	if (rv->ops == NULL || rv->p == NULL)
+		goto report;	/* recv_init failed */
+	if (rv->rc == 0 && rv->phase != RV_DONE)
+		recv_fail(rv, -EIO, "the migration ended early");
+	if (rv->rc == 0 && rv->phase == RV_DONE && !rv->running &&
+	    !(rv->features & XMIG_F_HANDOVER) && rv->ts != NULL) {
+		/* One-way: the toolstack starts it under its name. */
+		char msg[400] = "";
 
-/* A connection beyond every limit: closed unread, noted once a second. */
-static void
-recv_children_drop(struct recv_children *c, int fd, unsigned max)
-{
-	uint64_t t = now_ns();
-
-	xport_abort(fd);
-	close(fd);
-	c->dropped++;
-	if (t - c->dropped_note >= 1000000000ULL) {
-		fprintf(stderr, "migrate-receive: busy: %u migrations in "
-		    "progress (--max-sessions %u) and %u refusals: closed "
-		    "%lu connection%s unread\n", c->sessions, max, c->refusers,
-		    c->dropped, c->dropped == 1 ? "" : "s");
-		c->dropped = 0;
-		c->dropped_note = t;
-	}
-}
-
-int
-recv_serve(const char *source, const struct recv_opts *o)
-{
-	struct xport_uri u;
-	struct recv_children ch;
-	char err[512];
-	FILE *rout = o->report_out ? o->report_out : stdout;
-	void *tls_ctx = NULL;
-	unsigned max = o->max_sessions ? o->max_sessions : 8;
-	int fd, lfd, rc = 0;
-
-	if ((rc = xport_parse(source, &u, err, sizeof(err))) != 0) {
-		fprintf(stderr, "migrate-receive: error: %s\n", err);
-		return rc;
-	}
-	switch (u.kind) {
-	case XPORT_STDIO:
-		/* stdout carries the back-channel when one is offered. */
-		return recv_one(o, STDIN_FILENO, 0, STDOUT_FILENO, NULL,
-		    stderr, NULL, 0);
-	case XPORT_FILE:
-		if ((fd = open(u.path, O_RDONLY | O_CLOEXEC)) < 0) {
-			rc = -errno;
-			fprintf(stderr, "migrate-receive: error: %s: %s\n",
-			    u.path, strerror(errno));
-			return rc;
-		}
-		rc = recv_one(o, fd, 0, -1, NULL, rout, NULL, 0);
-		close(fd);
-		return rc;
-	case XPORT_TLS:
-		tls_ctx = xport_tls_ctx_new(&o->tls, 1, err, sizeof(err));
-		if (tls_ctx == NULL) {
-			fprintf(stderr, "migrate-receive: error: %s\n", err);
-			return -EINVAL;
-		}
-		break;
-	case XPORT_TCP:
-		break;
-	case XPORT_EXEC:
-		fprintf(stderr, "migrate-receive: error: %s: exec: is for "
-		    "migrate-send (run migrate-receive - at the far end)\n",
-		    source);
-		return -EINVAL;
-	}
-	if ((lfd = xport_listen(&u, o->insecure, err, sizeof(err))) < 0) {
-		fprintf(stderr, "migrate-receive: error: %s\n", err);
-		xport_tls_ctx_free(tls_ctx);
-		return lfd;
-	}
-	memset(&ch, 0, sizeof(ch));
-	ch.pid = calloc(max + RECV_REFUSERS_MAX, sizeof(*ch.pid));
-	ch.admitted = calloc(max + RECV_REFUSERS_MAX, 1);
-	if (ch.pid == NULL || ch.admitted == NULL) {
-		free(ch.pid);
-		free(ch.admitted);
-		close(lfd);
-		xport_tls_ctx_free(tls_ctx);
-		return -ENOMEM;
-	}
-	xport_announce(lfd, "migrate-receive");
-	for (;;) {
-		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
-		char busy[160];
-		int admit;
-		pid_t pid;
-
-		/* Reap finished sessions and refusals. */
-		recv_children_reap(&ch);
-		if ((rc = poll(&pfd, 1, 200)) < 0 && errno != EINTR) {
-			rc = -errno;
-			fprintf(stderr, "migrate-receive: error: poll: %s\n",
-			    strerror(errno));
-			break;
-		}
-		rc = 0;
-		if (!(pfd.revents & POLLIN))
-			continue;
-		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (fd < 0) {
-			if (errno == EINTR || errno == EAGAIN ||
-			    errno == ECONNABORTED)
-				continue;
-			rc = -errno;
-			fprintf(stderr, "migrate-receive: error: accept: %s\n",
-			    strerror(errno));
-			break;
-		}
-		if (o->once && o->toolstack != NULL && tls_ctx == NULL) {
-			/*
-			 * A target with a toolstack (a real Xen domain):
-			 * read the socket as a pipe is read, into one flat
-			 * buffer fed to the parser (recv_run_fd), with the
-			 * back-channel on the same socket.  In the Xen lab
-			 * (emulated dom0) this took a 160 MB guest's live
-			 * migration from 57-60 s to 25 s: the bufferevent
-			 * path's chains, pullups and small callbacks cost
-			 * more than the copy into the guest.
-			 */
-			rc = recv_one(o, fd, 0, fd, NULL, rout, NULL, 0);
-			close(fd);
-			break;
-		}
-		if (o->once) {
-			rc = recv_one(o, fd, 1, -1, tls_ctx, rout, NULL, 0);
-			break;
-		}
-		/*
-		 * Each migration in a process of its own, at most max at
-		 * once.  Beyond that a short-lived process answers "busy" (a
-		 * refusing XMIG_REPLY to a sender that negotiates, a close
-		 * to any other) and restores nothing; beyond
-		 * RECV_REFUSERS_MAX of those, the connection is closed here.
-		 */
-		recv_children_reap(&ch);
-		admit = ch.sessions < max;
-		if (!admit && ch.refusers >= RECV_REFUSERS_MAX) {
-			recv_children_drop(&ch, fd, max);
-			continue;
-		}
-		snprintf(busy, sizeof(busy), "busy: %u migrations in progress "
-		    "(--max-sessions %u); try again later", ch.sessions, max);
-		fflush(NULL);
-		if ((pid = fork()) < 0) {
-			fprintf(stderr, "migrate-receive: error: fork: %s\n",
-			    strerror(errno));
-			xport_abort(fd);
-			close(fd);
-			continue;
-		}
-		if (pid == 0) {
-			close(lfd);
-			rc = recv_one(o, fd, 1, -1, tls_ctx, rout,
-			    admit ? NULL : busy, 0);
-			fflush(NULL);
-			_exit(rc == 0 ? 0 : 1);
-		}
-		close(fd);
-		ch.pid[ch.n] = pid;
-		ch.admitted[ch.n] = (unsigned char)admit;
-		ch.n++;
-		if (admit)
-			ch.sessions++;
+		if ((rc = rv->b->ops->resume(rv->b)) != 0)
+			recv_fail(rv, rc, "starting the restored domain: %s",
+			    backend_errmsg(rv->b));
+		else if ((rc = rv->ts->start(rv->ts->arg, msg,
+		    sizeof(msg))) != 0)
+			recv_fail(rv, rc, "starting the restored domain: %s",
+			    msg);
 		else
-			ch.refusers++;
+			rv->running = 1;
+	} else if (rv->rc == 0 && rv->phase == RV_DONE && !rv->running &&
+	    !(rv->features & XMIG_F_HANDOVER) && o->keep_paused) {
+		/* One-way, and the caller starts it (a toolstack). */
+		rv->running = 1;
+	} else if (rv->rc == 0 && rv->phase == RV_DONE && !rv->running &&
+	    !(rv->features & XMIG_F_HANDOVER)) {
+		/* One-way: nobody else will start it. */
+		if ((rc = rv->b->ops->resume(rv->b)) != 0)
+			recv_fail(rv, rc, "starting the restored domain: %s",
+			    backend_errmsg(rv->b));
+		else
+			rv->running = 1;
 	}
-	close(lfd);
-	free(ch.pid);
-	free(ch.admitted);
-	xport_tls_ctx_free(tls_ctx);
-	return o->once ? rc : (ch.failures ? -EIO : rc);
+	t_end = now_ns();
+	if (rv->bev != NULL) {
+		if (rv->rc != 0 && rv->tls_ctx == NULL && !rv->bc_started)
+			xport_abort(rv->fd);	/* no message: a reset says it */
+		bufferevent_free(rv->bev);
+		rv->bev = NULL;
+		rv->fd = -1;
+	}
+	if (rv->timer != NULL)
+		event_free(rv->timer);
+	rv->timer = NULL;
+	recv_digests_join(rv);
+	if (rv->dg_ev != NULL)
+		event_free(rv->dg_ev);
+	rv->dg_ev = NULL;
+	if (rv->running) {
+		/* GO received (or one-way): this copy runs, whatever else. */
+		if (!rv->digests_done && !o->no_digest)
+			recv_digests(rv);
+		rv->r.status = "completed";
+		if (rv->rc != 0) {
+			rv->rc = 0;	/* the last message was lost: no matter */
+			rv->err[0] = '\0';
+		}
+	} else if (rv->b != NULL || rv->ts != NULL) {
+		/* Nothing half-restored survives a failure. */
+		if (rv->b != NULL)
+			rv->b->ops->destroy(rv->b);
+		if (rv->ts != NULL)
+			rv->ts->abort(rv->ts->arg);
+		if (rv->rc == 0)
+			recv_fail(rv, -EIO, "the migration did not finish");
+	}
+	if (rv->rc == 0)
+		recv_progress(rv, 1);
+	rv->r.bytes = rv->p ? parser_offset(rv->p) : 0;
+	rv->r.pages_sent = rv->pages;
+	rv->r.duration_ms = (double)(t_end - rv->t_start) / 1e6;
+	rv->r.throughput_mbps = rv->r.duration_ms > 0 ? (double)rv->r.bytes *
+	    8.0 / 1e6 / (rv->r.duration_ms / 1000.0) : 0;
+report:
+	if (rv->rc != 0)
+		snprintf(rv->r.error, sizeof(rv->r.error), "%s", rv->err);
+	if (rv->b != NULL)
+		rv->b->ops->close(rv->b);
+	rv->b = NULL;
+	return rv->rc;
+}
+
+static void
+recv_release(struct xmig_recv *rv)
+{
+	parser_free(rv->p);
+	parser_free(rv->ctl);
+	digest_state_free(rv->dstate);
+	free(rv->tmp);
+	free(rv->raw);
+	rv->p = rv->ctl = NULL;
+	rv->dstate = NULL;
+	rv->tmp = rv->raw = NULL;
+}
+
+static void
+recv_finish_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct xmig_recv *rv = arg;
+	int rc;
+
+	(void)fd;
+	(void)what;
+	if (rv->finished)
+		return;
+	rv->finished = 1;
+	rc = recv_finish(rv);
+	if (rv->cbs != NULL && rv->cbs->result != NULL)
+		rv->cbs->result(rv->cbs->arg, rc, &rv->r);	/* may free rv */
+}
+
+static void
+recv_finish_soon(struct xmig_recv *rv)
+{
+	if (!rv->finished && rv->done_ev != NULL)
+		event_active(rv->done_ev, EV_TIMEOUT, 0);
+}
+
+struct xmig_recv *
+xmig_recv_new(struct event_base *base, int fd, void *tls_ctx,
+    const struct recv_opts *o, const struct xmig_cbs *cbs)
+{
+	struct xmig_recv *rv;
+
+	if ((rv = calloc(1, sizeof(*rv))) == NULL)
+		return NULL;
+	rv->base = base;
+	rv->fd = fd;
+	rv->tls_ctx = tls_ctx;
+	rv->o = o;
+	rv->cbs = cbs;
+	if ((rv->done_ev = evtimer_new(base, recv_finish_cb, rv)) == NULL) {
+		free(rv);
+		return NULL;
+	}
+	return rv;
+}
+
+void
+xmig_recv_refuse(struct xmig_recv *rv, const char *why)
+{
+	if (!rv->started)
+		snprintf(rv->busy_msg, sizeof(rv->busy_msg), "%s", why);
 }
 
 int
-recv_fd(int fd, const struct recv_opts *o)
+xmig_recv_start(struct xmig_recv *rv)
 {
-	return recv_one(o, fd, 0, -1, NULL, o->report_out ? o->report_out :
-	    stdout, NULL, 1);
+	int fd = rv->fd;
+
+	if (rv->started)
+		return -EALREADY;
+	rv->started = 1;
+	if (rv->busy_msg[0] != '\0')
+		rv->busy = rv->busy_msg;
+	if (recv_init(rv, rv->o, rv->cbs, fd, -1) == 0 && rv->busy != NULL)
+		rv->ts = NULL;	/* a refusal restores nothing */
+	if (rv->rc != 0) {
+		close(fd);
+		rv->fd = -1;
+		recv_finish_soon(rv);
+		return 0;
+	}
+	recv_start_socket(rv, rv->tls_ctx);
+	return 0;
+}
+
+void
+xmig_recv_cancel(struct xmig_recv *rv)
+{
+	if (rv == NULL || !rv->started || rv->finished)
+		return;
+	recv_fail(rv, -ECANCELED, "cancelled");
+	recv_finish_soon(rv);
+}
+
+void
+xmig_recv_free(struct xmig_recv *rv)
+{
+	if (rv == NULL)
+		return;
+	if (rv->started && !rv->finished) {
+		recv_fail(rv, -ECANCELED, "cancelled");
+		rv->finished = 1;
+		(void)recv_finish(rv);
+	}
+	if (!rv->started && rv->fd >= 0)
+		close(rv->fd);
+	if (rv->bev != NULL)
+		bufferevent_free(rv->bev);
+	if (rv->timer != NULL)
+		event_free(rv->timer);
+	if (rv->done_ev != NULL)
+		event_free(rv->done_ev);
+	recv_release(rv);
+	free(rv);
+}
+
+int
+xmig_recv_fd(int fd, int out_fd, int exact, const struct recv_opts *o,
+    const struct xmig_cbs *cbs, struct xmig_report *r)
+{
+	struct xmig_recv rv;
+	int rc;
+
+	memset(&rv, 0, sizeof(rv));
+	if (recv_init(&rv, o, cbs, fd, exact ? -1 : out_fd) == 0) {
+		if (exact)
+			recv_run_exact(&rv);
+		else
+			recv_run_fd(&rv);
+	}
+	rc = recv_finish(&rv);
+	*r = rv.r;
+	recv_release(&rv);
+	return rc;
 }

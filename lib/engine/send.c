@@ -8,23 +8,23 @@
  * (fired below SEND_LOW_WATER) produces more.  So the sender never holds
  * more than a few batches in flight, whatever the domain size.
  *
- * Sinks: a socket or pipe goes through a bufferevent; a regular file is
- * written synchronously (epoll cannot wait on one) to a temporary name and
- * renamed into place once complete.
+ * A session (struct xmig_send) runs on the caller's event_base and ends
+ * with one result callback, from the loop (send_finish_soon: never from
+ * deep inside a callback of its own).  Sinks: a socket or pipe goes
+ * through a bufferevent; a regular file is written synchronously (epoll
+ * cannot wait on one), a batch per loop turn, to a temporary name and
+ * renamed into place once complete.  tcp: and tls: connect on the loop.
  */
 #include "config.h"
 
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +44,8 @@
 /* Waits for the receiver, in seconds: --timeout, default 60. */
 #define SEND_TIMEOUT(s)		((s)->o->timeout_s > 0 ? (s)->o->timeout_s : 60.0)
 #define SEND_PROGRESS_MS	250
+/* A session's debug line, with the function it comes from. */
+#define send_debug(s, ...)	xmig_cbs_debug((s)->cbs, __VA_ARGS__)
 
 enum send_handover {
 	HO_NONE,		/* one-way, or not there yet */
@@ -86,10 +88,21 @@ struct send_map {
 	unsigned	 refs;
 };
 
-struct sender {
+struct xmig_send {
 	struct backend		*b;
 	const struct send_opts	*o;
-	struct xmig_report	*r;
+	const struct xmig_cbs	*cbs;
+	struct xmig_report	*r;		/* &report */
+	struct xmig_report	 report;
+	int			 started;
+	int			 finished;	/* the result is given */
+	int			 fd_given;	/* xmig_send_new_fd */
+	char			 dest[4200];
+	struct xport_connecting	*connecting;
+	struct event		*done_ev;	/* runs send_finish */
+	struct event		*step_ev;	/* the file sink's next batch */
+	struct ev_token_bucket_cfg *rl;
+	uint64_t		 last_progress;
 	struct domain_info	 info;
 	struct xp_stream	 st;
 	uint16_t		 recopt;
@@ -138,9 +151,10 @@ struct sender {
 	uint64_t		 prev_remaining;	/* ... at the one before */
 
 	struct digest_state	*dstate;
-	struct progress		*prog;
 	pthread_t		 digest_thr;
 	int			 digest_started;
+	int			 digest_done;	/* the thread ended (atomic) */
+	int			 torn_down;	/* the sink is closed */
 	int			 digest_rc;
 
 	/* Connection, back-channel and handover (SPEC.md section 13). */
@@ -156,7 +170,6 @@ struct sender {
 	int			 have_peer_digests;
 	int			 unconfirmed;	/* source must stay paused */
 	void			*tls_ctx;
-	pid_t			 child;		/* exec: */
 	char			 host[256];
 	uint64_t		 session_id;
 	uint64_t		 needed;	/* mandatory types we will write */
@@ -174,6 +187,7 @@ struct sender {
 	uint64_t		 page_octets;	/* page data octets before compression */
 	uint64_t		 page_wire;	/* ... and as sent */
 
+	int			 tls_closing;	/* close_notify queued */
 	int			 rc;
 	char			 err[512];
 };
@@ -197,17 +211,18 @@ send_opts_default(struct send_opts *o)
 
 /* Milliseconds since the migration started, for the debug lines. */
 static double
-send_ms(const struct sender *s)
+send_ms(const struct xmig_send *s)
 {
 	return (double)(now_ns() - s->t_start) / 1e6;
 }
 
 static void
-send_fail(struct sender *s, int rc, const char *fmt, ...)
+send_fail(struct xmig_send *s, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static void send_finish_soon(struct xmig_send *s, int delay_ms);
 
 static void
-send_fail(struct sender *s, int rc, const char *fmt, ...)
+send_fail(struct xmig_send *s, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -215,18 +230,17 @@ send_fail(struct sender *s, int rc, const char *fmt, ...)
 		return;		/* the first reason is the one that counts */
 	if (s->ho == HO_WAIT_DIGESTS) {
 		/* RUNNING came: handed over, whatever fails now. */
-		if (xmig_log_on(XMIG_LOG_DEBUG)) {
+		if (xmig_cbs_log_on(s->cbs, XMIG_LOG_DEBUG)) {
 			char m[512];
 
 			va_start(ap, fmt);
 			vsnprintf(m, sizeof(m), fmt, ap);
 			va_end(ap);
-			xmig_debug("+%.1f ms: after RUNNING, ignored: %s",
+			send_debug(s, "+%.1f ms: after RUNNING, ignored: %s",
 			    send_ms(s), m);
 		}
 		s->phase = SP_DONE;
-		if (s->base != NULL)
-			event_base_loopbreak(s->base);
+		send_finish_soon(s, 0);
 		return;
 	}
 	if (s->ho == HO_WAIT_RUNNING)
@@ -235,17 +249,22 @@ send_fail(struct sender *s, int rc, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(s->err, sizeof(s->err), fmt, ap);
 	va_end(ap);
-	if (s->base != NULL)
-		event_base_loopbreak(s->base);
+	send_finish_soon(s, 0);
 }
 
 static void
-send_progress(struct sender *s, int force)
+send_progress(struct xmig_send *s, int force)
 {
 	struct progress_info pi;
-	uint64_t el = now_ns() - s->t_start;
+	uint64_t now = now_ns(), el = now - s->t_start;
 
+	if (s->cbs == NULL || s->cbs->progress == NULL)
+		return;
+	if (!force && now - s->last_progress < SEND_PROGRESS_MS * 1000000ULL)
+		return;
+	s->last_progress = now;
 	memset(&pi, 0, sizeof(pi));
+	pi.final = force;
 	pi.role = "send";
 	pi.phase = send_phase_name[s->phase];
 	pi.pass = s->iteration;
@@ -259,13 +278,13 @@ send_progress(struct sender *s, int force)
 	pi.expected_downtime_ms = pi.throughput > 0 ?
 	    (double)(pi.remaining + (s->queued > s->drained ?
 	    s->queued - s->drained : 0)) * 1000.0 / pi.throughput : 0;
-	progress_update(s->prog, &pi, force);
+	s->cbs->progress(s->cbs->arg, &pi);
 }
 
 /* ---- producing records ------------------------------------------------ */
 
 static int
-send_record(struct sender *s, uint32_t type, const uint8_t *body_le,
+send_record(struct xmig_send *s, uint32_t type, const uint8_t *body_le,
     uint32_t len)
 {
 	struct xp_buf buf = { 0 };
@@ -309,7 +328,7 @@ send_map_release(const void *data, size_t len, void *arg)
 
 /* n pages that are all zero, as one XMIG_ZERO_PAGES record (SPEC 12.1). */
 static int
-send_zero_pages(struct sender *s, const uint64_t *pfns, unsigned n)
+send_zero_pages(struct xmig_send *s, const uint64_t *pfns, unsigned n)
 {
 	uint8_t body[8 + 8 * WIRE_PAGE_DATA_MAX];
 	uint64_t entries[WIRE_PAGE_DATA_MAX];
@@ -338,7 +357,7 @@ send_zero_pages(struct sender *s, const uint64_t *pfns, unsigned n)
  * writes for them; receivers populate nothing for them.
  */
 static int
-send_pages_absent(struct sender *s, const uint64_t *pfns, unsigned n)
+send_pages_absent(struct xmig_send *s, const uint64_t *pfns, unsigned n)
 {
 	uint8_t body[8 + 8 * WIRE_PAGE_DATA_MAX];
 	uint64_t entries[WIRE_PAGE_DATA_MAX];
@@ -353,7 +372,7 @@ send_pages_absent(struct sender *s, const uint64_t *pfns, unsigned n)
 
 /* A PAGE_DATA record whose page data is deflated (SPEC 12.2). */
 static int
-send_pages_deflated(struct sender *s, const uint64_t *pfns, void **pages,
+send_pages_deflated(struct xmig_send *s, const uint64_t *pfns, void **pages,
     unsigned n)
 {
 	uint8_t pre[WIRE_RHDR_SIZE_DRAFTB + 8 + 8 * WIRE_PAGE_DATA_MAX];
@@ -400,7 +419,7 @@ send_pages_deflated(struct sender *s, const uint64_t *pfns, void **pages,
  * when the last reference has left the buffer.
  */
 static int
-send_pages_plain(struct sender *s, const uint64_t *pfns, void **pages,
+send_pages_plain(struct xmig_send *s, const uint64_t *pfns, void **pages,
     unsigned n, struct send_map *m)
 {
 	uint8_t pre[WIRE_RHDR_SIZE_DRAFTB + 8 + 8 * WIRE_PAGE_DATA_MAX];
@@ -461,7 +480,7 @@ send_pages_plain(struct sender *s, const uint64_t *pfns, void **pages,
 
 /* Send n pages: zero ones as XMIG_ZERO_PAGES when agreed, the rest as data. */
 static int
-send_pages(struct sender *s, const uint64_t *pfns, unsigned n)
+send_pages(struct xmig_send *s, const uint64_t *pfns, unsigned n)
 {
 	uint64_t zpfn[WIRE_PAGE_DATA_MAX], dpfn[WIRE_PAGE_DATA_MAX];
 	uint64_t xpfn[WIRE_PAGE_DATA_MAX];
@@ -511,7 +530,7 @@ send_pages(struct sender *s, const uint64_t *pfns, unsigned n)
 }
 
 static int
-send_state_list(struct sender *s, struct state_list *l)
+send_state_list(struct xmig_send *s, struct state_list *l)
 {
 	size_t i;
 	int rc;
@@ -529,7 +548,7 @@ send_state_list(struct sender *s, struct state_list *l)
 
 /* The features this sender offers, given its options and dialect. */
 static uint32_t
-send_offer(const struct sender *s)
+send_offer(const struct xmig_send *s)
 {
 	uint32_t f = XMIG_F_ACKS | XMIG_F_HANDOVER;
 
@@ -542,7 +561,7 @@ send_offer(const struct sender *s)
 	return f;
 }
 
-static void send_wait(struct sender *s, double ms);
+static void send_wait(struct xmig_send *s, double ms);
 
 /*
  * XMIG_DOMAIN_CONFIG (SPEC 12.4), right after the headers or the offer:
@@ -550,7 +569,7 @@ static void send_wait(struct sender *s, double ms);
  * goes there when an xmig receiver may be on the other end.
  */
 static int
-send_config(struct sender *s)
+send_config(struct xmig_send *s)
 {
 	struct xp_buf buf = { 0 };
 	uint8_t *body;
@@ -560,7 +579,7 @@ send_config(struct sender *s)
 		return 0;
 	if (s->st.dialect == XP_XEN &&
 	    !(s->st.ihdr_options & WIRE_IHDR_OPT_BACKCHANNEL)) {
-		xmig_debug("domain configuration not written: a Xen-dialect "
+		send_debug(s, "domain configuration not written: a Xen-dialect "
 		    "file is for Xen's tools");
 		return 0;
 	}
@@ -580,13 +599,13 @@ send_config(struct sender *s)
 	s->queued += buf.len;
 	buf_free(&buf);
 	free(body);
-	xmig_debug("domain configuration sent: %zu octets of libxl JSON", n);
+	send_debug(s, "domain configuration sent: %zu octets of libxl JSON", n);
 	return 0;
 }
 
 /* Image and domain headers, and the offer of a back-channel. */
 static int
-send_headers(struct sender *s)
+send_headers(struct xmig_send *s)
 {
 	uint8_t hdr[WIRE_IHDR_SIZE + WIRE_DHDR_SIZE_XEN];
 	uint8_t body[WIRE_NEGOTIATE_SIZE];
@@ -603,7 +622,7 @@ send_headers(struct sender *s)
 		return -ENOMEM;
 	s->queued += len;
 	if (!(s->st.ihdr_options & WIRE_IHDR_OPT_BACKCHANNEL)) {
-		xmig_debug("no back-channel offered (%s): one-way",
+		send_debug(s, "no back-channel offered (%s): one-way",
 		    s->conn ? "--no-backchannel" : "a file or pipe");
 		s->phase = SP_STATIC;
 		return send_config(s);
@@ -643,10 +662,10 @@ send_headers(struct sender *s)
 	else
 		s->needed |= 1ULL << REC_HVM_CONTEXT | 1ULL << REC_HVM_PARAMS;
 	s->offered = 1;
-	if (xmig_log_on(XMIG_LOG_DEBUG)) {
+	if (xmig_cbs_log_on(s->cbs, XMIG_LOG_DEBUG)) {
 		char f[128];
 
-		xmig_debug("+%.1f ms: offer: back-channel with %s; "
+		send_debug(s, "+%.1f ms: offer: back-channel with %s; "
 		    "compression %s; "
 		    "writes draft-B v1, Xen v2, v3; records up to %u octets; "
 		    "domain of %llu pages of %u octets, %u vcpus; session "
@@ -669,7 +688,7 @@ send_headers(struct sender *s)
  * digest (a receiver that does not use them skips them).
  */
 static int
-send_early(struct sender *s)
+send_early(struct xmig_send *s)
 {
 	struct state_list sl = { 0 };
 	size_t i;
@@ -691,7 +710,7 @@ send_early(struct sender *s)
 }
 
 static int
-send_static(struct sender *s)
+send_static(struct xmig_send *s)
 {
 	struct state_list sl = { 0 };
 	int rc;
@@ -733,7 +752,7 @@ bitmap_count(const uint64_t *bm, size_t words)
 }
 
 static int
-send_pause(struct sender *s)
+send_pause(struct xmig_send *s)
 {
 	int rc;
 
@@ -744,7 +763,7 @@ send_pause(struct sender *s)
 	}
 	s->paused = 1;
 	s->t_pause = now_ns();
-	xmig_debug("+%.1f ms: source paused", send_ms(s));
+	send_debug(s, "+%.1f ms: source paused", send_ms(s));
 	return 0;
 }
 
@@ -758,7 +777,7 @@ send_pause(struct sender *s)
 static void *
 send_pause_main(void *arg)
 {
-	struct sender *s = arg;
+	struct xmig_send *s = arg;
 	char c = 1;
 
 	s->pause_rc = s->b->ops->pause(s->b);
@@ -770,7 +789,7 @@ send_pause_main(void *arg)
 }
 
 static void
-send_pause_join(struct sender *s)
+send_pause_join(struct xmig_send *s)
 {
 	if (s->pause_busy != 1)
 		return;
@@ -782,14 +801,14 @@ send_pause_join(struct sender *s)
 	}
 }
 
-static int send_stop_and_copy(struct sender *s);
-static int send_produce(struct sender *s);
-static void send_next_pass(struct sender *s);
+static int send_stop_and_copy(struct xmig_send *s);
+static int send_produce(struct xmig_send *s);
+static void send_next_pass(struct xmig_send *s);
 
 static void
 send_pause_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct sender *s = arg;
+	struct xmig_send *s = arg;
 
 	(void)fd;
 	(void)what;
@@ -827,7 +846,7 @@ send_pause_cb(evutil_socket_t fd, short what, void *arg)
  * dirtied since the last look goes now, live, as one more pass.
  */
 static int
-send_pause_more(struct sender *s)
+send_pause_more(struct xmig_send *s)
 {
 	int64_t nd = s->b->ops->read_dirty(s->b, s->dirty);
 
@@ -852,7 +871,7 @@ send_pause_more(struct sender *s)
 static void
 send_pause_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct sender *s = arg;
+	struct xmig_send *s = arg;
 
 	(void)fd;
 	(void)what;
@@ -865,7 +884,7 @@ send_pause_poll_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Nothing dirty now: look again when drained, or in a moment. */
 static void
-send_pause_idle(struct sender *s)
+send_pause_idle(struct xmig_send *s)
 {
 	struct timeval tv = { 0, SEND_PAUSE_POLL_MS * 1000 };
 
@@ -877,7 +896,7 @@ send_pause_idle(struct sender *s)
 
 /* 0 if the pause runs on its thread now; else the caller pauses later. */
 static int
-send_pause_begin(struct sender *s)
+send_pause_begin(struct xmig_send *s)
 {
 	if (!s->b->pause_threaded || s->base == NULL || s->bev == NULL ||
 	    pipe2(s->pause_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
@@ -901,7 +920,7 @@ send_pause_begin(struct sender *s)
 }
 
 static void
-send_pause_free(struct sender *s)
+send_pause_free(struct xmig_send *s)
 {
 	send_pause_join(s);
 	if (s->pause_poll != NULL) {
@@ -918,7 +937,7 @@ send_pause_free(struct sender *s)
 
 /* Make s->dirty the set the next pass sends. */
 static void
-send_next_pass(struct sender *s)
+send_next_pass(struct xmig_send *s)
 {
 	uint64_t *tmp = s->pass_set;
 
@@ -931,14 +950,14 @@ send_next_pass(struct sender *s)
 	s->pass_t0 = now_ns();
 	s->pass_drained0 = s->drained;
 	s->pass_pages0 = s->pages_sent;
-	xmig_debug("pass %u%s: %llu pages to send", s->iteration,
+	send_debug(s, "pass %u%s: %llu pages to send", s->iteration,
 	    s->phase == SP_FINAL ? " (stop-and-copy)" : "",
 	    (unsigned long long)s->pass_left);
 }
 
 /* Pause the domain, collect the last dirty pages, start the final pass. */
 static int
-send_stop_and_copy(struct sender *s)
+send_stop_and_copy(struct xmig_send *s)
 {
 	int64_t nd;
 	int rc;
@@ -962,7 +981,7 @@ send_stop_and_copy(struct sender *s)
  * (SP_PREPAUSE): those octets would otherwise count as downtime.
  */
 static int
-send_end_of_pass(struct sender *s)
+send_end_of_pass(struct xmig_send *s)
 {
 	uint64_t t = now_ns();
 	double el = (double)(t - s->pass_t0) / 1e9;
@@ -1009,7 +1028,7 @@ send_end_of_pass(struct sender *s)
 	s->prev_remaining = s->remaining;
 	again = (expected_ms > s->o->downtime_limit_ms || !converged) &&
 	    s->iteration < s->o->max_iterations;
-	xmig_debug("+%.1f ms: pass %u: %llu pages queued in %.1f ms (%llu "
+	send_debug(s, "+%.1f ms: pass %u: %llu pages queued in %.1f ms (%llu "
 	    "octets left meanwhile), throughput %.1f MiB/s; %lld dirty pages "
 	    "found (%.1f MiB/s dirtied); expected downtime %.1f ms (limit "
 	    "%.0f ms); next: %s", send_ms(s), s->iteration,
@@ -1044,15 +1063,16 @@ send_end_of_pass(struct sender *s)
 static void *
 send_digest_main(void *arg)
 {
-	struct sender *s = arg;
+	struct xmig_send *s = arg;
 
 	s->digest_rc = digest_memory(s->b, s->info.nr_pages, s->page_size,
 	    s->r->memory_sha256);
+	__atomic_store_n(&s->digest_done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
 static int
-send_tail(struct sender *s)
+send_tail(struct xmig_send *s)
 {
 	struct state_list sl = { 0 };
 	int rc;
@@ -1070,13 +1090,15 @@ send_tail(struct sender *s)
 	if (rc != 0)
 		return rc;
 	s->end_offset = s->queued;	/* the whole forward stream */
-	xmig_debug("+%.1f ms: END queued; the stream is %llu octets, %llu "
+	send_debug(s, "+%.1f ms: END queued; the stream is %llu octets, %llu "
 	    "pages in %u passes", send_ms(s), (unsigned long long)s->queued,
 	    (unsigned long long)s->pages_sent, s->iteration);
-	if (s->tracking) {
-		s->b->ops->disable_dirty(s->b);
-		s->tracking = 0;
-	}
+	/*
+	 * Dirty tracking stays on until send_finish: switching it off costs
+	 * a Xen source tens of milliseconds (its p2m is walked), which would
+	 * delay the answer to RESTORED and so the guest's downtime.  The
+	 * domain is paused; nothing is dirtied meanwhile.
+	 */
 	/* Memory is stable from here on: digest it beside the flush. */
 	if (s->o->no_digest)
 		;
@@ -1098,7 +1120,7 @@ send_tail(struct sender *s)
  * stream is fully queued.
  */
 static int
-send_produce(struct sender *s)
+send_produce(struct xmig_send *s)
 {
 	uint64_t pfns[WIRE_PAGE_DATA_MAX];
 	unsigned n;
@@ -1139,7 +1161,7 @@ send_produce(struct sender *s)
 			s->pass_t0 = now_ns();
 			s->pass_drained0 = s->drained;
 			s->pass_pages0 = s->pages_sent;
-			xmig_debug("pass 1%s: %llu pages to send",
+			send_debug(s, "pass 1%s: %llu pages to send",
 			    s->phase == SP_FINAL ? " (stop-and-copy)" : "",
 			    (unsigned long long)s->pass_left);
 			break;
@@ -1176,7 +1198,7 @@ send_produce(struct sender *s)
 				if ((rc = send_end_of_pass(s)) != 0)
 					return rc;
 			} else {
-				xmig_debug("+%.1f ms: pass %u (stop-and-copy): "
+				send_debug(s, "+%.1f ms: pass %u (stop-and-copy): "
 				    "%llu pages queued in %.1f ms", send_ms(s),
 				    s->iteration, (unsigned long long)
 				    (s->pages_sent - s->pass_pages0),
@@ -1205,7 +1227,7 @@ static void
 send_drain_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
     void *arg)
 {
-	struct sender *s = arg;
+	struct xmig_send *s = arg;
 
 	(void)buf;
 	s->drained += info->n_deleted;
@@ -1213,14 +1235,14 @@ send_drain_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 
 /* Arm the one timer that bounds every wait for the receiver. */
 static void send_wait_cb(evutil_socket_t fd, short what, void *arg);
-static void send_flushed(struct sender *s);
+static void send_flushed(struct xmig_send *s);
 
 static void
-send_wait(struct sender *s, double ms)
+send_wait(struct xmig_send *s, double ms)
 {
 	struct timeval tv;
 
-	if (s->base == NULL)
+	if (s->sync_file)
 		return;
 	if (s->wait_timer == NULL &&
 	    (s->wait_timer = evtimer_new(s->base, send_wait_cb, s)) == NULL)
@@ -1231,21 +1253,21 @@ send_wait(struct sender *s, double ms)
 }
 
 static void
-send_done(struct sender *s)
+send_done(struct xmig_send *s)
 {
 	if (s->t_end == 0)
 		s->t_end = now_ns();
 	s->phase = SP_DONE;
 	if (s->wait_timer != NULL)
 		evtimer_del(s->wait_timer);
-	event_base_loopexit(s->base, NULL);
+	send_finish_soon(s, s->tls_closing ? 100 : 0);
 }
 
 /* No answer in time: the window of section 13.4 decides what follows. */
 static void
 send_wait_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct sender *s = arg;
+	struct xmig_send *s = arg;
 
 	if (s->phase == SP_NEGOTIATE) {
 		if (s->o->require_backchannel) {
@@ -1257,7 +1279,7 @@ send_wait_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		/* One-way: write the plain stream, nothing more. */
-		xmig_debug("+%.1f ms: no XMIG_REPLY within %.0f ms: one-way "
+		send_debug(s, "+%.1f ms: no XMIG_REPLY within %.0f ms: one-way "
 		    "(a late answer still enables the handover)", send_ms(s),
 		    s->o->negotiate_timeout_ms);
 		s->features = 0;
@@ -1292,7 +1314,7 @@ send_wait_cb(evutil_socket_t fd, short what, void *arg)
 
 /* XMIG_HANDOVER on the forward direction, after END. */
 static int
-send_handover(struct sender *s, uint32_t command)
+send_handover(struct xmig_send *s, uint32_t command)
 {
 	struct xp_handover h = { .command = command };
 	struct xp_buf buf = { 0 };
@@ -1306,10 +1328,10 @@ send_handover(struct sender *s, uint32_t command)
 	return rc < 0 ? -ENOMEM : 0;
 }
 
-static void send_tls_close(struct sender *s);
+static void send_tls_close(struct xmig_send *s);
 
 static int
-send_bc_reply(struct sender *s, const struct xp_record *rec)
+send_bc_reply(struct xmig_send *s, const struct xp_record *rec)
 {
 	struct xp_reply r;
 	uint32_t offered = send_offer(s);
@@ -1356,7 +1378,7 @@ send_bc_reply(struct sender *s, const struct xp_record *rec)
 		 */
 		s->late = LATE_NO;
 		s->features = r.features & (XMIG_F_ACKS | XMIG_F_HANDOVER);
-		xmig_debug("+%.1f ms: a late XMIG_REPLY: the stream stays "
+		send_debug(s, "+%.1f ms: a late XMIG_REPLY: the stream stays "
 		    "plain; acks %s, handover %s", send_ms(s),
 		    (s->features & XMIG_F_ACKS) ? "on" : "off",
 		    (s->features & XMIG_F_HANDOVER) ? "on" : "off");
@@ -1375,7 +1397,7 @@ send_bc_reply(struct sender *s, const struct xp_record *rec)
 		s->deflate_level = s->o->compress_level;
 	s->zero_elide = (s->features & XMIG_F_ZERO_PAGES) != 0;
 	s->r->backchannel = 1;
-	if (xmig_log_on(XMIG_LOG_DEBUG)) {
+	if (xmig_cbs_log_on(s->cbs, XMIG_LOG_DEBUG)) {
 		char f[128], o[128], mem[48];
 
 		if (r.max_memory != 0)
@@ -1383,7 +1405,7 @@ send_bc_reply(struct sender *s, const struct xp_record *rec)
 			    (unsigned long long)(r.max_memory >> 20));
 		else
 			snprintf(mem, sizeof(mem), "no limit");
-		xmig_debug("+%.1f ms: agreed: back-channel with %s (offered "
+		send_debug(s, "+%.1f ms: agreed: back-channel with %s (offered "
 		    "%s); compression %s; zero pages %s; checksums %s; the "
 		    "receiver reads records up to %u octets, hosts %s",
 		    send_ms(s), xmig_features_str(s->features, f, sizeof(f)),
@@ -1398,7 +1420,7 @@ send_bc_reply(struct sender *s, const struct xp_record *rec)
 }
 
 static int
-send_bc_status(struct sender *s, const struct xp_record *rec)
+send_bc_status(struct xmig_send *s, const struct xp_record *rec)
 {
 	struct xp_status st;
 	char txt[sizeof(s->err)];
@@ -1430,7 +1452,7 @@ send_bc_status(struct sender *s, const struct xp_record *rec)
 			send_fail(s, -ENOMEM, "out of memory");
 			return -XP_ECALLBACK;
 		}
-		xmig_debug("+%.1f ms: RESTORED (%llu of %llu octets applied "
+		send_debug(s, "+%.1f ms: RESTORED (%llu of %llu octets applied "
 		    "there); GO sent", send_ms(s),
 		    (unsigned long long)s->acked,
 		    (unsigned long long)s->end_offset);
@@ -1440,7 +1462,7 @@ send_bc_status(struct sender *s, const struct xp_record *rec)
 	}
 	if (st.state == XMIG_STATUS_RUNNING && s->ho == HO_WAIT_RUNNING) {
 		s->t_end = now_ns();
-		xmig_debug("+%.1f ms: RUNNING; the domain was paused for "
+		send_debug(s, "+%.1f ms: RUNNING; the domain was paused for "
 		    "%.1f ms", send_ms(s), s->t_pause != 0 ?
 		    (double)(s->t_end - s->t_pause) / 1e6 : 0.0);
 		s->ho = HO_WAIT_DIGESTS;
@@ -1455,7 +1477,7 @@ static int
 send_bc_record(void *arg, const struct xp_stream *st,
     const struct xp_record *rec)
 {
-	struct sender *s = arg;
+	struct xmig_send *s = arg;
 	struct xp_ack ack;
 	struct xp_error_msg em;
 	struct xp_digests dg;
@@ -1495,7 +1517,7 @@ send_bc_record(void *arg, const struct xp_stream *st,
 		memcpy(s->peer_vcpu, dg.vcpu_sha256, 32);
 		s->have_peer_digests = 1;
 		s->ho = HO_DONE;
-		xmig_debug("+%.1f ms: DIGESTS received (%llu pages)",
+		send_debug(s, "+%.1f ms: DIGESTS received (%llu pages)",
 		    send_ms(s), (unsigned long long)dg.nr_pages);
 		if (s->tls_ctx != NULL)
 			send_tls_close(s);
@@ -1506,23 +1528,21 @@ send_bc_record(void *arg, const struct xp_stream *st,
 	}
 }
 
-/* TLS: the close_notify after the last message, given a moment to leave. */
+/*
+ * TLS: the close_notify after the last message; when it is queued,
+ * send_done gives it 100 ms on the loop to leave before the end.
+ */
 static void
-send_tls_close(struct sender *s)
+send_tls_close(struct xmig_send *s)
 {
 	char err[128];
-	int i;
 
-	if (xport_tls_shutdown(s->bev, err, sizeof(err)) != 1)
-		return;
-	for (i = 0; i < 20; i++) {
-		event_base_loop(s->base, EVLOOP_NONBLOCK);
-		usleep(5000);
-	}
+	if (xport_tls_shutdown(s->bev, err, sizeof(err)) == 1)
+		s->tls_closing = 1;
 }
 
 static void
-send_flushed(struct sender *s)
+send_flushed(struct xmig_send *s)
 {
 	/*
 	 * One-way: the stream is out, nobody will confirm it.  The source
@@ -1535,7 +1555,7 @@ send_flushed(struct sender *s)
 		send_wait(s, s->o->negotiate_timeout_ms);
 		return;
 	}
-	xmig_debug("+%.1f ms: the stream is out, %llu octets; nobody will "
+	send_debug(s, "+%.1f ms: the stream is out, %llu octets; nobody will "
 	    "confirm it", send_ms(s), (unsigned long long)s->drained);
 	if (s->tls_ctx != NULL)
 		send_tls_close(s);
@@ -1547,7 +1567,7 @@ send_flushed(struct sender *s)
 static void
 send_write_cb(struct bufferevent *bev, void *arg)
 {
-	struct sender *s = arg;
+	struct xmig_send *s = arg;
 
 	if (s->phase == SP_PREPAUSE && evbuffer_get_length(s->out) == 0) {
 		if (s->pause_busy == 1) {
@@ -1575,7 +1595,7 @@ send_write_cb(struct bufferevent *bev, void *arg)
 static void
 send_read_cb(struct bufferevent *bev, void *arg)
 {
-	struct sender *s = arg;
+	struct xmig_send *s = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t len;
 
@@ -1612,7 +1632,7 @@ send_read_cb(struct bufferevent *bev, void *arg)
 static void
 send_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct sender *s = arg;
+	struct xmig_send *s = arg;
 	char why[256];
 
 	if (what & BEV_EVENT_CONNECTED)
@@ -1670,18 +1690,18 @@ send_timer_cb(evutil_socket_t fd, short what, void *arg)
 static void
 send_cancel_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct sender *s = arg;
+	struct xmig_send *s = arg;
 
 	(void)fd;
 	(void)what;
-	xmig_debug("+%.1f ms: cancelled by the caller (phase %s)",
+	send_debug(s, "+%.1f ms: cancelled by the caller (phase %s)",
 	    send_ms(s), send_phase_name[s->phase]);
 	send_fail(s, -ECANCELED, "cancelled");
 }
 
 /* Outside the event loop: non-zero if cancel_fd is readable now. */
 static int
-send_cancelled(const struct sender *s)
+send_cancelled(const struct xmig_send *s)
 {
 	struct pollfd p = { .fd = s->o->cancel_fd, .events = POLLIN };
 
@@ -1689,28 +1709,30 @@ send_cancelled(const struct sender *s)
 	    (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
 }
 
+/* Start the event-driven sink on s->fd: 0, or -errno after send_fail. */
 static int
-send_run_events(struct sender *s)
+send_start_events(struct xmig_send *s)
 {
 	struct timeval tv = { 0, SEND_PROGRESS_MS * 1000 };
-	struct ev_token_bucket_cfg *rl = NULL;
 
-	if ((s->base = event_base_new()) == NULL)
-		return -ENOMEM;
 	s->bev = xport_bev_new(s->base, s->fd, s->tls_ctx, 0, s->host, s->err,
 	    sizeof(s->err));
 	if (s->bev == NULL) {
 		close(s->fd);
 		s->fd = -1;
-		return s->rc = -EIO;
+		s->rc = -EIO;
+		send_finish_soon(s, 0);
+		return s->rc;
 	}
 	if (s->conn && s->o->backchannel) {
 		struct xp_limits lim = { 0 };
 
 		s->bc = parser_new_control(&lim, XP_CONTROL_BACK, 1,
 		    send_bc_record, s);
-		if (s->bc == NULL)
-			return s->rc = -ENOMEM;
+		if (s->bc == NULL) {
+			send_fail(s, -ENOMEM, "out of memory");
+			return s->rc;
+		}
 	}
 	/* libevent's default is 16 KiB per write(2): one call and one loop
 	 * turn per 16 KiB.  Up to SEND_LOW_WATER at once instead. */
@@ -1734,10 +1756,13 @@ send_run_events(struct sender *s)
 
 		if (per_tick < 4096)
 			per_tick = 4096;
-		rl = ev_token_bucket_cfg_new(EV_RATE_LIMIT_MAX,
+		s->rl = ev_token_bucket_cfg_new(EV_RATE_LIMIT_MAX,
 		    EV_RATE_LIMIT_MAX, per_tick, per_tick, &tick);
-		if (rl == NULL || bufferevent_set_rate_limit(s->bev, rl) != 0)
-			return -ENOMEM;
+		if (s->rl == NULL ||
+		    bufferevent_set_rate_limit(s->bev, s->rl) != 0) {
+			send_fail(s, -ENOMEM, "out of memory");
+			return s->rc;
+		}
 	}
 	bufferevent_enable(s->bev, EV_WRITE);
 	if (s->conn)
@@ -1745,31 +1770,21 @@ send_run_events(struct sender *s)
 	s->timer = event_new(s->base, -1, EV_PERSIST, send_timer_cb, s);
 	if (s->timer != NULL)
 		evtimer_add(s->timer, &tv);
-	if (s->o->cancel_fd >= 0) {
-		s->cancel = event_new(s->base, s->o->cancel_fd, EV_READ,
-		    send_cancel_cb, s);
-		if (s->cancel == NULL || event_add(s->cancel, NULL) != 0)
-			send_fail(s, -ENOMEM, "out of memory");
-	}
-
 	if (send_cancelled(s))
 		send_cancel_cb(-1, 0, s);
 	else
 		send_produce(s);
-	if (s->rc == 0)
-		event_base_dispatch(s->base);
-	if (s->rc == 0 && s->phase != SP_DONE)
-		send_fail(s, -EIO, "event loop ended early");
-	send_pause_free(s);	/* a failure resumes what it paused */
+	return s->rc;
+}
 
+/* After the event-driven sink: what followed the loop. */
+static void
+send_stop_events(struct xmig_send *s)
+{
 	if (s->timer != NULL)
 		event_free(s->timer);
-	if (s->wait_timer != NULL)
-		event_free(s->wait_timer);
-	if (s->cancel != NULL)
-		event_free(s->cancel);
-	s->cancel = NULL;
-	if (s->rc != 0 && s->conn && s->tls_ctx == NULL) {
+	s->timer = NULL;
+	if (s->rc != 0 && s->conn && s->tls_ctx == NULL && s->bev != NULL) {
 		/*
 		 * A receiver that has END takes an orderly close as one-way
 		 * and starts the domain: after END, say ABORT first (it is
@@ -1788,57 +1803,98 @@ send_run_events(struct sender *s)
 		}
 		xport_abort(s->fd);
 	}
-	bufferevent_free(s->bev);	/* drops queued page references */
+	if (s->bev != NULL) {
+		bufferevent_free(s->bev);	/* drops queued page references */
+		s->fd = -1;			/* closed with the bufferevent */
+	}
 	s->bev = NULL;
-	s->fd = -1;			/* closed with the bufferevent */
 	s->out = NULL;
-	if (rl != NULL)
-		ev_token_bucket_cfg_free(rl);
-	event_base_free(s->base);
-	s->base = NULL;
-	return s->rc;
+	if (s->rl != NULL)
+		ev_token_bucket_cfg_free(s->rl);
+	s->rl = NULL;
 }
 
 /* ---- the synchronous file sink ------------------------------------------ */
 
-static int
-send_run_file(struct sender *s)
+/*
+ * A regular file (epoll cannot wait on one): a batch produced and written
+ * per loop turn, so other sessions on the loop go on between batches.
+ */
+static void
+send_file_step(evutil_socket_t fd, short what, void *arg)
 {
-	if ((s->out = evbuffer_new()) == NULL)
-		return -ENOMEM;
-	evbuffer_add_cb(s->out, send_drain_cb, s);
-	while (s->rc == 0 && s->phase != SP_DONE) {
-		/* A regular file never blocks for long: look once a batch. */
-		if (send_cancelled(s)) {
-			send_cancel_cb(-1, 0, s);
-			break;
-		}
-		send_produce(s);
-		while (s->rc == 0 && evbuffer_get_length(s->out) > 0) {
-			int n = evbuffer_write(s->out, s->fd);
+	struct xmig_send *s = arg;
+	struct timeval zero = { 0, 0 };
 
-			if (n < 0 && errno != EINTR && errno != EAGAIN)
-				send_fail(s, -errno, "write: %s",
-				    strerror(errno));
-		}
-		if (s->phase == SP_FLUSH) {
-			if (fsync(s->fd) != 0 && errno != EINVAL)
-				send_fail(s, -errno, "fsync: %s",
-				    strerror(errno));
-			s->t_end = now_ns();
-			s->phase = SP_DONE;
-		}
-		send_progress(s, 0);
+	(void)fd;
+	(void)what;
+	if (s->rc != 0 || s->phase == SP_DONE)
+		return;
+	if (send_cancelled(s)) {
+		send_cancel_cb(-1, 0, s);
+		return;
 	}
-	evbuffer_free(s->out);
-	s->out = NULL;
-	return s->rc;
+	send_produce(s);
+	while (s->rc == 0 && evbuffer_get_length(s->out) > 0) {
+		int n = evbuffer_write(s->out, s->fd);
+
+		if (n < 0 && errno != EINTR && errno != EAGAIN)
+			send_fail(s, -errno, "write: %s", strerror(errno));
+	}
+	if (s->rc == 0 && s->phase == SP_FLUSH) {
+		if (fsync(s->fd) != 0 && errno != EINVAL)
+			send_fail(s, -errno, "fsync: %s", strerror(errno));
+		s->t_end = now_ns();
+		s->phase = SP_DONE;
+	}
+	send_progress(s, 0);
+	if (s->rc != 0)
+		return;		/* send_fail finishes */
+	if (s->phase == SP_DONE)
+		send_finish_soon(s, 0);
+	else
+		evtimer_add(s->step_ev, &zero);
+}
+
+static int
+send_start_file(struct xmig_send *s)
+{
+	struct timeval zero = { 0, 0 };
+
+	if ((s->out = evbuffer_new()) == NULL ||
+	    (s->step_ev = evtimer_new(s->base, send_file_step, s)) == NULL) {
+		send_fail(s, -ENOMEM, "out of memory");
+		return s->rc;
+	}
+	evbuffer_add_cb(s->out, send_drain_cb, s);
+	evtimer_add(s->step_ev, &zero);
+	return 0;
 }
 
 /* ---- the driver ------------------------------------------------------- */
 
+/* The connection to tcp:/tls: is up (or failed): go on. */
+static void
+send_connected(void *arg, int fd, int err, const char *errbuf)
+{
+	struct xmig_send *s = arg;
+
+	s->connecting = NULL;
+	if (fd < 0) {
+		if (s->rc == 0) {
+			s->rc = err < 0 ? err : -EIO;
+			snprintf(s->err, sizeof(s->err), "%s", errbuf);
+		}
+		send_finish_soon(s, 0);
+		return;
+	}
+	s->fd = fd;
+	send_start_events(s);
+}
+
+
 static int
-send_open_dest(struct sender *s, const char *dest)
+send_open_dest(struct xmig_send *s, const char *dest)
 {
 	struct xport_uri u;
 	struct stat sb;
@@ -1854,19 +1910,20 @@ send_open_dest(struct sender *s, const char *dest)
 			return s->rc = -EINVAL;
 		/* FALLTHROUGH */
 	case XPORT_TCP:
-		if ((fd = xport_connect(&u, s->err, sizeof(s->err))) < 0)
-			return s->rc = fd;
-		s->fd = fd;
 		s->conn = 1;
 		snprintf(s->host, sizeof(s->host), "%s", u.host);
+		s->connecting = xport_connect_start(s->base, &u,
+		    send_connected, s);
+		if (s->connecting == NULL) {
+			snprintf(s->err, sizeof(s->err), "out of memory");
+			return s->rc = -ENOMEM;
+		}
 		return 0;
 	case XPORT_EXEC:
-		if ((fd = xport_exec(u.path, &s->child, s->err,
-		    sizeof(s->err))) < 0)
-			return s->rc = fd;
-		s->fd = fd;
-		s->conn = 1;
-		return 0;
+		/* The caller runs the command: xmig_send_new_fd. */
+		snprintf(s->err, sizeof(s->err), "%.400s: exec: needs the "
+		    "caller to run the command (xmig_send_new_fd)", dest);
+		return s->rc = -EINVAL;
 	case XPORT_FILE:
 		if (stat(u.path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
 			/*
@@ -1950,7 +2007,7 @@ send_open_dest(struct sender *s, const char *dest)
 }
 
 static void
-send_close_dest(struct sender *s)
+send_close_dest(struct xmig_send *s)
 {
 	if (s->fd > STDERR_FILENO && !s->anon)
 		close(s->fd);
@@ -1959,21 +2016,6 @@ send_close_dest(struct sender *s)
 	if (s->tls_ctx != NULL) {
 		xport_tls_ctx_free(s->tls_ctx);
 		s->tls_ctx = NULL;
-	}
-	if (s->child > 0) {
-		int status, i;
-
-		/* The far end exits once the connection is closed. */
-		for (i = 0; i < 100; i++) {
-			if (waitpid(s->child, &status, WNOHANG) != 0)
-				break;
-			usleep(50000);
-		}
-		if (i == 100) {
-			kill(s->child, SIGTERM);
-			waitpid(s->child, &status, 0);
-		}
-		s->child = 0;
 	}
 	if (s->tmppath[0] == '\0')
 		return;
@@ -2045,202 +2087,324 @@ send_close_dest(struct sender *s)
 		unlink(s->tmppath);
 }
 
-int
-send_domain(struct backend *b, const char *dest, const struct send_opts *o,
-    struct xmig_report *r)
+/* The result, once, from the loop; s may be freed inside it. */
+static void
+send_result(struct xmig_send *s, int rc)
 {
-	struct sender s;
+	s->finished = 1;
+	if (s->cbs != NULL && s->cbs->result != NULL)
+		s->cbs->result(s->cbs->arg, rc, s->r);
+}
+
+/*
+ * Everything after the stream: the sink closed (the file renamed into
+ * place), the digest joined, the source resumed on failure, the report.
+ * Returns the session's rc.
+ */
+static void
+send_teardown(struct xmig_send *s)
+{
+	if (s->torn_down)
+		return;
+	s->torn_down = 1;
+	if (s->connecting != NULL) {
+		xport_connect_cancel(s->connecting);
+		s->connecting = NULL;
+	}
+	if (s->wait_timer != NULL)
+		event_free(s->wait_timer);
+	s->wait_timer = NULL;
+	if (s->cancel != NULL)
+		event_free(s->cancel);
+	s->cancel = NULL;
+	if (s->step_ev != NULL)
+		event_free(s->step_ev);
+	s->step_ev = NULL;
+	if (s->sync_file) {
+		if (s->out != NULL)
+			evbuffer_free(s->out);
+		s->out = NULL;
+	} else
+		send_stop_events(s);
+	send_close_dest(s);
+}
+
+static int
+send_finish(struct xmig_send *s)
+{
+	struct xmig_report *r = s->r;
 	uint8_t dummy[32];
 	uint64_t t_done;
 	int rc;
 
-	memset(&s, 0, sizeof(s));
-	memset(r, 0, sizeof(*r));
-	r->role = "send";
-	r->status = "failed";
-	s.b = b;
-	s.o = o;
-	s.r = r;
-	s.fd = -1;
-	s.t_start = now_ns();
-	s.prev_remaining = UINT64_MAX;
-
-	if ((rc = b->ops->describe(b, &s.info)) != 0) {
-		snprintf(r->error, sizeof(r->error), "describing the domain: "
-		    "%s", backend_errmsg(b));
-		return rc;
-	}
-	s.page_size = 1u << s.info.page_shift;
-	r->nr_pages = s.info.nr_pages;
-	r->dialect = o->dialect == XP_XEN ? "xen" : "draftb";
-	stream_init(&s.st, o->dialect, o->dialect == XP_DRAFTB &&
-	    o->big_endian, s.info.arch, s.info.type, s.info.page_shift);
-	if (o->dialect == XP_XEN) {
-		/* The sim presents itself as saved by Xen 4.17. */
-		s.st.xen_major = 4;
-		s.st.xen_minor = 17;
-	}
-	s.recopt = o->dialect == XP_DRAFTB && o->checksum ?
-	    WIRE_REC_OPT_CHECKSUM : 0;
-	s.session_id = ((uint64_t)getpid() << 32) ^ now_ns();
-	/* Files get extensions only when asked; connections when agreed. */
-	s.deflate_level = -1;
-	s.zero_elide = o->zero_pages == 1 && o->dialect == XP_DRAFTB;
-	if (o->compress_level >= 0 && o->dialect == XP_DRAFTB &&
-	    (strncmp(dest, "file:", 5) == 0 || strcmp(dest, "-") == 0))
-		s.deflate_level = o->compress_level;
-	s.raw = malloc((size_t)WIRE_PAGE_DATA_MAX << s.info.page_shift);
-	s.nr_words = (size_t)((s.info.nr_pages + 63) / 64);
-	s.pass_set = calloc(s.nr_words ? s.nr_words : 1, 8);
-	s.dirty = calloc(s.nr_words ? s.nr_words : 1, 8);
-	s.dstate = digest_state_new();
-	s.prog = progress_new(o->progress, stderr);
-	if (s.pass_set == NULL || s.dirty == NULL || s.dstate == NULL ||
-	    s.raw == NULL) {
-		s.rc = -ENOMEM;
-		snprintf(s.err, sizeof(s.err), "out of memory");
-		goto out;
-	}
-
-	if (send_open_dest(&s, dest) != 0)
-		goto out;
-	/* A regular file is written as fast as it goes: --bandwidth paces
-	 * sockets and pipes only (migrate-send --help says so). */
-	if (s.sync_file)
-		send_run_file(&s);
-	else
-		send_run_events(&s);
-	send_close_dest(&s);
-
-out:
-	if (s.digest_started) {
-		pthread_join(s.digest_thr, NULL);
-		if (s.digest_rc == 0)
+	send_pause_free(s);	/* a failure resumes what it paused */
+	send_teardown(s);
+	if (s->digest_started) {
+		pthread_join(s->digest_thr, NULL);
+		s->digest_started = 0;
+		if (s->digest_rc == 0)
 			r->have_memory = 1;
 	}
-	if (s.tracking)
-		b->ops->disable_dirty(b);
-	if (s.rc != 0 && s.paused && !s.unconfirmed) {
+	if (s->tracking) {
+		s->b->ops->disable_dirty(s->b);
+		s->tracking = 0;
+	}
+	if (s->rc != 0 && s->paused && !s->unconfirmed) {
 		/* Never leave a failed source paused... */
-		if (b->ops->resume(b) == 0)
-			s.paused = 0;
+		if (s->b->ops->resume(s->b) == 0)
+			s->paused = 0;
 	}
 	/* ... but leave it paused while another copy may run. */
-	progress_end(s.prog);
-	if (s.rc == 0)
-		send_progress(&s, 1), progress_end(s.prog);
+	if (s->rc == 0)
+		send_progress(s, 1);
 	t_done = now_ns();
-	if (s.t_end == 0)
-		s.t_end = t_done;
-	r->bytes = s.drained;
-	r->pages_sent = s.pages_sent;
-	r->zero_pages = s.zero_pages;
-	r->page_octets = s.page_octets;
-	r->page_wire = s.page_wire;
-	r->iterations = s.iteration;
-	r->duration_ms = (double)(t_done - s.t_start) / 1e6;
-	if (s.t_pause != 0 && s.rc == 0) {
+	if (s->t_end == 0)
+		s->t_end = t_done;
+	r->bytes = s->drained;
+	r->pages_sent = s->pages_sent;
+	r->zero_pages = s->zero_pages;
+	r->page_octets = s->page_octets;
+	r->page_wire = s->page_wire;
+	r->iterations = s->iteration;
+	r->duration_ms = (double)(t_done - s->t_start) / 1e6;
+	if (s->t_pause != 0 && s->rc == 0) {
 		r->have_downtime = 1;
-		r->downtime_ms = (double)(s.t_end - s.t_pause) / 1e6;
+		r->downtime_ms = (double)(s->t_end - s->t_pause) / 1e6;
 	}
-	r->throughput_mbps = s.t_end > s.t_start ? (double)s.drained * 8.0 /
-	    1e6 / ((double)(s.t_end - s.t_start) / 1e9) : 0;
-	if (s.dstate != NULL) {
-		digest_state_final(s.dstate, s.rc == 0 || s.unconfirmed ?
+	r->throughput_mbps = s->t_end > s->t_start ? (double)s->drained * 8.0 /
+	    1e6 / ((double)(s->t_end - s->t_start) / 1e9) : 0;
+	if (s->dstate != NULL) {
+		digest_state_final(s->dstate, s->rc == 0 || s->unconfirmed ?
 		    r->vcpu_sha256 : dummy);
-		r->have_vcpu = s.rc == 0 || s.unconfirmed;
+		r->have_vcpu = s->rc == 0 || s->unconfirmed;
+		digest_state_free(s->dstate);
+		s->dstate = NULL;
 	}
 	r->verified = -1;
-	if (s.have_peer_digests && r->have_memory && r->have_vcpu)
-		r->verified = memcmp(s.peer_mem, r->memory_sha256, 32) == 0 &&
-		    memcmp(s.peer_vcpu, r->vcpu_sha256, 32) == 0;
-	if (r->verified != -1 && xmig_log_on(XMIG_LOG_DEBUG)) {
-		char mh[65];
-
-		hex_encode(r->memory_sha256, 32, mh);
-		xmig_debug("+%.1f ms: the receiver's digests %s ours (memory "
-		    "%.16s...)", send_ms(&s), r->verified ? "equal" :
-		    "DIFFER from", mh);
-	}
-	if (s.rc == 0 && r->verified == 0) {
-		s.rc = -EBADMSG;
-		s.unconfirmed = 1;
-		snprintf(s.err, sizeof(s.err), "the receiver's digests differ "
+	if (s->have_peer_digests && r->have_memory && r->have_vcpu)
+		r->verified = memcmp(s->peer_mem, r->memory_sha256, 32) == 0 &&
+		    memcmp(s->peer_vcpu, r->vcpu_sha256, 32) == 0;
+	if (s->rc == 0 && r->verified == 0) {
+		s->rc = -EBADMSG;
+		s->unconfirmed = 1;
+		snprintf(s->err, sizeof(s->err), "the receiver's digests differ "
 		    "from the source's: the source stays paused");
 	}
-	if (s.rc == 0 && s.conn && !(s.features & XMIG_F_HANDOVER)) {
+	if (s->rc == 0 && s->conn && !(s->features & XMIG_F_HANDOVER)) {
 		/* One-way: delivered, not confirmed; the source waits. */
 		r->status = "unconfirmed";
 		rc = -EINPROGRESS;
-	} else if (s.rc == 0 && !s.conn && s.tmppath[0] == '\0') {
+	} else if (s->rc == 0 && !s->conn && s->tmppath[0] == '\0') {
 		r->status = "unconfirmed";	/* a pipe: nobody answers */
 		rc = -EINPROGRESS;
-	} else if (s.rc == 0) {
+	} else if (s->rc == 0) {
 		r->status = "completed";
 		rc = 0;
 	} else {
-		r->status = s.unconfirmed ? "unconfirmed" : "failed";
-		rc = s.unconfirmed ? -EINPROGRESS : s.rc;
+		r->status = s->unconfirmed ? "unconfirmed" : "failed";
+		rc = s->unconfirmed ? -EINPROGRESS : s->rc;
 	}
-	if (s.rc != 0)
-		snprintf(r->error, sizeof(r->error), "%s", s.err);
-	parser_free(s.bc);
-	buf_free(&s.zbuf);
-	free(s.raw);
-	digest_state_free(s.dstate);
-	progress_free(s.prog);
-	free(s.pass_set);
-	free(s.dirty);
+	if (s->rc != 0)
+		snprintf(r->error, sizeof(r->error), "%s", s->err);
 	return rc;
 }
 
-void
-report_print_json(const struct xmig_report *r, FILE *out)
+static void
+send_finish_cb(evutil_socket_t fd, short what, void *arg)
 {
-	char mem[65], vcpu[65], err[1100];
+	struct xmig_send *s = arg;
 
-	hex_encode(r->memory_sha256, 32, mem);
-	hex_encode(r->vcpu_sha256, 32, vcpu);
-	json_escape(r->error, err, sizeof(err));
-	fprintf(out, "{\"role\":\"%s\",\"status\":\"%s\"", r->role, r->status);
-	if (r->error[0])
-		fprintf(out, ",\"error\":\"%s\"", err);
-	if (r->dialect)
-		fprintf(out, ",\"dialect\":\"%s\"", r->dialect);
-	if (r->have_memory)
-		fprintf(out, ",\"memory_sha256\":\"%s\"", mem);
-	else
-		fprintf(out, ",\"memory_sha256\":null");
-	if (r->have_vcpu)
-		fprintf(out, ",\"vcpu_sha256\":\"%s\"", vcpu);
-	else
-		fprintf(out, ",\"vcpu_sha256\":null");
-	fprintf(out, ",\"nr_pages\":%llu,\"bytes\":%llu,\"pages_sent\":%llu",
-	    (unsigned long long)r->nr_pages, (unsigned long long)r->bytes,
-	    (unsigned long long)r->pages_sent);
-	if (r->iterations)
-		fprintf(out, ",\"iterations\":%u", r->iterations);
-	else
-		fprintf(out, ",\"iterations\":null");
-	if (r->have_downtime)
-		fprintf(out, ",\"downtime_ms\":%.3f", r->downtime_ms);
-	else
-		fprintf(out, ",\"downtime_ms\":null");
-	fprintf(out, ",\"backchannel\":%s", r->backchannel ? "true" : "false");
-	if (r->verified >= 0)
-		fprintf(out, ",\"verified\":%s", r->verified ? "true" : "false");
-	fprintf(out, ",\"zero_pages\":%llu,\"page_octets\":%llu,"
-	    "\"page_wire_octets\":%llu",
-	    (unsigned long long)r->zero_pages,
-	    (unsigned long long)r->page_octets,
-	    (unsigned long long)r->page_wire);
-	{
-		struct rusage ru;
+	(void)fd;
+	(void)what;
+	if (s->finished)
+		return;
+	send_teardown(s);
+	if (s->digest_started &&
+	    !__atomic_load_n(&s->digest_done, __ATOMIC_ACQUIRE)) {
+		/* The memory digest is still running: look again soon,
+		 * without blocking the loop in pthread_join. */
+		struct timeval tv = { 0, 5000 };
 
-		if (getrusage(RUSAGE_SELF, &ru) == 0)
-			fprintf(out, ",\"peak_rss_kb\":%ld", ru.ru_maxrss);
+		evtimer_add(s->done_ev, &tv);
+		return;
 	}
-	fprintf(out, ",\"duration_ms\":%.3f,\"throughput_mbps\":%.1f}\n",
-	    r->duration_ms, r->throughput_mbps);
-	fflush(out);
+	send_result(s, send_finish(s));
+}
+
+/* End the session from the loop (now, or after delay_ms). */
+static void
+send_finish_soon(struct xmig_send *s, int delay_ms)
+{
+	struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
+
+	if (s->finished || s->done_ev == NULL)
+		return;
+	if (delay_ms > 0)
+		evtimer_add(s->done_ev, &tv);
+	else
+		event_active(s->done_ev, EV_TIMEOUT, 0);
+}
+
+static struct xmig_send *
+send_alloc(struct event_base *base, struct backend *b,
+    const struct send_opts *o, const struct xmig_cbs *cbs)
+{
+	struct xmig_send *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->base = base;
+	s->b = b;
+	s->o = o;
+	s->cbs = cbs;
+	s->r = &s->report;
+	s->r->role = "send";
+	s->r->status = "failed";
+	s->r->verified = -1;
+	s->fd = -1;
+	s->prev_remaining = UINT64_MAX;
+	if ((s->done_ev = evtimer_new(base, send_finish_cb, s)) == NULL) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+struct xmig_send *
+xmig_send_new(struct event_base *base, struct backend *b, const char *dest,
+    const struct send_opts *o, const struct xmig_cbs *cbs)
+{
+	struct xmig_send *s = send_alloc(base, b, o, cbs);
+
+	if (s != NULL)
+		snprintf(s->dest, sizeof(s->dest), "%s", dest);
+	return s;
+}
+
+struct xmig_send *
+xmig_send_new_fd(struct event_base *base, struct backend *b, int fd,
+    int two_way, const struct send_opts *o, const struct xmig_cbs *cbs)
+{
+	struct xmig_send *s = send_alloc(base, b, o, cbs);
+
+	if (s == NULL)
+		return NULL;
+	s->fd_given = 1;
+	s->fd = fd;
+	s->conn = two_way != 0;
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	return s;
+}
+
+int
+xmig_send_start(struct xmig_send *s)
+{
+	const struct send_opts *o = s->o;
+	struct backend *b = s->b;
+	int rc, to_file;
+
+	if (s->started)
+		return -EALREADY;
+	s->started = 1;
+	s->t_start = now_ns();
+	if ((rc = b->ops->describe(b, &s->info)) != 0) {
+		s->rc = rc;
+		snprintf(s->err, sizeof(s->err), "describing the domain: %s",
+		    backend_errmsg(b));
+		send_finish_soon(s, 0);
+		return 0;
+	}
+	s->page_size = 1u << s->info.page_shift;
+	s->r->nr_pages = s->info.nr_pages;
+	s->r->dialect = o->dialect == XP_XEN ? "xen" : "draftb";
+	stream_init(&s->st, o->dialect, o->dialect == XP_DRAFTB &&
+	    o->big_endian, s->info.arch, s->info.type, s->info.page_shift);
+	if (o->dialect == XP_XEN) {
+		/* The sim presents itself as saved by Xen 4.17. */
+		s->st.xen_major = 4;
+		s->st.xen_minor = 17;
+	}
+	s->recopt = o->dialect == XP_DRAFTB && o->checksum ?
+	    WIRE_REC_OPT_CHECKSUM : 0;
+	s->session_id = ((uint64_t)getpid() << 32) ^ now_ns() ^
+	    (uint64_t)(uintptr_t)s;
+	/* Files get extensions only when asked; connections when agreed. */
+	s->deflate_level = -1;
+	s->zero_elide = o->zero_pages == 1 && o->dialect == XP_DRAFTB;
+	to_file = s->fd_given ? !s->conn : (strncmp(s->dest, "file:", 5) == 0 ||
+	    strcmp(s->dest, "-") == 0);
+	if (o->compress_level >= 0 && o->dialect == XP_DRAFTB && to_file)
+		s->deflate_level = o->compress_level;
+	s->raw = malloc((size_t)WIRE_PAGE_DATA_MAX << s->info.page_shift);
+	s->nr_words = (size_t)((s->info.nr_pages + 63) / 64);
+	s->pass_set = calloc(s->nr_words ? s->nr_words : 1, 8);
+	s->dirty = calloc(s->nr_words ? s->nr_words : 1, 8);
+	s->dstate = digest_state_new();
+	if (s->pass_set == NULL || s->dirty == NULL || s->dstate == NULL ||
+	    s->raw == NULL) {
+		send_fail(s, -ENOMEM, "out of memory");
+		return 0;
+	}
+	if (o->cancel_fd >= 0) {
+		s->cancel = event_new(s->base, o->cancel_fd, EV_READ,
+		    send_cancel_cb, s);
+		if (s->cancel == NULL || event_add(s->cancel, NULL) != 0) {
+			send_fail(s, -ENOMEM, "out of memory");
+			return 0;
+		}
+	}
+	if (s->fd_given) {
+		send_start_events(s);
+		return 0;
+	}
+	if (send_open_dest(s, s->dest) != 0) {
+		send_finish_soon(s, 0);
+		return 0;
+	}
+	if (s->connecting != NULL)
+		return 0;	/* send_connected goes on */
+	/* A regular file is written as fast as it goes: --bandwidth paces
+	 * sockets and pipes only (migrate-send --help says so). */
+	if (s->sync_file)
+		send_start_file(s);
+	else
+		send_start_events(s);
+	return 0;
+}
+
+void
+xmig_send_cancel(struct xmig_send *s)
+{
+	/* Too late once the stream is complete: the result is on its way. */
+	if (s == NULL || !s->started || s->finished || s->torn_down ||
+	    (s->phase == SP_DONE && s->rc == 0))
+		return;
+	send_cancel_cb(-1, 0, s);
+}
+
+void
+xmig_send_free(struct xmig_send *s)
+{
+	if (s == NULL)
+		return;
+	if (s->started && !s->finished) {
+		/* Stopped without a result: as a cancel. */
+		if (s->rc == 0) {
+			s->rc = -ECANCELED;
+			snprintf(s->err, sizeof(s->err), "cancelled");
+		}
+		s->finished = 1;
+		(void)send_finish(s);
+	}
+	if (s->done_ev != NULL)
+		event_free(s->done_ev);
+	if (s->fd_given && !s->started && s->fd >= 0)
+		close(s->fd);
+	parser_free(s->bc);
+	buf_free(&s->zbuf);
+	free(s->raw);
+	digest_state_free(s->dstate);
+	free(s->pass_set);
+	free(s->dirty);
+	free(s);
 }

@@ -11,17 +11,19 @@
 #include <netinet/tcp.h>
 
 #include <arpa/inet.h>
-#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <event2/bufferevent.h>
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
 
 #include "xmig.h"
 
@@ -229,50 +231,217 @@ xport_is_regular(int fd)
 	return fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-void
-xport_announce(int lfd, const char *name)
+int
+xport_bound(int lfd, char *buf, size_t len)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	char host[NI_MAXHOST], serv[NI_MAXSERV];
 
-	if (getsockname(lfd, (struct sockaddr *)&ss, &sl) != 0 ||
-	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv,
+	if (getsockname(lfd, (struct sockaddr *)&ss, &sl) != 0)
+		return -errno;
+	if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv,
 	    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-		return;
-	fprintf(stderr, "%s: listening on tcp:%s%s%s:%s\n", name,
-	    strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
-	    serv);
-	fflush(stderr);
+		return -EINVAL;
+	snprintf(buf, len, "tcp:%s%s%s:%s", strchr(host, ':') ? "[" : "",
+	    host, strchr(host, ':') ? "]" : "", serv);
+	return 0;
 }
 
-int
-xport_exec(const char *command, pid_t *pid, char *errbuf, size_t errlen)
-{
-	int sv[2];
-	pid_t p;
+/* ---- connecting on the caller's loop ------------------------------------ */
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-		snprintf(errbuf, errlen, "socketpair: %s", strerror(errno));
-		return -errno;
+struct xport_connecting {
+	struct event_base	*base;
+	struct evdns_base	*dns;
+	struct evdns_getaddrinfo_request *req;
+	struct evutil_addrinfo	*res, *next;
+	struct event		*ev;		/* the socket writable, or done */
+	int			 fd;
+	int			 err;
+	int			 resolving;
+	int			 cancelled;	/* freed once evdns let go */
+	xport_connect_fn	 done;
+	void			*arg;
+	char			 host[256], port[16];
+	char			 errbuf[512];
+};
+
+static void
+xport_connecting_free(struct xport_connecting *c)
+{
+	if (c->ev != NULL)
+		event_free(c->ev);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->res != NULL)
+		evutil_freeaddrinfo(c->res);
+	if (c->dns != NULL)
+		evdns_base_free(c->dns, 0);
+	free(c);
+}
+
+/* Report from the loop, then free. */
+static void
+xport_connect_report(evutil_socket_t fd, short what, void *arg)
+{
+	struct xport_connecting *c = arg;
+	int rfd = c->fd;
+
+	(void)fd;
+	(void)what;
+	if (rfd < 0 && c->errbuf[0] == '\0')
+		snprintf(c->errbuf, sizeof(c->errbuf), "connect to %s:%s: %s",
+		    c->host, c->port, strerror(c->err));
+	c->fd = -1;
+	if (c->done != NULL)
+		c->done(c->arg, rfd, rfd >= 0 ? 0 : -c->err, c->errbuf);
+	else if (rfd >= 0)
+		close(rfd);
+	xport_connecting_free(c);
+}
+
+static void xport_connect_next(struct xport_connecting *c);
+
+static void
+xport_connect_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct xport_connecting *c = arg;
+	int err = 0;
+	socklen_t el = sizeof(err);
+
+	(void)what;
+	event_free(c->ev);
+	c->ev = NULL;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
+		err = errno;
+	if (err == 0) {
+		xport_tune(c->fd);
+		xport_connect_report(-1, 0, c);
+		return;
 	}
-	if ((p = fork()) < 0) {
-		snprintf(errbuf, errlen, "fork: %s", strerror(errno));
-		close(sv[0]);
-		close(sv[1]);
-		return -errno;
+	c->err = err;
+	close(c->fd);
+	c->fd = -1;
+	xport_connect_next(c);
+}
+
+/* Try the next address, or report the last failure (from the loop). */
+static void
+xport_connect_next(struct xport_connecting *c)
+{
+	struct evutil_addrinfo *ai;
+
+	while ((ai = c->next) != NULL) {
+		c->next = ai->ai_next;
+		c->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
+		    SOCK_NONBLOCK, ai->ai_protocol);
+		if (c->fd < 0) {
+			c->err = errno;
+			continue;
+		}
+		if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
+		    errno == EINPROGRESS) {
+			c->ev = event_new(c->base, c->fd, EV_WRITE,
+			    xport_connect_writable, c);
+			if (c->ev != NULL && event_add(c->ev, NULL) == 0)
+				return;
+			c->err = ENOMEM;
+		} else
+			c->err = errno;
+		close(c->fd);
+		c->fd = -1;
 	}
-	if (p == 0) {
-		if (dup2(sv[1], STDIN_FILENO) < 0 ||
-		    dup2(sv[1], STDOUT_FILENO) < 0)
-			_exit(127);
-		execl("/bin/sh", "sh", "-c", command, (char *)NULL);
-		_exit(127);
+	if (c->ev == NULL)
+		c->ev = event_new(c->base, -1, 0, xport_connect_report, c);
+	if (c->ev != NULL)
+		event_active(c->ev, EV_TIMEOUT, 0);
+}
+
+static void
+xport_connect_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct xport_connecting *c = arg;
+
+	c->req = NULL;
+	c->resolving = 0;
+	if (c->cancelled) {
+		/* Freed from the loop, not inside evdns' own callback. */
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		c->next = NULL;
+		c->ev = event_new(c->base, -1, 0, xport_connect_report, c);
+		if (c->ev != NULL)
+			event_active(c->ev, EV_TIMEOUT, 0);
+		return;
 	}
-	close(sv[1]);
-	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
-	*pid = p;
-	return sv[0];
+	if (result != 0) {
+		snprintf(c->errbuf, sizeof(c->errbuf), "%s:%s: %s", c->host,
+		    c->port, evutil_gai_strerror(result));
+		c->err = EINVAL;
+		c->next = NULL;
+	} else {
+		c->res = res;
+		c->next = res;
+	}
+	xport_connect_next(c);
+}
+
+struct xport_connecting *
+xport_connect_start(struct event_base *base, const struct xport_uri *u,
+    xport_connect_fn done, void *arg)
+{
+	struct xport_connecting *c;
+	struct evutil_addrinfo hints;
+	struct evdns_getaddrinfo_request *req;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->base = base;
+	c->fd = -1;
+	c->err = ECONNREFUSED;
+	c->done = done;
+	c->arg = arg;
+	snprintf(c->host, sizeof(c->host), "%s", u->host);
+	snprintf(c->port, sizeof(c->port), "%s", u->port);
+	/* Reads resolv.conf and /etc/hosts (files); asks the network only
+	 * for a name they do not have, on the loop. */
+	c->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (c->dns == NULL)
+		c->dns = evdns_base_new(base, 0);
+	if (c->dns == NULL) {
+		free(c);
+		return NULL;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	/* A numeric address or a hosts entry calls back at once. */
+	c->resolving = 1;
+	req = evdns_getaddrinfo(c->dns, c->host[0] ? c->host : NULL, c->port,
+	    &hints, xport_connect_resolved, c);
+	if (c->resolving)
+		c->req = req;
+	return c;
+}
+
+void
+xport_connect_cancel(struct xport_connecting *c)
+{
+	struct evdns_getaddrinfo_request *req;
+
+	if (c == NULL)
+		return;
+	c->done = NULL;
+	if (c->req == NULL) {
+		xport_connecting_free(c);
+		return;
+	}
+	/* evdns calls back (EVUTIL_EAI_CANCEL), now or later: free then. */
+	c->cancelled = 1;
+	req = c->req;
+	evdns_getaddrinfo_cancel(req);
 }
 
 struct bufferevent *
