@@ -337,10 +337,10 @@ static void *xen_static_arg;
 /* ---- spec --------------------------------------------------------------- */
 
 enum { XK_DOMID, XK_STORE_PORT, XK_STORE_DOMID, XK_CONSOLE_PORT,
-	XK_CONSOLE_DOMID, XK_TOOLSTACK, XK_NR };
+	XK_CONSOLE_DOMID, XK_TOOLSTACK, XK_OVERLAP, XK_NR };
 static const char *const xen_keys[XK_NR] = {
 	"domid", "store_port", "store_domid", "console_port",
-	"console_domid", "toolstack",
+	"console_domid", "toolstack", "overlap",
 };
 
 static int
@@ -385,7 +385,8 @@ xen_spec_parse(const char *spec, int target, uint64_t v[XK_NR],
 			if (strcmp(item, xen_keys[k]) == 0)
 				break;
 		if (k == XK_NR || (!target && k != XK_DOMID &&
-		    k != XK_TOOLSTACK)) {
+		    k != XK_TOOLSTACK && k != XK_OVERLAP) ||
+		    (target && k == XK_OVERLAP)) {
 			backend_seterr(NULL, "xen: unknown key '%s' in %s spec",
 			    item, target ? "target" : "source");
 			return -EINVAL;
@@ -397,7 +398,8 @@ xen_spec_parse(const char *spec, int target, uint64_t v[XK_NR],
 		errno = 0;
 		v[k] = strtoull(eq, &ep, 0);
 		if (errno != 0 || *eq == '\0' || *ep != '\0' ||
-		    v[k] > UINT32_MAX || (k == XK_TOOLSTACK && v[k] > 1) ||
+		    v[k] > UINT32_MAX || ((k == XK_TOOLSTACK ||
+		    k == XK_OVERLAP) && v[k] > 1) ||
 		    ((k == XK_DOMID || k == XK_STORE_DOMID ||
 		    k == XK_CONSOLE_DOMID) && v[k] >= DOMID_FIRST_RESERVED)) {
 			backend_seterr(NULL, "xen: bad value '%s' for %s", eq,
@@ -531,9 +533,10 @@ xen_open(const char *spec, int target, struct xen_backend **out,
 		 * A toolstack's suspend is the guest freezing itself: it can
 		 * overlap the copy (b.pause_threaded) when the host has CPUs
 		 * for both.  With one (the QEMU lab) the copy would only slow
-		 * the guest's freeze down.
+		 * the guest's freeze down.  Only when asked (overlap=1): it
+		 * has not run on real Xen yet.
 		 */
-		if (x->toolstack) {
+		if (x->toolstack && v[XK_OVERLAP]) {
 			xc_physinfo_t pi;
 
 			memset(&pi, 0, sizeof(pi));
