@@ -1129,10 +1129,23 @@ xen_save_state(struct backend *b, struct state_list *out)
 
 /* ---- target -------------------------------------------------------------- */
 
+/* A bitmap of from bits made one of to bits, the new ones clear. */
+static int
+xen_bits_grow(uint64_t **bm, uint64_t from, uint64_t to)
+{
+	uint64_t *n = realloc(*bm, (size_t)(to / 8));
+
+	if (n == NULL)
+		return -ENOMEM;
+	memset((uint8_t *)n + from / 8, 0, (size_t)((to - from) / 8));
+	*bm = n;
+	return 0;
+}
+
 static int
 xen_pop_grow(struct xen_backend *x, uint64_t pfn)
 {
-	uint64_t bits, *n;
+	uint64_t bits;
 
 	if (pfn < x->pop_bits)
 		return 0;
@@ -1144,20 +1157,11 @@ xen_pop_grow(struct xen_backend *x, uint64_t pfn)
 	bits = x->pop_bits ? x->pop_bits : 1ULL << 20;
 	while (bits <= pfn)
 		bits *= 2;
-	if ((n = realloc(x->populated, (size_t)(bits / 8))) == NULL) {
+	if (xen_bits_grow(&x->populated, x->pop_bits, bits) != 0 ||
+	    xen_bits_grow(&x->fresh, x->pop_bits, bits) != 0) {
 		backend_seterr(&x->b, "xen: out of memory");
 		return -ENOMEM;
 	}
-	memset((uint8_t *)n + x->pop_bits / 8, 0,
-	    (size_t)((bits - x->pop_bits) / 8));
-	x->populated = n;
-	if ((n = realloc(x->fresh, (size_t)(bits / 8))) == NULL) {
-		backend_seterr(&x->b, "xen: out of memory");
-		return -ENOMEM;
-	}
-	memset((uint8_t *)n + x->pop_bits / 8, 0,
-	    (size_t)((bits - x->pop_bits) / 8));
-	x->fresh = n;
 	x->pop_bits = bits;
 	return 0;
 }
