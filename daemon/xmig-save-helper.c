@@ -554,7 +554,8 @@ do_save(char **argv)
 	char spec[64], dest[64], why[512];
 	struct stat sb;
 	double t0 = wall_ms();
-	int pfd[2], rc, direct;
+	struct domain_info di;
+	int pfd[2], rc, direct, qemu_ld = 0;
 
 	if (parse_u32(argv[0], &sfd, 0) || parse_u32(argv[1], &bfd, 1) ||
 	    parse_u32(argv[2], &domid, 0) || parse_u32(argv[3], &xcflags, 0) ||
@@ -599,7 +600,17 @@ do_save(char **argv)
 	}
 	if (ops == &xen_ops)
 		xen_set_suspend_hook(b, hook_suspend, NULL);
-	if ((rc = qemu_logdirty(domid, 1)) != 0) {
+	/*
+	 * Only a live save tracks dirty pages (libxc asks libxl to switch
+	 * qemu's log-dirty mode in enable_logdirty, live saves only), and
+	 * only of a guest with a device model: libxl refuses it for a PV
+	 * guest, whose live save the engine refuses anyway, naming why.
+	 */
+	memset(&di, 0, sizeof(di));
+	if ((xcflags & 1) && b->ops->describe(b, &di) == 0 &&
+	    di.type != WIRE_DOM_X86_PV)
+		qemu_ld = 1;
+	if (qemu_ld && (rc = qemu_logdirty(domid, 1)) != 0) {
 		helper_log(HL_ERROR, EIO, "libxl could not switch qemu's "
 		    "log-dirty mode on");
 		b->ops->close(b);
@@ -687,7 +698,7 @@ do_save(char **argv)
 		    r.iterations, r.duration_ms, r.downtime_ms);
 	log_timing("save", t0);
 out:
-	if (qemu_logdirty(domid, 0) != 0 && rc == 0)
+	if (qemu_ld && qemu_logdirty(domid, 0) != 0 && rc == 0)
 		helper_log(HL_ERROR, EIO, "libxl could not switch qemu's "
 		    "log-dirty mode off");
 	b->ops->close(b);
