@@ -117,7 +117,7 @@ pv_type_check(unsigned type, unsigned levels, uint64_t pfn, char *msg,
 	unsigned l = pv_pt_level(type);
 
 	if (l > levels) {
-		snprintf(msg, len, "PAGE_DATA: an L%u page table at pfn %#"
+		snprintf(msg, len, "PAGE_DATA: an L%u page table at pfn 0x%"
 		    PRIx64 " in a guest with %u paging levels", l, pfn, levels);
 		return -EINVAL;
 	}
@@ -135,7 +135,7 @@ pv_normalise(const struct pv_p2m *p, unsigned levels, unsigned type,
 	if ((rc = pv_type_check(type, levels, pfn, msg, len)) != 0)
 		return rc;
 	if (levels != 4) {
-		snprintf(msg, len, "page table at pfn %#" PRIx64 ": only 64-bit "
+		snprintf(msg, len, "page table at pfn 0x%" PRIx64 ": only 64-bit "
 		    "(4-level) PV guests are supported", pfn);
 		return -EOPNOTSUPP;
 	}
@@ -145,16 +145,16 @@ pv_normalise(const struct pv_p2m *p, unsigned levels, unsigned type,
 			pte = 0;	/* Xen's: rebuilt on the target */
 		if (pte & PV_PTE_PRESENT) {
 			if (l > 1 && (pte & PV_PTE_PSE)) {
-				snprintf(msg, len, "L%u table at pfn %#" PRIx64
-				    ", entry %u: a superpage (%#" PRIx64 ") "
+				snprintf(msg, len, "L%u table at pfn 0x%" PRIx64
+				    ", entry %u: a superpage (0x%" PRIx64 ") "
 				    "cannot be moved", l, pfn, i, pte);
 				return -E2BIG;
 			}
 			f = pv_mfn_to_pfn(p, (uint64_t)((pte & PV_PTE_FRAME) >>
 			    12));
 			if (f == PV_INVALID) {
-				snprintf(msg, len, "L%u table at pfn %#" PRIx64
-				    ", entry %u: frame %#" PRIx64 " is not "
+				snprintf(msg, len, "L%u table at pfn 0x%" PRIx64
+				    ", entry %u: frame 0x%" PRIx64 " is not "
 				    "the guest's", l, pfn, i,
 				    (uint64_t)((pte & PV_PTE_FRAME) >> 12));
 				return -ERANGE;
@@ -182,9 +182,9 @@ pv_localise(const struct pv_p2m *p, unsigned levels, unsigned type,
 			continue;
 		f = (pte & PV_PTE_FRAME) >> 12;
 		if ((m = pv_pfn_to_mfn(p, f)) == PV_INVALID) {
-			snprintf(msg, len, "L%u table at pfn %#" PRIx64 ", entry "
-			    "%u: refers to pfn %#" PRIx64 ", which is absent "
-			    "from the stream", l, pfn, i, f);
+			snprintf(msg, len, "PAGE_DATA: L%u table at pfn 0x%"
+			    PRIx64 ", entry %u: refers to pfn 0x%" PRIx64
+			    ", which is absent from the stream", l, pfn, i, f);
 			return -ENOENT;
 		}
 		table[i] = (pte & ~PV_PTE_FRAME) | (m << 12);
@@ -204,27 +204,27 @@ pv_p2m_cover_check(const uint64_t *frames, size_t nframes, unsigned fpp,
 		return -EPROTO;
 	}
 	if (max_pfn != PV_INVALID && max_pfn > p2m_end) {
-		snprintf(msg, len, "X86_PV_P2M_FRAMES covers pfns 0 to %#"
-		    PRIx64 ", but the stream has a page at pfn %#" PRIx64,
+		snprintf(msg, len, "X86_PV_P2M_FRAMES covers pfns 0 to 0x%"
+		    PRIx64 ", but the stream has a page at pfn 0x%" PRIx64,
 		    p2m_end, max_pfn);
 		return -EPROTO;
 	}
 	need = (size_t)(p2m_end / fpp) + 1;
 	if (need > nframes) {
 		snprintf(msg, len, "X86_PV_P2M_FRAMES: %zu frames for pfns 0 "
-		    "to %#" PRIx64 "; %zu needed", nframes, p2m_end, need);
+		    "to 0x%" PRIx64 "; %zu needed", nframes, p2m_end, need);
 		return -EPROTO;
 	}
 	for (i = 0; i < need; i++) {
 		if (frames[i] == PV_INVALID) {
 			snprintf(msg, len, "X86_PV_P2M_FRAMES: no frame for "
-			    "pfns %#zx to %#zx (the records start above 0 or "
+			    "pfns 0x%zx to 0x%zx (the records start above 0 or "
 			    "leave a gap)", i * fpp, (i + 1) * fpp - 1);
 			return -EPROTO;
 		}
 		if (frames[i] >= limit) {
 			snprintf(msg, len, "X86_PV_P2M_FRAMES: frame %zu is pfn "
-			    "%#" PRIx64 ", beyond the guest's %#" PRIx64
+			    "0x%" PRIx64 ", beyond the guest's 0x%" PRIx64
 			    " pfns", i, frames[i], limit);
 			return -EPROTO;
 		}
@@ -237,12 +237,12 @@ pv_cr3_check(unsigned type, unsigned levels, unsigned vcpu, uint64_t pfn,
     int in_stream, char *msg, size_t len)
 {
 	if (!in_stream) {
-		snprintf(msg, len, "X86_PV_VCPU_BASIC: vcpu %u's CR3 is pfn %#"
+		snprintf(msg, len, "X86_PV_VCPU_BASIC: vcpu %u's CR3 is pfn 0x%"
 		    PRIx64 ", which is absent from the stream", vcpu, pfn);
 		return -EINVAL;
 	}
 	if (pv_pt_level(type) != levels || !pv_type_pinned(type)) {
-		snprintf(msg, len, "X86_PV_VCPU_BASIC: vcpu %u's CR3 is pfn %#"
+		snprintf(msg, len, "X86_PV_VCPU_BASIC: vcpu %u's CR3 is pfn 0x%"
 		    PRIx64 ", which is %s, not a pinned L%u table", vcpu, pfn,
 		    pv_pt_level(type) == 0 ? "not a page table" :
 		    pv_type_pinned(type) ? "a pinned lower-level table" :

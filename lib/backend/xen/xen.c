@@ -1,6 +1,6 @@
 /*
- * backend/xen/xen.c -- real Xen PVH/HVM domains through libxenctrl,
- * libxenforeignmemory and libxenguest (Xen 4.17's libraries).
+ * backend/xen/xen.c -- real Xen PVH/HVM and 64-bit PV domains through
+ * libxenctrl, libxenforeignmemory and libxenguest (Xen 4.17's libraries).
  *
  * Built only when configure finds the Xen libraries (HAVE_XEN).  What it
  * does, call by call (the same calls libxc's save/restore makes for an
@@ -65,7 +65,9 @@
  *                 unpauses when it is ready).
  *   destroy       xc_domain_destroy, but not with toolstack=1.
  *
- * PV guests are refused (they need page-table normalisation).  Nothing is
+ * 64-bit PV guests (the PV section below): non-live only; the source reads
+ * the guest's p2m list and sends typed, normalised page tables, the target
+ * localises, pins and rewrites the guest's p2m at complete().  Nothing is
  * printed: libxc's own log messages are captured and the last error one is
  * added to the reason backend_errmsg() gives.
  */
@@ -854,7 +856,7 @@ xen_unmap(struct backend *b, void *cookie, unsigned n)
 	free(m);
 }
 
-/* ---- x86 PV guests -------------------------------------------------------- */
+/* ---- x86 PV guests ------------------------------------------------------- */
 
 /*
  * A PV guest's memory is machine frames the guest itself maps: its page

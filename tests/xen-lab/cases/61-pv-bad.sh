@@ -175,7 +175,7 @@ bad() {
 	lab_result "$_n" PASS "$(cat "$W/$_n.mut.log" | tr '\n' ' ')$(grep -a 'error' "$W/$_n.log" | tail -n 1 | cut -c1-300)"
 }
 
-bad pv-bad-p2m-short p2m-short "PAGE_DATA" "beyond p2m_end_pfn 0x1ff"
+bad pv-bad-p2m-short p2m-short "invalid stream: record" "pfn 0x200 is beyond p2m_end_pfn 0x1ff"
 bad pv-bad-pt-absent pt-absent "L1 table at pfn" "which is absent from the stream"
 bad pv-bad-l4-on-3 l4-on-3 "an L4 page table at pfn" "3 paging levels"
 bad pv-bad-cr3 cr3 "vcpu 0's CR3 is pfn 0x0" "not a pinned L4 table"
