@@ -1,11 +1,15 @@
 # 60-pv: a 64-bit PV guest saved and restored by xmig's own code (page
 # tables normalised, P2M frames, PV vcpu state), against stock xl both
 # ways.  Non-live only: Debian's Xen has no shadow paging, so no PV
-# log-dirty.  Every move ends with lab_check_guest (same nonce, ticks on,
-# a full stamped-page pass, xenstore data/tick under the new domid).
+# log-dirty.  The guest has two vcpus.  Every move ends with
+# lab_check_guest (same nonce, ticks on, a full stamped-page pass,
+# xenstore data/tick under the new domid).
 #   pv-xmig-save-xl-restore  LIBXL_SAVE_HELPER=xmig-save-helper xl save (the
 #                            Xen dialect written by xmig), which
 #                            xmig-image verifies, restored by stock xl
+#   pv-records-as-libxc      the two files' records (PAGE_DATA aside): same
+#                            types in the same order with the same lengths,
+#                            and PAGE_DATA with the same page types
 #   pv-xl-save-xmig-restore  stock xl save, restored through xmig's helper
 #   pv-xmig-both             xmig's helper on both sides (Xen dialect)
 #   pv-draftb-file           migrate-send --no-live xen:NAME file:F (draft-B)
@@ -28,10 +32,29 @@ if [ ! -x "$H" ]; then
 	lab_result pv-xmig-save-xl-restore FAIL "no $H in dom0 (built without the Xen backend?)"
 	return 0 2>/dev/null || exit 0
 fi
-if ! lab_guest_create $G pv; then
+# Two vcpus: vcpu 1's records (no start info, its own GDT) travel too.
+if ! LAB_GUEST_VCPUS=2 lab_guest_create $G pv; then
 	lab_result pv-xmig-save-xl-restore FAIL "create: $LAB_WHY"
 	return 0 2>/dev/null || exit 0
 fi
+
+# pv_records FILE: the records of a save file but PAGE_DATA, "TYPE LENGTH"
+# a line, then one line "PAGES type=n ..." with PAGE_DATA's entries per
+# page type over the whole file
+pv_records() {
+	xmig-image dump "$1" | awk '
+		$1 == "record" {
+			t = ""; l = ""
+			for (i = 2; i <= NF; i++) {
+				split($i, kv, "=")
+				if (kv[1] == "type") t = kv[2]
+				else if (kv[1] == "length") l = kv[2]
+				else if (t == "PAGE_DATA" && kv[1] ~ /^(NOTAB|L[1-4]|XTAB|XALLOC|BROKEN)/) n[kv[1]] += kv[2]
+			}
+			if (t != "PAGE_DATA") print t, l
+		}
+		END { printf "PAGES"; for (k in n) printf " %s=%d", k, n[k]; print "" }'
+}
 
 # pv_restore NAME SAVE-DESC RESTORE-CMD...: restore $S, check the guest
 pv_restore() {
@@ -54,6 +77,7 @@ if lab_op env LIBXL_SAVE_HELPER=$H xl -v save $G "$S"; then
 		lab_result pv-xmig-save-xl-restore FAIL "xmig-image verify: $(sa_tail "$W/verify.log")"
 	else
 		lab_log "verify: $(head -c 300 "$W/verify.log" | tr '\n' ' ')"
+		pv_records "$S" > "$W/xmig.recs"
 		pv_restore pv-xmig-save-xl-restore "xmig save ${sms} ms ($(stat -c %s "$S") octets)" xl -v restore "$S"
 	fi
 else
@@ -63,6 +87,23 @@ fi
 
 # 2. stock xl writes, xmig reads
 if [ "$(lab__domcount $G)" = 1 ] && lab_op xl save $G "$S"; then
+	pv_records "$S" > "$W/xl.recs"
+	# the same records as libxc's, in the same order and of the same
+	# lengths, and page tables of the same types (their counts may differ:
+	# the guest ran between the two saves)
+	grep -v '^PAGES' "$W/xmig.recs" > "$W/xmig.seq" 2>/dev/null
+	grep -v '^PAGES' "$W/xl.recs" > "$W/xl.seq"
+	tx=$(grep '^PAGES' "$W/xmig.recs" 2>/dev/null | tr ' ' '\n' | sed -n 's/=.*//p' | sort | tr '\n' ' ')
+	tl=$(grep '^PAGES' "$W/xl.recs" | tr ' ' '\n' | sed -n 's/=.*//p' | sort | tr '\n' ' ')
+	if [ ! -s "$W/xmig.seq" ]; then
+		lab_result pv-records-as-libxc FAIL "no records of xmig's save to compare"
+	elif ! cmp -s "$W/xmig.seq" "$W/xl.seq"; then
+		lab_result pv-records-as-libxc FAIL "xmig: $(tr '\n' ',' < "$W/xmig.seq" | cut -c1-250) libxc: $(tr '\n' ',' < "$W/xl.seq" | cut -c1-250)"
+	elif [ "$tx" != "$tl" ] || ! echo "$tx" | grep -q 'L4'; then
+		lab_result pv-records-as-libxc FAIL "page types: xmig $(grep '^PAGES' "$W/xmig.recs"), libxc $(grep '^PAGES' "$W/xl.recs")"
+	else
+		lab_result pv-records-as-libxc PASS "$(wc -l < "$W/xl.seq") records as libxc's: $(tr '\n' ',' < "$W/xl.seq" | cut -c1-300); xmig $(grep '^PAGES' "$W/xmig.recs"); libxc $(grep '^PAGES' "$W/xl.recs")"
+	fi
 	pv_restore pv-xl-save-xmig-restore "stock save ${OP_MS} ms" env LIBXL_SAVE_HELPER=$H xl -v restore "$S"
 else
 	lab_result pv-xl-save-xmig-restore FAIL "no single $G, or stock xl save failed: $(sa_tail "$LAB_DIR/op.log")"
