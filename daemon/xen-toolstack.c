@@ -450,13 +450,13 @@ xts_config(void *arg, uint32_t kind, const char *text, size_t len,
 		snprintf(msg, msglen, "the domain configuration has no name");
 		return -EPROTO;
 	}
-	if (t->dc.c_info.type != LIBXL_DOMAIN_TYPE_PVH) {
-		snprintf(msg, msglen, "domain %s is %s: migrate-receive "
-		    "--backend xen restores PVH guests (PV needs page-table "
-		    "normalisation, HVM the device model's state, neither of "
-		    "which travels yet; xl save/restore can move them)",
-		    t->dc.c_info.name, t->dc.c_info.type ==
-		    LIBXL_DOMAIN_TYPE_PV ? "a PV guest" : "an HVM guest");
+	if (t->dc.c_info.type != LIBXL_DOMAIN_TYPE_PVH &&
+	    t->dc.c_info.type != LIBXL_DOMAIN_TYPE_PV) {
+		snprintf(msg, msglen, "domain %s is an HVM guest: "
+		    "migrate-receive --backend xen restores PVH and PV guests "
+		    "(HVM needs the device model's state, which does not "
+		    "travel yet; xl save/restore can move it)",
+		    t->dc.c_info.name);
 		return -EOPNOTSUPP;
 	}
 	/* As xl's freemem(), without ballooning dom0. */

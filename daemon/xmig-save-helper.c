@@ -554,7 +554,8 @@ do_save(char **argv)
 	char spec[64], dest[64], why[512];
 	struct stat sb;
 	double t0 = wall_ms();
-	int pfd[2], rc, direct;
+	struct domain_info di;
+	int pfd[2], rc, direct, qemu_ld = 0;
 
 	if (parse_u32(argv[0], &sfd, 0) || parse_u32(argv[1], &bfd, 1) ||
 	    parse_u32(argv[2], &domid, 0) || parse_u32(argv[3], &xcflags, 0) ||
@@ -599,7 +600,17 @@ do_save(char **argv)
 	}
 	if (ops == &xen_ops)
 		xen_set_suspend_hook(b, hook_suspend, NULL);
-	if ((rc = qemu_logdirty(domid, 1)) != 0) {
+	/*
+	 * Only a live save tracks dirty pages (libxc asks libxl to switch
+	 * qemu's log-dirty mode in enable_logdirty, live saves only), and
+	 * only of a guest with a device model: libxl refuses it for a PV
+	 * guest, whose live save the engine refuses anyway, naming why.
+	 */
+	memset(&di, 0, sizeof(di));
+	if ((xcflags & 1) && b->ops->describe(b, &di) == 0 &&
+	    di.type != WIRE_DOM_X86_PV)
+		qemu_ld = 1;
+	if (qemu_ld && (rc = qemu_logdirty(domid, 1)) != 0) {
 		helper_log(HL_ERROR, EIO, "libxl could not switch qemu's "
 		    "log-dirty mode on");
 		b->ops->close(b);
@@ -687,7 +698,7 @@ do_save(char **argv)
 		    r.iterations, r.duration_ms, r.downtime_ms);
 	log_timing("save", t0);
 out:
-	if (qemu_logdirty(domid, 0) != 0 && rc == 0)
+	if (qemu_ld && qemu_logdirty(domid, 0) != 0 && rc == 0)
 		helper_log(HL_ERROR, EIO, "libxl could not switch qemu's "
 		    "log-dirty mode off");
 	b->ops->close(b);
@@ -1074,15 +1085,17 @@ usage(FILE *f)
 "       " PROG " --self-test | --help | --version\n"
 "\n"
 "A replacement for libxl's libxl-save-helper (Xen 4.17 only) that moves\n"
-"PVH and HVM guests with xmig's engine: live pre-copy with xmig's pass\n"
-"policy on save, xmig's receiver on restore; the stream is Xen's own\n"
-"(libxc stream version 3), so either side may be the stock helper.\n"
+"PVH and HVM guests, and 64-bit PV guests when not live, with xmig's\n"
+"engine: live pre-copy with xmig's pass policy on save, xmig's receiver\n"
+"on restore; the stream is Xen's own (libxc stream version 3), so either\n"
+"side may be the stock helper.\n"
 "libxl runs it, not you:\n"
 "  LIBXL_SAVE_HELPER=%s xl save|restore|migrate ...\n"
 "It speaks libxl's private helper protocol on stdin/stdout and refuses\n"
-"to run under another libxenlight than %s.  PV guests and\n"
-"Remus/COLO streams (STREAM_TYPE 1, 2) are refused.  Messages go to\n"
-"libxl's log (xl -v shows them).\n"
+"to run under another libxenlight than %s.  Live PV saves\n"
+"(PV live migration needs a Xen built with shadow paging), 32-bit PV\n"
+"guests and Remus/COLO streams (STREAM_TYPE 1, 2) are refused.\n"
+"Messages go to libxl's log (xl -v shows them).\n"
 "  --self-test  check the message encoding and the installed libxenlight\n"
 "SIGTERM or SIGINT (libxl sends SIGTERM to give up) stops a save at\n"
 "once: log-dirty goes off, the domain is left to libxl (which resumes\n"

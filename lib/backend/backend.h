@@ -156,6 +156,25 @@ struct backend_ops {
 	int (*early_state)(struct backend *b, struct state_list *out);
 	int (*load_early)(struct backend *b, uint32_t type,
 	    const uint8_t *body, uint32_t len);
+
+	/*
+	 * Optional (NULL: every page is a plain page, PT_NOTAB), for x86 PV
+	 * guests, whose page tables travel typed (SPEC 7.2).
+	 * memory_state, source: append the records that go right after
+	 * STATIC_DATA_END, before any memory (X86_PV_P2M_FRAMES).
+	 * map_types, source: the PAGE_DATA type nibble (PT_*) of each of
+	 * the n pages of the map() that gave cookie, valid until its unmap;
+	 * a page-table page map() returned is already in stream form.
+	 * set_types, target: the types of pfns[0..n) as the stream gives
+	 * them, called before their populate and map (the last call for a
+	 * pfn wins); the backend turns typed pages into page tables at
+	 * complete().
+	 */
+	int (*memory_state)(struct backend *b, struct state_list *out);
+	int (*map_types)(struct backend *b, void *cookie, unsigned n,
+	    uint8_t *types);
+	int (*set_types)(struct backend *b, const uint64_t *pfns,
+	    const uint8_t *types, unsigned n);
 };
 
 /* The registry: "sim", "xen" (when built). NULL if unknown. */

@@ -347,6 +347,14 @@ recv_negotiate(struct xmig_recv *rv, const struct xp_stream *st,
 	    1ULL << REC_HVM_PARAMS | 1ULL << REC_TOOLSTACK |
 	    1ULL << REC_VERIFY | 1ULL << REC_STATIC_DATA_END |
 	    1ULL << REC_X86_CPUID_POLICY | 1ULL << REC_X86_MSR_POLICY;
+	if (rv->ops != NULL && rv->ops->set_types != NULL)
+		/* A backend that takes typed pages restores PV guests. */
+		r.restorable |= 1ULL << REC_X86_PV_INFO |
+		    1ULL << REC_X86_PV_P2M_FRAMES |
+		    1ULL << REC_X86_PV_VCPU_BASIC |
+		    1ULL << REC_X86_PV_VCPU_EXTENDED |
+		    1ULL << REC_X86_PV_VCPU_XSAVE |
+		    1ULL << REC_X86_PV_VCPU_MSRS | 1ULL << REC_SHARED_INFO;
 	bytes = n.page_shift < 32 ? n.nr_pages << n.page_shift : 0;
 	if (rv->busy != NULL) {
 		r.result = XMIG_REPLY_OTHER;
@@ -527,6 +535,7 @@ recv_pages(struct xmig_recv *rv, const struct xp_stream *st,
     const struct xp_record *rec)
 {
 	uint64_t pop[WIRE_PAGE_DATA_MAX], data_pfn[WIRE_PAGE_DATA_MAX];
+	uint8_t pop_type[WIRE_PAGE_DATA_MAX];
 	void *pages[WIRE_PAGE_DATA_MAX];
 	struct xp_page_view v;
 	struct xp_error e;
@@ -558,6 +567,7 @@ recv_pages(struct xmig_recv *rv, const struct xp_stream *st,
 			    (unsigned long long)rv->neg_pages);
 		if (type == PT_XTAB || type == PT_BROKEN)
 			continue;
+		pop_type[np] = (uint8_t)type;
 		pop[np++] = pfn;
 		if (!v.zero && body_page_type_has_data(type))
 			data_pfn[nd++] = pfn;
@@ -569,6 +579,11 @@ recv_pages(struct xmig_recv *rv, const struct xp_stream *st,
 		rv->r.zero_pages += np;
 		return 0;
 	}
+	if (np > 0 && !rv->verify_mode && rv->b->ops->set_types != NULL &&
+	    (rc = rv->b->ops->set_types(rv->b, pop, pop_type, np)) != 0)
+		return recv_fail(rv, rc, "%s: %s",
+		    recv_where(rec, where, sizeof(where)),
+		    backend_errmsg(rv->b));
 	if (v.zero) {
 		/* Allocated in one call; a backend skips fresh pages. */
 		if (np > 0 && (rc = rv->b->ops->populate(rv->b, pop, np)) != 0)

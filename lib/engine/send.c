@@ -373,7 +373,7 @@ send_pages_absent(struct xmig_send *s, const uint64_t *pfns, unsigned n)
 /* A PAGE_DATA record whose page data is deflated (SPEC 12.2). */
 static int
 send_pages_deflated(struct xmig_send *s, const uint64_t *pfns, void **pages,
-    unsigned n)
+    const uint8_t *types, unsigned n)
 {
 	uint8_t pre[WIRE_RHDR_SIZE_DRAFTB + 8 + 8 * WIRE_PAGE_DATA_MAX];
 	uint64_t entries[WIRE_PAGE_DATA_MAX];
@@ -385,7 +385,7 @@ send_pages_deflated(struct xmig_send *s, const uint64_t *pfns, void **pages,
 
 	for (i = 0; i < n; i++) {
 		memcpy(s->raw + i * ps, pages[i], ps);
-		entries[i] = body_pfn_entry(pfns[i], PT_NOTAB);
+		entries[i] = body_pfn_entry(pfns[i], types[i]);
 	}
 	s->zbuf.len = 0;
 	if (body_page_data_deflate(s->st.big_endian, s->deflate_level, s->raw,
@@ -420,7 +420,7 @@ send_pages_deflated(struct xmig_send *s, const uint64_t *pfns, void **pages,
  */
 static int
 send_pages_plain(struct xmig_send *s, const uint64_t *pfns, void **pages,
-    unsigned n, struct send_map *m)
+    const uint8_t *types, unsigned n, struct send_map *m)
 {
 	uint8_t pre[WIRE_RHDR_SIZE_DRAFTB + 8 + 8 * WIRE_PAGE_DATA_MAX];
 	uint64_t entries[WIRE_PAGE_DATA_MAX];
@@ -432,7 +432,7 @@ send_pages_plain(struct xmig_send *s, const uint64_t *pfns, void **pages,
 	unsigned i, j;
 
 	for (i = 0; i < n; i++)
-		entries[i] = body_pfn_entry(pfns[i], PT_NOTAB);
+		entries[i] = body_pfn_entry(pfns[i], types[i]);
 	record_hdr_put(&s->st, pre, REC_PAGE_DATA, body_len, s->recopt);
 	body_page_data_prefix_put(s->st.big_endian, pre + hs, n, entries);
 	prelen = hs + 8 + 8 * (size_t)n;
@@ -485,6 +485,7 @@ send_pages(struct xmig_send *s, const uint64_t *pfns, unsigned n)
 	uint64_t zpfn[WIRE_PAGE_DATA_MAX], dpfn[WIRE_PAGE_DATA_MAX];
 	uint64_t xpfn[WIRE_PAGE_DATA_MAX];
 	void *pages[WIRE_PAGE_DATA_MAX], *dpages[WIRE_PAGE_DATA_MAX];
+	uint8_t types[WIRE_PAGE_DATA_MAX], dtypes[WIRE_PAGE_DATA_MAX];
 	struct send_map *m;
 	unsigned i, nz = 0, nd = 0, nx = 0;
 	void *cookie = NULL;
@@ -493,15 +494,23 @@ send_pages(struct xmig_send *s, const uint64_t *pfns, unsigned n)
 	rc = s->b->ops->map(s->b, pfns, n, 0, pages, &cookie);
 	if (rc != 0)
 		return rc;
+	memset(types, PT_NOTAB, n);
+	if (s->b->ops->map_types != NULL &&
+	    (rc = s->b->ops->map_types(s->b, cookie, n, types)) != 0) {
+		s->b->ops->unmap(s->b, cookie, n);
+		return rc;
+	}
 	for (i = 0; i < n; i++) {
 		if (pages[i] == NULL) {
 			/* No data (a p2m hole): sent as XTAB, as libxc does. */
 			xpfn[nx++] = pfns[i];
-		} else if (s->zero_elide &&
+		} else if (s->zero_elide && types[i] == PT_NOTAB &&
 		    page_is_zero(pages[i], s->page_size)) {
+			/* Only plain pages: XMIG_ZERO_PAGES has no type. */
 			zpfn[nz++] = pfns[i];
 		} else {
 			dpfn[nd] = pfns[i];
+			dtypes[nd] = types[i];
 			dpages[nd++] = pages[i];
 		}
 	}
@@ -520,9 +529,10 @@ send_pages(struct xmig_send *s, const uint64_t *pfns, unsigned n)
 		rc = send_zero_pages(s, zpfn, nz);
 	if (rc == 0 && nd > 0) {
 		if (s->deflate_level >= 0)
-			rc = send_pages_deflated(s, dpfn, dpages, nd);
+			rc = send_pages_deflated(s, dpfn, dpages, dtypes, nd);
 		else
-			rc = send_pages_plain(s, dpfn, dpages, nd, m);
+			rc = send_pages_plain(s, dpfn, dpages, dtypes, nd,
+			    m);
 	}
 	send_map_release(NULL, 0, m);
 	s->pages_sent += n - nx;	/* holes carry no page */
@@ -727,6 +737,19 @@ send_static(struct xmig_send *s)
 		return rc;
 	if ((rc = send_record(s, REC_STATIC_DATA_END, NULL, 0)) != 0)
 		return rc;
+	if (s->b->ops->memory_state != NULL) {
+		/* PV: X86_PV_P2M_FRAMES, before any page (as libxc). */
+		if ((rc = s->b->ops->memory_state(s->b, &sl)) != 0) {
+			send_fail(s, rc, "reading the state that goes before "
+			    "memory: %s", backend_errmsg(s->b));
+			state_list_free(&sl);
+			return rc;
+		}
+		rc = send_state_list(s, &sl);
+		state_list_free(&sl);
+		if (rc != 0)
+			return rc;
+	}
 	return send_early(s);
 }
 

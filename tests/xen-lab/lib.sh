@@ -58,7 +58,8 @@
 # Environment: LAB_CASE (the case's file name), LAB_GUEST_MB (guest-work buffer,
 # default 64), LAB_GUEST_RATE (pages rewritten per 10 ms tick, default 64),
 # LAB_CHECK_TIMEOUT (seconds lab_check_guest waits, default 90), LAB_GUEST_ARGS
-# (more guest kernel arguments, e.g. gw.selftest=1: see guest-work.c).
+# (more guest kernel arguments, e.g. gw.selftest=1: see guest-work.c),
+# LAB_GUEST_VCPUS (the guest's vcpus, default 1).
 # Guests: kernel /guest/vmlinux (dom0's, uncompressed), ramdisk /guest/guest.cpio.gz, config
 # in /run/xmig-lab/NAME.cfg, console log /var/log/xen/console/guest-NAME*.log.
 
@@ -148,7 +149,7 @@ kernel = "/guest/vmlinux"
 ramdisk = "/guest/guest.cpio.gz"
 extra = "console=hvc0 rdinit=/init quiet gw.mb=${LAB_GUEST_MB:-64} gw.rate=${LAB_GUEST_RATE:-64} ${LAB_GUEST_ARGS:-}"
 memory = $mem
-vcpus = 1
+vcpus = ${LAB_GUEST_VCPUS:-1}
 on_crash = "preserve"
 on_poweroff = "destroy"
 tsc_mode = "native"

@@ -1,6 +1,6 @@
 /*
- * backend/xen/xen.c -- real Xen PVH/HVM domains through libxenctrl,
- * libxenforeignmemory and libxenguest (Xen 4.17's libraries).
+ * backend/xen/xen.c -- real Xen PVH/HVM and 64-bit PV domains through
+ * libxenctrl, libxenforeignmemory and libxenguest (Xen 4.17's libraries).
  *
  * Built only when configure finds the Xen libraries (HAVE_XEN).  What it
  * does, call by call (the same calls libxc's save/restore makes for an
@@ -65,7 +65,9 @@
  *                 unpauses when it is ready).
  *   destroy       xc_domain_destroy, but not with toolstack=1.
  *
- * PV guests are refused (they need page-table normalisation).  Nothing is
+ * 64-bit PV guests (the PV section below): non-live only; the source reads
+ * the guest's p2m list and sends typed, normalised page tables, the target
+ * localises, pins and rewrites the guest's p2m at complete().  Nothing is
  * printed: libxc's own log messages are captured and the last error one is
  * added to the reason backend_errmsg() gives.
  */
@@ -88,6 +90,7 @@
 #include <xen/hvm/params.h>
 
 #include "backend.h"
+#include "pvpt.h"
 #include "xmig.h"
 
 /* Exported by libxenctrl 4.17, declared only in its private header. */
@@ -165,6 +168,28 @@ struct xen_backend {
 	int			 early;
 	uint64_t		 early_gfn[2];	/* store, console; ~0: none */
 	uint8_t			*scratch;	/* one page */
+
+	/* x86 PV guests (the PV section). */
+	int			 pv;
+	unsigned		 pv_width, pv_levels;	/* 0: not known yet */
+	struct pv_p2m		 p2m;		/* pfn -> mfn (+ reverse) */
+	uint64_t		*p2m_pfns;	/* pfns of the p2m frames */
+	size_t			 n_p2m_pfns;
+	/* Source. */
+	uint64_t		 max_mfn, max_pfn;
+	void			*shinfo;	/* shared info, mapped */
+	uint64_t		*leaf_map;	/* the p2m frames, mapped */
+	size_t			 nleaves;
+	/* Target. */
+	uint8_t			*types;		/* PT_* per pfn, pop_bits */
+	uint64_t		 p2m_end, max_seen;
+	int			 have_p2m_end;
+	struct xen_pv_vcpu {
+		uint8_t		*blob[4];	/* BASIC, EXTENDED, XSAVE, MSRS */
+		uint32_t	 len[4];
+	}			*vcpu;
+	uint8_t			*shinfo_rec;
+	uint32_t		 shinfo_len;
 };
 
 /* One map() call. */
@@ -172,7 +197,30 @@ struct xen_map {
 	void		*addr;
 	unsigned	 n;		/* pages mapped at addr */
 	int		 kept;		/* left mapped: xen_set_keep_maps */
+	uint8_t		*types;		/* PV source: PT_* of each page */
+	void		*copies;	/* PV source: normalised page tables */
 };
+
+/* The PV section (further down). */
+static void	xen_pv_free(struct xen_backend *x);
+static int	xen_pv_open_source(struct xen_backend *x,
+		    const xc_domaininfo_t *di);
+static int	xen_pv_snapshot(struct xen_backend *x);
+static int	xen_pv_map_source(struct xen_backend *x, const uint64_t *pfns,
+		    unsigned n, void **pages, struct xen_map *m);
+static int	xen_pv_info_rec(struct xen_backend *x, struct state_list *out);
+static int	xen_pv_save_state(struct xen_backend *x,
+		    struct state_list *out);
+static int	xen_pv_load(struct xen_backend *x, uint32_t type,
+		    const uint8_t *body, uint32_t len);
+static int	xen_pv_complete(struct xen_backend *x);
+static int	xen_pop_grow(struct xen_backend *x, uint64_t pfn);
+static int	xen_keep(struct backend *b, uint8_t **dst, uint32_t *dlen,
+		    const uint8_t *body, uint32_t len);
+static void	xen_close(struct backend *b);
+static uint64_t xen_res_store, xen_res_console;
+static int xen_res_valid;
+
 
 /*
  * Kept mappings (xen_set_keep_maps): at most XEN_KEEP_MAX pages per handle;
@@ -494,35 +542,18 @@ xen_open(const char *spec, int target, struct xen_backend **out,
 	}
 	if ((rc = xen_getinfo(x, &di)) != 0)
 		goto fail;
-	if (!(di.flags & XEN_DOMINF_hvm_guest)) {
-		int nold = 0, on;
-
-		/*
-		 * Say the first thing that stands in the way.  A PV guest's
-		 * log-dirty mode is shadow paging: ask Xen (and switch it
-		 * straight off again if it said yes).
-		 */
-		if (!target) {
-			on = xc_shadow_control(x->xch, x->domid,
-			    XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0);
-			if (on < 0 && errno == EOPNOTSUPP)
-				nold = 1;
-			else if (on == 0)	/* ours: off again */
-				xc_shadow_control(x->xch, x->domid,
-				    XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0);
-		}
-		xen_last_log[0] = '\0';
-		rc = -EOPNOTSUPP;
-		backend_seterr(&x->b, "xen: domain %u is a PV guest: %sthe xen "
-		    "backend moves PVH and HVM guests only (PV save/restore "
-		    "works through xl and its own save helper)", x->domid,
-		    nold ? "PV live migration needs a Xen built with shadow "
-		    "paging (this one refuses PV log-dirty: Operation not "
-		    "supported), and " : "");
+	x->pv = !(di.flags & XEN_DOMINF_hvm_guest);
+	x->nr_vcpus = di.max_vcpu_id + 1;
+	x->max_seen = PV_INVALID;
+	if (x->pv && target && (x->vcpu = calloc(x->nr_vcpus,
+	    sizeof(*x->vcpu))) == NULL) {
+		rc = xen_fail(&x->b, ENOMEM, "allocating vcpu state");
 		goto fail;
 	}
-	x->nr_vcpus = di.max_vcpu_id + 1;
-	if (!target) {
+	if (x->pv && !target) {
+		if ((rc = xen_pv_open_source(x, &di)) != 0)
+			goto fail;
+	} else if (!target) {
 		if (xc_domain_nr_gpfns(x->xch, x->domid, &gpfns) < 0) {
 			rc = xen_fail(&x->b, errno, "getting domain %u's p2m "
 			    "size", x->domid);
@@ -556,6 +587,7 @@ xen_open(const char *spec, int target, struct xen_backend **out,
 	return 0;
 fail:
 	backend_seterr(NULL, "%s", backend_errmsg(&x->b));
+	xen_pv_free(x);
 	xenforeignmemory_close(x->fmem);
 	xc_interface_close(x->xch);
 	free(x);
@@ -586,16 +618,20 @@ xen_open_target(const char *spec, const struct domain_info *info,
 
 	*out = NULL;
 	if (info != NULL && (info->arch != WIRE_ARCH_X86 ||
-	    info->type == WIRE_DOM_X86_PV || info->page_shift !=
-	    XEN_PAGE_SHIFT)) {
-		backend_seterr(NULL, "xen: the stream is %s; the xen backend "
-		    "restores x86 HVM/PVH guests with 4 KiB pages only",
-		    info->type == WIRE_DOM_X86_PV ? "an x86 PV guest" :
-		    "not an x86 HVM guest with 4 KiB pages");
+	    info->page_shift != XEN_PAGE_SHIFT)) {
+		backend_seterr(NULL, "xen: the stream is not an x86 guest with "
+		    "4 KiB pages; the xen backend restores those only");
 		return -EOPNOTSUPP;
 	}
 	if ((rc = xen_open(spec, 1, &x, v)) != 0)
 		return rc;
+	if (info != NULL && (info->type == WIRE_DOM_X86_PV) != x->pv) {
+		backend_seterr(NULL, "xen: the stream is %s guest but domain %u "
+		    "is %s one", info->type == WIRE_DOM_X86_PV ? "a PV" :
+		    "an HVM/PVH", x->domid, x->pv ? "a PV" : "an HVM/PVH");
+		xen_close(&x->b);
+		return -EINVAL;
+	}
 	*out = &x->b;
 	return 0;
 }
@@ -614,7 +650,7 @@ xen_describe(struct backend *b, struct domain_info *info)
 	}
 	memset(info, 0, sizeof(*info));
 	info->arch = WIRE_ARCH_X86;
-	info->type = WIRE_DOM_X86_HVM;
+	info->type = x->pv ? WIRE_DOM_X86_PV : WIRE_DOM_X86_HVM;
 	info->page_shift = XEN_PAGE_SHIFT;
 	info->nr_pages = x->p2m_size;
 	info->nr_vcpus = x->nr_vcpus;
@@ -688,6 +724,13 @@ xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
 		pages[i] = NULL;
 		types[i] = pfns[i];
 	}
+	if (x->pv && x->source) {
+		if ((m->types = malloc(n)) == NULL)
+			rc = xen_fail(b, ENOMEM, "mapping %u pages", n);
+		else
+			rc = xen_pv_map_source(x, pfns, n, pages, m);
+		goto out;
+	}
 	if (x->source) {
 		/* Which pfns have data (libxc: xc_get_pfn_type_batch). */
 		t0 = now_ns();
@@ -722,6 +765,13 @@ xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
 				continue;	/* kept from an earlier map */
 			idx[nm] = i;
 			gfns[nm++] = pfns[i];
+			if (x->pv && (gfns[nm - 1] = pv_pfn_to_mfn(&x->p2m,
+			    pfns[i])) == PV_INVALID) {
+				rc = xen_fail(b, ENOENT, "pfn %#" PRIx64 " of "
+				    "PV domain %u is not populated", pfns[i],
+				    x->domid);
+				goto out;
+			}
 		}
 	}
 	if (nm == 0)
@@ -752,8 +802,12 @@ xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
 	}
 	/* A target's writable mappings are remembered, a source's never
 	 * reused (its p2m may change while it runs). */
+	/*
+	 * Never for a PV target: Xen pins a page table only while nobody
+	 * maps it writable.
+	 */
 	keep = xen_keep_maps && x->kept + nm <= XEN_KEEP_MAX &&
-	    (x->source || writable);
+	    (x->source || writable) && !(x->pv && !x->source);
 	for (i = 0; keep && !x->source && i < nm; i++)
 		if (xen_where_set(x, gfns[i], pages[idx[i]]) != 0) {
 			while (i-- > 0)	/* no room: forget, unmap as usual */
@@ -767,6 +821,8 @@ xen_map(struct backend *b, const uint64_t *pfns, unsigned n, int writable,
 out:
 	pthread_mutex_unlock(&x->lock);
 	if (rc != 0 || m->addr == NULL) {
+		free(m->types);
+		free(m->copies);
 		free(m);
 		for (i = 0; rc != 0 && i < n; i++)
 			pages[i] = NULL;
@@ -786,6 +842,8 @@ xen_unmap(struct backend *b, void *cookie, unsigned n)
 	(void)n;
 	if (m == NULL)
 		return;
+	free(m->types);
+	free(m->copies);
 	if (m->kept) {
 		free(m);
 		return;
@@ -796,6 +854,1080 @@ xen_unmap(struct backend *b, void *cookie, unsigned n)
 	xen_tadd(XT_UNMAP, t0, m->n);
 	pthread_mutex_unlock(&x->lock);
 	free(m);
+}
+
+/* ---- x86 PV guests ------------------------------------------------------- */
+
+/*
+ * A PV guest's memory is machine frames the guest itself maps: its page
+ * tables hold mfns, its p2m (a list of frames the guest keeps and
+ * advertises in its shared info) says which mfn backs each pfn.  The
+ * stream carries pfns only (SPEC 7.2-7.6): the source turns every frame
+ * number in a page table, a vcpu's CR3 and GDT frames and the start-info
+ * reference into a pfn; the target populates pfns (Xen tells it the new
+ * mfns), turns them back, pins the tables, rewrites the guest's p2m with
+ * the new mfns and seeds the grant table, as libxc's xg_sr_*_x86_pv.c do.
+ * Only 64-bit guests (4 paging levels), only non-live: a PV guest's
+ * log-dirty mode needs shadow paging.
+ */
+#define PV_FPP		(XEN_PAGE_SIZE / 8u)	/* p2m entries per frame */
+
+/* Map n frames of the domain (by mfn, as a PV guest's "gfns" are). */
+static void *
+xen_pv_map_mfns(struct xen_backend *x, int prot, const uint64_t *mfns,
+    size_t n)
+{
+	xen_pfn_t *f;
+	int *err;
+	void *p;
+	size_t i;
+
+	f = calloc(n ? n : 1, sizeof(*f));
+	err = calloc(n ? n : 1, sizeof(*err));
+	if (f == NULL || err == NULL) {
+		free(f);
+		free(err);
+		errno = ENOMEM;
+		return NULL;
+	}
+	for (i = 0; i < n; i++)
+		f[i] = mfns[i];
+	p = xenforeignmemory_map(x->fmem, x->domid, prot, n, f, err);
+	for (i = 0; p != NULL && i < n; i++)
+		if (err[i] != 0) {
+			xenforeignmemory_unmap(x->fmem, p, n);
+			errno = -err[i];
+			p = NULL;
+		}
+	free(f);
+	free(err);
+	return p;
+}
+
+/*
+ * Source: walk the guest's page tables from p2m_cr3 to the frames that hold
+ * its virtually mapped p2m list (shared info's p2m_vaddr, max_pfn + 1
+ * entries); the frame count follows libxc: max_pfn may shrink where the
+ * trailing L2 entries all name one L1 (a guest does not share p2m frames
+ * for memory it has).  Leaves the frames' mfns in *leaves.
+ */
+static int
+xen_pv_p2m_walk(struct xen_backend *x, uint64_t p2m_cr3, uint64_t vaddr,
+    uint64_t **leaves, size_t *nleaves)
+{
+	const uint64_t mask = 0x0000ffffffffffffULL;
+	uint64_t *mfns = NULL, *next, end, off = 0, mfn, last = 0, newmax;
+	uint64_t *ptes;
+	size_t n = 1, idx0, idx1, i, lastpos = 0;
+	unsigned level, shift;
+
+	*leaves = NULL;
+	end = vaddr + (x->max_pfn / PV_FPP + 1) * XEN_PAGE_SIZE - 1;
+	if (((int64_t)vaddr >> 47) != ((int64_t)vaddr >> 63) ||
+	    ((int64_t)end >> 47) != ((int64_t)end >> 63) || end < vaddr ||
+	    (vaddr <= 0xffff87ffffffffffULL && end > 0xffff800000000000ULL))
+		return xen_fail(&x->b, ERANGE, "domain %u's p2m list is at "
+		    "%#" PRIx64 "-%#" PRIx64 ", not a guest address range",
+		    x->domid, vaddr, end);
+	if ((mfns = malloc(sizeof(*mfns))) == NULL)
+		return xen_fail(&x->b, ENOMEM, "walking the p2m list");
+	mfns[0] = p2m_cr3 >> 12;
+	for (level = 4; level > 0; level--) {
+		if ((ptes = xen_pv_map_mfns(x, PROT_READ, mfns, n)) == NULL) {
+			free(mfns);
+			return xen_fail(&x->b, errno, "mapping %zu L%u page "
+			    "tables of domain %u's p2m list", n, level,
+			    x->domid);
+		}
+		shift = level * 9 + 3;
+		idx0 = (size_t)(((vaddr - off) & mask) >> shift);
+		idx1 = (size_t)(((end - off) & mask) >> shift);
+		if (idx1 >= n * PV_PTES || (next = malloc((idx1 - idx0 + 1) *
+		    sizeof(*next))) == NULL) {
+			xenforeignmemory_unmap(x->fmem, ptes, n);
+			free(mfns);
+			return xen_fail(&x->b, idx1 >= n * PV_PTES ? ERANGE :
+			    ENOMEM, "walking domain %u's p2m list", x->domid);
+		}
+		for (i = idx0; i <= idx1; i++) {
+			mfn = (ptes[i] & PV_PTE_FRAME) >> 12;
+			if (!(ptes[i] & PV_PTE_PRESENT) || mfn == 0 ||
+			    mfn > x->max_mfn) {
+				xenforeignmemory_unmap(x->fmem, ptes, n);
+				free(mfns);
+				free(next);
+				return xen_fail(&x->b, ERANGE, "domain %u's "
+				    "p2m list: L%u entry %zu for %#" PRIx64
+				    " is %#" PRIx64, x->domid, level, i,
+				    vaddr, ptes[i]);
+			}
+			next[i - idx0] = mfn;
+			if (level == 2 && mfn != last) {
+				last = mfn;
+				lastpos = i - idx0;
+			}
+		}
+		xenforeignmemory_unmap(x->fmem, ptes, n);
+		free(mfns);
+		mfns = next;
+		n = idx1 - idx0 + 1;
+		if (level == 2 && lastpos + 1 < n) {
+			/* Trailing L2 entries share one L1: fewer pfns. */
+			newmax = (uint64_t)(lastpos + 1) * PV_PTES * PV_FPP - 1;
+			if (newmax < x->max_pfn) {
+				x->max_pfn = newmax;
+				end = vaddr + (x->max_pfn / PV_FPP + 1) *
+				    XEN_PAGE_SIZE - 1;
+				n = lastpos + 1;
+			}
+		}
+		off = vaddr & ((mask >> shift) << shift);
+	}
+	*leaves = mfns;
+	*nleaves = n;
+	return 0;
+}
+
+/* Source: the p2m as the guest has it now, and its reverse. */
+static int
+xen_pv_snapshot(struct xen_backend *x)
+{
+	uint64_t i, m;
+
+	for (i = 0; i <= x->max_pfn; i++) {
+		m = x->leaf_map[i];
+		x->p2m.mfn[i] = m > x->max_mfn ? PV_INVALID : m;
+	}
+	if (pv_p2m_index(&x->p2m) != 0)
+		return xen_fail(&x->b, ENOMEM, "indexing domain %u's p2m",
+		    x->domid);
+	return 0;
+}
+
+static int
+xen_pv_open_source(struct xen_backend *x, const xc_domaininfo_t *di)
+{
+	const shared_info_t *sh;
+	unsigned int width = 0;
+	unsigned long maxm = 0;
+	uint64_t cr3, vaddr, *leaves = NULL, sif;
+	size_t nleaves = 0, i;
+	int rc;
+
+	if (xc_domain_get_guest_width(x->xch, x->domid, &width) != 0)
+		return xen_fail(&x->b, errno, "getting domain %u's guest width",
+		    x->domid);
+	if (width != 8)
+		return xen_fail(&x->b, EOPNOTSUPP, "domain %u is a %u-bit PV "
+		    "guest; xmig moves 64-bit PV guests only", x->domid,
+		    width * 8);
+	x->pv_width = 8;
+	x->pv_levels = 4;
+	if (xc_maximum_ram_page(x->xch, &maxm) != 0)
+		return xen_fail(&x->b, errno, "getting the host's highest "
+		    "frame");
+	x->max_mfn = maxm;
+	sif = di->shared_info_frame;
+	if ((x->shinfo = xen_pv_map_mfns(x, PROT_READ, &sif, 1)) == NULL)
+		return xen_fail(&x->b, errno, "mapping domain %u's shared "
+		    "info", x->domid);
+	sh = x->shinfo;
+	if (sh->arch.max_pfn == 0 || sh->arch.max_pfn > (1ULL << 40))
+		return xen_fail(&x->b, EINVAL, "domain %u's shared info gives "
+		    "max_pfn %#lx (has the guest booted?)", x->domid,
+		    sh->arch.max_pfn);
+	x->max_pfn = sh->arch.max_pfn - 1;
+	cr3 = sh->arch.p2m_cr3;
+	vaddr = sh->arch.p2m_vaddr;
+	if (cr3 == 0)
+		return xen_fail(&x->b, EOPNOTSUPP, "domain %u publishes no "
+		    "virtually mapped p2m list (p2m_cr3 is 0); xmig reads "
+		    "that form only, not the 3-level p2m tree", x->domid);
+	if ((cr3 >> 12) > x->max_mfn)
+		return xen_fail(&x->b, ERANGE, "domain %u's p2m_cr3 %#" PRIx64
+		    " is beyond the host's frames", x->domid, cr3);
+	if ((rc = xen_pv_p2m_walk(x, cr3, vaddr, &leaves, &nleaves)) != 0)
+		return rc;
+	x->leaf_map = xen_pv_map_mfns(x, PROT_READ, leaves, nleaves);
+	if (x->leaf_map == NULL) {
+		free(leaves);
+		return xen_fail(&x->b, errno, "mapping domain %u's %zu p2m "
+		    "frames", x->domid, nleaves);
+	}
+	x->nleaves = nleaves;
+	x->p2m.n = x->max_pfn + 1;
+	x->p2m.mfn = malloc(x->p2m.n * sizeof(uint64_t));
+	x->p2m_pfns = malloc(nleaves * sizeof(uint64_t));
+	if (x->p2m.mfn == NULL || x->p2m_pfns == NULL) {
+		free(leaves);
+		return xen_fail(&x->b, ENOMEM, "allocating domain %u's p2m",
+		    x->domid);
+	}
+	if ((rc = xen_pv_snapshot(x)) != 0) {
+		free(leaves);
+		return rc;
+	}
+	for (i = 0; i < nleaves; i++) {
+		x->p2m_pfns[i] = pv_mfn_to_pfn(&x->p2m, leaves[i]);
+		if (x->p2m_pfns[i] == PV_INVALID) {
+			rc = xen_fail(&x->b, ERANGE, "domain %u's p2m frame %zu "
+			    "(mfn %#" PRIx64 ") is not in its own p2m",
+			    x->domid, i, leaves[i]);
+			free(leaves);
+			return rc;
+		}
+	}
+	free(leaves);
+	x->n_p2m_pfns = nleaves;
+	x->p2m_size = x->max_pfn + 1;
+	return 0;
+}
+
+/* Source: X86_PV_INFO, the first static record (libxc's order). */
+static int
+xen_pv_info_rec(struct xen_backend *x, struct state_list *out)
+{
+	uint8_t body[WIRE_X86_PV_INFO_SIZE];
+
+	memset(body, 0, sizeof(body));
+	body[0] = (uint8_t)x->pv_width;
+	body[1] = (uint8_t)x->pv_levels;
+	return state_list_add(out, REC_X86_PV_INFO, body, sizeof(body));
+}
+
+/* Source: X86_PV_P2M_FRAMES, right after STATIC_DATA_END. */
+static int
+xen_pv_memory_state(struct backend *b, struct state_list *out)
+{
+	struct xen_backend *x = (struct xen_backend *)b;
+	uint8_t *body;
+	size_t i, len;
+	int rc;
+
+	if (!x->pv || !x->source)
+		return 0;
+	len = 8 + 8 * x->n_p2m_pfns;
+	if ((body = malloc(len)) == NULL)
+		return xen_fail(b, ENOMEM, "building X86_PV_P2M_FRAMES");
+	xp_put32(0, body, 0);
+	xp_put32(0, body + 4, (uint32_t)x->max_pfn);
+	for (i = 0; i < x->n_p2m_pfns; i++)
+		xp_put64(0, body + 8 + 8 * i, x->p2m_pfns[i]);
+	rc = state_list_add(out, REC_X86_PV_P2M_FRAMES, body, (uint32_t)len);
+	free(body);
+	return rc;
+}
+
+/* Source: one vcpu record: u32 vcpu, u32 0, then blob. */
+static int
+xen_pv_vcpu_rec(struct state_list *out, uint32_t type, uint32_t id,
+    const void *blob, size_t len)
+{
+	uint8_t *body = malloc(8 + len);
+	int rc;
+
+	if (body == NULL)
+		return -ENOMEM;
+	xp_put32(0, body, id);
+	xp_put32(0, body + 4, 0);
+	memcpy(body + 8, blob, len);
+	rc = state_list_add(out, type, body, (uint32_t)(8 + len));
+	free(body);
+	return rc;
+}
+
+static uint64_t
+xen_pv_to_pfn(struct xen_backend *x, uint64_t mfn, const char *what,
+    uint32_t id, int *rc)
+{
+	uint64_t pfn = pv_mfn_to_pfn(&x->p2m, mfn);
+
+	if (pfn == PV_INVALID)
+		*rc = xen_fail(&x->b, ERANGE, "vcpu %u's %s is frame %#"
+		    PRIx64 ", not one of domain %u's", id, what, mfn,
+		    x->domid);
+	return pfn;
+}
+
+/* X86_PV_VCPU_BASIC with its frames as pfns (libxc: write_one_vcpu_basic). */
+static int
+xen_pv_vcpu_basic(struct xen_backend *x, uint32_t id, struct state_list *out)
+{
+	vcpu_guest_context_any_t c;
+	vcpu_guest_context_x86_64_t *v = &c.x64;
+	unsigned i, ng;
+	uint64_t pfn;
+	int rc = 0;
+
+	_Static_assert(sizeof(*v) == WIRE_VCPU_BASIC_64, "vcpu basic size");
+	memset(&c, 0, sizeof(c));
+	if (xc_vcpu_getcontext(x->xch, x->domid, id, &c) != 0)
+		return xen_fail(&x->b, errno, "getting vcpu %u of domain %u",
+		    id, x->domid);
+	if (id == 0) {
+		/* The suspend record: rdx holds the start info's frame. */
+		pfn = xen_pv_to_pfn(x, v->user_regs.rdx, "start info", id, &rc);
+		if (rc != 0)
+			return rc;
+		v->user_regs.rdx = pfn;
+	}
+	if (v->gdt_ents > FIRST_RESERVED_GDT_ENTRY)
+		return xen_fail(&x->b, ERANGE, "vcpu %u has %u GDT entries; "
+		    "at most %u", id, (unsigned)v->gdt_ents,
+		    FIRST_RESERVED_GDT_ENTRY);
+	ng = (unsigned)((v->gdt_ents + 511) / 512);
+	for (i = 0; i < ng; i++) {
+		pfn = xen_pv_to_pfn(x, v->gdt_frames[i], "GDT frame", id, &rc);
+		if (rc != 0)
+			return rc;
+		v->gdt_frames[i] = pfn;
+	}
+	pfn = xen_pv_to_pfn(x, xen_cr3_to_pfn(v->ctrlreg[3]), "CR3", id, &rc);
+	if (rc != 0)
+		return rc;
+	v->ctrlreg[3] = xen_pfn_to_cr3(pfn);
+	if (v->ctrlreg[1] != 0) {
+		/* The user page tables; bit 0 says "present" on the wire. */
+		pfn = xen_pv_to_pfn(x, v->ctrlreg[1] >> 12, "user CR3 (CR1)",
+		    id, &rc);
+		if (rc != 0)
+			return rc;
+		v->ctrlreg[1] = 1 | (pfn << 12);
+	}
+	return xen_pv_vcpu_rec(out, REC_X86_PV_VCPU_BASIC, id, v, sizeof(*v));
+}
+
+/*
+ * The three domctl-read blobs: EXTENDED (ext_vcpucontext), XSAVE
+ * (getvcpuextstate), MSRS (get_vcpu_msrs); none when Xen has none.
+ */
+static int
+xen_pv_vcpu_more(struct xen_backend *x, uint32_t id, struct state_list *out)
+{
+	struct xen_domctl d;
+	size_t sz;
+	int rc;
+	DECLARE_HYPERCALL_BUFFER(void, buf);
+
+	memset(&d, 0, sizeof(d));
+	d.cmd = XEN_DOMCTL_get_ext_vcpucontext;
+	d.domain = x->domid;
+	d.u.ext_vcpucontext.vcpu = id;
+	if (xc_domctl(x->xch, &d) != 0)
+		return xen_fail(&x->b, errno, "getting vcpu %u's extended "
+		    "context", id);
+	if (d.u.ext_vcpucontext.size > WIRE_VCPU_EXT_MAX)
+		return xen_fail(&x->b, E2BIG, "vcpu %u's extended context is "
+		    "%u octets", id, d.u.ext_vcpucontext.size);
+	if (d.u.ext_vcpucontext.size > 0 && (rc = xen_pv_vcpu_rec(out,
+	    REC_X86_PV_VCPU_EXTENDED, id, &d.u.ext_vcpucontext,
+	    d.u.ext_vcpucontext.size)) != 0)
+		return rc;
+
+	memset(&d, 0, sizeof(d));
+	d.cmd = XEN_DOMCTL_getvcpuextstate;
+	d.domain = x->domid;
+	d.u.vcpuextstate.vcpu = id;
+	if (xc_domctl(x->xch, &d) != 0)
+		return xen_fail(&x->b, errno, "getting vcpu %u's xsave size",
+		    id);
+	if (d.u.vcpuextstate.xfeature_mask != 0 && d.u.vcpuextstate.size) {
+		sz = d.u.vcpuextstate.size;
+		if ((buf = xc_hypercall_buffer_alloc(x->xch, buf, sz)) == NULL)
+			return xen_fail(&x->b, ENOMEM, "allocating vcpu %u's "
+			    "xsave buffer", id);
+		set_xen_guest_handle(d.u.vcpuextstate.buffer, buf);
+		if (xc_domctl(x->xch, &d) != 0) {
+			rc = xen_fail(&x->b, errno, "getting vcpu %u's xsave "
+			    "state", id);
+			xc_hypercall_buffer_free(x->xch, buf);
+			return rc;
+		}
+		rc = d.u.vcpuextstate.size == 0 ? 0 : xen_pv_vcpu_rec(out,
+		    REC_X86_PV_VCPU_XSAVE, id, buf, d.u.vcpuextstate.size);
+		xc_hypercall_buffer_free(x->xch, buf);
+		if (rc != 0)
+			return rc;
+	}
+
+	memset(&d, 0, sizeof(d));
+	d.cmd = XEN_DOMCTL_get_vcpu_msrs;
+	d.domain = x->domid;
+	d.u.vcpu_msrs.vcpu = id;
+	if (xc_domctl(x->xch, &d) != 0)
+		return xen_fail(&x->b, errno, "getting vcpu %u's MSR count", id);
+	if (d.u.vcpu_msrs.msr_count == 0)
+		return 0;
+	sz = d.u.vcpu_msrs.msr_count * sizeof(xen_domctl_vcpu_msr_t);
+	if ((buf = xc_hypercall_buffer_alloc(x->xch, buf, sz)) == NULL)
+		return xen_fail(&x->b, ENOMEM, "allocating vcpu %u's MSRs", id);
+	set_xen_guest_handle(d.u.vcpu_msrs.msrs, buf);
+	if (xc_domctl(x->xch, &d) != 0) {
+		rc = xen_fail(&x->b, errno, "getting vcpu %u's MSRs", id);
+		xc_hypercall_buffer_free(x->xch, buf);
+		return rc;
+	}
+	rc = d.u.vcpu_msrs.msr_count == 0 ? 0 : xen_pv_vcpu_rec(out,
+	    REC_X86_PV_VCPU_MSRS, id, buf, d.u.vcpu_msrs.msr_count *
+	    sizeof(xen_domctl_vcpu_msr_t));
+	xc_hypercall_buffer_free(x->xch, buf);
+	return rc;
+}
+
+/* Source, paused: SHARED_INFO and the vcpus (after X86_TSC_INFO). */
+static int
+xen_pv_save_state(struct xen_backend *x, struct state_list *out)
+{
+	xc_vcpuinfo_t vi;
+	uint32_t id;
+	int rc;
+
+	if ((rc = state_list_add(out, REC_SHARED_INFO, x->shinfo,
+	    XEN_PAGE_SIZE)) != 0)
+		return rc;
+	for (id = 0; id < x->nr_vcpus; id++) {
+		if (xc_vcpu_getinfo(x->xch, x->domid, id, &vi) != 0)
+			return xen_fail(&x->b, errno, "getting vcpu %u's "
+			    "info", id);
+		if (!vi.online)
+			continue;
+		if ((rc = xen_pv_vcpu_basic(x, id, out)) != 0 ||
+		    (rc = xen_pv_vcpu_more(x, id, out)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * Source map, domain paused: pfns to mfns through the p2m, types from
+ * Xen; page tables are given as normalised copies.
+ */
+static int
+xen_pv_map_source(struct xen_backend *x, const uint64_t *pfns, unsigned n,
+    void **pages, struct xen_map *m)
+{
+	xen_pfn_t types[XEN_BATCH], mfns[XEN_BATCH];
+	unsigned idx[XEN_BATCH], i, nm = 0, t;
+	int err[XEN_BATCH], rc;
+	char msg[200];
+	uint64_t t0;
+
+	if (!x->paused && !x->suspended) {
+		backend_seterr(&x->b, "xen: PV domain %u: pages are read only "
+		    "once it is paused (no live PV migration here)", x->domid);
+		return -EINVAL;
+	}
+	for (i = 0; i < n; i++) {
+		pages[i] = NULL;
+		m->types[i] = PT_XTAB;
+		mfns[i] = pv_pfn_to_mfn(&x->p2m, pfns[i]);
+		if (mfns[i] != PV_INVALID) {
+			idx[nm] = i;
+			types[nm++] = mfns[i];
+		}
+	}
+	if (nm == 0)
+		return 0;	/* all holes: XTAB */
+	t0 = now_ns();
+	rc = xc_get_pfn_type_batch(x->xch, x->domid, nm, types);
+	xen_tadd(XT_TYPES, t0, nm);
+	if (rc != 0)
+		return xen_fail(&x->b, errno, "getting the types of %u pages "
+		    "from pfn %#" PRIx64, nm, pfns[idx[0]]);
+	for (i = 0; i < nm; i++)
+		m->types[idx[i]] = (uint8_t)((types[i] &
+		    XEN_DOMCTL_PFINFO_LTAB_MASK) >> XEN_DOMCTL_PFINFO_LTAB_SHIFT);
+	nm = 0;
+	for (i = 0; i < n; i++) {
+		t = m->types[i];
+		if (mfns[i] == PV_INVALID || t == PT_XTAB || t == PT_BROKEN ||
+		    t == PT_XALLOC)
+			continue;
+		idx[nm] = i;
+		mfns[nm++] = mfns[i];
+	}
+	if (nm == 0)
+		return 0;
+	t0 = now_ns();
+	m->addr = xenforeignmemory_map(x->fmem, x->domid, PROT_READ, nm, mfns,
+	    err);
+	xen_tadd(XT_MAP, t0, nm);
+	if (m->addr == NULL)
+		return xen_fail(&x->b, errno, "mapping %u pages from pfn %#"
+		    PRIx64, nm, pfns[idx[0]]);
+	m->n = nm;
+	for (i = 0; i < nm; i++) {
+		uint8_t *pg = (uint8_t *)m->addr + ((size_t)i << XEN_PAGE_SHIFT);
+		unsigned k = idx[i];
+
+		if (err[i] != 0) {
+			rc = xen_fail(&x->b, -err[i], "mapping pfn %#" PRIx64
+			    " (mfn %#" PRIx64 ") of paused domain %u",
+			    pfns[k], mfns[i], x->domid);
+			goto fail;
+		}
+		pages[k] = pg;
+		if (pv_pt_level(m->types[k]) == 0)
+			continue;
+		if (m->copies == NULL && (m->copies = malloc((size_t)n *
+		    XEN_PAGE_SIZE)) == NULL) {
+			rc = xen_fail(&x->b, ENOMEM, "copying page tables");
+			goto fail;
+		}
+		pages[k] = (uint8_t *)m->copies + ((size_t)k << XEN_PAGE_SHIFT);
+		if ((rc = pv_normalise(&x->p2m, x->pv_levels, m->types[k],
+		    pfns[k], (const uint64_t *)pg, pages[k], msg,
+		    sizeof(msg))) != 0) {
+			backend_seterr(&x->b, "xen: domain %u: %s", x->domid,
+			    msg);
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	xenforeignmemory_unmap(x->fmem, m->addr, m->n);
+	m->addr = NULL;
+	for (i = 0; i < n; i++)
+		pages[i] = NULL;
+	return rc;
+}
+
+static int
+xen_map_types(struct backend *b, void *cookie, unsigned n, uint8_t *types)
+{
+	struct xen_map *m = cookie;
+
+	(void)b;
+	if (m == NULL || m->types == NULL)
+		memset(types, PT_NOTAB, n);
+	else
+		memcpy(types, m->types, n);
+	return 0;
+}
+
+/* ---- PV target ---- */
+
+static int
+xen_set_types(struct backend *b, const uint64_t *pfns, const uint8_t *types,
+    unsigned n)
+{
+	struct xen_backend *x = (struct xen_backend *)b;
+	char msg[200];
+	unsigned i;
+	int rc;
+
+	if (!x->pv)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if ((rc = xen_pop_grow(x, pfns[i])) != 0)
+			return rc;
+		if ((rc = pv_type_check(types[i], x->pv_levels ? x->pv_levels :
+		    4, pfns[i], msg, sizeof(msg))) != 0) {
+			backend_seterr(b, "xen: %s", msg);
+			return rc;
+		}
+		x->types[pfns[i]] = types[i];
+		if (x->max_seen == PV_INVALID || pfns[i] > x->max_seen)
+			x->max_seen = pfns[i];
+	}
+	return 0;
+}
+
+static int
+xen_pv_load(struct xen_backend *x, uint32_t type, const uint8_t *body,
+    uint32_t len)
+{
+	char msg[200];
+	unsigned int w = 0;
+	uint32_t id, start, end, i, fpp;
+	size_t need;
+	int rc, k;
+
+	switch (type) {
+	case REC_X86_PV_INFO:
+		if (len < 2) {
+			backend_seterr(&x->b, "xen: X86_PV_INFO of %u octets",
+			    len);
+			return -EINVAL;
+		}
+		if ((rc = pv_info_check(body[0], body[1], msg,
+		    sizeof(msg))) != 0) {
+			backend_seterr(&x->b, "xen: %s", msg);
+			return rc;
+		}
+		/*
+		 * A 32-bit guest is refused at its first vcpu record (or
+		 * at the end), so that its page types are checked against
+		 * its 3 levels first.
+		 */
+		x->pv_width = body[0];
+		x->pv_levels = body[1];
+		if (body[0] != 8)
+			return 0;
+		if (xc_domain_get_guest_width(x->xch, x->domid, &w) != 0)
+			return xen_fail(&x->b, errno, "getting domain %u's "
+			    "guest width", x->domid);
+		if (w != body[0]) {
+			backend_seterr(&x->b, "xen: X86_PV_INFO says %u-bit, "
+			    "domain %u is %u-bit", body[0] * 8, x->domid,
+			    w * 8);
+			return -EINVAL;
+		}
+		x->pv_width = body[0];
+		x->pv_levels = body[1];
+		return 0;
+	case REC_X86_PV_P2M_FRAMES:
+		if (x->pv_width == 0) {
+			backend_seterr(&x->b, "xen: X86_PV_P2M_FRAMES before "
+			    "X86_PV_INFO");
+			return -EPROTO;
+		}
+		if (len < 16 || (len - 8) % 8 != 0) {
+			backend_seterr(&x->b, "xen: X86_PV_P2M_FRAMES of %u "
+			    "octets", len);
+			return -EINVAL;
+		}
+		fpp = XEN_PAGE_SIZE / x->pv_width;
+		start = xp_get32(0, body);
+		end = xp_get32(0, body + 4);
+		if (start > end || len != 8 + 8ULL * (end / fpp + 1 -
+		    start / fpp)) {
+			backend_seterr(&x->b, "xen: X86_PV_P2M_FRAMES for pfns "
+			    "%#x-%#x has %u octets", start, end, len);
+			return -EINVAL;
+		}
+		need = end / fpp + 1;
+		if (need > x->n_p2m_pfns) {
+			uint64_t *f = realloc(x->p2m_pfns, need * 8);
+
+			if (f == NULL)
+				return xen_fail(&x->b, ENOMEM, "keeping the "
+				    "p2m frames");
+			for (i = (uint32_t)x->n_p2m_pfns; i < need; i++)
+				f[i] = PV_INVALID;
+			x->p2m_pfns = f;
+			x->n_p2m_pfns = need;
+		}
+		for (i = 0; i < end / fpp + 1 - start / fpp; i++)
+			x->p2m_pfns[start / fpp + i] =
+			    xp_get64(0, body + 8 + 8 * i);
+		if (!x->have_p2m_end || end > x->p2m_end)
+			x->p2m_end = end;
+		x->have_p2m_end = 1;
+		return 0;
+	case REC_X86_PV_VCPU_BASIC:
+	case REC_X86_PV_VCPU_EXTENDED:
+	case REC_X86_PV_VCPU_XSAVE:
+	case REC_X86_PV_VCPU_MSRS:
+		if (len < 8) {
+			backend_seterr(&x->b, "xen: %s of %u octets",
+			    record_type_name(type), len);
+			return -EINVAL;
+		}
+		id = xp_get32(0, body);
+		if (len == 8)
+			return 0;	/* the Xen 4.6-4.8 empty record */
+		if (id >= x->nr_vcpus) {
+			backend_seterr(&x->b, "xen: %s for vcpu %u, but domain "
+			    "%u has %u vcpu%s", record_type_name(type), id,
+			    x->domid, x->nr_vcpus, x->nr_vcpus == 1 ? "" : "s");
+			return -EINVAL;
+		}
+		if (x->pv_width != 8) {
+			backend_seterr(&x->b, "xen: %s: a %u-bit PV guest; xmig "
+			    "restores 64-bit PV guests only",
+			    record_type_name(type), x->pv_width * 8);
+			return -EOPNOTSUPP;
+		}
+		if (type == REC_X86_PV_VCPU_BASIC &&
+		    len != 8 + WIRE_VCPU_BASIC_64) {
+			backend_seterr(&x->b, "xen: X86_PV_VCPU_BASIC of %u "
+			    "octets for a %u-bit guest", len, x->pv_width * 8);
+			return -EINVAL;
+		}
+		k = type == REC_X86_PV_VCPU_BASIC ? 0 :
+		    type == REC_X86_PV_VCPU_EXTENDED ? 1 :
+		    type == REC_X86_PV_VCPU_XSAVE ? 2 : 3;
+		return xen_keep(&x->b, &x->vcpu[id].blob[k],
+		    &x->vcpu[id].len[k], body + 8, len - 8);
+	case REC_SHARED_INFO:
+		if (x->pv_width == 0 || len != XEN_PAGE_SIZE) {
+			backend_seterr(&x->b, "xen: SHARED_INFO of %u octets%s",
+			    len, x->pv_width == 0 ? " before X86_PV_INFO" : "");
+			return -EPROTO;
+		}
+		return xen_keep(&x->b, &x->shinfo_rec, &x->shinfo_len, body,
+		    len);
+	default:
+		backend_seterr(&x->b, "xen: record type %#x (%s) is not for a "
+		    "PV guest", type, record_type_name(type));
+		return -EOPNOTSUPP;
+	}
+}
+
+/* The target frame of a pfn the stream carried as a plain page. */
+static int
+xen_pv_plain(struct xen_backend *x, uint64_t pfn, const char *what,
+    uint64_t *mfn)
+{
+	if (pfn >= x->pop_bits || (*mfn = pv_pfn_to_mfn(&x->p2m, pfn)) ==
+	    PV_INVALID) {
+		backend_seterr(&x->b, "xen: %s is pfn %#" PRIx64 ", which is "
+		    "absent from the stream", what, pfn);
+		return -EINVAL;
+	}
+	if (x->types[pfn] != PT_NOTAB) {
+		backend_seterr(&x->b, "xen: %s is pfn %#" PRIx64 ", whose type "
+		    "in the stream is %#x, not a plain page", what, pfn,
+		    x->types[pfn]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Turn the stream's page tables into the target's, batch by batch. */
+static int
+xen_pv_localise_all(struct xen_backend *x)
+{
+	uint64_t pfn[XEN_BATCH], mfn[XEN_BATCH], p;
+	unsigned n = 0, i;
+	char msg[200];
+	uint64_t *pg;
+	int rc = 0;
+
+	for (p = 0; p <= x->pop_bits; p++) {
+		if (p < x->pop_bits && (pv_pt_level(x->types[p]) == 0 ||
+		    pv_pfn_to_mfn(&x->p2m, p) == PV_INVALID))
+			continue;
+		if (p < x->pop_bits) {
+			pfn[n] = p;
+			mfn[n++] = x->p2m.mfn[p];
+			if (n < XEN_BATCH)
+				continue;
+		}
+		if (n == 0)
+			break;
+		if ((pg = xen_pv_map_mfns(x, PROT_READ | PROT_WRITE, mfn, n)) ==
+		    NULL)
+			return xen_fail(&x->b, errno, "mapping %u page tables "
+			    "from pfn %#" PRIx64, n, pfn[0]);
+		for (i = 0; i < n && rc == 0; i++)
+			if ((rc = pv_localise(&x->p2m, x->pv_levels,
+			    x->types[pfn[i]], pfn[i], pg + (size_t)i * PV_PTES,
+			    msg, sizeof(msg))) != 0)
+				backend_seterr(&x->b, "xen: %s", msg);
+		xenforeignmemory_unmap(x->fmem, pg, n);
+		if (rc != 0)
+			return rc;
+		n = 0;
+	}
+	return 0;
+}
+
+/* Start info (vcpu 0's rdx): its store and console frames, as libxc. */
+static int
+xen_pv_start_info(struct xen_backend *x, vcpu_guest_context_x86_64_t *v,
+    uint64_t shinfo_mfn)
+{
+	uint64_t mfn, smfn, cmfn;
+	start_info_t *si;
+	int rc;
+
+	if ((rc = xen_pv_plain(x, v->user_regs.rdx, "vcpu 0's start info",
+	    &mfn)) != 0)
+		return rc;
+	v->user_regs.rdx = mfn;
+	if ((si = xen_pv_map_mfns(x, PROT_READ | PROT_WRITE, &mfn, 1)) == NULL)
+		return xen_fail(&x->b, errno, "mapping the start info");
+	if ((rc = xen_pv_plain(x, si->store_mfn, "the xenstore ring",
+	    &smfn)) != 0 || (rc = xen_pv_plain(x, si->console.domU.mfn,
+	    "the console ring", &cmfn)) != 0) {
+		xenforeignmemory_unmap(x->fmem, si, 1);
+		return rc;
+	}
+	si->store_mfn = smfn;
+	si->store_evtchn = x->store_port;
+	si->console.domU.mfn = cmfn;
+	si->console.domU.evtchn = x->console_port;
+	si->nr_pages = x->p2m_end + 1;
+	si->shared_info = shinfo_mfn << XEN_PAGE_SHIFT;
+	si->flags = 0;
+	xenforeignmemory_unmap(x->fmem, si, 1);
+	x->store_gfn = smfn;
+	x->console_gfn = cmfn;
+	return 0;
+}
+
+static int
+xen_pv_set_vcpu(struct xen_backend *x, uint32_t id, uint64_t shinfo_mfn)
+{
+	vcpu_guest_context_any_t c;
+	vcpu_guest_context_x86_64_t *v = &c.x64;
+	struct xen_domctl d;
+	uint64_t pfn, mfn;
+	char msg[200], what[40];
+	unsigned i, ng;
+	size_t sz;
+	int rc;
+	DECLARE_HYPERCALL_BUFFER(void, buf);
+
+	memset(&c, 0, sizeof(c));
+	memcpy(v, x->vcpu[id].blob[0], sizeof(*v));
+	if (id == 0 && (rc = xen_pv_start_info(x, v, shinfo_mfn)) != 0)
+		return rc;
+	v->flags |= VGCF_online;
+	if (v->gdt_ents > FIRST_RESERVED_GDT_ENTRY) {
+		backend_seterr(&x->b, "xen: X86_PV_VCPU_BASIC: vcpu %u has %u "
+		    "GDT entries; at most %u", id, (unsigned)v->gdt_ents,
+		    FIRST_RESERVED_GDT_ENTRY);
+		return -ERANGE;
+	}
+	ng = (unsigned)((v->gdt_ents + 511) / 512);
+	for (i = 0; i < ng; i++) {
+		snprintf(what, sizeof(what), "vcpu %u's GDT frame %u", id, i);
+		if ((rc = xen_pv_plain(x, v->gdt_frames[i], what, &mfn)) != 0)
+			return rc;
+		v->gdt_frames[i] = mfn;
+	}
+	pfn = xen_cr3_to_pfn(v->ctrlreg[3]);
+	mfn = pv_pfn_to_mfn(&x->p2m, pfn);
+	if ((rc = pv_cr3_check(pfn < x->pop_bits ? x->types[pfn] : PT_XTAB,
+	    x->pv_levels, id, pfn, mfn != PV_INVALID, msg, sizeof(msg))) != 0) {
+		backend_seterr(&x->b, "xen: %s", msg);
+		return rc;
+	}
+	v->ctrlreg[3] = xen_pfn_to_cr3(mfn);
+	if (v->ctrlreg[1] & 1) {
+		pfn = v->ctrlreg[1] >> 12;
+		mfn = pv_pfn_to_mfn(&x->p2m, pfn);
+		if (mfn == PV_INVALID || pfn >= x->pop_bits ||
+		    pv_pt_level(x->types[pfn]) != x->pv_levels) {
+			backend_seterr(&x->b, "xen: X86_PV_VCPU_BASIC: vcpu "
+			    "%u's user page table (CR1) is pfn %#" PRIx64
+			    ", not an L%u table in the stream", id, pfn,
+			    x->pv_levels);
+			return -EINVAL;
+		}
+		v->ctrlreg[1] = mfn << 12;
+	}
+	if (xc_vcpu_setcontext(x->xch, x->domid, id, &c) != 0)
+		return xen_fail(&x->b, errno, "X86_PV_VCPU_BASIC: Xen refused "
+		    "vcpu %u's context", id);
+	if (x->vcpu[id].blob[1] != NULL) {
+		memset(&d, 0, sizeof(d));
+		d.cmd = XEN_DOMCTL_set_ext_vcpucontext;
+		d.domain = x->domid;
+		memcpy(&d.u.ext_vcpucontext, x->vcpu[id].blob[1],
+		    x->vcpu[id].len[1]);
+		if (xc_domctl(x->xch, &d) != 0)
+			return xen_fail(&x->b, errno, "X86_PV_VCPU_EXTENDED: "
+			    "Xen refused vcpu %u's extended context", id);
+	}
+	for (i = 2; i < 4; i++) {
+		if (x->vcpu[id].blob[i] == NULL)
+			continue;
+		sz = x->vcpu[id].len[i];
+		if ((buf = xc_hypercall_buffer_alloc(x->xch, buf, sz)) == NULL)
+			return xen_fail(&x->b, ENOMEM, "allocating vcpu %u's "
+			    "state", id);
+		memcpy(buf, x->vcpu[id].blob[i], sz);
+		memset(&d, 0, sizeof(d));
+		d.domain = x->domid;
+		if (i == 2) {
+			d.cmd = XEN_DOMCTL_setvcpuextstate;
+			d.u.vcpuextstate.vcpu = id;
+			d.u.vcpuextstate.size = sz;
+			set_xen_guest_handle(d.u.vcpuextstate.buffer, buf);
+		} else {
+			d.cmd = XEN_DOMCTL_set_vcpu_msrs;
+			d.u.vcpu_msrs.vcpu = id;
+			d.u.vcpu_msrs.msr_count = (uint32_t)(sz /
+			    sizeof(xen_domctl_vcpu_msr_t));
+			set_xen_guest_handle(d.u.vcpu_msrs.msrs, buf);
+		}
+		rc = xc_domctl(x->xch, &d);
+		if (rc != 0)
+			rc = xen_fail(&x->b, errno, "%s: Xen refused vcpu %u's "
+			    "%s", i == 2 ? "X86_PV_VCPU_XSAVE" :
+			    "X86_PV_VCPU_MSRS", id, i == 2 ? "xsave state" :
+			    "MSRs");
+		xc_hypercall_buffer_free(x->xch, buf);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Pin every table the stream marked pinned (libxc: pin_pagetables). */
+static int
+xen_pv_pin(struct xen_backend *x)
+{
+	struct mmuext_op op[XEN_BATCH];
+	unsigned n = 0, l;
+	uint64_t p;
+	static const unsigned cmd[5] = { 0, MMUEXT_PIN_L1_TABLE,
+	    MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE };
+
+	for (p = 0; p <= x->pop_bits; p++) {
+		if (p < x->pop_bits) {
+			if (!pv_type_pinned(x->types[p]) ||
+			    x->p2m.mfn[p] == PV_INVALID)
+				continue;
+			l = pv_pt_level(x->types[p]);
+			memset(&op[n], 0, sizeof(op[n]));
+			op[n].cmd = cmd[l];
+			op[n++].arg1.mfn = x->p2m.mfn[p];
+			if (n < XEN_BATCH)
+				continue;
+		}
+		if (n > 0 && xc_mmuext_op(x->xch, op, n, x->domid) != 0)
+			return xen_fail(&x->b, errno, "pinning %u page tables "
+			    "of domain %u (Xen found one invalid)", n,
+			    x->domid);
+		n = 0;
+	}
+	return 0;
+}
+
+/* Write the target's p2m into the guest's own p2m frames. */
+static int
+xen_pv_update_p2m(struct xen_backend *x)
+{
+	size_t nf = (size_t)(x->p2m_end / PV_FPP) + 1, i;
+	uint64_t *mfns, *g, p;
+	char what[48];
+	int rc;
+
+	if ((mfns = malloc(nf * sizeof(*mfns))) == NULL)
+		return xen_fail(&x->b, ENOMEM, "rewriting the p2m");
+	for (i = 0; i < nf; i++) {
+		snprintf(what, sizeof(what), "p2m frame %zu", i);
+		if ((rc = xen_pv_plain(x, x->p2m_pfns[i], what,
+		    &mfns[i])) != 0) {
+			free(mfns);
+			return rc;
+		}
+	}
+	g = xen_pv_map_mfns(x, PROT_READ | PROT_WRITE, mfns, nf);
+	free(mfns);
+	if (g == NULL)
+		return xen_fail(&x->b, errno, "mapping domain %u's p2m frames",
+		    x->domid);
+	for (p = 0; p <= x->p2m_end; p++)
+		g[p] = pv_pfn_to_mfn(&x->p2m, p);
+	xenforeignmemory_unmap(x->fmem, g, nf);
+	return 0;
+}
+
+/* The stream's shared info onto the domain's (libxc: handle_shared_info). */
+static int
+xen_pv_shared_info(struct xen_backend *x, uint64_t mfn)
+{
+	const shared_info_t *old = (const shared_info_t *)x->shinfo_rec;
+	shared_info_t *sh;
+	unsigned i;
+
+	if ((sh = xen_pv_map_mfns(x, PROT_READ | PROT_WRITE, &mfn, 1)) == NULL)
+		return xen_fail(&x->b, errno, "mapping domain %u's shared info",
+		    x->domid);
+	memcpy(sh->vcpu_info, old->vcpu_info, sizeof(sh->vcpu_info));
+	memcpy(&sh->arch, &old->arch, sizeof(sh->arch));
+	sh->arch.pfn_to_mfn_frame_list_list = 0;
+	memset(sh->evtchn_pending, 0, sizeof(sh->evtchn_pending));
+	for (i = 0; i < XEN_LEGACY_MAX_VCPUS; i++)
+		sh->vcpu_info[i].evtchn_pending_sel = 0;
+	memset(sh->evtchn_mask, 0xff, sizeof(sh->evtchn_mask));
+	xenforeignmemory_unmap(x->fmem, sh, 1);
+	return 0;
+}
+
+static int
+xen_pv_complete(struct xen_backend *x)
+{
+	xc_domaininfo_t di;
+	char msg[200];
+	uint32_t id;
+	int rc;
+
+	if (x->pv_width == 0) {
+		backend_seterr(&x->b, "xen: the PV stream ended without "
+		    "X86_PV_INFO");
+		return -EPROTO;
+	}
+	if (x->pv_width != 8) {
+		backend_seterr(&x->b, "xen: a %u-bit PV guest; xmig restores "
+		    "64-bit PV guests only", x->pv_width * 8);
+		return -EOPNOTSUPP;
+	}
+	if (!x->have_p2m_end) {
+		backend_seterr(&x->b, "xen: the PV stream has no "
+		    "X86_PV_P2M_FRAMES");
+		return -EPROTO;
+	}
+	if ((rc = pv_p2m_cover_check(x->p2m_pfns, x->n_p2m_pfns, PV_FPP,
+	    x->p2m_end, x->max_seen, x->p2m_end + 1, msg, sizeof(msg))) != 0) {
+		backend_seterr(&x->b, "xen: %s", msg);
+		return rc;
+	}
+	if (x->vcpu[0].blob[0] == NULL) {
+		backend_seterr(&x->b, "xen: the stream has no "
+		    "X86_PV_VCPU_BASIC for vcpu 0");
+		return -EPROTO;
+	}
+	if (x->shinfo_rec == NULL) {
+		backend_seterr(&x->b, "xen: the PV stream has no SHARED_INFO");
+		return -EPROTO;
+	}
+	if ((rc = xen_getinfo(x, &di)) != 0)
+		return rc;
+	if ((rc = xen_pv_localise_all(x)) != 0)
+		return rc;
+	if ((rc = xen_pv_shared_info(x, di.shared_info_frame)) != 0)
+		return rc;
+	for (id = 0; id < x->nr_vcpus; id++)
+		if (x->vcpu[id].blob[0] != NULL &&
+		    (rc = xen_pv_set_vcpu(x, id, di.shared_info_frame)) != 0)
+			return rc;
+	if ((rc = xen_pv_pin(x)) != 0)
+		return rc;
+	if ((rc = xen_pv_update_p2m(x)) != 0)
+		return rc;
+	if (xc_dom_gnttab_seed(x->xch, x->domid, false, x->console_gfn,
+	    x->store_gfn, x->console_domid, x->store_domid) != 0)
+		return xen_fail(&x->b, errno, "seeding domain %u's grant table",
+		    x->domid);
+	xen_res_store = x->store_gfn;
+	xen_res_console = x->console_gfn;
+	xen_res_valid = 1;
+	x->completed = 1;
+	return 0;
+}
+
+/* The PV state of a handle (mappings included). */
+static void
+xen_pv_free(struct xen_backend *x)
+{
+	uint32_t i;
+	unsigned k;
+
+	if (x->shinfo != NULL)
+		xenforeignmemory_unmap(x->fmem, x->shinfo, 1);
+	if (x->leaf_map != NULL)
+		xenforeignmemory_unmap(x->fmem, x->leaf_map, x->nleaves);
+	x->shinfo = NULL;
+	x->leaf_map = NULL;
+	pv_p2m_free(&x->p2m);
+	free(x->p2m_pfns);
+	x->p2m_pfns = NULL;
+	free(x->types);
+	x->types = NULL;
+	for (i = 0; x->vcpu != NULL && i < x->nr_vcpus; i++)
+		for (k = 0; k < 4; k++)
+			free(x->vcpu[i].blob[k]);
+	free(x->vcpu);
+	x->vcpu = NULL;
+	free(x->shinfo_rec);
+	x->shinfo_rec = NULL;
 }
 
 /* ---- dirty tracking ------------------------------------------------------ */
@@ -971,7 +2103,8 @@ xen_pause(struct backend *b)
 			return -EIO;
 		}
 		__atomic_store_n(&x->suspended, 1, __ATOMIC_RELEASE);
-		return 0;
+		/* PV: the p2m as the suspended guest left it. */
+		return x->pv ? xen_pv_snapshot(x) : 0;
 	}
 	if (x->toolstack) {
 		backend_seterr(b, "xen: the toolstack owns domain %u",
@@ -981,7 +2114,7 @@ xen_pause(struct backend *b)
 	if (xc_domain_pause(x->xch, x->domid) != 0)
 		return xen_fail(b, errno, "pausing domain %u", x->domid);
 	__atomic_store_n(&x->paused, 1, __ATOMIC_RELEASE);
-	return 0;
+	return x->pv ? xen_pv_snapshot(x) : 0;
 }
 
 static int
@@ -1016,6 +2149,8 @@ xen_static_state(struct backend *b, struct state_list *out)
 	uint32_t nl = 0, nm = 0;
 	int rc = 0;
 
+	if (x->pv && (rc = xen_pv_info_rec(x, out)) != 0)
+		return rc;
 	if ((pol = xc_cpu_policy_init()) == NULL)
 		return xen_fail(b, ENOMEM, "allocating a cpu policy");
 	if (xc_cpu_policy_get_size(x->xch, &nl, &nm) != 0) {
@@ -1104,6 +2239,8 @@ xen_save_state(struct backend *b, struct state_list *out)
 	xp_put32(0, tsc + 16, inc);
 	if ((rc = state_list_add(out, REC_X86_TSC_INFO, tsc, 24)) != 0)
 		return rc;
+	if (x->pv)
+		return xen_pv_save_state(x, out);
 
 	size = xc_domain_hvm_getcontext(x->xch, x->domid, NULL, 0);
 	if (size <= 0)
@@ -1162,6 +2299,21 @@ xen_pop_grow(struct xen_backend *x, uint64_t pfn)
 		backend_seterr(&x->b, "xen: out of memory");
 		return -ENOMEM;
 	}
+	if (x->pv) {
+		uint64_t *mf = realloc(x->p2m.mfn, bits * sizeof(uint64_t));
+		uint8_t *ty = mf == NULL ? NULL : realloc(x->types, bits);
+
+		if (mf != NULL)
+			x->p2m.mfn = mf;
+		if (ty == NULL) {
+			backend_seterr(&x->b, "xen: out of memory");
+			return -ENOMEM;
+		}
+		x->types = ty;
+		memset(mf + x->pop_bits, 0xff, (bits - x->pop_bits) * 8);
+		memset(ty + x->pop_bits, PT_XTAB, bits - x->pop_bits);
+		x->p2m.n = bits;
+	}
 	x->pop_bits = bits;
 	return 0;
 }
@@ -1216,15 +2368,32 @@ xen_pop_fail(struct xen_backend *x, int err, unsigned nt, uint64_t pfn)
 	    "pfn %#" PRIx64, nt, x->domid, pfn);
 }
 
+/*
+ * For a PV domain Xen writes the frame it gave each pfn back into todo[]
+ * (its p2m is ours to keep: libxc's populate_pfns).
+ */
 static int
 xen_populate_exact(struct xen_backend *x, unsigned nt, xen_pfn_t *todo)
 {
+	xen_pfn_t pfn[XEN_BATCH];
 	uint64_t t0 = now_ns();
+	unsigned i;
 	int rc;
 
+	if (x->pv)
+		memcpy(pfn, todo, nt * sizeof(*todo));
 	rc = xc_domain_populate_physmap_exact(x->xch, x->domid, nt, 0, 0,
 	    todo);
 	xen_tadd(XT_POPULATE, t0, nt);
+	for (i = 0; rc == 0 && x->pv && i < nt; i++) {
+		if (todo[i] == INVALID_MFN) {
+			errno = EIO;
+			return -1;
+		}
+		x->p2m.mfn[pfn[i]] = todo[i];
+		if (x->max_seen == PV_INVALID || pfn[i] > x->max_seen)
+			x->max_seen = pfn[i];
+	}
 	return rc;
 }
 
@@ -1434,11 +2603,17 @@ xen_load_state(struct backend *b, uint32_t type, const uint8_t *body,
 		}
 		x->have_msr = 1;
 		return xen_keep(b, &x->msr, &x->msr_len, body, len);
+	case REC_X86_PV_INFO:	/* static data too (libxc's order) */
+		if (!x->pv)
+			break;
+		return xen_pv_load(x, type, body, len);
 	default:
 		break;
 	}
 	if ((rc = xen_static_end(x)) != 0)
 		return rc;
+	if (x->pv && type != REC_X86_TSC_INFO)
+		return xen_pv_load(x, type, body, len);
 	switch (type) {
 	case REC_X86_TSC_INFO:
 		if (len != 24) {
@@ -1465,9 +2640,8 @@ xen_load_state(struct backend *b, uint32_t type, const uint8_t *body,
 	}
 }
 
-/* What the last successful complete() in this process found. */
-static uint64_t xen_res_store, xen_res_console;
-static int xen_res_valid;
+/* What the last successful complete() in this process found (declared
+ * at the top). */
 
 int
 xen_restore_results(uint64_t *store_gfn, uint64_t *console_gfn)
@@ -1519,6 +2693,8 @@ xen_complete(struct backend *b)
 	}
 	if ((rc = xen_static_end(x)) != 0)
 		return rc;
+	if (x->pv)
+		return xen_pv_complete(x);
 	if (x->hvm_ctx == NULL) {
 		backend_seterr(b, "xen: the stream ended without an "
 		    "HVM_CONTEXT record");
@@ -1552,6 +2728,8 @@ xen_early_state(struct backend *b, struct state_list *out)
 		backend_seterr(b, "xen: early_state on a target");
 		return -EINVAL;
 	}
+	if (x->pv)
+		return 0;	/* a PV guest's are in its start info */
 	return xen_params_rec(x, REC_XMIG_EARLY_PARAMS, idx, 2, out);
 }
 
@@ -1687,6 +2865,7 @@ xen_close(struct backend *b)
 	free(x->msr);
 	free(x->hvm_ctx);
 	free(x->scratch);
+	xen_pv_free(x);
 	free(x);
 }
 
@@ -1713,4 +2892,7 @@ const struct backend_ops xen_ops = {
 	.stats = NULL,
 	.early_state = xen_early_state,
 	.load_early = xen_load_early,
+	.memory_state = xen_pv_memory_state,
+	.map_types = xen_map_types,
+	.set_types = xen_set_types,
 };

@@ -24,9 +24,9 @@
 # Mid-copy is read from the helpers' JSON progress lines
 # (XMIG_HELPER_PROGRESS=1), never from a sleep.
 # 2026-11-30, three boots (Xen 4.17.7, 160 MB guests): all PASS but
-# fault-pv-live-message, which FAILs as long as the xen backend refuses a
-# PV domain when it opens it ("domain N is a PV guest; the xen backend
-# moves PVH and HVM guests only"), before enable_dirty, which says it.
+# fault-pv-live-message, which FAILed while the xen backend refused a PV
+# domain when it opened it, before enable_dirty, which says it.  Since the
+# backend moves PV guests (non-live, case 60) all PASS (one boot).
 # On the code before cancel_fd, fault-term-send-helper FAILed: the
 # SIGTERM'd helper finished the migration (412 MB, 6 passes).
 
