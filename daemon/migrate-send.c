@@ -78,6 +78,10 @@ usage(FILE *f)
 "                            progress on stderr (auto: a line on a terminal)\n"
 "  --report json             print a JSON report at the end (on stdout, or\n"
 "                            on stderr when DEST is -)\n"
+"  --digest xxh3-128|sha256|none\n"
+"                            the hash of the end-to-end memory digest both\n"
+"                            sides compare (default xxh3-128; sha256 also\n"
+"                            toward receivers older than xxh3-128)\n"
 "  -v, --verbose             debug lines too: what was offered and agreed,\n"
 "                            each pass (pages, dirty pages, throughput,\n"
 "                            expected downtime), the handover steps in ms\n"
@@ -272,6 +276,8 @@ main(int argc, char **argv)
 	}
 	o.progress = cc.progress;
 	o.timeout_s = cc.timeout_s;
+	o.digest = cc.digest;
+	o.no_digest = cc.no_digest;
 	o.tls = cc.tls;
 	report = cc.report;
 	if (argc - optind != 2)

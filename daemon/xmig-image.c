@@ -24,7 +24,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include "proto.h"
 #include "libxl.h"
@@ -247,12 +246,13 @@ static const struct image_cmd image_cmds[] = {
 	{
 		.name = "digest",
 		.exec = cmd_digest,
-		.usage = "[--pages N] FILE",
+		.usage = "[--pages N] [--hash xxh3-128|sha256] FILE",
 		.help =
-"Print the SHA-256 of the memory the image restores, in hexadecimal,\n"
-"followed by the number of pages and the page size:\n"
+"Print the digest of the memory the image restores, in hexadecimal,\n"
+"followed by the number of pages, the page size and the hash:\n"
 "\n"
-"  <64 hex digits>  pages=N page_size=P\n"
+"  <32 hex digits>  pages=N page_size=P hash=xxh3-128\n"
+"  <64 hex digits>  pages=N page_size=P hash=sha256\n"
 "\n"
 "The memory is pages 0 to N-1 in pfn order, N being one more than the\n"
 "highest pfn of any PAGE_DATA or XMIG_ZERO_PAGES entry (or --pages).  Each\n"
@@ -261,11 +261,13 @@ static const struct image_cmd image_cmds[] = {
 "entries without data (XTAB, XALLOC, BROKEN) and records after VERIFY do\n"
 "not change it, and a page no record wrote is zeros.  So an image and its\n"
 "conversions (to Xen, --expand) have the same digest, and it is the\n"
-"memory_sha256 a receiver reports when N is the domain's page count.  The\n"
+"memory_digest a receiver reports, with the same hash, when N is the\n"
+"domain's page count.  The\n"
 "image must be valid (exit 1 otherwise).  Pages are gathered in an\n"
 "unlinked temporary file in $TMPDIR (or /tmp), sparse where unwritten.\n"
 "\n"
 "  -p, --pages N   digest exactly N pages (default: highest pfn + 1)\n"
+"  -H, --hash H    xxh3-128 (default, as migrations use) or sha256\n"
 "  -h, --help      this text\n"
 "\n"
 "FILE may be - for standard input.\n",
@@ -2096,24 +2098,22 @@ digest_header(struct image_run *run, const struct xp_stream *st)
 	return 0;
 }
 
-/* SHA-256 of pages 0..npages-1 of the file; 0 or an errno. */
+/* The digest of pages 0..npages-1 of the file; 0 or an errno. */
 static int
-digest_file(struct digest_ctx *dc, uint64_t npages, uint8_t md[32])
+digest_file(struct digest_ctx *dc, uint64_t npages, enum xmig_digest alg,
+    uint8_t md[32])
 {
-	EVP_MD_CTX	*ctx;
+	struct mhash	*h;
 	uint8_t		*buf;
 	size_t		 chunk = IMAGE_CHUNK, want;
 	uint64_t	 off = 0, total = npages * dc->page_size;
 	ssize_t		 n;
-	unsigned	 mdlen = 0;
 	int		 rc = 0;
 
 	if ((buf = malloc(chunk)) == NULL)
 		return errno;
-	if ((ctx = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+	if ((h = mhash_new(alg)) == NULL) {
 		free(buf);
-		EVP_MD_CTX_free(ctx);
 		return ENOMEM;
 	}
 	while (off < total) {
@@ -2130,16 +2130,12 @@ digest_file(struct digest_ctx *dc, uint64_t npages, uint8_t md[32])
 			memset(buf, 0, want);
 			n = (ssize_t)want;
 		}
-		if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1) {
-			rc = EIO;
-			break;
-		}
+		mhash_update(h, buf, (size_t)n);
 		off += (uint64_t)n;
 	}
-	if (rc == 0 && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 ||
-	    mdlen != 32))
-		rc = EIO;
-	EVP_MD_CTX_free(ctx);
+	if (rc == 0)
+		mhash_final(h, md);
+	mhash_free(h);
 	free(buf);
 	return rc;
 }
@@ -2149,9 +2145,11 @@ cmd_digest(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "pages", required_argument, NULL, 'p' },
+		{ "hash", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
+	enum xmig_digest	 alg = XMIG_DIGEST_XXH3;
 	struct digest_ctx	 dc;
 	struct image_run	 run;
 	char			 path[PATH_MAX], *end;
@@ -2161,8 +2159,15 @@ cmd_digest(int argc, char **argv)
 	int			 ch, rc, given = 0;
 	size_t			 i;
 
-	while ((ch = getopt_long(argc, argv, "p:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "p:H:h", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'H':
+			if (digest_parse(optarg, &alg) != 0) {
+				log_err("--hash %s: xxh3-128 or sha256", optarg);
+				usage(cur_cmd);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'p':
 			errno = 0;
 			npages = strtoull(optarg, &end, 0);
@@ -2215,16 +2220,17 @@ cmd_digest(int argc, char **argv)
 		close(dc.fd);
 		return EXIT_INVALID;
 	}
-	if ((rc = digest_file(&dc, npages, md)) != 0) {
+	if ((rc = digest_file(&dc, npages, alg, md)) != 0) {
 		log_err("%s: digest: %s", display_path(run.path),
 		    strerror(rc));
 		close(dc.fd);
 		return EXIT_INVALID;
 	}
 	close(dc.fd);
-	for (i = 0; i < sizeof md; i++)
+	for (i = 0; i < digest_len(alg); i++)
 		printf("%02x", md[i]);
-	printf("  pages=%" PRIu64 " page_size=%zu\n", npages, dc.page_size);
+	printf("  pages=%" PRIu64 " page_size=%zu hash=%s\n", npages,
+	    dc.page_size, digest_name(alg));
 	if (fflush(stdout) != 0) {
 		log_err("standard output: %s", strerror(errno));
 		return EXIT_INVALID;

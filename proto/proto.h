@@ -413,7 +413,7 @@ struct xp_handover {
 };
 
 struct xp_digests {
-	uint8_t		memory_sha256[32];
+	uint8_t		memory_digest[32];
 	uint8_t		vcpu_sha256[32];
 	uint64_t	nr_pages;
 };

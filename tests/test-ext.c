@@ -449,8 +449,8 @@ test_registry(void)
 	    !record_type_known(0x80000010u) &&
 	    !record_type_known(0x80000016u), "gaps unknown");
 	CHECK(WIRE_REC_OPT_KNOWN == 0x0003, "known options");
-	CHECK(XMIG_F_KNOWN == 0xFF && XMIG_F_PARALLEL == 0x40 &&
-	    XMIG_F_CONFIG == 0x80 &&
+	CHECK(XMIG_F_KNOWN == 0x1FF && XMIG_F_PARALLEL == 0x40 &&
+	    XMIG_F_CONFIG == 0x80 && XMIG_F_XXH3 == 0x100 &&
 	    XMIG_F_HANDOVER == 0x10, "feature bits");
 }
 
@@ -606,8 +606,8 @@ test_negotiate(void)
 			{ "reserved u16", 22, 2, 1, "reserved field is 0x1" },
 			{ "reserved u32", 36, 4, 0x80000000u,
 			    "reserved field is 0x80000000" },
-			{ "feature bit 8", 4, 4, 0x100,
-			    "unknown feature bits 0x00000100" },
+			{ "feature bit 9", 4, 4, 0x200,
+			    "unknown feature bits 0x00000200" },
 			{ "feature bit 31", 4, 4, 0x80000001u,
 			    "unknown feature bits 0x80000000" },
 			{ "can_write bit 3", 8, 4, 0x9,
@@ -1419,7 +1419,7 @@ cimg_back(struct cimg *c)
 	cimg_note(c, REC_XMIG_STATUS);
 	CHECK(control_status_put(&c->b, &s) == 0, "status put");
 	memset(&d, 0, sizeof d);
-	memset(d.memory_sha256, 0xAB, 32);
+	memset(d.memory_digest, 0xAB, 32);
 	memset(d.vcpu_sha256, 0xCD, 32);
 	d.nr_pages = 200;
 	cimg_note(c, REC_XMIG_DIGESTS);
@@ -1481,7 +1481,7 @@ test_control_roundtrip(void)
 		    memcmp(s.message, "running on host-b", 17) == 0,
 		    "running");
 		CHECK(control_digests_get(&col.v[5].rec, &d) == 0 &&
-		    d.memory_sha256[31] == 0xAB && d.vcpu_sha256[0] == 0xCD &&
+		    d.memory_digest[31] == 0xAB && d.vcpu_sha256[0] == 0xCD &&
 		    d.nr_pages == 200, "digests");
 		/* Wrong decoders refuse. */
 		CHECK(control_ack_get(&col.v[0].rec, &a) == -XP_EINVAL &&
@@ -1998,8 +1998,8 @@ test_control_records(void)
 			{ REC_XMIG_REPLY, 48, 0, 0, "negotiate_version 0" },
 			{ REC_XMIG_REPLY, 48, 20, 1, "reserved field is "
 			    "0x00000001, not 0" },
-			{ REC_XMIG_REPLY, 48, 4, 0x100, "unknown feature bits "
-			    "0x00000100" },
+			{ REC_XMIG_REPLY, 48, 4, 0x200, "unknown feature bits "
+			    "0x00000200" },
 			{ REC_XMIG_REPLY, 48, 4, 0x40000000, "unknown feature "
 			    "bits 0x40000000" },
 			{ REC_XMIG_REPLY, 48, 8, 8, "result 8 is not one of "

@@ -558,6 +558,8 @@ send_offer(const struct xmig_send *s)
 		f |= XMIG_F_DEFLATE;
 	if (s->o->zero_pages != 0)
 		f |= XMIG_F_ZERO_PAGES;
+	if (!s->o->no_digest && s->o->digest == XMIG_DIGEST_XXH3)
+		f |= XMIG_F_XXH3;
 	return f;
 }
 
@@ -1066,7 +1068,7 @@ send_digest_main(void *arg)
 	struct xmig_send *s = arg;
 
 	s->digest_rc = digest_memory(s->b, s->info.nr_pages, s->page_size,
-	    s->r->memory_sha256);
+	    s->r->memory_alg, s->r->memory_digest);
 	__atomic_store_n(&s->digest_done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
@@ -1099,7 +1101,13 @@ send_tail(struct xmig_send *s)
 	 * delay the answer to RESTORED and so the guest's downtime.  The
 	 * domain is paused; nothing is dirtied meanwhile.
 	 */
-	/* Memory is stable from here on: digest it beside the flush. */
+	/*
+	 * Memory is stable from here on: digest it beside the flush, with
+	 * the hash offered unless an answer said otherwise (a receiver that
+	 * takes XMIG_F_XXH3 uses it even when its answer comes late).
+	 */
+	s->r->memory_alg = s->r->backchannel && !(s->features & XMIG_F_XXH3) ?
+	    XMIG_DIGEST_SHA256 : s->o->digest;
 	if (s->o->no_digest)
 		;
 	else if (pthread_create(&s->digest_thr, NULL, send_digest_main, s) == 0)
@@ -1377,7 +1385,8 @@ send_bc_reply(struct xmig_send *s, const struct xp_record *rec)
 		 * plain, but acks and the handover still work.
 		 */
 		s->late = LATE_NO;
-		s->features = r.features & (XMIG_F_ACKS | XMIG_F_HANDOVER);
+		s->features = r.features & (XMIG_F_ACKS | XMIG_F_HANDOVER |
+		    XMIG_F_XXH3);
 		send_debug(s, "+%.1f ms: a late XMIG_REPLY: the stream stays "
 		    "plain; acks %s, handover %s", send_ms(s),
 		    (s->features & XMIG_F_ACKS) ? "on" : "off",
@@ -1513,7 +1522,7 @@ send_bc_record(void *arg, const struct xp_stream *st,
 	case REC_XMIG_DIGESTS:
 		if (s->ho != HO_WAIT_DIGESTS || control_digests_get(rec, &dg))
 			return -XP_ECALLBACK;
-		memcpy(s->peer_mem, dg.memory_sha256, 32);
+		memcpy(s->peer_mem, dg.memory_digest, 32);
 		memcpy(s->peer_vcpu, dg.vcpu_sha256, 32);
 		s->have_peer_digests = 1;
 		s->ho = HO_DONE;
@@ -2182,7 +2191,7 @@ send_finish(struct xmig_send *s)
 	}
 	r->verified = -1;
 	if (s->have_peer_digests && r->have_memory && r->have_vcpu)
-		r->verified = memcmp(s->peer_mem, r->memory_sha256, 32) == 0 &&
+		r->verified = memcmp(s->peer_mem, r->memory_digest, 32) == 0 &&
 		    memcmp(s->peer_vcpu, r->vcpu_sha256, 32) == 0;
 	if (s->rc == 0 && r->verified == 0) {
 		s->rc = -EBADMSG;
