@@ -156,6 +156,10 @@ report_print_json(const struct xmig_report *r, FILE *out)
 	    (unsigned long long)r->zero_pages,
 	    (unsigned long long)r->page_octets,
 	    (unsigned long long)r->page_wire);
+	if (r->compression != NULL)
+		fprintf(out, ",\"compression\":\"%s\",\"page_compressed_octets\""
+		    ":%llu", r->compression,
+		    (unsigned long long)r->page_compressed);
 	{
 		struct rusage ru;
 

@@ -91,7 +91,9 @@ struct page_summary {
 	uint32_t	by_type[16];
 	uint64_t	first_pfn;
 	uint64_t	last_pfn;
-	int		deflated;	/* PAGE_DATA with the DEFLATE option */
+	int		deflated;	/* PAGE_DATA with the DEFLATE or ZSTD
+					   option */
+	uint16_t	codec;		/* which of the two */
 	uint32_t	raw_length;	/* its page data, inflated ... */
 	uint32_t	deflated_length; /* ... and as sent */
 };
@@ -458,6 +460,7 @@ page_data_scan(const struct xp_stream *st, const struct xp_record *rec,
 	psz = v.page_size;
 	ps->count = v.count;
 	ps->deflated = v.deflated;
+	ps->codec = v.codec;
 	if (v.deflated) {
 		ps->raw_length = v.raw_length;
 		ps->deflated_length = v.zlength;
@@ -1105,11 +1108,14 @@ dump_body(struct line *l, const struct xp_stream *st,
 			line_hex(l, "last_pfn", ps.last_pfn, 1);
 		}
 		if (ps.deflated) {
+			int z = ps.codec == WIRE_REC_OPT_ZSTD;
+
 			line_u64(l, "raw_length", ps.raw_length);
-			line_u64(l, "deflated_length", ps.deflated_length);
+			line_u64(l, z ? "compressed_length" : "deflated_length",
+			    ps.deflated_length);
 			snprintf(ratio, sizeof ratio, "%.3f", ps.raw_length ?
 			    (double)ps.deflated_length / ps.raw_length : 0.0);
-			line_key(l, "deflate_ratio");
+			line_key(l, z ? "zstd_ratio" : "deflate_ratio");
 			fputs(ratio, l->f);
 		}
 		break;
@@ -1581,7 +1587,7 @@ convert_record(struct image_run *run, const struct xp_stream *st,
 
 	expand = cc->expand && (rec->type == REC_XMIG_ZERO_PAGES ||
 	    (rec->type == REC_PAGE_DATA &&
-	    (rec->options & WIRE_REC_OPT_DEFLATE)));
+	    (rec->options & WIRE_REC_OPT_COMPRESSED)));
 	if (cc->expand && rec->type == REC_XMIG_NEGOTIATE) {
 		cc->negotiate++;
 		return 0;
@@ -1606,9 +1612,9 @@ convert_record(struct image_run *run, const struct xp_stream *st,
 	if (expand)
 		return convert_expand(run, st, rec);
 	if (rec->type == REC_PAGE_DATA)
-		deflate = rec->options & WIRE_REC_OPT_DEFLATE;
+		deflate = rec->options & WIRE_REC_OPT_COMPRESSED;
 	if (deflate) {
-		/* Kept deflated, but checked in full like everything else. */
+		/* Kept compressed, but checked in full like everything else. */
 		struct page_summary	ps;
 
 		if ((rc = scan_or_fail(run, st, rec, &ps, NULL, NULL,
@@ -1819,7 +1825,7 @@ cmd_convert(int argc, char **argv)
 		    "PAGE_DATA", cc.zero_expanded, cc.zero_expanded == 1 ? "" :
 		    "s");
 	if (cc.inflated != 0)
-		log_info("inflated %" PRIu64 " DEFLATE PAGE_DATA record%s",
+		log_info("inflated %" PRIu64 " compressed PAGE_DATA record%s",
 		    cc.inflated, cc.inflated == 1 ? "" : "s");
 	if (cc.sde_inserted_at != 0)
 		log_info("inserted STATIC_DATA_END before input record %"
@@ -1849,9 +1855,9 @@ struct stats_ctx {
 	uint64_t	 data_pages;
 	uint64_t	 zero_pages;
 	uint64_t	 zero_entries;	/* XMIG_ZERO_PAGES */
-	uint64_t	 deflated;	/* DEFLATE PAGE_DATA records */
-	uint64_t	 raw_octets;	/* their page data, inflated */
-	uint64_t	 deflated_octets; /* and as sent */
+	uint64_t	 deflated[2];	/* DEFLATE, ZSTD PAGE_DATA records */
+	uint64_t	 raw_octets[2];	/* their page data, inflated */
+	uint64_t	 deflated_octets[2]; /* and as sent */
 	uint64_t	 checkpoints;
 	struct inflate_buf ib;
 
@@ -1957,9 +1963,11 @@ stats_record(struct image_run *run, const struct xp_stream *st,
 		sc->zero_pages += ps.zero_pages;
 		sc->zero_entries += ps.zero_entries;
 		if (ps.deflated) {
-			sc->deflated++;
-			sc->raw_octets += ps.raw_length;
-			sc->deflated_octets += ps.deflated_length;
+			int z = ps.codec == WIRE_REC_OPT_ZSTD;
+
+			sc->deflated[z]++;
+			sc->raw_octets[z] += ps.raw_length;
+			sc->deflated_octets[z] += ps.deflated_length;
 		}
 	}
 	return 0;
@@ -2019,13 +2027,17 @@ cmd_stats(int argc, char **argv)
 	printf("zero pages: %" PRIu64 "\n", sc.zero_pages);
 	printf("zero-page entries (XMIG_ZERO_PAGES): %" PRIu64 "\n",
 	    sc.zero_entries);
-	printf("deflated records: %" PRIu64, sc.deflated);
-	if (sc.deflated != 0)
-		printf(" (%" PRIu64 " octets of pages in %" PRIu64 ", ratio "
-		    "%.3f)", sc.raw_octets, sc.deflated_octets,
-		    sc.raw_octets ? (double)sc.deflated_octets /
-		    sc.raw_octets : 0.0);
-	printf("\n");
+	for (i = 0; i < 2; i++) {
+		printf("%s records: %" PRIu64, i ? "zstd" : "deflated",
+		    sc.deflated[i]);
+		if (sc.deflated[i] != 0)
+			printf(" (%" PRIu64 " octets of pages in %" PRIu64
+			    ", ratio %.3f)", sc.raw_octets[i],
+			    sc.deflated_octets[i], sc.raw_octets[i] ?
+			    (double)sc.deflated_octets[i] / sc.raw_octets[i] :
+			    0.0);
+		printf("\n");
+	}
 	printf("distinct pfns: %zu\n", sc.npfns);
 	free(sc.types);
 	free(sc.pfns);

@@ -255,6 +255,8 @@ struct xmig_report {
 	uint64_t	 zero_pages;	/* pages sent or received without data */
 	uint64_t	 page_octets;	/* page data before compression */
 	uint64_t	 page_wire;	/* page data as sent */
+	const char	*compression;	/* "zlib", "zstd" or NULL: none */
+	uint64_t	 page_compressed; /* page octets sent compressed */
 	char		 error[512];
 	int		 have_memory, have_vcpu;
 	enum xmig_digest memory_alg;	/* what memory_digest is */
@@ -303,7 +305,11 @@ struct send_opts {
 	int		backchannel;		/* offer one on a connection */
 	int		require_backchannel;	/* fail rather than go one-way */
 	double		negotiate_timeout_ms;	/* wait for XMIG_REPLY (2000) */
-	int		compress_level;		/* zlib level, -1: none */
+	uint16_t	compress;		/* 0 none, WIRE_REC_OPT_DEFLATE
+						   (zlib) or WIRE_REC_OPT_ZSTD */
+	int		compress_level;		/* zlib -1..9, zstd 0..19 */
+	int		compress_fixed;		/* compress every record, never
+						   back off (tests) */
 	int		zero_pages;		/* -1 when agreed, 0 never, 1 also files */
 	double		timeout_s;		/* stalled receiver (60) */
 	int		no_digest;		/* no memory digest after END */

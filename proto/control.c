@@ -190,9 +190,10 @@ control_check_hdr(struct xp_check *ck, uint32_t type, uint32_t len,
 	if (options & ~WIRE_REC_OPT_KNOWN)
 		return record_why(ck, -XP_EOPTIONS, "unknown option bits "
 		    "0x%04x", options & ~WIRE_REC_OPT_KNOWN);
-	if (options & WIRE_REC_OPT_DEFLATE)
-		return record_why(ck, -XP_EOPTIONS, "option bit 1 (DEFLATE) is "
-		    "only valid on PAGE_DATA");
+	if (options & WIRE_REC_OPT_COMPRESSED)
+		return record_why(ck, -XP_EOPTIONS, "option bit %s is only "
+		    "valid on PAGE_DATA", (options & WIRE_REC_OPT_DEFLATE) ?
+		    "1 (DEFLATE)" : "2 (ZSTD)");
 	if (!(options & WIRE_REC_OPT_CHECKSUM))
 		return record_why(ck, -XP_ECHECKSUM, "option bit 0 (checksum "
 		    "valid) is clear: control records always carry a "

@@ -414,7 +414,7 @@ recv_reply(struct xmig_recv *rv, const struct xp_negotiate *np,
 	if (r.result == XMIG_REPLY_OK)
 		r.features = n.features & (XMIG_F_CHECKSUM | XMIG_F_DEFLATE |
 		    XMIG_F_ZERO_PAGES | XMIG_F_ACKS | XMIG_F_HANDOVER |
-		    XMIG_F_XXH3);
+		    XMIG_F_XXH3 | XMIG_F_ZSTD);
 	if (xmig_cbs_log_on(rv->cbs, XMIG_LOG_DEBUG)) {
 		char fo[128], fa[128], lim[48] = "none";
 
@@ -436,6 +436,7 @@ recv_reply(struct xmig_recv *rv, const struct xp_negotiate *np,
 		    r.result == XMIG_REPLY_OK ? "OK" :
 		    "refused", msg[0] ? ": " : "", msg,
 		    xmig_features_str(r.features, fa, sizeof(fa)),
+		    (r.features & XMIG_F_ZSTD) ? "zstd" :
 		    (r.features & XMIG_F_DEFLATE) ? "zlib" : "none",
 		    (r.features & XMIG_F_ZERO_PAGES) ? "without data" :
 		    "as data", r.max_record_len, lim, rv->bc_possible ? "" :

@@ -81,6 +81,7 @@ enum sim_mix {
 	SIM_MIX_ZERO,
 	SIM_MIX_RANDOM,
 	SIM_MIX_REALISTIC,
+	SIM_MIX_TEXT,
 };
 
 enum sim_state {
@@ -143,6 +144,7 @@ static const char *sim_mix_names[] = {
 	[SIM_MIX_ZERO] = "zero",
 	[SIM_MIX_RANDOM] = "random",
 	[SIM_MIX_REALISTIC] = "realistic",
+	[SIM_MIX_TEXT] = "text",
 };
 
 struct sim_spec {
@@ -373,7 +375,7 @@ sim_parse_item(const char *item, size_t len, int where, struct sim_spec *sp)
 		}
 		if (m == sizeof sim_mix_names / sizeof *sim_mix_names) {
 			backend_seterr(NULL, "sim: mix=%.*s: expected zero, "
-			    "random or realistic", (int)vlen, val);
+			    "random, realistic or text", (int)vlen, val);
 			return (-EINVAL);
 		}
 		sp->v[k] = m;
@@ -573,7 +575,7 @@ sim_fill(struct sim *s)
 
 	if (mix == SIM_MIX_ZERO)
 		return (0);
-	if (mix == SIM_MIX_REALISTIC) {
+	if (mix == SIM_MIX_REALISTIC || mix == SIM_MIX_TEXT) {
 		if ((pool = malloc(SIM_TEXT_POOL + SIM_PAGE_SIZE)) == NULL) {
 			backend_seterr(&s->b, "sim: out of memory for the "
 			    "text pool");
@@ -584,11 +586,12 @@ sim_fill(struct sim *s)
 	for (pfn = 0; pfn < s->nr_pages; pfn++) {
 		page = s->mem + (pfn << SIM_PAGE_SHIFT);
 		h = sim_hash2(seed, pfn);
-		if (mix == SIM_MIX_RANDOM || (h & 3) >= 2) {
+		if (mix == SIM_MIX_RANDOM ||
+		    (mix == SIM_MIX_REALISTIC && (h & 3) >= 2)) {
 			sim_fill_random((uint64_t *)page, h);
 			continue;
 		}
-		if ((h & 3) == 0)
+		if (mix == SIM_MIX_REALISTIC && (h & 3) == 0)
 			continue;	/* zero: leave it untouched */
 		off = (size_t)((h >> 8) % (SIM_TEXT_POOL / 8)) * 8;
 		memcpy(page, pool + off, SIM_PAGE_SIZE);
