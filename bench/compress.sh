@@ -50,19 +50,19 @@ for link in capped open; do
 	[ $link = capped ] && bw="--bandwidth $BW"
 	# shellcheck disable=SC2086
 	{
-		run "$link/none" $bw
-		run "$link/zstd" $bw --compress zstd
-		run "$link/zstd-always" $bw --compress zstd --compress-always
-		run "$link/zlib" $bw --compress zlib
+		run "$link-none" $bw
+		run "$link-zstd" $bw --compress zstd
+		run "$link-zstd-always" $bw --compress zstd --compress-always
+		run "$link-zlib" $bw --compress zlib
 	}
 done
 python3 - "$T/runs" <<'PY'
 import sys
 rows = [l.split() for l in open(sys.argv[1])]
-base = {r[0].split("/")[0]: float(r[1]) for r in rows if r[0].endswith("/none")}
+base = {r[0].split("-")[0]: float(r[1]) for r in rows if r[0].endswith("-none")}
 print("%-20s %9s %9s %11s %8s" % ("run", "time ms", "wire MiB", "compressed", "vs none"))
 for name, t, wire, comp, raw in rows:
     t, wire, comp, raw = float(t), float(wire), float(comp), float(raw)
     print("%-20s %9.0f %9.1f %10.0f%% %8.2f" % (name, t, wire / 2**20,
-          100 * comp / raw if raw else 0, t / base[name.split("/")[0]]))
+          100 * comp / raw if raw else 0, t / base[name.split("-")[0]]))
 PY

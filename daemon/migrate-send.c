@@ -56,6 +56,10 @@ usage(FILE *f)
 "  --downtime-limit MS       stop-and-copy once the expected downtime is\n"
 "                            below MS (default 300)\n"
 "  --max-iterations N        at most N pre-copy passes (default 30)\n"
+"  --auto-converge           when the domain dirties memory as fast as the\n"
+"                            link carries it, slow it down (20 %%, then 10 %%\n"
+"                            more each pass, up to 99 %%) so the downtime\n"
+"                            limit can be met; sim only for now\n"
 "  --bandwidth BYTES/s       cap the send rate (K/M/G suffixes; sockets\n"
 "                            and pipes only)\n"
 "  --no-backchannel          do not offer a back-channel on a connection\n"
@@ -176,6 +180,7 @@ enum {
 	OPT_DOWNTIME, OPT_MAX_ITER, OPT_BANDWIDTH,
 	OPT_NO_BC, OPT_REQUIRE_BC, OPT_NEG_TIMEOUT, OPT_COMPRESS,
 	OPT_ZERO_PAGES, OPT_NO_ZERO_PAGES, OPT_COMPRESS_ALWAYS,
+	OPT_AUTO_CONVERGE,
 };
 
 static const struct option longopts[] = {
@@ -191,6 +196,7 @@ static const struct option longopts[] = {
 	{ "negotiate-timeout",	required_argument,	NULL, OPT_NEG_TIMEOUT },
 	{ "compress",		required_argument,	NULL, OPT_COMPRESS },
 	{ "compress-always",	no_argument,		NULL, OPT_COMPRESS_ALWAYS },
+	{ "auto-converge",	no_argument,		NULL, OPT_AUTO_CONVERGE },
 	{ "zero-pages",		no_argument,		NULL, OPT_ZERO_PAGES },
 	{ "no-zero-pages",	no_argument,		NULL, OPT_NO_ZERO_PAGES },
 	{ "verbose",		no_argument,		NULL, 'v' },
@@ -289,6 +295,9 @@ main(int argc, char **argv)
 			break;
 		case OPT_COMPRESS_ALWAYS:
 			o.compress_fixed = 1;
+			break;
+		case OPT_AUTO_CONVERGE:
+			o.auto_converge = 1;
 			break;
 		case OPT_ZERO_PAGES:
 			o.zero_pages = 1;

@@ -156,6 +156,8 @@ report_print_json(const struct xmig_report *r, FILE *out)
 	    (unsigned long long)r->zero_pages,
 	    (unsigned long long)r->page_octets,
 	    (unsigned long long)r->page_wire);
+	if (r->throttle_max != 0)
+		fprintf(out, ",\"throttle_max_pct\":%u", r->throttle_max);
 	if (r->compression != NULL)
 		fprintf(out, ",\"compression\":\"%s\",\"page_compressed_octets\""
 		    ":%llu", r->compression,

@@ -256,6 +256,7 @@ struct xmig_report {
 	uint64_t	 page_octets;	/* page data before compression */
 	uint64_t	 page_wire;	/* page data as sent */
 	const char	*compression;	/* "zlib", "zstd" or NULL: none */
+	unsigned	 throttle_max;	/* auto-converge: the most taken, % */
 	uint64_t	 page_compressed; /* page octets sent compressed */
 	char		 error[512];
 	int		 have_memory, have_vcpu;
@@ -310,6 +311,9 @@ struct send_opts {
 	int		compress_level;		/* zlib -1..9, zstd 0..19 */
 	int		compress_fixed;		/* compress every record, never
 						   back off (tests) */
+	int		auto_converge;		/* throttle a domain that dirties
+						   faster than the link carries
+						   (backend's throttle op) */
 	int		zero_pages;		/* -1 when agreed, 0 never, 1 also files */
 	double		timeout_s;		/* stalled receiver (60) */
 	int		no_digest;		/* no memory digest after END */

@@ -156,6 +156,16 @@ struct backend_ops {
 	int (*early_state)(struct backend *b, struct state_list *out);
 	int (*load_early)(struct backend *b, uint32_t type,
 	    const uint8_t *body, uint32_t len);
+
+	/*
+	 * Optional (NULL: the backend cannot), source, domain running:
+	 * take pct percent (0..99) of the domain's speed away until told
+	 * otherwise, 0 giving it all back; for auto-converge, when the
+	 * domain dirties memory faster than the link carries it.  sim: its
+	 * workload writes at (100 - pct) % of dirty=.  Called from the
+	 * engine's thread.
+	 */
+	int (*throttle)(struct backend *b, unsigned pct);
 };
 
 /* The registry: "sim", "xen" (when built). NULL if unknown. */

@@ -200,6 +200,8 @@ struct xmig_send {
 		unsigned	 switches;	/* on/off changes */
 	}			 zp;
 	uint64_t		 page_compressed; /* page octets sent compressed */
+	unsigned		 throttle;	/* auto-converge: % taken now */
+	unsigned		 throttle_max;
 	int			 zero_elide;
 	struct xp_buf		 zbuf;		/* compression scratch */
 	uint8_t			*raw;		/* a batch of pages, copied */
@@ -943,6 +945,7 @@ send_pause_join(struct xmig_send *s)
 }
 
 static int send_stop_and_copy(struct xmig_send *s);
+static void send_throttle_up(struct xmig_send *s);
 static int send_produce(struct xmig_send *s);
 static void send_next_pass(struct xmig_send *s);
 
@@ -1169,6 +1172,9 @@ send_end_of_pass(struct xmig_send *s)
 	s->prev_remaining = s->remaining;
 	again = (expected_ms > s->o->downtime_limit_ms || !converged) &&
 	    s->iteration < s->o->max_iterations;
+	if (again && converged && expected_ms > s->o->downtime_limit_ms &&
+	    s->iteration >= 2 && s->o->auto_converge)
+		send_throttle_up(s);
 	send_debug(s, "+%.1f ms: pass %u: %llu pages queued in %.1f ms (%llu "
 	    "octets left meanwhile), throughput %.1f MiB/s; %lld dirty pages "
 	    "found (%.1f MiB/s dirtied); expected downtime %.1f ms (limit "
@@ -1199,6 +1205,41 @@ send_end_of_pass(struct xmig_send *s)
 		return 0;
 	}
 	return send_stop_and_copy(s);
+}
+
+/*
+ * Auto-converge: the dirty set no longer halves and the expected downtime
+ * is above the limit, so the domain dirties about as fast as the link
+ * carries.  Take 20 % of its speed, then 10 % more at each such pass, up
+ * to 99 % (as QEMU does).  The throttle is lifted when the session ends,
+ * so a source that resumes runs at full speed.
+ */
+static void
+send_throttle_up(struct xmig_send *s)
+{
+	unsigned pct = s->throttle == 0 ? 20 : s->throttle + 10;
+
+	if (pct > 99)
+		pct = 99;
+	if (s->b->ops->throttle == NULL || pct == s->throttle)
+		return;
+	if (s->b->ops->throttle(s->b, pct) != 0) {
+		send_debug(s, "auto-converge: cannot throttle the domain: %s",
+		    backend_errmsg(s->b));
+		return;
+	}
+	s->throttle = pct;
+	if (pct > s->throttle_max)
+		s->throttle_max = pct;
+	send_debug(s, "+%.1f ms: auto-converge: the domain runs at %u %% of "
+	    "its speed", send_ms(s), 100 - pct);
+}
+
+static void
+send_throttle_off(struct xmig_send *s)
+{
+	if (s->throttle != 0 && s->b->ops->throttle(s->b, 0) == 0)
+		s->throttle = 0;
 }
 
 static void *
@@ -2307,6 +2348,7 @@ send_finish(struct xmig_send *s)
 		s->b->ops->disable_dirty(s->b);
 		s->tracking = 0;
 	}
+	send_throttle_off(s);	/* a resumed source runs at full speed */
 	if (s->rc != 0 && s->paused && !s->unconfirmed) {
 		/* Never leave a failed source paused... */
 		if (s->b->ops->resume(s->b) == 0)
@@ -2324,6 +2366,7 @@ send_finish(struct xmig_send *s)
 	r->page_octets = s->page_octets;
 	r->page_wire = s->page_wire;
 	r->page_compressed = s->page_compressed;
+	r->throttle_max = s->throttle_max;
 	r->compression = s->zcodec == WIRE_REC_OPT_ZSTD ? "zstd" :
 	    s->zcodec == WIRE_REC_OPT_DEFLATE ? "zlib" : NULL;
 	r->iterations = s->iteration;
@@ -2476,6 +2519,10 @@ xmig_send_start(struct xmig_send *s)
 		return 0;
 	}
 	s->page_size = 1u << s->info.page_shift;
+	if (o->auto_converge && b->ops->throttle == NULL)
+		xmig_cbs_log(s->cbs, XMIG_LOG_WARN, "auto-converge: the %s "
+		    "backend cannot throttle a domain: passes as without it",
+		    b->ops->name);
 	s->r->nr_pages = s->info.nr_pages;
 	s->r->dialect = o->dialect == XP_XEN ? "xen" : "draftb";
 	stream_init(&s->st, o->dialect, o->dialect == XP_DRAFTB &&
