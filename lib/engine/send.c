@@ -196,6 +196,9 @@ struct xmig_send {
 		uint64_t	 win_raw;	/* page octets delivered in it */
 		uint64_t	 win_t0;	/* ns, the window's start */
 		double		 rate[2];	/* octets/s plain [0], compressed */
+		uint64_t	 block_t0;	/* ns: the output filled up */
+		uint64_t	 blocked_ns;	/* time the output stayed full */
+		uint64_t	 win_blocked0;	/* blocked_ns at the window's start */
 		uint64_t	 skipped;	/* batches sent plain: no gain */
 		unsigned	 switches;	/* on/off changes */
 	}			 zp;
@@ -401,8 +404,10 @@ send_pages_absent(struct xmig_send *s, const uint64_t *pfns, unsigned n)
  * second from the first delivery to the last, is that way's rate, what
  * the link and the CPU together achieve, whatever the buffer holds.
  * Every SEND_ZP_PERIOD windows the sender tries the other way for one
- * window, then keeps the faster: compression pays on a slow link and
- * backs off while the CPU, not the link, limits the rate (loopback).
+ * window, then keeps it if it was a tenth faster: compression pays on a
+ * slow link and backs off while the CPU, not the link, limits the rate
+ * (loopback).  While compressed windows keep the output full half of
+ * their time, the link is the limit and no plain window is tried.
  */
 #define SEND_ZP_WINDOW	(16u << 20)
 #define SEND_ZP_PERIOD	8u
@@ -433,11 +438,20 @@ send_zp_window(struct xmig_send *s, uint64_t now)
 	struct send_zpolicy *zp = &s->zp;
 	int best;
 
+	uint64_t blocked = zp->blocked_ns - zp->win_blocked0;
+
+	if (zp->block_t0 != 0 && now > zp->block_t0)
+		blocked += now - zp->block_t0;
 	zp->rate[zp->win_on] = now > zp->win_t0 ? (double)zp->win_raw * 1e9 /
 	    (double)(now - zp->win_t0) : 0;
 	if (zp->win_on != zp->on)
 		return;		/* the old way, still leaving the buffer */
 	if (!zp->probing) {
+		if (zp->on && now > zp->win_t0 &&
+		    blocked * 2 >= now - zp->win_t0) {
+			zp->left = SEND_ZP_PERIOD;	/* the link limits */
+			return;
+		}
 		if (zp->left != 0 && --zp->left != 0)
 			return;
 		zp->on = !zp->on;	/* try the other way for a window */
@@ -446,7 +460,8 @@ send_zp_window(struct xmig_send *s, uint64_t now)
 	}
 	zp->probing = 0;
 	zp->left = SEND_ZP_PERIOD;
-	best = zp->rate[1] >= zp->rate[0];
+	/* The tried way must be a tenth faster to stay. */
+	best = zp->rate[zp->on] > zp->rate[!zp->on] * 1.1 ? zp->on : !zp->on;
 	if (best != zp->on)
 		zp->on = best;		/* the try lost: back */
 	else {
@@ -474,6 +489,7 @@ send_zp_drained(struct xmig_send *s)
 		if (zp->win_raw == 0) {
 			zp->win_on = r->on;
 			zp->win_t0 = zp->t_last;
+			zp->win_blocked0 = zp->blocked_ns;
 		}
 		zp->win_raw += r->raw;
 		zp->t_last = now;
@@ -1314,6 +1330,11 @@ send_produce(struct xmig_send *s)
 	unsigned n;
 	int rc;
 
+	if (s->zp.block_t0 != 0) {
+		/* The output drained enough to go on: it was full till now. */
+		s->zp.blocked_ns += now_ns() - s->zp.block_t0;
+		s->zp.block_t0 = 0;
+	}
 	while (s->rc == 0 && evbuffer_get_length(s->out) < SEND_HIGH_WATER) {
 		switch (s->phase) {
 		case SP_HEADERS:
@@ -1406,6 +1427,9 @@ send_produce(struct xmig_send *s)
 		}
 		send_progress(s, 0);
 	}
+	if (s->rc == 0 && s->zcodec != 0 &&
+	    evbuffer_get_length(s->out) >= SEND_HIGH_WATER)
+		s->zp.block_t0 = now_ns();	/* full: the link is behind */
 	return 0;
 }
 
