@@ -1,7 +1,7 @@
 /*
  * cmdline.c -- what the migration commands' command lines have in common:
- * --progress, --report, --timeout and the --tls-* options, and the one
- * way a command says its usage was wrong.
+ * --progress, --report, --timeout, --digest and the --tls-* options, and
+ * the one way a command says its usage was wrong.
  */
 #include "config.h"
 
@@ -94,6 +94,12 @@ cmd_common_option(const char *prog, int c, const char *arg,
 			    CMD_TLS_PEERS_MAX);
 		cmd_tls_peers[cc->tls.npeers++] = arg;
 		cc->tls.peers = cmd_tls_peers;
+		return 0;
+	case OPT_DIGEST:
+		cc->no_digest = strcmp(arg, "none") == 0;
+		if (!cc->no_digest && digest_parse(arg, &cc->digest) != 0)
+			return -cmd_usage_error(prog, "--digest: '%s' is not "
+			    "xxh3-128, sha256 or none", arg);
 		return 0;
 	case OPT_TLS_ALLOW:
 		if (cc->tls.allow_file != NULL)

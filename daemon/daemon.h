@@ -35,7 +35,8 @@ const char *version_backends_built(char *buf, size_t len);
 
 enum {
 	OPT_PROGRESS = 1000, OPT_REPORT, OPT_TIMEOUT, OPT_TLS_CERT,
-	OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_PEER, OPT_TLS_ALLOW, OPT_COMMON_END
+	OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_PEER, OPT_TLS_ALLOW, OPT_DIGEST,
+	OPT_COMMON_END
 };
 #define CMD_COMMON_LONGOPTS \
 	{ "progress",	required_argument,	NULL, OPT_PROGRESS }, \
@@ -45,13 +46,16 @@ enum {
 	{ "tls-key",	required_argument,	NULL, OPT_TLS_KEY }, \
 	{ "tls-ca",	required_argument,	NULL, OPT_TLS_CA }, \
 	{ "tls-peer",	required_argument,	NULL, OPT_TLS_PEER }, \
-	{ "tls-allow",	required_argument,	NULL, OPT_TLS_ALLOW }
+	{ "tls-allow",	required_argument,	NULL, OPT_TLS_ALLOW }, \
+	{ "digest",	required_argument,	NULL, OPT_DIGEST }
 
 struct cmd_common {
 	enum progress_mode	progress;
 	int			report;		/* --report json */
 	double			timeout_s;	/* 0: the default */
 	struct xport_tls	tls;
+	enum xmig_digest	digest;		/* --digest: xxh3-128 default */
+	int			no_digest;	/* --digest none */
 };
 /*
  * 0 if taken, or -2 after printing the usage error.  --tls-peer may be

@@ -66,6 +66,10 @@ usage(FILE *f)
 "                        progress on stderr (auto: a line on a terminal)\n"
 "  --report json         a JSON report per migration (on stdout, or on\n"
 "                        stderr when SOURCE is -)\n"
+"  --digest xxh3-128|sha256|none\n"
+"                        the memory digest's hash on a one-way stream\n"
+"                        (default xxh3-128; with a back-channel the\n"
+"                        sender's choice); none: no digests\n"
 "  -v, --verbose         debug lines too: what was offered and agreed,\n"
 "                        the stream's figures, the handover steps in ms\n"
 "  -V, --version         the version, dialects, backends, transports\n"
@@ -163,6 +167,8 @@ main(int argc, char **argv)
 	}
 	o.progress = cc.progress;
 	o.timeout_s = cc.timeout_s;
+	o.digest = cc.digest;
+	o.no_digest = cc.no_digest;
 	o.tls = cc.tls;
 	o.report_json = cc.report;
 	if (argc - optind != 1)

@@ -30,7 +30,8 @@ usage(FILE *f)
 "\n"
 "DOMAIN  sim:KEY=VALUE,...   a simulated domain created in this process\n"
 "                            (mem=256M vcpus=2 dirty=0 hot=MEM seed=1\n"
-"                            mix=realistic|zero|random; dirty in bytes/s)\n"
+"                            mix=realistic|zero|random|text;\n"
+"                            dirty in bytes/s)\n"
 "        xen:NAME, xen:DOMID a Xen PVH or 64-bit PV domain on this host\n"
 "                            (dom0; PV with --no-live only): libxl\n"
 "                            suspends it for the last pass, its libxl\n"
@@ -56,14 +57,24 @@ usage(FILE *f)
 "  --downtime-limit MS       stop-and-copy once the expected downtime is\n"
 "                            below MS (default 300)\n"
 "  --max-iterations N        at most N pre-copy passes (default 30)\n"
+"  --auto-converge           when the domain dirties memory as fast as the\n"
+"                            link carries it, slow it down (20 %%, then 10 %%\n"
+"                            more each pass, up to 99 %%) so the downtime\n"
+"                            limit can be met; sim only for now\n"
 "  --bandwidth BYTES/s       cap the send rate (K/M/G suffixes; sockets\n"
 "                            and pipes only)\n"
 "  --no-backchannel          do not offer a back-channel on a connection\n"
 "  --require-backchannel     fail if the receiver does not answer the offer\n"
 "  --negotiate-timeout MS    wait that long for the answer (default 2000),\n"
 "                            then go one-way\n"
-"  --compress zlib[:LEVEL]   deflate page data (draft-B; level 1 by default);\n"
-"                            on a connection only if the receiver agrees\n"
+"  --compress zstd[:LEVEL]   compress page data with zstd (level 1 by\n"
+"                            default, up to 19), or zlib[:LEVEL] (0-9):\n"
+"                            draft-B; on a connection only if the receiver\n"
+"                            agrees.  Adaptive: a batch of pages that does\n"
+"                            not compress goes plain, and compression backs\n"
+"                            off while it, not the link, is the bottleneck\n"
+"  --compress-always         never back off (a batch that does not compress\n"
+"                            still goes plain)\n"
 "  --zero-pages              send zero pages without data also to a file\n"
 "                            or stdout (on a connection: when agreed)\n"
 "  --no-zero-pages           never elide zero pages\n"
@@ -79,6 +90,10 @@ usage(FILE *f)
 "                            progress on stderr (auto: a line on a terminal)\n"
 "  --report json             print a JSON report at the end (on stdout, or\n"
 "                            on stderr when DEST is -)\n"
+"  --digest xxh3-128|sha256|none\n"
+"                            the hash of the end-to-end memory digest both\n"
+"                            sides compare (default xxh3-128; sha256 also\n"
+"                            toward receivers older than xxh3-128)\n"
 "  -v, --verbose             debug lines too: what was offered and agreed,\n"
 "                            each pass (pages, dirty pages, throughput,\n"
 "                            expected downtime), the handover steps in ms\n"
@@ -112,6 +127,38 @@ on_cancel(int sig)
 	errno = e;
 }
 
+/*
+ * --compress zstd[:LEVEL] | zlib[:LEVEL] | none into o: 0, or -1 when it
+ * is none of these.  Levels: zstd 1-19 (default 1), zlib 0-9 (default 1).
+ */
+static int
+compress_parse(const char *arg, struct send_opts *o)
+{
+	const char *lv = strchr(arg, ':');
+	size_t n = lv != NULL ? (size_t)(lv - arg) : strlen(arg);
+	char *end;
+	long l = 1;
+
+	if (strcmp(arg, "none") == 0) {
+		o->compress = 0;
+		return 0;
+	}
+	if (lv != NULL) {
+		errno = 0;
+		l = strtol(lv + 1, &end, 10);
+		if (lv[1] < '0' || lv[1] > '9' || *end != '\0' || errno != 0)
+			return -1;
+	}
+	if (n == 4 && strncmp(arg, "zstd", 4) == 0 && l >= 1 && l <= 19)
+		o->compress = WIRE_REC_OPT_ZSTD;
+	else if (n == 4 && strncmp(arg, "zlib", 4) == 0 && l >= 0 && l <= 9)
+		o->compress = WIRE_REC_OPT_DEFLATE;
+	else
+		return -1;
+	o->compress_level = (int)l;
+	return 0;
+}
+
 /* The engine's cancel_fd, or -1 if no pipe could be made. */
 static int
 cancel_setup(void)
@@ -133,7 +180,8 @@ enum {
 	OPT_FORMAT = 256, OPT_NO_CHECKSUM, OPT_BIG_ENDIAN, OPT_NO_LIVE,
 	OPT_DOWNTIME, OPT_MAX_ITER, OPT_BANDWIDTH,
 	OPT_NO_BC, OPT_REQUIRE_BC, OPT_NEG_TIMEOUT, OPT_COMPRESS,
-	OPT_ZERO_PAGES, OPT_NO_ZERO_PAGES,
+	OPT_ZERO_PAGES, OPT_NO_ZERO_PAGES, OPT_COMPRESS_ALWAYS,
+	OPT_AUTO_CONVERGE,
 };
 
 static const struct option longopts[] = {
@@ -148,6 +196,8 @@ static const struct option longopts[] = {
 	{ "require-backchannel", no_argument,		NULL, OPT_REQUIRE_BC },
 	{ "negotiate-timeout",	required_argument,	NULL, OPT_NEG_TIMEOUT },
 	{ "compress",		required_argument,	NULL, OPT_COMPRESS },
+	{ "compress-always",	no_argument,		NULL, OPT_COMPRESS_ALWAYS },
+	{ "auto-converge",	no_argument,		NULL, OPT_AUTO_CONVERGE },
 	{ "zero-pages",		no_argument,		NULL, OPT_ZERO_PAGES },
 	{ "no-zero-pages",	no_argument,		NULL, OPT_NO_ZERO_PAGES },
 	{ "verbose",		no_argument,		NULL, 'v' },
@@ -239,17 +289,16 @@ main(int argc, char **argv)
 				    "not a number of milliseconds", optarg);
 			break;
 		case OPT_COMPRESS:
-			if (strcmp(optarg, "zlib") == 0)
-				o.compress_level = 1;
-			else if (strncmp(optarg, "zlib:", 5) == 0 &&
-			    optarg[5] >= '0' && optarg[5] <= '9' &&
-			    optarg[6] == '\0')
-				o.compress_level = optarg[5] - '0';
-			else if (strcmp(optarg, "none") == 0)
-				o.compress_level = -1;
-			else
+			if (compress_parse(optarg, &o) != 0)
 				return bad_usage("--compress: '%s' is not "
-				    "zlib, zlib:LEVEL (0-9) or none", optarg);
+				    "zstd, zstd:LEVEL (1-19), zlib, zlib:LEVEL "
+				    "(0-9) or none", optarg);
+			break;
+		case OPT_COMPRESS_ALWAYS:
+			o.compress_fixed = 1;
+			break;
+		case OPT_AUTO_CONVERGE:
+			o.auto_converge = 1;
 			break;
 		case OPT_ZERO_PAGES:
 			o.zero_pages = 1;
@@ -273,6 +322,8 @@ main(int argc, char **argv)
 	}
 	o.progress = cc.progress;
 	o.timeout_s = cc.timeout_s;
+	o.digest = cc.digest;
+	o.no_digest = cc.no_digest;
 	o.tls = cc.tls;
 	report = cc.report;
 	if (argc - optind != 2)

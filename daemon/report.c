@@ -120,7 +120,7 @@ report_print_json(const struct xmig_report *r, FILE *out)
 {
 	char mem[65], vcpu[65], err[1100];
 
-	hex_encode(r->memory_sha256, 32, mem);
+	hex_encode(r->memory_digest, digest_len(r->memory_alg), mem);
 	hex_encode(r->vcpu_sha256, 32, vcpu);
 	json_escape(r->error, err, sizeof(err));
 	fprintf(out, "{\"role\":\"%s\",\"status\":\"%s\"", r->role, r->status);
@@ -129,9 +129,10 @@ report_print_json(const struct xmig_report *r, FILE *out)
 	if (r->dialect)
 		fprintf(out, ",\"dialect\":\"%s\"", r->dialect);
 	if (r->have_memory)
-		fprintf(out, ",\"memory_sha256\":\"%s\"", mem);
+		fprintf(out, ",\"digest\":\"%s\",\"memory_digest\":\"%s\"",
+		    digest_name(r->memory_alg), mem);
 	else
-		fprintf(out, ",\"memory_sha256\":null");
+		fprintf(out, ",\"digest\":null,\"memory_digest\":null");
 	if (r->have_vcpu)
 		fprintf(out, ",\"vcpu_sha256\":\"%s\"", vcpu);
 	else
@@ -155,6 +156,12 @@ report_print_json(const struct xmig_report *r, FILE *out)
 	    (unsigned long long)r->zero_pages,
 	    (unsigned long long)r->page_octets,
 	    (unsigned long long)r->page_wire);
+	if (r->throttle_max != 0)
+		fprintf(out, ",\"throttle_max_pct\":%u", r->throttle_max);
+	if (r->compression != NULL)
+		fprintf(out, ",\"compression\":\"%s\",\"page_compressed_octets\""
+		    ":%llu", r->compression,
+		    (unsigned long long)r->page_compressed);
 	{
 		struct rusage ru;
 

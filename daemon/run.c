@@ -154,7 +154,7 @@ send_domain(struct backend *b, const char *dest, const struct send_opts *o,
 	if (r->verified != -1 && xmig_log_on(XMIG_LOG_DEBUG)) {
 		char mh[65];
 
-		hex_encode(r->memory_sha256, 32, mh);
+		hex_encode(r->memory_digest, digest_len(r->memory_alg), mh);
 		xmig_debug("+%.1f ms: the receiver's digests %s ours (memory "
 		    "%.16s...)", r->duration_ms, r->verified ? "equal" :
 		    "DIFFER from", mh);

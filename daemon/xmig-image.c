@@ -24,7 +24,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include "proto.h"
 #include "libxl.h"
@@ -92,7 +91,9 @@ struct page_summary {
 	uint32_t	by_type[16];
 	uint64_t	first_pfn;
 	uint64_t	last_pfn;
-	int		deflated;	/* PAGE_DATA with the DEFLATE option */
+	int		deflated;	/* PAGE_DATA with the DEFLATE or ZSTD
+					   option */
+	uint16_t	codec;		/* which of the two */
 	uint32_t	raw_length;	/* its page data, inflated ... */
 	uint32_t	deflated_length; /* ... and as sent */
 };
@@ -247,12 +248,13 @@ static const struct image_cmd image_cmds[] = {
 	{
 		.name = "digest",
 		.exec = cmd_digest,
-		.usage = "[--pages N] FILE",
+		.usage = "[--pages N] [--hash xxh3-128|sha256] FILE",
 		.help =
-"Print the SHA-256 of the memory the image restores, in hexadecimal,\n"
-"followed by the number of pages and the page size:\n"
+"Print the digest of the memory the image restores, in hexadecimal,\n"
+"followed by the number of pages, the page size and the hash:\n"
 "\n"
-"  <64 hex digits>  pages=N page_size=P\n"
+"  <32 hex digits>  pages=N page_size=P hash=xxh3-128\n"
+"  <64 hex digits>  pages=N page_size=P hash=sha256\n"
 "\n"
 "The memory is pages 0 to N-1 in pfn order, N being one more than the\n"
 "highest pfn of any PAGE_DATA or XMIG_ZERO_PAGES entry (or --pages).  Each\n"
@@ -261,11 +263,13 @@ static const struct image_cmd image_cmds[] = {
 "entries without data (XTAB, XALLOC, BROKEN) and records after VERIFY do\n"
 "not change it, and a page no record wrote is zeros.  So an image and its\n"
 "conversions (to Xen, --expand) have the same digest, and it is the\n"
-"memory_sha256 a receiver reports when N is the domain's page count.  The\n"
+"memory_digest a receiver reports, with the same hash, when N is the\n"
+"domain's page count.  The\n"
 "image must be valid (exit 1 otherwise).  Pages are gathered in an\n"
 "unlinked temporary file in $TMPDIR (or /tmp), sparse where unwritten.\n"
 "\n"
 "  -p, --pages N   digest exactly N pages (default: highest pfn + 1)\n"
+"  -H, --hash H    xxh3-128 (default, as migrations use) or sha256\n"
 "  -h, --help      this text\n"
 "\n"
 "FILE may be - for standard input.\n",
@@ -456,6 +460,7 @@ page_data_scan(const struct xp_stream *st, const struct xp_record *rec,
 	psz = v.page_size;
 	ps->count = v.count;
 	ps->deflated = v.deflated;
+	ps->codec = v.codec;
 	if (v.deflated) {
 		ps->raw_length = v.raw_length;
 		ps->deflated_length = v.zlength;
@@ -1103,11 +1108,14 @@ dump_body(struct line *l, const struct xp_stream *st,
 			line_hex(l, "last_pfn", ps.last_pfn, 1);
 		}
 		if (ps.deflated) {
+			int z = ps.codec == WIRE_REC_OPT_ZSTD;
+
 			line_u64(l, "raw_length", ps.raw_length);
-			line_u64(l, "deflated_length", ps.deflated_length);
+			line_u64(l, z ? "compressed_length" : "deflated_length",
+			    ps.deflated_length);
 			snprintf(ratio, sizeof ratio, "%.3f", ps.raw_length ?
 			    (double)ps.deflated_length / ps.raw_length : 0.0);
-			line_key(l, "deflate_ratio");
+			line_key(l, z ? "zstd_ratio" : "deflate_ratio");
 			fputs(ratio, l->f);
 		}
 		break;
@@ -1579,7 +1587,7 @@ convert_record(struct image_run *run, const struct xp_stream *st,
 
 	expand = cc->expand && (rec->type == REC_XMIG_ZERO_PAGES ||
 	    (rec->type == REC_PAGE_DATA &&
-	    (rec->options & WIRE_REC_OPT_DEFLATE)));
+	    (rec->options & WIRE_REC_OPT_COMPRESSED)));
 	if (cc->expand && rec->type == REC_XMIG_NEGOTIATE) {
 		cc->negotiate++;
 		return 0;
@@ -1604,9 +1612,9 @@ convert_record(struct image_run *run, const struct xp_stream *st,
 	if (expand)
 		return convert_expand(run, st, rec);
 	if (rec->type == REC_PAGE_DATA)
-		deflate = rec->options & WIRE_REC_OPT_DEFLATE;
+		deflate = rec->options & WIRE_REC_OPT_COMPRESSED;
 	if (deflate) {
-		/* Kept deflated, but checked in full like everything else. */
+		/* Kept compressed, but checked in full like everything else. */
 		struct page_summary	ps;
 
 		if ((rc = scan_or_fail(run, st, rec, &ps, NULL, NULL,
@@ -1817,7 +1825,7 @@ cmd_convert(int argc, char **argv)
 		    "PAGE_DATA", cc.zero_expanded, cc.zero_expanded == 1 ? "" :
 		    "s");
 	if (cc.inflated != 0)
-		log_info("inflated %" PRIu64 " DEFLATE PAGE_DATA record%s",
+		log_info("inflated %" PRIu64 " compressed PAGE_DATA record%s",
 		    cc.inflated, cc.inflated == 1 ? "" : "s");
 	if (cc.sde_inserted_at != 0)
 		log_info("inserted STATIC_DATA_END before input record %"
@@ -1847,9 +1855,9 @@ struct stats_ctx {
 	uint64_t	 data_pages;
 	uint64_t	 zero_pages;
 	uint64_t	 zero_entries;	/* XMIG_ZERO_PAGES */
-	uint64_t	 deflated;	/* DEFLATE PAGE_DATA records */
-	uint64_t	 raw_octets;	/* their page data, inflated */
-	uint64_t	 deflated_octets; /* and as sent */
+	uint64_t	 deflated[2];	/* DEFLATE, ZSTD PAGE_DATA records */
+	uint64_t	 raw_octets[2];	/* their page data, inflated */
+	uint64_t	 deflated_octets[2]; /* and as sent */
 	uint64_t	 checkpoints;
 	struct inflate_buf ib;
 
@@ -1955,9 +1963,11 @@ stats_record(struct image_run *run, const struct xp_stream *st,
 		sc->zero_pages += ps.zero_pages;
 		sc->zero_entries += ps.zero_entries;
 		if (ps.deflated) {
-			sc->deflated++;
-			sc->raw_octets += ps.raw_length;
-			sc->deflated_octets += ps.deflated_length;
+			int z = ps.codec == WIRE_REC_OPT_ZSTD;
+
+			sc->deflated[z]++;
+			sc->raw_octets[z] += ps.raw_length;
+			sc->deflated_octets[z] += ps.deflated_length;
 		}
 	}
 	return 0;
@@ -2017,13 +2027,17 @@ cmd_stats(int argc, char **argv)
 	printf("zero pages: %" PRIu64 "\n", sc.zero_pages);
 	printf("zero-page entries (XMIG_ZERO_PAGES): %" PRIu64 "\n",
 	    sc.zero_entries);
-	printf("deflated records: %" PRIu64, sc.deflated);
-	if (sc.deflated != 0)
-		printf(" (%" PRIu64 " octets of pages in %" PRIu64 ", ratio "
-		    "%.3f)", sc.raw_octets, sc.deflated_octets,
-		    sc.raw_octets ? (double)sc.deflated_octets /
-		    sc.raw_octets : 0.0);
-	printf("\n");
+	for (i = 0; i < 2; i++) {
+		printf("%s records: %" PRIu64, i ? "zstd" : "deflated",
+		    sc.deflated[i]);
+		if (sc.deflated[i] != 0)
+			printf(" (%" PRIu64 " octets of pages in %" PRIu64
+			    ", ratio %.3f)", sc.raw_octets[i],
+			    sc.deflated_octets[i], sc.raw_octets[i] ?
+			    (double)sc.deflated_octets[i] / sc.raw_octets[i] :
+			    0.0);
+		printf("\n");
+	}
 	printf("distinct pfns: %zu\n", sc.npfns);
 	free(sc.types);
 	free(sc.pfns);
@@ -2096,24 +2110,22 @@ digest_header(struct image_run *run, const struct xp_stream *st)
 	return 0;
 }
 
-/* SHA-256 of pages 0..npages-1 of the file; 0 or an errno. */
+/* The digest of pages 0..npages-1 of the file; 0 or an errno. */
 static int
-digest_file(struct digest_ctx *dc, uint64_t npages, uint8_t md[32])
+digest_file(struct digest_ctx *dc, uint64_t npages, enum xmig_digest alg,
+    uint8_t md[32])
 {
-	EVP_MD_CTX	*ctx;
+	struct mhash	*h;
 	uint8_t		*buf;
 	size_t		 chunk = IMAGE_CHUNK, want;
 	uint64_t	 off = 0, total = npages * dc->page_size;
 	ssize_t		 n;
-	unsigned	 mdlen = 0;
 	int		 rc = 0;
 
 	if ((buf = malloc(chunk)) == NULL)
 		return errno;
-	if ((ctx = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+	if ((h = mhash_new(alg)) == NULL) {
 		free(buf);
-		EVP_MD_CTX_free(ctx);
 		return ENOMEM;
 	}
 	while (off < total) {
@@ -2130,16 +2142,12 @@ digest_file(struct digest_ctx *dc, uint64_t npages, uint8_t md[32])
 			memset(buf, 0, want);
 			n = (ssize_t)want;
 		}
-		if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1) {
-			rc = EIO;
-			break;
-		}
+		mhash_update(h, buf, (size_t)n);
 		off += (uint64_t)n;
 	}
-	if (rc == 0 && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 ||
-	    mdlen != 32))
-		rc = EIO;
-	EVP_MD_CTX_free(ctx);
+	if (rc == 0)
+		mhash_final(h, md);
+	mhash_free(h);
 	free(buf);
 	return rc;
 }
@@ -2149,9 +2157,11 @@ cmd_digest(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "pages", required_argument, NULL, 'p' },
+		{ "hash", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
+	enum xmig_digest	 alg = XMIG_DIGEST_XXH3;
 	struct digest_ctx	 dc;
 	struct image_run	 run;
 	char			 path[PATH_MAX], *end;
@@ -2161,8 +2171,15 @@ cmd_digest(int argc, char **argv)
 	int			 ch, rc, given = 0;
 	size_t			 i;
 
-	while ((ch = getopt_long(argc, argv, "p:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "p:H:h", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'H':
+			if (digest_parse(optarg, &alg) != 0) {
+				log_err("--hash %s: xxh3-128 or sha256", optarg);
+				usage(cur_cmd);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'p':
 			errno = 0;
 			npages = strtoull(optarg, &end, 0);
@@ -2215,16 +2232,17 @@ cmd_digest(int argc, char **argv)
 		close(dc.fd);
 		return EXIT_INVALID;
 	}
-	if ((rc = digest_file(&dc, npages, md)) != 0) {
+	if ((rc = digest_file(&dc, npages, alg, md)) != 0) {
 		log_err("%s: digest: %s", display_path(run.path),
 		    strerror(rc));
 		close(dc.fd);
 		return EXIT_INVALID;
 	}
 	close(dc.fd);
-	for (i = 0; i < sizeof md; i++)
+	for (i = 0; i < digest_len(alg); i++)
 		printf("%02x", md[i]);
-	printf("  pages=%" PRIu64 " page_size=%zu\n", npages, dc.page_size);
+	printf("  pages=%" PRIu64 " page_size=%zu hash=%s\n", npages,
+	    dc.page_size, digest_name(alg));
 	if (fflush(stdout) != 0) {
 		log_err("standard output: %s", strerror(errno));
 		return EXIT_INVALID;

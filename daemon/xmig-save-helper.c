@@ -654,7 +654,7 @@ do_save(char **argv)
 	    PROGRESS_JSON : PROGRESS_NONE;
 	o.backchannel = 0;
 	o.zero_pages = 0;
-	o.compress_level = -1;
+	o.compress = 0;
 	o.no_digest = 1;
 	/*
 	 * xmig's pass policy (downtime limit, passes that halve the dirty

@@ -79,12 +79,28 @@ void	xmig_cbs_log(const struct xmig_cbs *cbs, int level, const char *fmt,
 /* ---- digest.c ---------------------------------------------------------- */
 
 /*
- * memory_sha256: SHA-256 over pfns 0..nr_pages-1 in order, page_size octets
- * each, pages that cannot be mapped or were never populated counted as
- * zeros.  Reads through the backend's map().
+ * The memory digest: a hash over pfns 0..nr_pages-1 in order, page_size
+ * octets each, pages that cannot be mapped or were never populated counted
+ * as zeros.  Reads through the backend's map().  XXH3-128 (the default: a
+ * tenth of SHA-256's cost) fills out[0..15] with its canonical big-endian
+ * form and zeros the rest; SHA-256 fills all 32 octets (SPEC 13.4).
  */
+enum xmig_digest {
+	XMIG_DIGEST_XXH3 = 0,	/* XXH3-128 */
+	XMIG_DIGEST_SHA256,
+};
+const char *digest_name(enum xmig_digest alg);	/* "xxh3-128", "sha256" */
+unsigned digest_len(enum xmig_digest alg);	/* 16, 32 */
+/* "xxh3-128" (or "xxh3"), "sha256": 0 and *alg; -EINVAL otherwise. */
+int	digest_parse(const char *s, enum xmig_digest *alg);
 int	digest_memory(struct backend *b, uint64_t nr_pages, unsigned page_size,
-	    uint8_t out[32]);
+	    enum xmig_digest alg, uint8_t out[32]);
+/* The same hash over any octets: NULL when out of memory. */
+struct mhash;
+struct mhash *mhash_new(enum xmig_digest alg);
+void	mhash_update(struct mhash *h, const void *p, size_t len);
+void	mhash_final(struct mhash *h, uint8_t out[32]);	/* as digest_memory */
+void	mhash_free(struct mhash *h);
 
 /* vcpu_sha256: running SHA-256 over the state records a stream carried. */
 struct digest_state;
@@ -239,9 +255,13 @@ struct xmig_report {
 	uint64_t	 zero_pages;	/* pages sent or received without data */
 	uint64_t	 page_octets;	/* page data before compression */
 	uint64_t	 page_wire;	/* page data as sent */
+	const char	*compression;	/* "zlib", "zstd" or NULL: none */
+	unsigned	 throttle_max;	/* auto-converge: the most taken, % */
+	uint64_t	 page_compressed; /* page octets sent compressed */
 	char		 error[512];
 	int		 have_memory, have_vcpu;
-	uint8_t		 memory_sha256[32];
+	enum xmig_digest memory_alg;	/* what memory_digest is */
+	uint8_t		 memory_digest[32];	/* digest_len(memory_alg) used */
 	uint8_t		 vcpu_sha256[32];
 	uint64_t	 bytes;
 	uint64_t	 pages_sent;
@@ -286,10 +306,18 @@ struct send_opts {
 	int		backchannel;		/* offer one on a connection */
 	int		require_backchannel;	/* fail rather than go one-way */
 	double		negotiate_timeout_ms;	/* wait for XMIG_REPLY (2000) */
-	int		compress_level;		/* zlib level, -1: none */
+	uint16_t	compress;		/* 0 none, WIRE_REC_OPT_DEFLATE
+						   (zlib) or WIRE_REC_OPT_ZSTD */
+	int		compress_level;		/* zlib -1..9, zstd 0..19 */
+	int		compress_fixed;		/* compress every record, never
+						   back off (tests) */
+	int		auto_converge;		/* throttle a domain that dirties
+						   faster than the link carries
+						   (backend's throttle op) */
 	int		zero_pages;		/* -1 when agreed, 0 never, 1 also files */
 	double		timeout_s;		/* stalled receiver (60) */
 	int		no_digest;		/* no memory digest after END */
+	enum xmig_digest digest;		/* offered; SHA-256 unless agreed */
 	/*
 	 * The toolstack's configuration of the domain (libxl JSON), sent
 	 * as XMIG_DOMAIN_CONFIG right after the offer (SPEC 12.4): on a
@@ -399,6 +427,8 @@ struct recv_opts {
 	struct xport_tls tls;		/* recv_serve's listener */
 	int		no_digest;	/* no digests: none in the report, no
 					   DIGESTS after RUNNING */
+	enum xmig_digest digest;	/* a one-way stream's; a negotiated
+					   one uses what was agreed */
 	int		keep_paused;	/* one-way: leave the restored domain
 					   to the caller (no resume) */
 	const struct recv_toolstack *toolstack;	/* NULL: none */

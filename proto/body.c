@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include <zlib.h>
+#include <zstd.h>
+#include <zstd_errors.h>
 
 #include "proto.h"
 #include "proto-int.h"
@@ -74,9 +76,10 @@ body_check_pfn(struct xp_check *ck, uint32_t i, uint64_t pfn)
 }
 
 /*
- * DEFLATE (SPEC 12.2): after the pfn entries, u32 raw_length and u32
- * deflated_length, then the zlib stream.  The stream itself is inflated
- * by body_page_data_inflate(), not here.
+ * DEFLATE (SPEC 12.2) and ZSTD (12.6): after the pfn entries, u32
+ * raw_length and u32 deflated_length (ZSTD: compressed_length), then the
+ * zlib stream or zstd frame.  That is decompressed by
+ * body_page_data_inflate(), not here.
  */
 static int
 body_check_deflate(struct xp_check *ck, const uint8_t *b, uint32_t len,
@@ -85,11 +88,12 @@ body_check_deflate(struct xp_check *ck, const uint8_t *b, uint32_t len,
 	int		be = ck->st->big_endian;
 	uint64_t	pre = 8 + (uint64_t)count * 8, raw, want;
 	uint32_t	raw_length, zlen;
+	const char	*zname = (ck->options & WIRE_REC_OPT_ZSTD) ?
+			    "compressed_length" : "deflated_length";
 
 	if (len < pre + WIRE_DEFLATE_HDR_SIZE)
 		return record_why(ck, -XP_EBODY, "length %u is too short for "
-		    "%u pfn entries, raw_length and deflated_length", len,
-		    count);
+		    "%u pfn entries, raw_length and %s", len, count, zname);
 	raw_length = xp_get32(be, b + pre);
 	zlen = xp_get32(be, b + pre + 4);
 	raw = (uint64_t)ndata * ck->page_size;
@@ -104,8 +108,8 @@ body_check_deflate(struct xp_check *ck, const uint8_t *b, uint32_t len,
 	want = pre + WIRE_DEFLATE_HDR_SIZE + zlen;
 	if (len != want)
 		return record_why(ck, -XP_EBODY, "length %u is not %" PRIu64
-		    " (%u pfn entries and deflated_length %u)", len, want,
-		    count, zlen);
+		    " (%u pfn entries and %s %u)", len, want, count, zname,
+		    zlen);
 	return 0;
 }
 
@@ -155,7 +159,7 @@ body_check_page_data(struct xp_check *ck, const uint8_t *b, uint32_t len)
 			ndata++;
 	}
 
-	if (ck->options & WIRE_REC_OPT_DEFLATE)
+	if (ck->options & WIRE_REC_OPT_COMPRESSED)
 		return body_check_deflate(ck, b, len, count, ndata);
 	want = 8 + (uint64_t)count * 8 + (uint64_t)ndata * ck->page_size;
 	if (len != want)
@@ -646,7 +650,7 @@ body_page_data_view(const struct xp_stream *st, const struct xp_record *rec,
 	if ((uint64_t)v->ndata * v->page_size > UINT32_MAX)
 		return -XP_EBODY;
 	v->raw_length = v->ndata * v->page_size;
-	if (!(rec->options & WIRE_REC_OPT_DEFLATE)) {
+	if (!(rec->options & WIRE_REC_OPT_COMPRESSED)) {
 		if (pre + v->raw_length != len)
 			return -XP_EBODY;
 		v->data = b + pre;
@@ -656,6 +660,7 @@ body_page_data_view(const struct xp_stream *st, const struct xp_record *rec,
 	    xp_get32(be, b + pre) != v->raw_length)
 		return -XP_EBODY;
 	v->deflated = 1;
+	v->codec = rec->options & WIRE_REC_OPT_COMPRESSED;
 	v->zlength = xp_get32(be, b + pre + 4);
 	v->zdata = b + pre + WIRE_DEFLATE_HDR_SIZE;
 	if (pre + WIRE_DEFLATE_HDR_SIZE + v->zlength != len)
@@ -736,6 +741,52 @@ out:
 	return rv;
 }
 
+/* The zstd counterpart: exactly one frame, exactly raw octets. */
+static int
+body_unzstd(const uint8_t *z, uint32_t zlen, uint8_t *out, uint32_t raw,
+    char *why, size_t whylen)
+{
+	unsigned long long	 content;
+	size_t			 fsz, n;
+	uint8_t			 spare;
+
+	fsz = ZSTD_findFrameCompressedSize(z, zlen);
+	if (ZSTD_isError(fsz)) {
+		snprintf(why, whylen, "not one whole zstd frame (%s)",
+		    ZSTD_getErrorName(fsz));
+		return -XP_EBODY;
+	}
+	if (fsz != zlen) {
+		snprintf(why, whylen, "%zu octets follow the end of the zstd "
+		    "frame", (size_t)zlen - fsz);
+		return -XP_EBODY;
+	}
+	content = ZSTD_getFrameContentSize(z, zlen);
+	if (content != ZSTD_CONTENTSIZE_UNKNOWN &&
+	    content != ZSTD_CONTENTSIZE_ERROR && content != raw) {
+		snprintf(why, whylen, "the zstd frame says %llu octets, not "
+		    "raw_length %u", content, raw);
+		return -XP_EBODY;
+	}
+	n = ZSTD_decompress(raw != 0 ? out : &spare, raw, z, zlen);
+	if (ZSTD_isError(n)) {
+		if (ZSTD_getErrorCode(n) == ZSTD_error_memory_allocation) {
+			snprintf(why, whylen, "zstd: out of memory");
+			return -XP_ENOMEM;
+		}
+		snprintf(why, whylen, "the zstd frame is corrupt or holds more "
+		    "than raw_length %u octets (%s)", raw,
+		    ZSTD_getErrorName(n));
+		return -XP_EBODY;
+	}
+	if (n != raw) {
+		snprintf(why, whylen, "the zstd frame holds %zu octets, not "
+		    "raw_length %u", n, raw);
+		return -XP_EBODY;
+	}
+	return 0;
+}
+
 int
 body_page_data_inflate_err(const struct xp_stream *st,
     const struct xp_record *rec, uint8_t *out, size_t out_len,
@@ -753,8 +804,11 @@ body_page_data_inflate_err(const struct xp_stream *st,
 		rv = -XP_EINVAL;
 	if (rv != 0)
 		snprintf(why, sizeof why, "%s", rv == -XP_EINVAL ? "not a "
-		    "DEFLATE PAGE_DATA record, or no room for its pages" :
+		    "compressed PAGE_DATA record, or no room for its pages" :
 		    "the body does not add up");
+	else if (v.codec == WIRE_REC_OPT_ZSTD)
+		rv = body_unzstd(v.zdata, v.zlength, out, v.raw_length, why,
+		    sizeof why);
 	else
 		rv = body_inflate(v.zdata, v.zlength, out, v.raw_length, why,
 		    sizeof why);
@@ -765,8 +819,10 @@ body_page_data_inflate_err(const struct xp_stream *st,
 		err->type = rec->type;
 		err->offset = rec->offset;
 		snprintf(err->msg, sizeof err->msg, "record %" PRIu64 " (%s) at "
-		    "offset %" PRIu64 ": deflated page data: %s", rec->index,
-		    record_type_name(rec->type), rec->offset, why);
+		    "offset %" PRIu64 ": %s page data: %s", rec->index,
+		    record_type_name(rec->type), rec->offset,
+		    rv == -XP_EINVAL || v.codec != WIRE_REC_OPT_ZSTD ?
+		    "deflated" : "zstd", why);
 	}
 	return rv;
 }
@@ -814,6 +870,45 @@ body_page_data_deflate(int be, int level, const uint8_t *raw, size_t raw_len,
 	out->len += WIRE_DEFLATE_HDR_SIZE + zs.total_out;
 	deflateEnd(&zs);
 	return 0;
+}
+
+/* The zstd counterpart of body_page_data_deflate (level 1-19, 0: 3). */
+static int
+body_page_data_zstd(int be, int level, const uint8_t *raw, size_t raw_len,
+    struct xp_buf *out)
+{
+	static const uint8_t	 none;
+	size_t			 bound, n;
+	uint8_t			*p;
+	int			 rv;
+
+	if (level < 0 || level > ZSTD_maxCLevel() ||
+	    raw_len > WIRE_REC_LENGTH_MAX || (raw == NULL && raw_len != 0))
+		return -XP_EINVAL;
+	bound = ZSTD_compressBound(raw_len);
+	if ((rv = buf_reserve(out, WIRE_DEFLATE_HDR_SIZE + bound)) != 0)
+		return rv;
+	p = out->data + out->len;
+	n = ZSTD_compress(p + WIRE_DEFLATE_HDR_SIZE, bound,
+	    raw != NULL ? raw : &none, raw_len, level);
+	if (ZSTD_isError(n))
+		return ZSTD_getErrorCode(n) == ZSTD_error_memory_allocation ?
+		    -XP_ENOMEM : -XP_EINVAL;
+	xp_put32(be, p, (uint32_t)raw_len);
+	xp_put32(be, p + 4, (uint32_t)n);
+	out->len += WIRE_DEFLATE_HDR_SIZE + n;
+	return 0;
+}
+
+int
+body_page_data_compress(int be, uint16_t codec, int level, const uint8_t *raw,
+    size_t raw_len, struct xp_buf *out)
+{
+	if (codec == WIRE_REC_OPT_DEFLATE)
+		return body_page_data_deflate(be, level, raw, raw_len, out);
+	if (codec == WIRE_REC_OPT_ZSTD)
+		return body_page_data_zstd(be, level, raw, raw_len, out);
+	return -XP_EINVAL;
 }
 
 /* ---- byte order --------------------------------------------------------- */
@@ -875,7 +970,7 @@ body_reorder_opt(uint32_t type, uint16_t options, const uint8_t *in,
 		count = xp_get32(from_be, in);
 		if (8 + (uint64_t)count * 8 > len)
 			return -XP_EBODY;
-		if (options & WIRE_REC_OPT_DEFLATE) {
+		if (options & WIRE_REC_OPT_COMPRESSED) {
 			if (8 + (uint64_t)count * 8 + WIRE_DEFLATE_HDR_SIZE >
 			    len)
 				return -XP_EBODY;

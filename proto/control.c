@@ -190,9 +190,10 @@ control_check_hdr(struct xp_check *ck, uint32_t type, uint32_t len,
 	if (options & ~WIRE_REC_OPT_KNOWN)
 		return record_why(ck, -XP_EOPTIONS, "unknown option bits "
 		    "0x%04x", options & ~WIRE_REC_OPT_KNOWN);
-	if (options & WIRE_REC_OPT_DEFLATE)
-		return record_why(ck, -XP_EOPTIONS, "option bit 1 (DEFLATE) is "
-		    "only valid on PAGE_DATA");
+	if (options & WIRE_REC_OPT_COMPRESSED)
+		return record_why(ck, -XP_EOPTIONS, "option bit %s is only "
+		    "valid on PAGE_DATA", (options & WIRE_REC_OPT_DEFLATE) ?
+		    "1 (DEFLATE)" : "2 (ZSTD)");
 	if (!(options & WIRE_REC_OPT_CHECKSUM))
 		return record_why(ck, -XP_ECHECKSUM, "option bit 0 (checksum "
 		    "valid) is clear: control records always carry a "
@@ -433,7 +434,7 @@ control_check_handover(struct xp_check *ck, const uint8_t *b, uint32_t len)
 	return 0;
 }
 
-/* XMIG_DIGESTS: u8 memory_sha256[32], u8 vcpu_sha256[32], u64 nr_pages. */
+/* XMIG_DIGESTS: u8 memory_digest[32], u8 vcpu_sha256[32], u64 nr_pages. */
 int
 control_check_digests(struct xp_check *ck, const uint8_t *b, uint32_t len)
 {
@@ -528,7 +529,7 @@ control_digests_put(struct xp_buf *out, const struct xp_digests *d)
 {
 	uint8_t	b[WIRE_DIGESTS_SIZE];
 
-	memcpy(b, d->memory_sha256, 32);
+	memcpy(b, d->memory_digest, 32);
 	memcpy(b + 32, d->vcpu_sha256, 32);
 	xp_put64(0, b + 64, d->nr_pages);
 	return control_encode(out, REC_XMIG_DIGESTS, b, sizeof b);
@@ -640,7 +641,7 @@ control_digests_get(const struct xp_record *rec, struct xp_digests *d)
 
 	if ((rv = control_get(rec, REC_XMIG_DIGESTS)) != 0)
 		return rv;
-	memcpy(d->memory_sha256, b, 32);
+	memcpy(d->memory_digest, b, 32);
 	memcpy(d->vcpu_sha256, b + 32, 32);
 	d->nr_pages = xp_get64(0, b + 64);
 	return 0;

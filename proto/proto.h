@@ -287,10 +287,11 @@ struct xp_page_view {
 	uint32_t	 ndata;		/* entries whose type carries a page */
 	int		 zero;		/* XMIG_ZERO_PAGES: each entry is a page
 					   of zeros, NOTAB, no data follows */
-	int		 deflated;	/* page data is in zdata, deflated */
+	int		 deflated;	/* page data is in zdata, compressed */
+	uint16_t	 codec;		/* WIRE_REC_OPT_DEFLATE or _ZSTD */
 	const uint8_t	*data;		/* plain: ndata pages, in entry order */
 	uint32_t	 raw_length;	/* ndata * page_size */
-	const uint8_t	*zdata;		/* deflated: the zlib stream ... */
+	const uint8_t	*zdata;		/* the zlib stream or zstd frame ... */
 	uint32_t	 zlength;	/* ... and its length */
 };
 
@@ -308,13 +309,14 @@ xp_page_view_entry(const struct xp_page_view *v, uint32_t i)
 int	body_page_data_view(const struct xp_stream *st,
 	    const struct xp_record *rec, struct xp_page_view *v);
 /*
- * Inflate the page data of a DEFLATE PAGE_DATA record into out, which
- * must hold raw_length octets (out_len >= raw_length; exactly raw_length
- * are written).  0; -XP_EINVAL (not a DEFLATE PAGE_DATA, out too short);
- * -XP_ENOMEM; -XP_EBODY if the zlib stream is corrupt, inflates to more or
- * fewer than raw_length octets, or has octets after its end.  The _err
- * form also fills err (if not NULL) with "record N (PAGE_DATA) at offset
- * X: deflated page data: ...".
+ * Inflate the page data of a DEFLATE (or decompress that of a ZSTD)
+ * PAGE_DATA record into out, which must hold raw_length octets (out_len >=
+ * raw_length; exactly raw_length are written).  0; -XP_EINVAL (not a
+ * compressed PAGE_DATA, out too short); -XP_ENOMEM; -XP_EBODY if the zlib
+ * stream or zstd frame is corrupt, holds more or fewer than raw_length
+ * octets, or has octets after its end.  The _err form also fills err (if
+ * not NULL) with "record N (PAGE_DATA) at offset X: deflated page data:
+ * ..." (or "zstd page data: ...").
  */
 int	body_page_data_inflate(const struct xp_stream *st,
 	    const struct xp_record *rec, uint8_t *out, size_t out_len);
@@ -334,10 +336,18 @@ int	body_page_data_inflate_err(const struct xp_stream *st,
 int	body_page_data_deflate(int be, int level, const uint8_t *raw,
 	    size_t raw_len, struct xp_buf *out);
 /*
+ * The same for codec WIRE_REC_OPT_DEFLATE (level -1..9) or
+ * WIRE_REC_OPT_ZSTD (a zstd frame with its content size, level 0..19):
+ * u32 raw_length, u32 compressed length, the octets.
+ */
+int	body_page_data_compress(int be, uint16_t codec, int level,
+	    const uint8_t *raw, size_t raw_len, struct xp_buf *out);
+/*
  * A whole PAGE_DATA record appended to out: count entries
  * (body_pfn_entry) and pages_len octets of page data, which must be
  * page_size times the entries that carry data.  With WIRE_REC_OPT_DEFLATE
- * in options (draft-B only) the data is deflated at level.  0,
+ * or WIRE_REC_OPT_ZSTD in options (draft-B only) the data is compressed
+ * at level.  0,
  * -XP_EINVAL, -XP_ETOOBIG or -XP_ENOMEM; out is unchanged on failure.
  * (record.c)
  */
@@ -413,7 +423,7 @@ struct xp_handover {
 };
 
 struct xp_digests {
-	uint8_t		memory_sha256[32];
+	uint8_t		memory_digest[32];
 	uint8_t		vcpu_sha256[32];
 	uint64_t	nr_pages;
 };

@@ -369,12 +369,13 @@ record_encode(const struct xp_stream *st, struct xp_buf *out, uint32_t type,
 	if (len != 0 && body == NULL)
 		return -XP_EINVAL;
 	if (st->dialect == XP_XEN) {
-		if (options & WIRE_REC_OPT_DEFLATE)
+		if (options & WIRE_REC_OPT_COMPRESSED)
 			return -XP_EINVAL;	/* no options to carry it */
 		options = 0;
 	} else if (options & ~WIRE_REC_OPT_KNOWN)
 		return -XP_EINVAL;
-	if ((options & WIRE_REC_OPT_DEFLATE) && type != REC_PAGE_DATA)
+	if ((options & WIRE_REC_OPT_COMPRESSED) && (type != REC_PAGE_DATA ||
+	    (options & WIRE_REC_OPT_COMPRESSED) == WIRE_REC_OPT_COMPRESSED))
 		return -XP_EINVAL;
 	rt = record_type_find(type);
 	if (rt != NULL && (rt->flags & REC_F_NO_WRITE))
@@ -397,7 +398,8 @@ record_encode(const struct xp_stream *st, struct xp_buf *out, uint32_t type,
 
 /*
  * A whole PAGE_DATA record, its page data deflated when options has
- * WIRE_REC_OPT_DEFLATE.  Built in place at the end of out.
+ * WIRE_REC_OPT_DEFLATE, in a zstd frame with WIRE_REC_OPT_ZSTD.  Built in
+ * place at the end of out.
  */
 int
 record_encode_pages(const struct xp_stream *st, struct xp_buf *out,
@@ -408,9 +410,11 @@ record_encode_pages(const struct xp_stream *st, struct xp_buf *out,
 	uint64_t	 ndata = 0;
 	uint32_t	 i, crc = 0;
 	uint8_t		*p;
-	int		 rv, deflate = (options & WIRE_REC_OPT_DEFLATE) != 0;
+	uint16_t	 codec = options & WIRE_REC_OPT_COMPRESSED;
+	int		 rv, deflate = codec != 0;
 
-	if (count == 0 || count > WIRE_REC_LENGTH_MAX / 8 || entries == NULL)
+	if (count == 0 || count > WIRE_REC_LENGTH_MAX / 8 || entries == NULL ||
+	    codec == WIRE_REC_OPT_COMPRESSED)
 		return -XP_EINVAL;
 	if (st->dialect == XP_XEN) {
 		if (deflate)
@@ -434,8 +438,8 @@ record_encode_pages(const struct xp_stream *st, struct xp_buf *out,
 		return -XP_ENOMEM;
 	body_page_data_prefix_put(st->big_endian, p + hs, count, entries);
 	if (deflate)
-		rv = body_page_data_deflate(st->big_endian, level, pages,
-		    pages_len, out);
+		rv = body_page_data_compress(st->big_endian, codec, level,
+		    pages, pages_len, out);
 	else
 		rv = buf_append(out, pages, pages_len);
 	body = out->len - start - hs;
@@ -541,10 +545,15 @@ record_check_hdr(struct xp_check *ck, uint32_t type, uint32_t len,
 	if (st->dialect == XP_DRAFTB && (options & ~WIRE_REC_OPT_KNOWN))
 		return record_why(ck, -XP_EOPTIONS, "unknown option bits "
 		    "0x%04x", options & ~WIRE_REC_OPT_KNOWN);
-	if (st->dialect == XP_DRAFTB && (options & WIRE_REC_OPT_DEFLATE) &&
+	if (st->dialect == XP_DRAFTB && (options & WIRE_REC_OPT_COMPRESSED) &&
 	    type != REC_PAGE_DATA)
-		return record_why(ck, -XP_EOPTIONS, "option bit 1 (DEFLATE) is "
-		    "only valid on PAGE_DATA");
+		return record_why(ck, -XP_EOPTIONS, "option bit %s is only "
+		    "valid on PAGE_DATA", (options & WIRE_REC_OPT_DEFLATE) ?
+		    "1 (DEFLATE)" : "2 (ZSTD)");
+	if (st->dialect == XP_DRAFTB && (options & WIRE_REC_OPT_COMPRESSED) ==
+	    WIRE_REC_OPT_COMPRESSED)
+		return record_why(ck, -XP_EOPTIONS, "option bits 1 (DEFLATE) "
+		    "and 2 (ZSTD) exclude each other");
 	if (len > ck->max_record_len)
 		return record_why(ck, -XP_ETOOBIG, "length %u is above the "
 		    "record maximum %u", len, ck->max_record_len);

@@ -40,7 +40,9 @@
 
 #define WIRE_REC_OPT_CHECKSUM	0x0001u	/* draft-B record option bit 0 */
 #define WIRE_REC_OPT_DEFLATE	0x0002u	/* bit 1: PAGE_DATA data deflated (SPEC 12.2) */
-#define WIRE_REC_OPT_KNOWN	(WIRE_REC_OPT_CHECKSUM | WIRE_REC_OPT_DEFLATE)
+#define WIRE_REC_OPT_ZSTD	0x0004u	/* bit 2: PAGE_DATA data in a zstd frame (SPEC 12.6) */
+#define WIRE_REC_OPT_COMPRESSED	(WIRE_REC_OPT_DEFLATE | WIRE_REC_OPT_ZSTD)
+#define WIRE_REC_OPT_KNOWN	(WIRE_REC_OPT_CHECKSUM | WIRE_REC_OPT_COMPRESSED)
 
 #define WIRE_REC_OPTIONAL	0x80000000u	/* type bit 31 */
 #define WIRE_REC_LENGTH_MAX	(128u << 20)	/* as libxc's REC_LENGTH_MAX */
@@ -103,7 +105,9 @@ enum wire_rec_type {
 #define XMIG_F_CHECKPOINTS	(1u << 5)	/* reserved for Remus */
 #define XMIG_F_PARALLEL		(1u << 6)	/* reserved */
 #define XMIG_F_CONFIG		(1u << 7)	/* offer only: XMIG_DOMAIN_CONFIG follows */
-#define XMIG_F_KNOWN		0x000000FFu	/* bits 8-31 must be zero */
+#define XMIG_F_XXH3		(1u << 8)	/* the memory digest is XXH3-128 */
+#define XMIG_F_ZSTD		(1u << 9)	/* WIRE_REC_OPT_ZSTD */
+#define XMIG_F_KNOWN		0x000003FFu	/* bits 10-31 must be zero */
 
 /* can_write (XMIG_NEGOTIATE) and can_read (XMIG_REPLY). */
 #define XMIG_CAN_DRAFTB_V1	(1u << 0)
@@ -150,7 +154,7 @@ enum wire_rec_type {
 #define WIRE_DIGESTS_SIZE	72u
 #define WIRE_MESSAGE_MAX	4096u	/* octets of UTF-8 text in a message[] */
 
-/* DEFLATE PAGE_DATA: after pfn[], u32 raw_length, u32 deflated_length. */
+/* DEFLATE or ZSTD PAGE_DATA: after pfn[], u32 raw_length, u32 its length. */
 #define WIRE_DEFLATE_HDR_SIZE	8u
 
 /* PAGE_DATA pfn[] entry: bits 63-60 type, 59-52 reserved, 51-0 pfn. */

@@ -2,7 +2,7 @@
 # Sourced by tests/migrate*.test.  Needs $top_builddir / $top_srcdir.
 set -u
 : "${top_builddir:=.}" "${top_srcdir:=.}"
-# Digest comparison (same_sha256) and Xen's verifier (xen_verify, xen_skip).
+# Digest comparison (same_digest) and Xen's verifier (xen_verify, xen_skip).
 . "$top_srcdir/tests/lib.sh"
 B=$top_builddir
 SEND=$B/migrate-send
@@ -70,10 +70,10 @@ print("null" if v is None else v)' "$1" "$2" "${3:-1}"
 # and equal memory and vcpu digests.
 same_digests() {
 	ss=$(json "$1" status); rs=$(json "$2" status "${3:-1}")
-	sm=$(json "$1" memory_sha256); rm_=$(json "$2" memory_sha256 "${3:-1}")
+	sm=$(json "$1" memory_digest); rm_=$(json "$2" memory_digest "${3:-1}")
 	sv=$(json "$1" vcpu_sha256); rv=$(json "$2" vcpu_sha256 "${3:-1}")
 	if [ "$ss" = completed ] && [ "$rs" = completed ] &&
-	    same_sha256 "$sm" "$rm_" && same_sha256 "$sv" "$rv"; then
+	    same_digest "$sm" "$rm_" && same_digest "$sv" "$rv"; then
 		return 0
 	fi
 	echo "  sender:   $ss $sm $sv" >&2

@@ -2,8 +2,8 @@
 #	. "${top_srcdir:-.}/tests/lib.sh"
 #
 # Sourcing only defines things and clobbers nothing a caller may have:
-# $XMIG_IMAGE and $MKIMAGE (the built programs); is_sha256, same_sha256
-# and other_sha256 to compare digests; xen_verify, to run Xen's own stream
+# $XMIG_IMAGE and $MKIMAGE (the built programs); is_digest, same_digest
+# and other_digest to compare digests; xen_verify, to run Xen's own stream
 # verifier (verify-stream-v2 from Debian's xen-utils-4.17, unpacked, not
 # installed), defined only when that verifier is there (tests/quickstart.sh
 # fetches it; this file never downloads anything), with xen_verifier_fetch
@@ -81,19 +81,20 @@ lib_begin() {
 
 # ---- digests -----------------------------------------------------------
 
-# is_sha256 VALUE: VALUE is a SHA-256 digest as xmig prints it, exactly 64
-# lower-case hex digits (not "null", not empty, not an error message).
-is_sha256() {
+# is_digest VALUE: VALUE is a digest as xmig prints it: exactly 32
+# (XXH3-128) or 64 (SHA-256) lower-case hex digits (not "null", not empty,
+# not an error message).
+is_digest() {
 	case $1 in
-	*[!0-9a-f]*) return 1 ;;
+	''|*[!0-9a-f]*) return 1 ;;
 	esac
-	[ ${#1} -eq 64 ]
+	[ ${#1} -eq 32 ] || [ ${#1} -eq 64 ]
 }
 
-# same_sha256 A B: both are digests and equal.  Two missing digests are not
+# same_digest A B: both are digests and equal.  Two missing digests are not
 # the same digest: any comparison of digests goes through here.
-same_sha256() {
-	if ! is_sha256 "$1" || ! is_sha256 "$2"; then
+same_digest() {
+	if ! is_digest "$1" || ! is_digest "$2"; then
 		echo "  not a digest: '$1' / '$2'" >&2
 		return 1
 	fi
@@ -103,9 +104,9 @@ same_sha256() {
 	fi
 }
 
-# other_sha256 A B: both are digests and they differ.
-other_sha256() {
-	if ! is_sha256 "$1" || ! is_sha256 "$2"; then
+# other_digest A B: both are digests and they differ.
+other_digest() {
+	if ! is_digest "$1" || ! is_digest "$2"; then
 		echo "  not a digest: '$1' / '$2'" >&2
 		return 1
 	fi

@@ -37,6 +37,7 @@ struct gen {
 	uint64_t	 rng;
 	int		 zero_pages;	/* zero NOTAB pages as XMIG_ZERO_PAGES */
 	int		 deflate;	/* -2: no; else the zlib level */
+	int		 zstd;		/* -1: no; else the zstd level */
 
 	int		 pv;		/* x86 PV, else HVM/PVH or ARM */
 	int		 arm;		/* ARM: pages only */
@@ -52,7 +53,8 @@ usage(void)
 "usage: mkimage [--dialect draftb|xen] [--version 2|3] [--big-endian]\n"
 "               [--no-checksum] [--type pv|hvm|pvh] [--pages N] [--vcpus N]\n"
 "               [--arch x86|arm] [--seed S] [--checkpoints K] [--optional]\n"
-"               [--zero-pages] [--deflate[=LEVEL]] [--negotiate] OUT\n"
+"               [--zero-pages] [--deflate[=LEVEL] | --zstd[=LEVEL]]\n"
+"               [--negotiate] OUT\n"
 "\n"
 "Write a complete, valid sample image to OUT (- for standard output).\n"
 "  --dialect      draftb (image version 1, the default) or xen\n"
@@ -73,6 +75,8 @@ usage(void)
 "                 records instead of page data (the memory is the same)\n"
 "  --deflate[=L]  draft-B: PAGE_DATA with deflated page data (zlib level\n"
 "                 L, 0-9, default 6)\n"
+"  --zstd[=L]     draft-B: PAGE_DATA in zstd frames (level L, 0-19,\n"
+"                 default 3)\n"
 "  --negotiate    draft-B: offer a back-channel (image header bit 1) and\n"
 "                 write XMIG_NEGOTIATE first, as a sender on a connection\n"
 "                 does\n"
@@ -122,7 +126,7 @@ xcalloc(size_t n, size_t size)
 	return p;
 }
 
-/* A PAGE_DATA record, deflated when asked for. */
+/* A PAGE_DATA record, deflated or zstd-compressed when asked for. */
 static void
 emit_page_data(struct gen *g, uint32_t count, const uint64_t *entries,
     const uint8_t *pages, size_t len)
@@ -131,8 +135,9 @@ emit_page_data(struct gen *g, uint32_t count, const uint64_t *entries,
 
 	g->buf.len = 0;
 	if ((rc = record_encode_pages(&g->st, &g->buf, count, entries, pages,
-	    len, g->opts | (g->deflate != -2 ? WIRE_REC_OPT_DEFLATE : 0),
-	    g->deflate != -2 ? g->deflate : 0)) < 0)
+	    len, g->opts | (g->deflate != -2 ? WIRE_REC_OPT_DEFLATE :
+	    g->zstd != -1 ? WIRE_REC_OPT_ZSTD : 0), g->deflate != -2 ?
+	    g->deflate : g->zstd != -1 ? g->zstd : 0)) < 0)
 		errx(1, "encoding PAGE_DATA: %s", xp_strerror(rc));
 	if (fwrite(g->buf.data, 1, g->buf.len, g->f) != g->buf.len)
 		err(1, "%s", g->path);
@@ -328,6 +333,8 @@ emit_negotiate(struct gen *g, uint64_t seed)
 		n.features |= XMIG_F_CHECKSUM;
 	if (g->deflate != -2)
 		n.features |= XMIG_F_DEFLATE;
+	if (g->zstd != -1)
+		n.features |= XMIG_F_ZSTD;
 	if (g->zero_pages)
 		n.features |= XMIG_F_ZERO_PAGES;
 	n.can_write = XMIG_CAN_DRAFTB_V1 | XMIG_CAN_XEN_V2 | XMIG_CAN_XEN_V3;
@@ -552,6 +559,7 @@ main(int argc, char **argv)
 		{ "optional", no_argument, NULL, 'o' },
 		{ "zero-pages", no_argument, NULL, 'z' },
 		{ "deflate", optional_argument, NULL, 'D' },
+		{ "zstd", optional_argument, NULL, 'Z' },
 		{ "negotiate", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -572,6 +580,7 @@ main(int argc, char **argv)
 	g.vcpus = 2;
 	g.rng = 1;
 	g.deflate = -2;
+	g.zstd = -1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
@@ -634,6 +643,10 @@ main(int argc, char **argv)
 			g.deflate = optarg == NULL ? 6 :
 			    (int)parse_u32("--deflate", optarg, 0, 9);
 			break;
+		case 'Z':
+			g.zstd = optarg == NULL ? 3 :
+			    (int)parse_u32("--zstd", optarg, 0, 19);
+			break;
 		case 'N':
 			negotiate = 1;
 			break;
@@ -648,8 +661,11 @@ main(int argc, char **argv)
 		errx(2, "--arch arm: the Xen dialect is x86 only");
 	if (be && dialect == XP_XEN)
 		errx(2, "--big-endian: Xen streams are little-endian only");
-	if (g.deflate != -2 && dialect == XP_XEN)
-		errx(2, "--deflate: draft-B only (Xen records have no options)");
+	if ((g.deflate != -2 || g.zstd != -1) && dialect == XP_XEN)
+		errx(2, "--deflate, --zstd: draft-B only (Xen records have no "
+		    "options)");
+	if (g.deflate != -2 && g.zstd != -1)
+		errx(2, "--deflate or --zstd, not both");
 	if (negotiate && dialect == XP_XEN)
 		errx(2, "--negotiate: draft-B only (the Xen dialect never "
 		    "offers a back-channel)");

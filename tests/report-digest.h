@@ -1,5 +1,5 @@
 /*
- * report-digest.h -- for tests: the "memory_sha256" value of the first
+ * report-digest.h -- for tests: the "memory_digest" value of the first
  * line of a JSON report file ("" if there is none).
  */
 #ifndef XMIG_REPORT_DIGEST_H
@@ -18,10 +18,13 @@ report_digest(const char *path, char out[65])
 	if (f == NULL)
 		return;
 	if (fgets(line, sizeof(line), f) != NULL &&
-	    (p = strstr(line, "\"memory_sha256\":\"")) != NULL &&
-	    strlen(p) > 17 + 64) {
-		memcpy(out, p + 17, 64);
-		out[64] = '\0';
+	    (p = strstr(line, "\"memory_digest\":\"")) != NULL) {
+		size_t n = strcspn(p + 17, "\"");
+
+		if (n <= 64 && p[17 + n] == '"') {
+			memcpy(out, p + 17, n);
+			out[n] = '\0';
+		}
 	}
 	fclose(f);
 }

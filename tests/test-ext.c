@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <zlib.h>
+#include <zstd.h>
 
 #include "proto.h"
 #include "tap.h"
@@ -448,9 +449,11 @@ test_registry(void)
 	CHECK(!record_type_known(0x80000006u) &&
 	    !record_type_known(0x80000010u) &&
 	    !record_type_known(0x80000016u), "gaps unknown");
-	CHECK(WIRE_REC_OPT_KNOWN == 0x0003, "known options");
-	CHECK(XMIG_F_KNOWN == 0xFF && XMIG_F_PARALLEL == 0x40 &&
-	    XMIG_F_CONFIG == 0x80 &&
+	CHECK(WIRE_REC_OPT_KNOWN == 0x0007 && WIRE_REC_OPT_ZSTD == 0x0004,
+	    "known options");
+	CHECK(XMIG_F_KNOWN == 0x3FF && XMIG_F_PARALLEL == 0x40 &&
+	    XMIG_F_CONFIG == 0x80 && XMIG_F_XXH3 == 0x100 &&
+	    XMIG_F_ZSTD == 0x200 &&
 	    XMIG_F_HANDOVER == 0x10, "feature bits");
 }
 
@@ -606,8 +609,8 @@ test_negotiate(void)
 			{ "reserved u16", 22, 2, 1, "reserved field is 0x1" },
 			{ "reserved u32", 36, 4, 0x80000000u,
 			    "reserved field is 0x80000000" },
-			{ "feature bit 8", 4, 4, 0x100,
-			    "unknown feature bits 0x00000100" },
+			{ "feature bit 10", 4, 4, 0x400,
+			    "unknown feature bits 0x00000400" },
 			{ "feature bit 31", 4, 4, 0x80000001u,
 			    "unknown feature bits 0x80000000" },
 			{ "can_write bit 3", 8, 4, 0x9,
@@ -989,7 +992,7 @@ test_deflate(void)
 	    -XP_EINVAL, "pages_len mismatch");
 	CHECK(record_encode_pages(&st, &w, 8, ent, pages, plen,
 	    WIRE_REC_OPT_DEFLATE, 10) == -XP_EINVAL, "level 10");
-	CHECK(record_encode_pages(&st, &w, 8, ent, pages, plen, 0x0004, 0) ==
+	CHECK(record_encode_pages(&st, &w, 8, ent, pages, plen, 0x0008, 0) ==
 	    -XP_EINVAL, "unknown option");
 	CHECK(record_encode(&st, &w, REC_HVM_CONTEXT, body, 8,
 	    WIRE_REC_OPT_DEFLATE) == -XP_EINVAL, "DEFLATE on HVM_CONTEXT");
@@ -1250,6 +1253,184 @@ test_deflate(void)
 	free(y);
 }
 
+/* ---- tests: ZSTD (SPEC 12.6) ---------------------------------------------- */
+
+static void
+test_zstd(void)
+{
+	static const unsigned	 types[8] = { PT_NOTAB, PT_XTAB, PT_L1TAB,
+	    PT_XALLOC, PT_NOTAB, PT_BROKEN, PT_L4PIN, PT_NOTAB };
+	struct img		 im;
+	struct collect		 col;
+	struct xp_error		 e;
+	struct xp_page_view	 v;
+	struct xp_buf		 w = { 0 };
+	uint64_t		 ent[8];
+	uint8_t			*pages, *out, *z, *body, *src;
+	size_t			 plen, blen, zcap = 9 * PAGE, n;
+	int			 be, rv, k;
+
+	pages = malloc(8 * PAGE);
+	out = malloc(9 * PAGE);
+	z = malloc(zcap);
+	body = malloc(16 * PAGE);
+	src = malloc(7 * PAGE);
+	plen = mk_entries(ent, pages, 8, types, 100);
+
+	/* Round trips, both byte orders. */
+	for (be = 0; be < 2; be++) {
+		img_begin(&im, XP_DRAFTB, be, WIRE_DOM_X86_HVM);
+		img_static(&im);
+		img_note(&im, REC_PAGE_DATA);
+		rv = record_encode_pages(&im.st, &im.b, 8, ent, pages, plen,
+		    im.opts | WIRE_REC_OPT_ZSTD, 3);
+		CHECK(rv == 0, "encode zstd: %d", rv);
+		img_put_empty(&im, REC_END);
+		accept("ZSTD PAGE_DATA", &im);
+		memset(&col, 0, sizeof col);
+		rv = run_k(K_STREAM, im.b.data, im.b.len, CHUNK_WHOLE, NULL,
+		    &col, &e);
+		CHECK(rv == 0 && col.n == 4, "zstd image: %s", e.msg);
+		if (col.n == 4) {
+			rv = body_page_data_view(&col.st, &col.v[2].rec, &v);
+			CHECK(rv == 0 && v.deflated && v.codec ==
+			    WIRE_REC_OPT_ZSTD && v.raw_length == plen &&
+			    v.zlength < plen, "zstd view");
+			memset(out, 0, plen);
+			CHECK(body_page_data_inflate(&col.st, &col.v[2].rec, out,
+			    9 * PAGE) == 0 && memcmp(out, pages, plen) == 0,
+			    "zstd pages come back");
+		}
+		collect_free(&col);
+		img_free(&im);
+	}
+
+	/* Refusals of the writer. */
+	img_begin(&im, XP_XEN, 0, WIRE_DOM_X86_HVM);
+	CHECK(record_encode_pages(&im.st, &im.b, 8, ent, pages, plen,
+	    WIRE_REC_OPT_ZSTD, 1) == -XP_EINVAL, "ZSTD in Xen");
+	img_free(&im);
+	img_begin(&im, XP_DRAFTB, 0, WIRE_DOM_X86_HVM);
+	CHECK(record_encode_pages(&im.st, &im.b, 8, ent, pages, plen,
+	    WIRE_REC_OPT_ZSTD | WIRE_REC_OPT_DEFLATE, 1) == -XP_EINVAL,
+	    "ZSTD and DEFLATE together");
+	CHECK(record_encode(&im.st, &im.b, REC_HVM_CONTEXT, body, 8,
+	    WIRE_REC_OPT_ZSTD) == -XP_EINVAL, "ZSTD on HVM_CONTEXT");
+	CHECK(body_page_data_compress(0, WIRE_REC_OPT_ZSTD, 23, pages, plen,
+	    &w) == -XP_EINVAL && body_page_data_compress(0, 0, 1, pages, plen,
+	    &w) == -XP_EINVAL && w.len == 0, "zstd level 23, no codec");
+	img_free(&im);
+
+	/* Refusals of the parser: options. */
+	img_begin(&im, XP_DRAFTB, 0, WIRE_DOM_X86_HVM);
+	img_static(&im);
+	img_raw(&im, REC_HVM_CONTEXT, body, 8, WIRE_REC_OPT_ZSTD);
+	img_put_empty(&im, REC_END);
+	reject("ZSTD on HVM_CONTEXT", &im, XP_EOPTIONS, "%soption bit 2 "
+	    "(ZSTD) is only valid on PAGE_DATA", where(&im, 2));
+	img_free(&im);
+	n = ZSTD_compress(z, zcap, pages, plen, 1);
+	img_begin(&im, XP_DRAFTB, 0, WIRE_DOM_X86_HVM);
+	img_static(&im);
+	blen = mk_deflate_body(body, 0, 8, ent, (uint32_t)plen, z,
+	    (uint32_t)n, (uint32_t)n);
+	img_raw(&im, REC_PAGE_DATA, body, (uint32_t)blen, WIRE_REC_OPT_ZSTD |
+	    WIRE_REC_OPT_DEFLATE);
+	img_put_empty(&im, REC_END);
+	reject("ZSTD and DEFLATE", &im, XP_EOPTIONS, "%soption bits 1 "
+	    "(DEFLATE) and 2 (ZSTD) exclude each other", where(&im, 2));
+	img_free(&im);
+	/* Structure, as DEFLATE's, naming compressed_length. */
+	img_begin(&im, XP_DRAFTB, 0, WIRE_DOM_X86_HVM);
+	img_static(&im);
+	blen = mk_deflate_body(body, 0, 8, ent, (uint32_t)plen, z,
+	    (uint32_t)n, (uint32_t)n + 1);
+	img_raw(&im, REC_PAGE_DATA, body, (uint32_t)blen, WIRE_REC_OPT_ZSTD);
+	img_put_empty(&im, REC_END);
+	reject("ZSTD structure", &im, XP_EBODY, "%slength %zu is not %zu (8 "
+	    "pfn entries and compressed_length %zu)", where(&im, 2), blen,
+	    blen + 1, n + 1);
+	img_free(&im);
+
+	/* Decompression: structurally valid records with a wrong frame. */
+	memcpy(src, pages, plen);
+	memset(src + plen, 0x5A, 2 * PAGE);
+	for (k = 0; k < 7; k++) {
+		const char	*needle;
+
+		switch (k) {
+		case 0:		/* four pages inside */
+			n = ZSTD_compress(z, zcap, src, plen - PAGE, 1);
+			needle = "the zstd frame says 16384 octets, not "
+			    "raw_length 20480";
+			break;
+		case 1:		/* six pages inside */
+			n = ZSTD_compress(z, zcap, src, plen + PAGE, 1);
+			needle = "the zstd frame says 24576 octets";
+			break;
+		case 2:		/* trailing octets */
+			n = ZSTD_compress(z, zcap, src, plen, 1);
+			memcpy(z + n, "abc", 3);
+			n += 3;
+			needle = "3 octets follow the end of the zstd frame";
+			break;
+		case 3:		/* garbage */
+			for (n = 0; n < 200; n++)
+				z[n] = (uint8_t)(n * 97 + 13);
+			needle = "not one whole zstd frame";
+			break;
+		case 4:		/* cut in the middle */
+			n = ZSTD_compress(z, zcap, src, plen, 1) / 2;
+			needle = "not one whole zstd frame";
+			break;
+		case 5:		/* empty */
+			n = 0;
+			needle = "not one whole zstd frame";
+			break;
+		default:	/* a flipped octet inside a block */
+			n = ZSTD_compress(z, zcap, src, plen, 1);
+			z[n / 2] ^= 0xFF;
+			needle = "zstd";
+			break;
+		}
+		img_begin(&im, XP_DRAFTB, k & 1, WIRE_DOM_X86_HVM);
+		img_static(&im);
+		blen = mk_deflate_body(body, k & 1, 8, ent, (uint32_t)plen, z,
+		    (uint32_t)n, (uint32_t)n);
+		img_raw(&im, REC_PAGE_DATA, body, (uint32_t)blen,
+		    WIRE_REC_OPT_CHECKSUM | WIRE_REC_OPT_ZSTD);
+		img_put_empty(&im, REC_END);
+		accept("structurally valid ZSTD", &im);
+		memset(&col, 0, sizeof col);
+		rv = run_k(K_STREAM, im.b.data, im.b.len, CHUNK_WHOLE, NULL,
+		    &col, &e);
+		CHECK(rv == 0 && col.n == 4, "zstd case %d parses", k);
+		if (col.n == 4) {
+			rv = body_page_data_inflate_err(&col.st,
+			    &col.v[2].rec, out, 9 * PAGE, &e);
+			/* A flipped octet may still decode to other data:
+			 * then the record is valid and the checksum (or
+			 * the digest) is what catches it. */
+			if (k == 6 && rv == 0)
+				CHECK(memcmp(out, pages, plen) != 0,
+				    "zstd case 6: other data");
+			else
+				CHECK(rv == -XP_EBODY && strstr(e.msg,
+				    ": zstd page data: ") != NULL &&
+				    strstr(e.msg, needle) != NULL, "zstd case "
+				    "%d: \"%s\" lacks \"%s\"", k, e.msg, needle);
+		}
+		collect_free(&col);
+		img_free(&im);
+	}
+	buf_free(&w);
+	free(pages);
+	free(out);
+	free(z);
+	free(body);
+	free(src);
+}
+
 /* ---- tests: control records in a forward stream --------------------------- */
 
 static void
@@ -1419,7 +1600,7 @@ cimg_back(struct cimg *c)
 	cimg_note(c, REC_XMIG_STATUS);
 	CHECK(control_status_put(&c->b, &s) == 0, "status put");
 	memset(&d, 0, sizeof d);
-	memset(d.memory_sha256, 0xAB, 32);
+	memset(d.memory_digest, 0xAB, 32);
 	memset(d.vcpu_sha256, 0xCD, 32);
 	d.nr_pages = 200;
 	cimg_note(c, REC_XMIG_DIGESTS);
@@ -1481,7 +1662,7 @@ test_control_roundtrip(void)
 		    memcmp(s.message, "running on host-b", 17) == 0,
 		    "running");
 		CHECK(control_digests_get(&col.v[5].rec, &d) == 0 &&
-		    d.memory_sha256[31] == 0xAB && d.vcpu_sha256[0] == 0xCD &&
+		    d.memory_digest[31] == 0xAB && d.vcpu_sha256[0] == 0xCD &&
 		    d.nr_pages == 200, "digests");
 		/* Wrong decoders refuse. */
 		CHECK(control_ack_get(&col.v[0].rec, &a) == -XP_EINVAL &&
@@ -1998,8 +2179,8 @@ test_control_records(void)
 			{ REC_XMIG_REPLY, 48, 0, 0, "negotiate_version 0" },
 			{ REC_XMIG_REPLY, 48, 20, 1, "reserved field is "
 			    "0x00000001, not 0" },
-			{ REC_XMIG_REPLY, 48, 4, 0x100, "unknown feature bits "
-			    "0x00000100" },
+			{ REC_XMIG_REPLY, 48, 4, 0x400, "unknown feature bits "
+			    "0x00000400" },
 			{ REC_XMIG_REPLY, 48, 4, 0x40000000, "unknown feature "
 			    "bits 0x40000000" },
 			{ REC_XMIG_REPLY, 48, 8, 8, "result 8 is not one of "
@@ -2564,6 +2745,7 @@ main(void)
 	test_early_params();
 	test_zero_pages();
 	test_deflate();
+	test_zstd();
 	test_forward_refusals();
 	test_control_roundtrip();
 	test_control_text();

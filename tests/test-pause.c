@@ -166,7 +166,7 @@ main(void)
 	waitpid(pid, &status, 0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the receiver "
 	    "restored the domain");
-	hex_encode(r.memory_sha256, 32, want);
+	hex_encode(r.memory_digest, digest_len(r.memory_alg), want);
 	report_digest(rpath, got);
 	CHECK(r.have_memory && strcmp(got, want) == 0, "memory digest %s, "
 	    "the sender's %s", got, want);

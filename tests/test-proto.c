@@ -1435,10 +1435,10 @@ test_reject_framing(void)
 	img_free(&im);
 
 	img_begin(&im, XP_DRAFTB, 1, WIRE_DOM_X86_HVM);
-	img_raw(&im, REC_HVM_CONTEXT, blob, 4, 0x0005, 0, 0, 0);
+	img_raw(&im, REC_HVM_CONTEXT, blob, 4, 0x0009, 0, 0, 0);
 	img_put_empty(&im, REC_END);
 	reject("unknown option bit", &im, XP_EOPTIONS, "%sunknown option bits "
-	    "0x0004", where(&im, 0));
+	    "0x0008", where(&im, 0));
 	img_free(&im);
 
 	img_begin(&im, XP_DRAFTB, 0, WIRE_DOM_X86_HVM);

@@ -98,7 +98,7 @@ run(enum xp_dialect d, const char *dir)
 	CHECK(rc == 0 && r.have_memory, "%s: send_domain: %d %s", dn, rc,
 	    r.error);
 	sim_ops.close(b);
-	hex_encode(r.memory_sha256, 32, want);
+	hex_encode(r.memory_digest, digest_len(r.memory_alg), want);
 	s = slurp(spath, &slen);
 	CHECK(s != NULL && slen > (8u << 20), "%s: a stream of %zu octets",
 	    dn, slen);

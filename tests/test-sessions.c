@@ -160,7 +160,7 @@ check_completed(struct side *snd, struct side *rcv)
 	    strcmp(rcv->r.status, "completed") == 0, "%s: status %s / %s",
 	    snd->name, snd->r.status, rcv->r.status);
 	CHECK(snd->r.have_memory && rcv->r.have_memory &&
-	    memcmp(snd->r.memory_sha256, rcv->r.memory_sha256, 32) == 0,
+	    memcmp(snd->r.memory_digest, rcv->r.memory_digest, 32) == 0,
 	    "%s: memory digests differ", snd->name);
 	CHECK(snd->r.have_vcpu && rcv->r.have_vcpu &&
 	    memcmp(snd->r.vcpu_sha256, rcv->r.vcpu_sha256, 32) == 0,
@@ -216,7 +216,7 @@ two_at_once(struct event_base *base)
 	CHECK(s1.logs > 0 && s1.saw_agreed && s2.logs == 0,
 	    "per-session log: %u lines (agreed %d), the other %u", s1.logs,
 	    s1.saw_agreed, s2.logs);
-	CHECK(memcmp(s1.r.memory_sha256, s2.r.memory_sha256, 32) != 0,
+	CHECK(memcmp(s1.r.memory_digest, s2.r.memory_digest, 32) != 0,
 	    "two different domains, one digest");
 	/* Interleaved: whichever ended first, the other had sent by then. */
 	CHECK(s1.other_bytes_at_result > 0 || s2.other_bytes_at_result > 0,

@@ -175,6 +175,16 @@ struct backend_ops {
 	    uint8_t *types);
 	int (*set_types)(struct backend *b, const uint64_t *pfns,
 	    const uint8_t *types, unsigned n);
+
+	/*
+	 * Optional (NULL: the backend cannot), source, domain running:
+	 * take pct percent (0..99) of the domain's speed away until told
+	 * otherwise, 0 giving it all back; for auto-converge, when the
+	 * domain dirties memory faster than the link carries it.  sim: its
+	 * workload writes at (100 - pct) % of dirty=.  Called from the
+	 * engine's thread.
+	 */
+	int (*throttle)(struct backend *b, unsigned pct);
 };
 
 /* The registry: "sim", "xen" (when built). NULL if unknown. */
@@ -241,8 +251,9 @@ extern const struct backend_ops sim_ops;
  *   hot=SIZE	 writes go to pfns [0, hot/4096); at least one page and at
  *		 most mem (min(mem, 256M)); on a target clamped to its size
  *   seed=N	 content and workload seed, decimal or 0x hex (1)
- *   mix=M	 source content: zero, random or realistic (realistic:
- *		 about 1/4 zero, 1/4 text-like, 1/2 pseudo-random pages)
+ *   mix=M	 source content: zero, random, realistic (about 1/4 zero,
+ *		 1/4 text-like, 1/2 pseudo-random pages) or text (all
+ *		 text-like: compressible)
  *   max=SIZE	 target: room reserved when the stream does not announce
  *		 the domain size (64G of MAP_NORESERVE address space)
  *   prefault=B	 target: 0 or 1 (0); 1 touches guest memory in a background

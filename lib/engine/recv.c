@@ -75,7 +75,7 @@ struct xmig_recv {
 	int			 digesting;	/* dg_thr runs */
 	int			 dg_done;	/* it ended (atomic) */
 	int			 dg_rc;
-	int			 mem_done;	/* memory_sha256 computed */
+	int			 mem_done;	/* memory_digest computed */
 	int			 digests_done;	/* recv_digests ran */
 	struct xmig_report	 r;
 	struct xp_parser	*p;
@@ -421,7 +421,8 @@ recv_reply(struct xmig_recv *rv, const struct xp_negotiate *np,
 
 	if (r.result == XMIG_REPLY_OK)
 		r.features = n.features & (XMIG_F_CHECKSUM | XMIG_F_DEFLATE |
-		    XMIG_F_ZERO_PAGES | XMIG_F_ACKS | XMIG_F_HANDOVER);
+		    XMIG_F_ZERO_PAGES | XMIG_F_ACKS | XMIG_F_HANDOVER |
+		    XMIG_F_XXH3 | XMIG_F_ZSTD);
 	if (xmig_cbs_log_on(rv->cbs, XMIG_LOG_DEBUG)) {
 		char fo[128], fa[128], lim[48] = "none";
 
@@ -443,6 +444,7 @@ recv_reply(struct xmig_recv *rv, const struct xp_negotiate *np,
 		    r.result == XMIG_REPLY_OK ? "OK" :
 		    "refused", msg[0] ? ": " : "", msg,
 		    xmig_features_str(r.features, fa, sizeof(fa)),
+		    (r.features & XMIG_F_ZSTD) ? "zstd" :
 		    (r.features & XMIG_F_DEFLATE) ? "zlib" : "none",
 		    (r.features & XMIG_F_ZERO_PAGES) ? "without data" :
 		    "as data", r.max_record_len, lim, rv->bc_possible ? "" :
@@ -906,13 +908,26 @@ recv_control_cb(void *arg, const struct xp_stream *st,
 	return XP_PAUSE;
 }
 
+/*
+ * The memory digest's hash: what the negotiation agreed (XMIG_F_XXH3 or
+ * SHA-256), or this receiver's own choice on a one-way stream.
+ */
+static enum xmig_digest
+recv_digest_alg(const struct xmig_recv *rv)
+{
+	if (rv->r.backchannel)
+		return (rv->features & XMIG_F_XXH3) ? XMIG_DIGEST_XXH3 :
+		    XMIG_DIGEST_SHA256;
+	return rv->o->digest;
+}
+
 static void *
 recv_digest_main(void *arg)
 {
 	struct xmig_recv *rv = arg;
 
 	rv->dg_rc = digest_memory(rv->b, rv->info.nr_pages,
-	    1u << rv->info.page_shift, rv->r.memory_sha256);
+	    1u << rv->info.page_shift, rv->r.memory_alg, rv->r.memory_digest);
 	__atomic_store_n(&rv->dg_done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
@@ -947,8 +962,10 @@ recv_digests(struct xmig_recv *rv)
 	if (!rv->mem_done) {
 		rv->info.nr_pages = 0;
 		rv->b->ops->describe(rv->b, &rv->info);
+		rv->r.memory_alg = recv_digest_alg(rv);
 		rv->r.have_memory = digest_memory(rv->b, rv->info.nr_pages,
-		    1u << rv->info.page_shift, rv->r.memory_sha256) == 0;
+		    1u << rv->info.page_shift, rv->r.memory_alg,
+		    rv->r.memory_digest) == 0;
 		rv->mem_done = 1;
 	}
 	digest_state_final(rv->dstate, rv->r.vcpu_sha256);
@@ -958,7 +975,7 @@ recv_digests(struct xmig_recv *rv)
 	    (unsigned long long)rv->info.nr_pages);
 	if (rv->phase != RV_RUNNING || !rv->r.have_memory)
 		return;
-	memcpy(d.memory_sha256, rv->r.memory_sha256, 32);
+	memcpy(d.memory_digest, rv->r.memory_digest, 32);
 	memcpy(d.vcpu_sha256, rv->r.vcpu_sha256, 32);
 	d.nr_pages = rv->info.nr_pages;
 	if (control_digests_put(&buf, &d) == 0) {
@@ -1151,6 +1168,7 @@ recv_digests_soon(struct xmig_recv *rv)
 		goto now;
 	rv->info.nr_pages = 0;
 	rv->b->ops->describe(rv->b, &rv->info);
+	rv->r.memory_alg = recv_digest_alg(rv);
 	if (rv->dg_ev == NULL &&
 	    (rv->dg_ev = evtimer_new(rv->base, recv_digests_poll, rv)) == NULL)
 		goto now;

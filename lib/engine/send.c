@@ -179,7 +179,32 @@ struct xmig_send {
 						   REPLY may still come */
 
 	/* Page encoding. */
-	int			 deflate_level;	/* -1: no compression */
+	uint16_t		 zcodec;	/* WIRE_REC_OPT_DEFLATE / _ZSTD, 0 */
+	struct send_zpolicy {
+		int		 on;		/* compress the next batches */
+		int		 probing;	/* trying the other way */
+		unsigned	 left;		/* windows before the next probe */
+		/* Batches in the output, oldest first (a ring). */
+		struct send_zrec {
+			uint64_t end;		/* s->queued after it */
+			uint32_t raw;		/* its page octets */
+			uint8_t	 on;		/* sent compressed */
+		}		 ring[512];
+		unsigned	 head, n;
+		uint64_t	 t_last;	/* ns, the last delivery */
+		int		 win_on;	/* the window's way */
+		uint64_t	 win_raw;	/* page octets delivered in it */
+		uint64_t	 win_t0;	/* ns, the window's start */
+		double		 rate[2];	/* octets/s plain [0], compressed */
+		uint64_t	 block_t0;	/* ns: the output filled up */
+		uint64_t	 blocked_ns;	/* time the output stayed full */
+		uint64_t	 win_blocked0;	/* blocked_ns at the window's start */
+		uint64_t	 skipped;	/* batches sent plain: no gain */
+		unsigned	 switches;	/* on/off changes */
+	}			 zp;
+	uint64_t		 page_compressed; /* page octets sent compressed */
+	unsigned		 throttle;	/* auto-converge: % taken now */
+	unsigned		 throttle_max;
 	int			 zero_elide;
 	struct xp_buf		 zbuf;		/* compression scratch */
 	uint8_t			*raw;		/* a batch of pages, copied */
@@ -204,7 +229,8 @@ send_opts_default(struct send_opts *o)
 	o->progress = PROGRESS_AUTO;
 	o->backchannel = 1;
 	o->negotiate_timeout_ms = 2000;
-	o->compress_level = -1;
+	o->compress = 0;
+	o->compress_level = 1;
 	o->zero_pages = -1;
 	o->cancel_fd = -1;
 }
@@ -370,43 +396,168 @@ send_pages_absent(struct xmig_send *s, const uint64_t *pfns, unsigned n)
 	return send_record(s, REC_PAGE_DATA, body, 8 + 8 * n);
 }
 
-/* A PAGE_DATA record whose page data is deflated (SPEC 12.2). */
+/*
+ * Adaptive compression.  Each batch of pages is remembered with where its
+ * record ends in the stream; when the transport has taken it, its page
+ * octets count as delivered.  A window is SEND_ZP_WINDOW page octets
+ * delivered one way (plain or compressed); its rate, page octets per
+ * second from the first delivery to the last, is that way's rate, what
+ * the link and the CPU together achieve, whatever the buffer holds.
+ * Every SEND_ZP_PERIOD windows the sender tries the other way for one
+ * window, then keeps it if it was a tenth faster: compression pays on a
+ * slow link and backs off while the CPU, not the link, limits the rate
+ * (loopback).  While compressed windows keep the output full half of
+ * their time, the link is the limit and no plain window is tried.
+ */
+#define SEND_ZP_WINDOW	(16u << 20)
+#define SEND_ZP_PERIOD	8u
+#define SEND_ZP_RING	(sizeof(((struct xmig_send *)0)->zp.ring) / \
+			    sizeof(((struct xmig_send *)0)->zp.ring[0]))
+
+/* A batch queued: remember it (when the ring is full, it goes uncounted). */
+static void
+send_zp_queued(struct xmig_send *s, uint64_t raw, int on)
+{
+	struct send_zpolicy *zp = &s->zp;
+	struct send_zrec *r;
+
+	if (zp->n == 0)
+		zp->t_last = now_ns();	/* the link starts on it now */
+	if (zp->n == SEND_ZP_RING)
+		return;
+	r = &zp->ring[(zp->head + zp->n++) % SEND_ZP_RING];
+	r->end = s->queued;
+	r->raw = (uint32_t)raw;
+	r->on = (uint8_t)on;
+}
+
+/* A window ended: its rate, and maybe another way. */
+static void
+send_zp_window(struct xmig_send *s, uint64_t now)
+{
+	struct send_zpolicy *zp = &s->zp;
+	int best;
+
+	uint64_t blocked = zp->blocked_ns - zp->win_blocked0;
+
+	if (zp->block_t0 != 0 && now > zp->block_t0)
+		blocked += now - zp->block_t0;
+	zp->rate[zp->win_on] = now > zp->win_t0 ? (double)zp->win_raw * 1e9 /
+	    (double)(now - zp->win_t0) : 0;
+	if (zp->win_on != zp->on)
+		return;		/* the old way, still leaving the buffer */
+	if (!zp->probing) {
+		if (zp->on && now > zp->win_t0 &&
+		    blocked * 2 >= now - zp->win_t0) {
+			zp->left = SEND_ZP_PERIOD;	/* the link limits */
+			return;
+		}
+		if (zp->left != 0 && --zp->left != 0)
+			return;
+		zp->on = !zp->on;	/* try the other way for a window */
+		zp->probing = 1;
+		return;
+	}
+	zp->probing = 0;
+	zp->left = SEND_ZP_PERIOD;
+	/* The tried way must be a tenth faster to stay. */
+	best = zp->rate[zp->on] > zp->rate[!zp->on] * 1.1 ? zp->on : !zp->on;
+	if (best != zp->on)
+		zp->on = best;		/* the try lost: back */
+	else {
+		zp->switches++;		/* the try won: it stays */
+		send_debug(s, "+%.1f ms: compression %s: %.0f MiB/s of pages "
+		    "plain, %.0f MiB/s compressed", send_ms(s), zp->on ? "on" :
+		    "off", zp->rate[0] / 1048576.0, zp->rate[1] / 1048576.0);
+	}
+}
+
+/* The transport took octets up to s->drained: count what was delivered. */
+static void
+send_zp_drained(struct xmig_send *s)
+{
+	struct send_zpolicy *zp = &s->zp;
+	uint64_t now = 0;
+
+	while (zp->n > 0 && zp->ring[zp->head].end <= s->drained) {
+		struct send_zrec *r = &zp->ring[zp->head];
+
+		if (now == 0)
+			now = now_ns();
+		if (zp->win_raw > 0 && r->on != zp->win_on)
+			zp->win_raw = 0;	/* a mixed window: not measured */
+		if (zp->win_raw == 0) {
+			zp->win_on = r->on;
+			zp->win_t0 = zp->t_last;
+			zp->win_blocked0 = zp->blocked_ns;
+		}
+		zp->win_raw += r->raw;
+		zp->t_last = now;
+		zp->head = (zp->head + 1) % SEND_ZP_RING;
+		zp->n--;
+		if (zp->win_raw >= SEND_ZP_WINDOW && !s->o->compress_fixed) {
+			send_zp_window(s, now);
+			zp->win_raw = 0;
+		}
+	}
+}
+
+/*
+ * A PAGE_DATA record whose page data is compressed (SPEC 12.2, 12.6), or
+ * plain when compressing did not save a 32nd of it.
+ */
 static int
-send_pages_deflated(struct xmig_send *s, const uint64_t *pfns, void **pages,
+send_pages_compressed(struct xmig_send *s, const uint64_t *pfns, void **pages,
     const uint8_t *types, unsigned n)
 {
 	uint8_t pre[WIRE_RHDR_SIZE_DRAFTB + 8 + 8 * WIRE_PAGE_DATA_MAX];
 	uint64_t entries[WIRE_PAGE_DATA_MAX];
 	uint8_t foot[WIRE_FOOTER_SIZE + WIRE_REC_ALIGN];
 	size_t hs = record_hdr_size(&s->st), prelen, ps = s->page_size;
-	uint16_t opt = s->recopt | WIRE_REC_OPT_DEFLATE;
+	size_t raw = n * ps;
+	uint16_t opt = s->recopt | s->zcodec;
+	const uint8_t *data;
 	uint32_t body_len, crc = 0;
+	size_t dlen;
 	unsigned i;
+	int rc;
 
 	for (i = 0; i < n; i++) {
 		memcpy(s->raw + i * ps, pages[i], ps);
 		entries[i] = body_pfn_entry(pfns[i], types[i]);
 	}
 	s->zbuf.len = 0;
-	if (body_page_data_deflate(s->st.big_endian, s->deflate_level, s->raw,
-	    n * ps, &s->zbuf) != 0)
-		return -ENOMEM;
-	body_len = (uint32_t)(8 + 8 * (size_t)n + s->zbuf.len);
+	rc = body_page_data_compress(s->st.big_endian, s->zcodec,
+	    s->o->compress_level, s->raw, raw, &s->zbuf);
+	if (rc != 0)
+		return rc == -XP_ENOMEM ? -ENOMEM : -EINVAL;
+	if (s->zbuf.len >= raw - raw / 32) {
+		/* Not worth it: the pages as they are (already copied). */
+		opt = s->recopt;
+		data = s->raw;
+		dlen = raw;
+		s->zp.skipped++;
+	} else {
+		data = s->zbuf.data;
+		dlen = s->zbuf.len;
+		s->page_compressed += raw;
+	}
+	body_len = (uint32_t)(8 + 8 * (size_t)n + dlen);
 	record_hdr_put(&s->st, pre, REC_PAGE_DATA, body_len, opt);
 	body_page_data_prefix_put(s->st.big_endian, pre + hs, n, entries);
 	prelen = hs + 8 + 8 * (size_t)n;
 	if (opt & WIRE_REC_OPT_CHECKSUM) {
 		crc = xp_crc32(0, pre, prelen);
-		crc = xp_crc32(crc, s->zbuf.data, s->zbuf.len);
+		crc = xp_crc32(crc, data, dlen);
 	}
 	record_trailer_put(&s->st, foot, body_len, opt, crc);
 	if (evbuffer_add(s->out, pre, prelen) != 0 ||
-	    evbuffer_add(s->out, s->zbuf.data, s->zbuf.len) != 0 ||
+	    evbuffer_add(s->out, data, dlen) != 0 ||
 	    evbuffer_add(s->out, foot, record_trailer_size(&s->st, body_len)))
 		return -ENOMEM;
 	s->queued += record_wire_size(&s->st, body_len);
-	s->page_octets += n * ps;
-	s->page_wire += s->zbuf.len;
+	s->page_octets += raw;
+	s->page_wire += dlen;
 	return 0;
 }
 
@@ -528,11 +679,15 @@ send_pages(struct xmig_send *s, const uint64_t *pfns, unsigned n)
 	if (rc == 0 && nz > 0)
 		rc = send_zero_pages(s, zpfn, nz);
 	if (rc == 0 && nd > 0) {
-		if (s->deflate_level >= 0)
-			rc = send_pages_deflated(s, dpfn, dpages, dtypes, nd);
+		if (s->zcodec != 0 && (s->zp.on || s->o->compress_fixed))
+			rc = send_pages_compressed(s, dpfn, dpages, dtypes,
+			    nd);
 		else
 			rc = send_pages_plain(s, dpfn, dpages, dtypes, nd,
 			    m);
+		if (rc == 0 && s->zcodec != 0)
+			send_zp_queued(s, (uint64_t)nd * s->page_size,
+			    s->zp.on || s->o->compress_fixed);
 	}
 	send_map_release(NULL, 0, m);
 	s->pages_sent += n - nx;	/* holes carry no page */
@@ -564,10 +719,14 @@ send_offer(const struct xmig_send *s)
 
 	if (s->recopt & WIRE_REC_OPT_CHECKSUM)
 		f |= XMIG_F_CHECKSUM;
-	if (s->o->compress_level >= 0 && s->st.dialect == XP_DRAFTB)
+	if (s->o->compress == WIRE_REC_OPT_DEFLATE && s->st.dialect == XP_DRAFTB)
 		f |= XMIG_F_DEFLATE;
+	if (s->o->compress == WIRE_REC_OPT_ZSTD && s->st.dialect == XP_DRAFTB)
+		f |= XMIG_F_ZSTD;
 	if (s->o->zero_pages != 0)
 		f |= XMIG_F_ZERO_PAGES;
+	if (!s->o->no_digest && s->o->digest == XMIG_DIGEST_XXH3)
+		f |= XMIG_F_XXH3;
 	return f;
 }
 
@@ -681,6 +840,7 @@ send_headers(struct xmig_send *s)
 		    "domain of %llu pages of %u octets, %u vcpus; session "
 		    "0x%llx; waiting %.0f ms for the answer", send_ms(s),
 		    xmig_features_str(n.features, f, sizeof(f)),
+		    (n.features & XMIG_F_ZSTD) ? "zstd" :
 		    (n.features & XMIG_F_DEFLATE) ? "zlib" : "none",
 		    n.max_record_len, (unsigned long long)n.nr_pages,
 		    s->page_size, n.nr_vcpus,
@@ -825,6 +985,7 @@ send_pause_join(struct xmig_send *s)
 }
 
 static int send_stop_and_copy(struct xmig_send *s);
+static void send_throttle_up(struct xmig_send *s);
 static int send_produce(struct xmig_send *s);
 static void send_next_pass(struct xmig_send *s);
 
@@ -1051,6 +1212,9 @@ send_end_of_pass(struct xmig_send *s)
 	s->prev_remaining = s->remaining;
 	again = (expected_ms > s->o->downtime_limit_ms || !converged) &&
 	    s->iteration < s->o->max_iterations;
+	if (again && converged && expected_ms > s->o->downtime_limit_ms &&
+	    s->iteration >= 2 && s->o->auto_converge)
+		send_throttle_up(s);
 	send_debug(s, "+%.1f ms: pass %u: %llu pages queued in %.1f ms (%llu "
 	    "octets left meanwhile), throughput %.1f MiB/s; %lld dirty pages "
 	    "found (%.1f MiB/s dirtied); expected downtime %.1f ms (limit "
@@ -1083,13 +1247,48 @@ send_end_of_pass(struct xmig_send *s)
 	return send_stop_and_copy(s);
 }
 
+/*
+ * Auto-converge: the dirty set no longer halves and the expected downtime
+ * is above the limit, so the domain dirties about as fast as the link
+ * carries.  Take 20 % of its speed, then 10 % more at each such pass, up
+ * to 99 % (as QEMU does).  The throttle is lifted when the session ends,
+ * so a source that resumes runs at full speed.
+ */
+static void
+send_throttle_up(struct xmig_send *s)
+{
+	unsigned pct = s->throttle == 0 ? 20 : s->throttle + 10;
+
+	if (pct > 99)
+		pct = 99;
+	if (s->b->ops->throttle == NULL || pct == s->throttle)
+		return;
+	if (s->b->ops->throttle(s->b, pct) != 0) {
+		send_debug(s, "auto-converge: cannot throttle the domain: %s",
+		    backend_errmsg(s->b));
+		return;
+	}
+	s->throttle = pct;
+	if (pct > s->throttle_max)
+		s->throttle_max = pct;
+	send_debug(s, "+%.1f ms: auto-converge: the domain runs at %u %% of "
+	    "its speed", send_ms(s), 100 - pct);
+}
+
+static void
+send_throttle_off(struct xmig_send *s)
+{
+	if (s->throttle != 0 && s->b->ops->throttle(s->b, 0) == 0)
+		s->throttle = 0;
+}
+
 static void *
 send_digest_main(void *arg)
 {
 	struct xmig_send *s = arg;
 
 	s->digest_rc = digest_memory(s->b, s->info.nr_pages, s->page_size,
-	    s->r->memory_sha256);
+	    s->r->memory_alg, s->r->memory_digest);
 	__atomic_store_n(&s->digest_done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
@@ -1122,7 +1321,13 @@ send_tail(struct xmig_send *s)
 	 * delay the answer to RESTORED and so the guest's downtime.  The
 	 * domain is paused; nothing is dirtied meanwhile.
 	 */
-	/* Memory is stable from here on: digest it beside the flush. */
+	/*
+	 * Memory is stable from here on: digest it beside the flush, with
+	 * the hash offered unless an answer said otherwise (a receiver that
+	 * takes XMIG_F_XXH3 uses it even when its answer comes late).
+	 */
+	s->r->memory_alg = s->r->backchannel && !(s->features & XMIG_F_XXH3) ?
+	    XMIG_DIGEST_SHA256 : s->o->digest;
 	if (s->o->no_digest)
 		;
 	else if (pthread_create(&s->digest_thr, NULL, send_digest_main, s) == 0)
@@ -1149,6 +1354,11 @@ send_produce(struct xmig_send *s)
 	unsigned n;
 	int rc;
 
+	if (s->zp.block_t0 != 0) {
+		/* The output drained enough to go on: it was full till now. */
+		s->zp.blocked_ns += now_ns() - s->zp.block_t0;
+		s->zp.block_t0 = 0;
+	}
 	while (s->rc == 0 && evbuffer_get_length(s->out) < SEND_HIGH_WATER) {
 		switch (s->phase) {
 		case SP_HEADERS:
@@ -1241,6 +1451,9 @@ send_produce(struct xmig_send *s)
 		}
 		send_progress(s, 0);
 	}
+	if (s->rc == 0 && s->zcodec != 0 &&
+	    evbuffer_get_length(s->out) >= SEND_HIGH_WATER)
+		s->zp.block_t0 = now_ns();	/* full: the link is behind */
 	return 0;
 }
 
@@ -1254,6 +1467,8 @@ send_drain_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 
 	(void)buf;
 	s->drained += info->n_deleted;
+	if (s->zp.n > 0)
+		send_zp_drained(s);
 }
 
 /* Arm the one timer that bounds every wait for the receiver. */
@@ -1400,7 +1615,8 @@ send_bc_reply(struct xmig_send *s, const struct xp_record *rec)
 		 * plain, but acks and the handover still work.
 		 */
 		s->late = LATE_NO;
-		s->features = r.features & (XMIG_F_ACKS | XMIG_F_HANDOVER);
+		s->features = r.features & (XMIG_F_ACKS | XMIG_F_HANDOVER |
+		    XMIG_F_XXH3);
 		send_debug(s, "+%.1f ms: a late XMIG_REPLY: the stream stays "
 		    "plain; acks %s, handover %s", send_ms(s),
 		    (s->features & XMIG_F_ACKS) ? "on" : "off",
@@ -1417,7 +1633,9 @@ send_bc_reply(struct xmig_send *s, const struct xp_record *rec)
 	if (!(s->features & XMIG_F_CHECKSUM))
 		s->recopt &= (uint16_t)~WIRE_REC_OPT_CHECKSUM;
 	if (s->features & XMIG_F_DEFLATE)
-		s->deflate_level = s->o->compress_level;
+		s->zcodec = WIRE_REC_OPT_DEFLATE;
+	if (s->features & XMIG_F_ZSTD)
+		s->zcodec = WIRE_REC_OPT_ZSTD;
 	s->zero_elide = (s->features & XMIG_F_ZERO_PAGES) != 0;
 	s->r->backchannel = 1;
 	if (xmig_cbs_log_on(s->cbs, XMIG_LOG_DEBUG)) {
@@ -1433,7 +1651,8 @@ send_bc_reply(struct xmig_send *s, const struct xp_record *rec)
 		    "receiver reads records up to %u octets, hosts %s",
 		    send_ms(s), xmig_features_str(s->features, f, sizeof(f)),
 		    xmig_features_str(offered, o, sizeof(o)),
-		    s->deflate_level >= 0 ? "zlib" : "none",
+		    s->zcodec == WIRE_REC_OPT_ZSTD ? "zstd" :
+		    s->zcodec == WIRE_REC_OPT_DEFLATE ? "zlib" : "none",
 		    s->zero_elide ? "without data" : "as data",
 		    (s->recopt & WIRE_REC_OPT_CHECKSUM) ? "on" : "off",
 		    r.max_record_len, mem);
@@ -1536,7 +1755,7 @@ send_bc_record(void *arg, const struct xp_stream *st,
 	case REC_XMIG_DIGESTS:
 		if (s->ho != HO_WAIT_DIGESTS || control_digests_get(rec, &dg))
 			return -XP_ECALLBACK;
-		memcpy(s->peer_mem, dg.memory_sha256, 32);
+		memcpy(s->peer_mem, dg.memory_digest, 32);
 		memcpy(s->peer_vcpu, dg.vcpu_sha256, 32);
 		s->have_peer_digests = 1;
 		s->ho = HO_DONE;
@@ -1779,8 +1998,13 @@ send_start_events(struct xmig_send *s)
 
 		if (per_tick < 4096)
 			per_tick = 4096;
+		/*
+		 * A bucket of four ticks: a loop that runs a tick late (a
+		 * loaded machine) spends the tokens it missed instead of
+		 * losing them, so the average holds; a burst stays small.
+		 */
 		s->rl = ev_token_bucket_cfg_new(EV_RATE_LIMIT_MAX,
-		    EV_RATE_LIMIT_MAX, per_tick, per_tick, &tick);
+		    EV_RATE_LIMIT_MAX, per_tick, per_tick * 4, &tick);
 		if (s->rl == NULL ||
 		    bufferevent_set_rate_limit(s->bev, s->rl) != 0) {
 			send_fail(s, -ENOMEM, "out of memory");
@@ -2172,6 +2396,7 @@ send_finish(struct xmig_send *s)
 		s->b->ops->disable_dirty(s->b);
 		s->tracking = 0;
 	}
+	send_throttle_off(s);	/* a resumed source runs at full speed */
 	if (s->rc != 0 && s->paused && !s->unconfirmed) {
 		/* Never leave a failed source paused... */
 		if (s->b->ops->resume(s->b) == 0)
@@ -2188,6 +2413,10 @@ send_finish(struct xmig_send *s)
 	r->zero_pages = s->zero_pages;
 	r->page_octets = s->page_octets;
 	r->page_wire = s->page_wire;
+	r->page_compressed = s->page_compressed;
+	r->throttle_max = s->throttle_max;
+	r->compression = s->zcodec == WIRE_REC_OPT_ZSTD ? "zstd" :
+	    s->zcodec == WIRE_REC_OPT_DEFLATE ? "zlib" : NULL;
 	r->iterations = s->iteration;
 	r->duration_ms = (double)(t_done - s->t_start) / 1e6;
 	if (s->t_pause != 0 && s->rc == 0) {
@@ -2205,7 +2434,7 @@ send_finish(struct xmig_send *s)
 	}
 	r->verified = -1;
 	if (s->have_peer_digests && r->have_memory && r->have_vcpu)
-		r->verified = memcmp(s->peer_mem, r->memory_sha256, 32) == 0 &&
+		r->verified = memcmp(s->peer_mem, r->memory_digest, 32) == 0 &&
 		    memcmp(s->peer_vcpu, r->vcpu_sha256, 32) == 0;
 	if (s->rc == 0 && r->verified == 0) {
 		s->rc = -EBADMSG;
@@ -2338,6 +2567,10 @@ xmig_send_start(struct xmig_send *s)
 		return 0;
 	}
 	s->page_size = 1u << s->info.page_shift;
+	if (o->auto_converge && b->ops->throttle == NULL)
+		xmig_cbs_log(s->cbs, XMIG_LOG_WARN, "auto-converge: the %s "
+		    "backend cannot throttle a domain: passes as without it",
+		    b->ops->name);
 	s->r->nr_pages = s->info.nr_pages;
 	s->r->dialect = o->dialect == XP_XEN ? "xen" : "draftb";
 	stream_init(&s->st, o->dialect, o->dialect == XP_DRAFTB &&
@@ -2352,12 +2585,14 @@ xmig_send_start(struct xmig_send *s)
 	s->session_id = ((uint64_t)getpid() << 32) ^ now_ns() ^
 	    (uint64_t)(uintptr_t)s;
 	/* Files get extensions only when asked; connections when agreed. */
-	s->deflate_level = -1;
+	s->zcodec = 0;
+	s->zp.on = 1;
+	s->zp.left = 2;	/* the first probe after two windows */
 	s->zero_elide = o->zero_pages == 1 && o->dialect == XP_DRAFTB;
 	to_file = s->fd_given ? !s->conn : (strncmp(s->dest, "file:", 5) == 0 ||
 	    strcmp(s->dest, "-") == 0);
-	if (o->compress_level >= 0 && o->dialect == XP_DRAFTB && to_file)
-		s->deflate_level = o->compress_level;
+	if (o->dialect == XP_DRAFTB && to_file)
+		s->zcodec = o->compress;
 	s->raw = malloc((size_t)WIRE_PAGE_DATA_MAX << s->info.page_shift);
 	s->nr_words = (size_t)((s->info.nr_pages + 63) / 64);
 	s->pass_set = calloc(s->nr_words ? s->nr_words : 1, 8);

@@ -101,7 +101,7 @@ fz_record(void *arg, const struct xp_stream *st, const struct xp_record *rec)
 	if (rec->known)
 		fz_ext(fz, st, rec);
 	deflate = rec->type == REC_PAGE_DATA ?
-	    rec->options & WIRE_REC_OPT_DEFLATE : 0;
+	    rec->options & WIRE_REC_OPT_COMPRESSED : 0;
 
 	if (rec->length > fz->cap) {
 		if ((p = realloc(fz->scratch, rec->length)) == NULL)

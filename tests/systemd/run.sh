@@ -338,8 +338,8 @@ check_sim_migration() {
 	wait "$rpid" || rc=$?
 	check "migrate-receive --once: exit 0" test "$rc" -eq 0
 	local s r
-	s=$(sed -n 's/.*"memory_sha256":"\([0-9a-f]\{64\}\)".*/\1/p' "$W/send.json")
-	r=$(sed -n 's/.*"memory_sha256":"\([0-9a-f]\{64\}\)".*/\1/p' "$W/recv.json")
+	s=$(sed -n 's/.*"memory_digest":"\([0-9a-f]\{32,64\}\)".*/\1/p' "$W/send.json")
+	r=$(sed -n 's/.*"memory_digest":"\([0-9a-f]\{32,64\}\)".*/\1/p' "$W/recv.json")
 	if [ -n "$s" ] && [ "$s" = "$r" ]; then
 		pass "the receiver's memory digest is the sender's ($s)"
 	else

@@ -81,6 +81,7 @@ enum sim_mix {
 	SIM_MIX_ZERO,
 	SIM_MIX_RANDOM,
 	SIM_MIX_REALISTIC,
+	SIM_MIX_TEXT,
 };
 
 enum sim_state {
@@ -143,6 +144,7 @@ static const char *sim_mix_names[] = {
 	[SIM_MIX_ZERO] = "zero",
 	[SIM_MIX_RANDOM] = "random",
 	[SIM_MIX_REALISTIC] = "realistic",
+	[SIM_MIX_TEXT] = "text",
 };
 
 struct sim_spec {
@@ -205,6 +207,7 @@ struct sim {
 	uint64_t		 prefault_done;
 
 	atomic_uint_least64_t	 pages_written;
+	atomic_uint		 throttle;	/* % of the write rate taken */
 };
 
 static const char *sim_words[] = {
@@ -373,7 +376,7 @@ sim_parse_item(const char *item, size_t len, int where, struct sim_spec *sp)
 		}
 		if (m == sizeof sim_mix_names / sizeof *sim_mix_names) {
 			backend_seterr(NULL, "sim: mix=%.*s: expected zero, "
-			    "random or realistic", (int)vlen, val);
+			    "random, realistic or text", (int)vlen, val);
 			return (-EINVAL);
 		}
 		sp->v[k] = m;
@@ -573,7 +576,7 @@ sim_fill(struct sim *s)
 
 	if (mix == SIM_MIX_ZERO)
 		return (0);
-	if (mix == SIM_MIX_REALISTIC) {
+	if (mix == SIM_MIX_REALISTIC || mix == SIM_MIX_TEXT) {
 		if ((pool = malloc(SIM_TEXT_POOL + SIM_PAGE_SIZE)) == NULL) {
 			backend_seterr(&s->b, "sim: out of memory for the "
 			    "text pool");
@@ -584,11 +587,12 @@ sim_fill(struct sim *s)
 	for (pfn = 0; pfn < s->nr_pages; pfn++) {
 		page = s->mem + (pfn << SIM_PAGE_SHIFT);
 		h = sim_hash2(seed, pfn);
-		if (mix == SIM_MIX_RANDOM || (h & 3) >= 2) {
+		if (mix == SIM_MIX_RANDOM ||
+		    (mix == SIM_MIX_REALISTIC && (h & 3) >= 2)) {
 			sim_fill_random((uint64_t *)page, h);
 			continue;
 		}
-		if ((h & 3) == 0)
+		if (mix == SIM_MIX_REALISTIC && (h & 3) == 0)
 			continue;	/* zero: leave it untouched */
 		off = (size_t)((h >> 8) % (SIM_TEXT_POOL / 8)) * 8;
 		memcpy(page, pool + off, SIM_PAGE_SIZE);
@@ -637,25 +641,34 @@ sim_writer_main(void *arg)
 {
 	struct sim_writer	*w = arg;
 	struct sim		*s = w->s;
-	double			 rate, lag;
-	uint64_t		 x, stamp, t0, now, want, done, n, next;
-	uint64_t		 pfn, i, step;
+	double			 rate = 0, lag = 0;
+	uint64_t		 x, stamp, t0 = 0, now, want, done = 0, n, next;
+	uint64_t		 pfn, i, step = 1;
+	unsigned		 thr = 100, t;
 	int			 track, waited;
 
-	/* Pages per second for this thread. */
-	rate = (double)s->spec.v[SIM_K_DIRTY] / SIM_PAGE_SIZE / s->nwriters;
-	lag = rate * SIM_LAG_SEC;
-	if (lag < SIM_BURST_MAX)
-		lag = SIM_BURST_MAX;
-	step = (uint64_t)(rate / 1000);		/* wake about every ms */
-	if (step == 0)
-		step = 1;
 	x = sim_hash2(s->spec.v[SIM_K_SEED], 0x7772ULL + w->idx) | 1;
 	stamp = (uint64_t)(w->idx + 1) << 56;
-	t0 = sim_now_ns();
-	done = 0;
 
 	while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
+		t = atomic_load_explicit(&s->throttle, memory_order_relaxed);
+		if (t != thr) {
+			/* Pages per second for this thread, throttled; pacing
+			 * starts afresh at each change. */
+			thr = t;
+			rate = (double)s->spec.v[SIM_K_DIRTY] / SIM_PAGE_SIZE /
+			    s->nwriters * (100 - thr) / 100.0;
+			if (rate < 1)
+				rate = 1;
+			lag = rate * SIM_LAG_SEC;
+			if (lag < SIM_BURST_MAX)
+				lag = SIM_BURST_MAX;
+			step = (uint64_t)(rate / 1000);	/* about every ms */
+			if (step == 0)
+				step = 1;
+			t0 = sim_now_ns();
+			done = 0;
+		}
 		now = sim_now_ns();
 		want = (uint64_t)((double)(now - t0) * 1e-9 * rate);
 		if (want <= done) {
@@ -1800,6 +1813,19 @@ sim_run_state(struct backend *b)
 	return (what);
 }
 
+static int
+sim_throttle(struct backend *b, unsigned pct)
+{
+	struct sim	*s = sim_handle(b);
+
+	if (pct > 99) {
+		backend_seterr(b, "sim: throttle %u%%: at most 99", pct);
+		return (-EINVAL);
+	}
+	atomic_store_explicit(&s->throttle, pct, memory_order_relaxed);
+	return (0);
+}
+
 const struct backend_ops sim_ops = {
 	.name = "sim",
 	.open_source = sim_open_source,
@@ -1821,4 +1847,5 @@ const struct backend_ops sim_ops = {
 	.destroy = sim_destroy,
 	.close = sim_close,
 	.stats = sim_stats,
+	.throttle = sim_throttle,
 };
