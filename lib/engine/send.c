@@ -442,10 +442,14 @@ send_zp_window(struct xmig_send *s, uint64_t now)
 
 	if (zp->block_t0 != 0 && now > zp->block_t0)
 		blocked += now - zp->block_t0;
+	/*
+	 * The old way's last batches leave the buffer at the link's pace
+	 * whatever it cost to make them: not a measure of that way.
+	 */
+	if (zp->win_on != zp->on)
+		return;
 	zp->rate[zp->win_on] = now > zp->win_t0 ? (double)zp->win_raw * 1e9 /
 	    (double)(now - zp->win_t0) : 0;
-	if (zp->win_on != zp->on)
-		return;		/* the old way, still leaving the buffer */
 	if (!zp->probing) {
 		if (zp->on && now > zp->win_t0 &&
 		    blocked * 2 >= now - zp->win_t0) {
@@ -490,6 +494,8 @@ send_zp_drained(struct xmig_send *s)
 			zp->win_on = r->on;
 			zp->win_t0 = zp->t_last;
 			zp->win_blocked0 = zp->blocked_ns;
+			if (zp->block_t0 != 0 && zp->t_last > zp->block_t0)
+				zp->win_blocked0 += zp->t_last - zp->block_t0;
 		}
 		zp->win_raw += r->raw;
 		zp->t_last = now;
@@ -2587,7 +2593,7 @@ xmig_send_start(struct xmig_send *s)
 	/* Files get extensions only when asked; connections when agreed. */
 	s->zcodec = 0;
 	s->zp.on = 1;
-	s->zp.left = 2;	/* the first probe after two windows */
+	s->zp.left = 1;	/* the first probe after one window */
 	s->zero_elide = o->zero_pages == 1 && o->dialect == XP_DRAFTB;
 	to_file = s->fd_given ? !s->conn : (strncmp(s->dest, "file:", 5) == 0 ||
 	    strcmp(s->dest, "-") == 0);
