@@ -41,6 +41,7 @@ struct dom {
 	int			 paused;	/* left paused (unconfirmed) */
 	struct xmig_send	*send;
 	struct send_opts	 so;
+	struct xmig_cbs		 cbs;		/* outlives the session */
 	int			 quit;
 	/* Receiving: */
 	struct xmig_recv	*rv;
@@ -150,7 +151,7 @@ dom_send_result(void *arg, int rc, const struct xmig_report *r)
 static void
 dom_migrate(struct dom *d, const char *uri, uint64_t bandwidth)
 {
-	struct xmig_cbs cbs;
+	struct xmig_cbs *cbs = &d->cbs;
 
 	if (d->send != NULL || d->paused || d->b == NULL) {
 		dom_say(d, "result failed 0 -1 %s", d->paused ? "the domain "
@@ -163,11 +164,11 @@ dom_migrate(struct dom *d, const char *uri, uint64_t bandwidth)
 	d->so.progress = PROGRESS_NONE;
 	d->so.domain_config = d->config;
 	d->so.domain_config_len = strlen(d->config);
-	memset(&cbs, 0, sizeof(cbs));
-	cbs.arg = d;
-	cbs.progress = dom_send_progress;
-	cbs.result = dom_send_result;
-	if ((d->send = xmig_send_new(d->base, d->b, uri, &d->so, &cbs)) ==
+	memset(cbs, 0, sizeof(*cbs));
+	cbs->arg = d;
+	cbs->progress = dom_send_progress;
+	cbs->result = dom_send_result;
+	if ((d->send = xmig_send_new(d->base, d->b, uri, &d->so, cbs)) ==
 	    NULL) {
 		dom_say(d, "result failed 0 -1 out of memory");
 		return;

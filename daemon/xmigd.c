@@ -253,14 +253,22 @@ rpc_error(struct client *c, json_object *id, int code, const char *fmt, ...)
 	client_send(c, o);
 }
 
-/* Answer, then close once the answer has left. */
+/*
+ * Answer, then close: our side is shut once the answer has left, and what
+ * the client still sends is read and dropped until it closes (5 s at most;
+ * closing with its request unread would reset the connection, and the
+ * client might never read the answer).
+ */
 static void
 client_close_after(struct client *c)
 {
+	struct timeval tv = { 5, 0 };
+
 	c->closing = 1;
-	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_enable(c->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		client_free(c);
+		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 }
 
 /* ---- the tables ------------------------------------------------------------- */
@@ -1027,7 +1035,8 @@ client_request(struct client *c, const char *line, size_t len)
 	if (req == NULL || jerr != json_tokener_success ||
 	    json_tokener_get_parse_end(tok) != len) {
 		rpc_error(c, NULL, RPC_PARSE, "parse error: %s",
-		    req == NULL || jerr != json_tokener_success ?
+		    jerr == json_tokener_continue ? "the JSON text is "
+		    "incomplete" : jerr != json_tokener_success ?
 		    json_tokener_error_desc(jerr) : "text after the request");
 		json_object_put(req);
 		json_tokener_free(tok);
@@ -1147,7 +1156,11 @@ client_read(struct bufferevent *bev, void *arg)
 	size_t n;
 	char *line;
 
-	while (!c->closing) {
+	for (;;) {
+		if (c->closing) {
+			evbuffer_drain(in, evbuffer_get_length(in));
+			return;
+		}
 		line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
 		if (line == NULL) {
 			if (evbuffer_get_length(in) > XMIGD_LINE_MAX) {
@@ -1179,14 +1192,14 @@ client_write(struct bufferevent *bev, void *arg)
 
 	if (c->closing &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		client_free(c);
+		shutdown(bufferevent_getfd(bev), SHUT_WR);
 }
 
 static void
 client_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
 		client_free(arg);
 }
 
@@ -1393,8 +1406,12 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	(void)arg;
 	if (sig == SIGCHLD) {
 		/* Domains leave the table when their pair closes. */
-		while (waitpid(-1, &status, WNOHANG) > 0)
-			;
+		pid_t pid;
+
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+			if (WIFSIGNALED(status))
+				log_warn("domain process %ld killed by "
+				    "signal %d", (long)pid, WTERMSIG(status));
 	} else if (sig == SIGHUP) {
 		if (config_read(1) == 0)
 			log_info("reloaded %s: max-sessions %u, max-memory "
