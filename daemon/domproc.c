@@ -131,9 +131,10 @@ dom_send_result(void *arg, int rc, const struct xmig_report *r)
 	const char *status = rc == 0 ? "completed" : rc == -EINPROGRESS ?
 	    "unconfirmed" : rc == -ECANCELED ? "cancelled" : "failed";
 
-	dom_say(d, "result %s %llu %.3f %s", status,
+	dom_say(d, "result %s %llu %.3f %d %s", status,
 	    (unsigned long long)r->bytes, r->have_downtime ? r->downtime_ms :
-	    -1.0, rc == 0 ? "-" : r->error[0] ? r->error : "failed");
+	    -1.0, r->verified, rc == 0 ? "-" : r->error[0] ? r->error :
+	    "failed");
 	xmig_send_free(d->send);
 	d->send = NULL;
 	if (rc == 0) {
@@ -154,7 +155,7 @@ dom_migrate(struct dom *d, const char *uri, uint64_t bandwidth)
 	struct xmig_cbs *cbs = &d->cbs;
 
 	if (d->send != NULL || d->paused || d->b == NULL) {
-		dom_say(d, "result failed 0 -1 %s", d->paused ? "the domain "
+		dom_say(d, "result failed 0 -1 -1 %s", d->paused ? "the domain "
 		    "is paused after an unconfirmed handover" : "a migration "
 		    "is already running");
 		return;
@@ -170,7 +171,7 @@ dom_migrate(struct dom *d, const char *uri, uint64_t bandwidth)
 	cbs->result = dom_send_result;
 	if ((d->send = xmig_send_new(d->base, d->b, uri, &d->so, cbs)) ==
 	    NULL) {
-		dom_say(d, "result failed 0 -1 out of memory");
+		dom_say(d, "result failed 0 -1 -1 out of memory");
 		return;
 	}
 	xmig_send_start(d->send);
@@ -192,7 +193,7 @@ dom_command(struct dom *d, char *line)
 		bw = strtok_r(NULL, " ", &save);
 		v = bw != NULL ? strtoull(bw, NULL, 10) : 0;
 		if (uri == NULL)
-			dom_say(d, "result failed 0 -1 no URI");
+			dom_say(d, "result failed 0 -1 -1 no URI");
 		else
 			dom_migrate(d, uri, v);
 	} else if (strcmp(cmd, "cancel") == 0) {

@@ -63,6 +63,7 @@ struct migration {
 	unsigned		 pass;
 	uint64_t		 bytes, remaining, bandwidth;
 	double			 downtime_ms;	/* -1: not known */
+	int			 verified;	/* -1 unknown, 0 differ, 1 equal */
 	char			 error[512];
 	uint64_t		 started, ended;	/* now_ns */
 	struct domain		*dom;		/* while running */
@@ -319,6 +320,9 @@ mig_json(const struct migration *m)
 	if (m->downtime_ms >= 0)
 		json_object_object_add(o, "downtime_ms",
 		    json_object_new_double(m->downtime_ms));
+	if (m->verified >= 0)
+		json_object_object_add(o, "verified",
+		    json_object_new_boolean(m->verified));
 	if (m->error[0] != '\0')
 		json_object_object_add(o, "error",
 		    json_object_new_string(m->error));
@@ -507,10 +511,12 @@ domain_line(struct domain *d, char *line)
 		char *status = strtok_r(NULL, " ", &save);
 		char *bytes = strtok_r(NULL, " ", &save);
 		char *dt = strtok_r(NULL, " ", &save);
+		char *ver = strtok_r(NULL, " ", &save);
 		struct migration *m = d->mig;
 
-		if (status == NULL || dt == NULL)
+		if (status == NULL || dt == NULL || ver == NULL)
 			return;
+		m->verified = atoi(ver);
 		rest = save != NULL ? save : "-";
 		d->mig = NULL;
 		if (strcmp(status, "completed") == 0)
@@ -938,6 +944,7 @@ m_migrate(struct client *c, json_object *id, json_object *params)
 	snprintf(m->status, sizeof(m->status), "running");
 	snprintf(m->phase, sizeof(m->phase), "connecting");
 	m->downtime_ms = -1;
+	m->verified = -1;
 	m->bandwidth = bw;
 	m->started = now_ns();
 	m->dom = d;
