@@ -1275,7 +1275,7 @@ control_open(const char *path)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	old = umask(0117);	/* 0660 */
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    listen(fd, 64) != 0) {
+	    listen(fd, SOMAXCONN) != 0) {
 		umask(old);
 		log_err("--control %s: %s", path, strerror(errno));
 		if (fd >= 0)
