@@ -201,12 +201,16 @@ dom_command(struct dom *d, char *line)
 			xmig_send_cancel(d->send);
 	} else if (strcmp(cmd, "quit") == 0) {
 		d->quit = 1;
-		if (d->send != NULL)
+		if (d->rv != NULL && !d->recv_done)
+			xmig_recv_cancel(d->rv);	/* nothing half-received */
+		else if (d->send != NULL)
 			xmig_send_cancel(d->send);	/* the result ends us */
 		else
 			event_base_loopbreak(d->base);
 	}
 }
+
+static void dom_ctl_event(struct bufferevent *, short, void *);
 
 static void
 dom_ctl_read(struct bufferevent *bev, void *arg)
@@ -231,10 +235,25 @@ dom_ctl_event(struct bufferevent *bev, short what, void *arg)
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
 		return;
 	d->quit = 1;
-	if (d->send != NULL)
+	if (d->rv != NULL && !d->recv_done)
+		xmig_recv_cancel(d->rv);
+	else if (d->send != NULL)
 		xmig_send_cancel(d->send);
 	else
 		event_base_loopbreak(d->base);
+}
+
+/* Commands from the daemon from now on. */
+static int
+dom_ctl_start(struct dom *d)
+{
+	if (d->cbev != NULL)
+		return 0;
+	if ((d->cbev = bufferevent_socket_new(d->base, d->ctl, 0)) == NULL)
+		return -ENOMEM;
+	bufferevent_setcb(d->cbev, dom_ctl_read, NULL, dom_ctl_event, d);
+	bufferevent_enable(d->cbev, EV_READ);
+	return 0;
 }
 
 static int
@@ -264,12 +283,12 @@ dom_serve(struct dom *d)
 		dom_say(d, "failed out of memory");
 		dom_exit(d, 1);
 	}
-	if ((d->cbev = bufferevent_socket_new(d->base, d->ctl, 0)) == NULL) {
+	if (dom_ctl_start(d) != 0) {
 		dom_say(d, "failed out of memory");
 		dom_exit(d, 1);
 	}
-	bufferevent_setcb(d->cbev, dom_ctl_read, NULL, dom_ctl_event, d);
-	bufferevent_enable(d->cbev, EV_READ);
+	if (d->quit)	/* quit during the receive: nothing more to do */
+		dom_exit(d, 0);
 	dom_say(d, "running %s %llu %s", d->name, (unsigned long long)
 	    (info.nr_pages << info.page_shift), d->spec[0] ? d->spec : "-");
 	while (!d->quit && event_base_dispatch(d->base) == 0)
@@ -497,11 +516,20 @@ domproc_receive(int ctl, int fd, void *tls_ctx, const struct recv_opts *o,
 	}
 	if (busy != NULL)
 		xmig_recv_refuse(d.rv, busy);
+	if (dom_ctl_start(&d) != 0) {
+		dom_say(&d, "failed out of memory");
+		_exit(1);
+	}
 	xmig_recv_start(d.rv);
 	while (!d.recv_done && event_base_dispatch(d.base) == 0)
 		;
 	xmig_recv_free(d.rv);
 	d.rv = NULL;
+	if (d.quit) {
+		/* xmigd stops: cancelled, or (past GO) ended with it. */
+		dom_say(&d, "failed xmigd is stopping");
+		_exit(1);
+	}
 	if (!d.recv_done || d.recv_rc != 0) {
 		dom_say(&d, "failed %s", d.recv_done ? d.recv_err :
 		    "event loop ended early");

@@ -282,8 +282,7 @@ domain_by_name(const char *name)
 	for (d = X.domains; d != NULL; d = d->next)
 		if (strcmp(d->name, name) == 0 &&
 		    strcmp(d->state, "incoming") != 0 &&
-		    strcmp(d->state, "refusing") != 0 &&
-		    strcmp(d->state, "starting") != 0)
+		    strcmp(d->state, "refusing") != 0)
 			return d;
 	return NULL;
 }
@@ -1384,9 +1383,31 @@ bad:
 
 /* ---- signals --------------------------------------------------------------------- */
 
+/* Domain processes that have not ended XMIGD_STOP_S after quit: killed. */
+#define XMIGD_STOP_S	60
+
+static void
+on_stop_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct domain *d;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (d = X.domains; d != NULL; d = d->next) {
+		log_warn("domain process %ld (%s) did not end in %d s: killed",
+		    (long)d->pid, d->name, XMIGD_STOP_S);
+		kill(d->pid, SIGKILL);
+	}
+	event_base_loopexit(X.base, NULL);
+}
+
 static void
 stop_begin(void)
 {
+	static struct event *t;
+	struct timeval tv = { XMIGD_STOP_S, 0 };
+
 	struct domain *d;
 	unsigned i;
 
@@ -1402,6 +1423,8 @@ stop_begin(void)
 		domain_send(d, "quit");
 	if (X.domains == NULL)
 		event_base_loopexit(X.base, NULL);
+	else if ((t = evtimer_new(X.base, on_stop_timeout, NULL)) != NULL)
+		evtimer_add(t, &tv);
 }
 
 static void
@@ -1464,10 +1487,10 @@ usage(FILE *f)
 "of group xmig (SO_PEERCRED); others are refused.  Under systemd: READY=1\n"
 "once listening, STATUS= and WATCHDOG=1 through $NOTIFY_SOCKET, and the\n"
 "sockets of LISTEN_FDS (a unix socket is the control socket, an inet one a\n"
-"migration listener).  SIGTERM or SIGINT: outgoing migrations are\n"
-"cancelled (their source resumes), then the domain processes end, and\n"
-"their domains with them (this version does not keep domains across a\n"
-"restart).\n");
+"migration listener).  SIGTERM or SIGINT: outgoing and incoming\n"
+"migrations are cancelled (each source resumes), then the domain processes\n"
+"end, and their domains with them (this version does not keep domains\n"
+"across a restart); processes still there after 60 s are killed.\n");
 }
 
 enum { OPT_LISTEN = 256, OPT_CONTROL, OPT_BACKEND, OPT_CONFIG,
