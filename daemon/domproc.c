@@ -51,6 +51,17 @@ struct dom {
 	uint64_t		 nr_pages;
 };
 
+static struct xport_tls domproc_tls;
+
+void
+domproc_set_tls(const struct xport_tls *t)
+{
+	memset(&domproc_tls, 0, sizeof(domproc_tls));
+	domproc_tls.cert = t->cert;
+	domproc_tls.key = t->key;
+	domproc_tls.ca = t->ca;
+}
+
 int
 xmigd_name_ok(const char *name)
 {
@@ -163,6 +174,7 @@ dom_migrate(struct dom *d, const char *uri, uint64_t bandwidth)
 	send_opts_default(&d->so);
 	d->so.bandwidth = bandwidth;
 	d->so.progress = PROGRESS_NONE;
+	d->so.tls = domproc_tls;
 	d->so.domain_config = d->config;
 	d->so.domain_config_len = strlen(d->config);
 	memset(cbs, 0, sizeof(*cbs));

@@ -1478,8 +1478,14 @@ usage(FILE *f)
 "                        a sender is answered \"busy\"\n"
 "  --max-memory SIZE     refuse incoming domains larger than SIZE\n"
 "  --timeout SEC         give up on a stalled sender (default 60)\n"
-"  --tls-cert FILE, --tls-key FILE, --tls-ca FILE, --tls-peer NAME,\n"
-"  --tls-allow FILE      as migrate-receive's, for tls: listeners\n"
+"  --tls-cert FILE, --tls-key FILE, --tls-ca FILE\n"
+"                        this host's certificate and key, and the CA that\n"
+"                        signs the peers' (PEM): for the tls: listeners and\n"
+"                        for outgoing tls: migrations (which check the\n"
+"                        HOST of tls:HOST:PORT in the receiver's)\n"
+"  --tls-peer NAME, --tls-allow FILE\n"
+"                        as migrate-receive's: who may send to a tls:\n"
+"                        listener\n"
 "  -v, --verbose         debug lines too\n"
 "  -V, --version, -h, --help\n"
 "\n"
@@ -1574,6 +1580,10 @@ main(int argc, char **argv)
 	X.max_sessions = 8;
 	X.config_path = XMIGD_CONFIG_DEFAULT;
 	while ((c = getopt_long(argc, argv, "vhV", longopts, NULL)) != -1) {
+		if (c == OPT_PROGRESS || c == OPT_REPORT)
+			return bad_usage("%s", "--progress and --report are "
+			    "migrate-send's and migrate-receive's: xmigd "
+			    "reports through its control socket");
 		if (c >= OPT_PROGRESS && c < OPT_COMMON_END) {
 			if (cmd_common_option("xmigd", c, optarg, &X.cc) != 0)
 				return 2;
@@ -1634,6 +1644,7 @@ main(int argc, char **argv)
 	}
 	if (optind != argc)
 		return bad_usage("unexpected argument '%s'", argv[optind]);
+	domproc_set_tls(&X.cc.tls);
 	log_init("xmigd", verbose);
 	log_route_lib();
 	signal(SIGPIPE, SIG_IGN);

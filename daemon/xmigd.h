@@ -23,6 +23,12 @@ int	xmigd_name_ok(const char *name);
  * accepted socket fd (refused with busy when busy is not NULL); the
  * domain it restores is then hosted by this process.
  */
+/*
+ * The daemon's --tls-cert, --tls-key and --tls-ca, for the outgoing tls:
+ * migrations of the domain processes forked after it (the peer's name is
+ * the HOST of tls:HOST:PORT).
+ */
+void	domproc_set_tls(const struct xport_tls *t);
 void	domproc_create(int ctl, const char *name, const char *spec)
 	    __attribute__((noreturn));
 void	domproc_receive(int ctl, int fd, void *tls_ctx,
