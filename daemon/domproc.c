@@ -124,7 +124,7 @@ dom_config_make(struct dom *d)
 	return d->config == NULL ? -ENOMEM : 0;
 }
 
-/* ---- an outgoing migration ------------------------------------------------ */
+/* ---- an outgoing migration --------------------------------------------- */
 
 static void
 dom_send_progress(void *arg, const struct progress_info *pi)
@@ -189,7 +189,7 @@ dom_migrate(struct dom *d, const char *uri, uint64_t bandwidth)
 	xmig_send_start(d->send);
 }
 
-/* ---- the daemon's commands ------------------------------------------------ */
+/* ---- the daemon's commands --------------------------------------------- */
 
 static void
 dom_command(struct dom *d, char *line)
@@ -331,11 +331,11 @@ domproc_create(int ctl, const char *name, const char *spec)
 	dom_serve(&d);
 }
 
-/* ---- an incoming migration -------------------------------------------------- */
+/* ---- an incoming migration --------------------------------------------- */
 
 static int
-ts_config(void *arg, uint32_t kind, const char *text, size_t len, char *msg,
-    size_t msglen)
+dom_ts_config(void *arg, uint32_t kind, const char *text, size_t len,
+    char *msg, size_t msglen)
 {
 	struct dom *d = arg;
 	json_tokener *tok = json_tokener_new();
@@ -369,7 +369,7 @@ ts_config(void *arg, uint32_t kind, const char *text, size_t len, char *msg,
 }
 
 static int
-ts_create(void *arg, const struct domain_info *info, char *spec,
+dom_ts_create(void *arg, const struct domain_info *info, char *spec,
     size_t speclen, char *msg, size_t msglen)
 {
 	(void)arg;
@@ -382,7 +382,7 @@ ts_create(void *arg, const struct domain_info *info, char *spec,
 
 /* The stream is complete: copy the pages out (the handle ends with it). */
 static int
-ts_finish(void *arg, struct backend *b, char *msg, size_t msglen)
+dom_ts_finish(void *arg, struct backend *b, char *msg, size_t msglen)
 {
 	struct dom *d = arg;
 	struct domain_info info;
@@ -414,7 +414,7 @@ ts_finish(void *arg, struct backend *b, char *msg, size_t msglen)
 }
 
 static int
-ts_start(void *arg, char *msg, size_t msglen)
+dom_ts_start(void *arg, char *msg, size_t msglen)
 {
 	(void)arg;
 	(void)msg;
@@ -423,7 +423,7 @@ ts_start(void *arg, char *msg, size_t msglen)
 }
 
 static void
-ts_abort(void *arg)
+dom_ts_abort(void *arg)
 {
 	struct dom *d = arg;
 
@@ -512,11 +512,11 @@ domproc_receive(int ctl, int fd, void *tls_ctx, const struct recv_opts *o,
 	}
 	memset(&ts, 0, sizeof(ts));
 	ts.arg = &d;
-	ts.config = ts_config;
-	ts.create = ts_create;
-	ts.finish = ts_finish;
-	ts.start = ts_start;
-	ts.abort = ts_abort;
+	ts.config = dom_ts_config;
+	ts.create = dom_ts_create;
+	ts.finish = dom_ts_finish;
+	ts.start = dom_ts_start;
+	ts.abort = dom_ts_abort;
 	ro.toolstack = &ts;
 	ro.backend = "sim";
 	memset(&cbs, 0, sizeof(cbs));
