@@ -90,7 +90,11 @@ usage(FILE *f)
 "source is left paused; 1 on failure (the source is resumed); 2 on bad\n"
 "usage.  SIGINT or SIGTERM cancels the migration as a failure (exit 1,\n"
 "the source resumed; after GO it stays paused, exit 3); a second one\n"
-"ends the program at once.\n");
+"ends the program at once.\n"
+"\n"
+"Environment: XMIG_OVERLAP_SUSPEND=1 (xen:, experimental, not yet run on\n"
+"real Xen): on a host with more than one CPU, keep copying live while\n"
+"libxl suspends the guest.\n");
 }
 
 /* SIGINT/SIGTERM: one octet into the self-pipe the engine watches. */
@@ -298,8 +302,15 @@ main(int argc, char **argv)
 			log_err("%s: %s", dom, xerr);
 			return 1;
 		}
-		snprintf(xspec, sizeof(xspec), "domid=%u,toolstack=1",
-		    xts_source_domid(xs));
+		/*
+		 * XMIG_OVERLAP_SUSPEND=1 (experimental, not yet run on real
+		 * Xen): on a host with more than one CPU, copy live while
+		 * libxl suspends the guest (README).
+		 */
+		snprintf(xspec, sizeof(xspec), "domid=%u,toolstack=1%s",
+		    xts_source_domid(xs), getenv("XMIG_OVERLAP_SUSPEND") !=
+		    NULL && strcmp(getenv("XMIG_OVERLAP_SUSPEND"), "1") == 0 ?
+		    ",overlap=1" : "");
 		spec = xspec;
 		o.domain_config = xts_source_config(xs,
 		    &o.domain_config_len);

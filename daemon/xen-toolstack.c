@@ -735,32 +735,23 @@ xts_finish(void *arg, struct backend *b, char *msg, size_t msglen)
 		snprintf(msg, msglen, "no domain being created");
 		return -EPROTO;
 	}
-	if (t->early) {
+	if (t->early)	/* EARLY went out: libxl is at it already */
 		log_debug("domain %u restored; waiting for libxl", t->domid);
-		lrc = xts_join(t);
-		t->state = XT_DONE;
-		if (lrc != 0) {
-			snprintf(msg, msglen, "%s", xts_log_last(&t->log,
-			    "libxl could not complete the domain", why,
-			    sizeof(why)));
-			return xts_errno(lrc);
+	else {
+		if ((rc = xen_restore_results(&store, &console)) != 0) {
+			snprintf(msg, msglen, "the restore gave no "
+			    "store/console pages");
+			return rc;
 		}
-		log_debug("libxl completed domain %u (%s), paused", t->domid,
-		    t->incoming);
-		return 0;
-	}
-	if ((rc = xen_restore_results(&store, &console)) != 0) {
-		snprintf(msg, msglen, "the restore gave no store/console "
-		    "pages");
-		return rc;
-	}
-	log_debug("domain %u restored; libxl completes it", t->domid);
-	rc = xts_say(t, "DONE 0 %" PRIu64 " %" PRIu64 "\n", store, console);
-	t->told = 1;
-	if (rc != 0) {
-		snprintf(msg, msglen, "cannot reach the save helper: %s",
-		    strerror(-rc));
-		return rc;
+		log_debug("domain %u restored; libxl completes it", t->domid);
+		rc = xts_say(t, "DONE 0 %" PRIu64 " %" PRIu64 "\n", store,
+		    console);
+		t->told = 1;
+		if (rc != 0) {
+			snprintf(msg, msglen, "cannot reach the save helper: "
+			    "%s", strerror(-rc));
+			return rc;
+		}
 	}
 	lrc = xts_join(t);
 	t->state = XT_DONE;

@@ -2479,6 +2479,7 @@ test_early_params(void)
 	static const uint64_t	 both[] = { 1, 0xfeffc, 17, 0xfefff };
 	static const uint64_t	 bad[] = { 2, 0x1000 };
 	static const uint64_t	 twice[] = { 1, 0x1000, 1, 0x2000 };
+	static const uint64_t	 three[] = { 1, 0x1000, 17, 0x2000, 1, 0x3000 };
 	struct img		 im;
 	struct collect		 col;
 	struct xp_error		 e;
@@ -2550,7 +2551,7 @@ test_early_params(void)
 	early_reject("EARLY_PARAMS count", 2, both, 24, 0, "");
 	early_reject("EARLY_PARAMS empty", 0, both, 8, 0, "length 8 is below "
 	    "the minimum 24");
-	early_reject("EARLY_PARAMS three", 3, both, 56, 0, "length 56 is "
+	early_reject("EARLY_PARAMS three", 3, three, 56, 0, "length 56 is "
 	    "above the maximum 40");
 }
 

@@ -29,6 +29,7 @@
 #include "xmig.h"
 #include "run.h"
 #include "tap.h"
+#include "report-digest.h"
 
 static struct backend_ops slow_ops;
 static pthread_t main_thr;
@@ -70,23 +71,6 @@ log_cb(int level, const char *msg)
 		passes_while_pausing++;
 }
 
-static void
-report_digest(const char *path, char out[65])
-{
-	char line[4096], *p;
-	FILE *f = fopen(path, "r");
-
-	out[0] = '\0';
-	if (f == NULL)
-		return;
-	if (fgets(line, sizeof(line), f) != NULL &&
-	    (p = strstr(line, "\"memory_sha256\":\"")) != NULL &&
-	    strlen(p) > 17 + 64) {
-		memcpy(out, p + 17, 64);
-		out[64] = '\0';
-	}
-	fclose(f);
-}
 
 /* A child restores from the pipe into a sim target; report to rpath. */
 static pid_t

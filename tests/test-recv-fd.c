@@ -24,6 +24,7 @@
 #include "xmig.h"
 #include "run.h"
 #include "tap.h"
+#include "report-digest.h"
 
 static const char prefix[] = "libxl's records before the stream";
 static const char trailer[] = "LIBXL RECORDS AFTER END";
@@ -47,24 +48,6 @@ slurp(const char *path, size_t *len)
 	return b;
 }
 
-/* The "memory_sha256" value of a JSON report file ("" if none). */
-static void
-report_digest(const char *path, char out[65])
-{
-	char line[4096], *p;
-	FILE *f = fopen(path, "r");
-
-	out[0] = '\0';
-	if (f == NULL)
-		return;
-	if (fgets(line, sizeof(line), f) != NULL &&
-	    (p = strstr(line, "\"memory_sha256\":\"")) != NULL &&
-	    strlen(p) > 17 + 64) {
-		memcpy(out, p + 17, 64);
-		out[64] = '\0';
-	}
-	fclose(f);
-}
 
 static int
 receive(int fd, const char *rpath)

@@ -261,7 +261,9 @@ extern const struct backend_ops xen_ops;
 
 /*
  * The xen backend (backend/xen/xen.c; its top comment says which libxc call
- * each op makes).  Spec: source "DOMID" or "domid=N[,toolstack=1]";
+ * each op makes).  Spec: source "DOMID" or "domid=N[,toolstack=1
+ * [,overlap=1]]" (overlap: b->pause_threaded on a host with more than one
+ * CPU; experimental);
  * target "domid=N[,store_port=P,store_domid=D,console_port=P,
  * console_domid=D,toolstack=1]" (the domain exists, empty and paused).
  * toolstack=1: libxl owns the domain; pause calls the suspend hook, and

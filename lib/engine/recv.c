@@ -620,6 +620,32 @@ recv_pages(struct xmig_recv *rv, const struct xp_stream *st,
 	return 0;
 }
 
+/* A state record's body in little-endian form (rv->tmp if converted). */
+static int
+recv_body_le(struct xmig_recv *rv, const struct xp_stream *st,
+    const struct xp_record *rec, const uint8_t **body)
+{
+	char where[128];
+
+	*body = rec->body;
+	if (!st->big_endian || rec->length == 0)
+		return 0;
+	if (rec->length > rv->tmp_len) {
+		uint8_t *n = realloc(rv->tmp, rec->length);
+
+		if (n == NULL)
+			return recv_fail(rv, -ENOMEM, "out of memory");
+		rv->tmp = n;
+		rv->tmp_len = rec->length;
+	}
+	if (body_reorder(rec->type, rec->body, rec->length, 1, 0,
+	    rv->tmp) != 0)
+		return recv_fail(rv, -EINVAL, "%s: cannot convert byte order",
+		    recv_where(rec, where, sizeof(where)));
+	*body = rv->tmp;
+	return 0;
+}
+
 static int
 recv_state(struct xmig_recv *rv, const struct xp_stream *st,
     const struct xp_record *rec)
@@ -628,22 +654,8 @@ recv_state(struct xmig_recv *rv, const struct xp_stream *st,
 	char where[128];
 	int rc;
 
-	if (st->big_endian && rec->length > 0) {
-		if (rec->length > rv->tmp_len) {
-			uint8_t *n = realloc(rv->tmp, rec->length);
-
-			if (n == NULL)
-				return recv_fail(rv, -ENOMEM, "out of memory");
-			rv->tmp = n;
-			rv->tmp_len = rec->length;
-		}
-		if (body_reorder(rec->type, rec->body, rec->length, 1, 0,
-		    rv->tmp) != 0)
-			return recv_fail(rv, -EINVAL, "%s: cannot convert "
-			    "byte order", recv_where(rec, where,
-			    sizeof(where)));
-		body = rv->tmp;
-	}
+	if ((rc = recv_body_le(rv, st, rec, &body)) != 0)
+		return rc;
 	rc = rv->b->ops->load_state(rv->b, rec->type, body, rec->length);
 	if (rc != 0)
 		return recv_fail(rv, rc, "%s: %s",
@@ -671,25 +683,11 @@ recv_early(struct xmig_recv *rv, const struct xp_stream *st,
 
 	if (rv->ts == NULL || rv->ts->prepared == NULL ||
 	    rv->b->ops->load_early == NULL || rv->verify_mode) {
-		xmig_debug("early state skipped: nobody here uses it");
+		recv_debug(rv, "early state skipped: nobody here uses it");
 		return 0;
 	}
-	if (st->big_endian && rec->length > 0) {
-		if (rec->length > rv->tmp_len) {
-			uint8_t *n = realloc(rv->tmp, rec->length);
-
-			if (n == NULL)
-				return recv_fail(rv, -ENOMEM, "out of memory");
-			rv->tmp = n;
-			rv->tmp_len = rec->length;
-		}
-		if (body_reorder(rec->type, rec->body, rec->length, 1, 0,
-		    rv->tmp) != 0)
-			return recv_fail(rv, -EINVAL, "%s: cannot convert "
-			    "byte order", recv_where(rec, where,
-			    sizeof(where)));
-		body = rv->tmp;
-	}
+	if ((rc = recv_body_le(rv, st, rec, &body)) != 0)
+		return rc;
 	rc = rv->b->ops->load_early(rv->b, rec->type, body, rec->length);
 	if (rc != 0)
 		return recv_fail(rv, rc, "%s: %s", recv_where(rec, where,
@@ -697,7 +695,7 @@ recv_early(struct xmig_recv *rv, const struct xp_stream *st,
 	if ((rc = rv->ts->prepared(rv->ts->arg, rv->b, msg, sizeof(msg))) != 0)
 		return recv_fail(rv, rc, "finishing the domain early: %s",
 		    msg);
-	xmig_debug("+%.1f ms: early state applied; the toolstack finishes "
+	recv_debug(rv, "+%.1f ms: early state applied; the toolstack finishes "
 	    "the domain while its memory comes", recv_ms(rv));
 	return 0;
 }

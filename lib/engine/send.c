@@ -703,7 +703,7 @@ send_early(struct xmig_send *s)
 		rc = send_record(s, sl.recs[i].type, sl.recs[i].body,
 		    sl.recs[i].len);
 	if (rc == 0 && sl.n > 0)
-		xmig_debug("+%.1f ms: early state sent (%zu record%s)",
+		send_debug(s, "+%.1f ms: early state sent (%zu record%s)",
 		    send_ms(s), sl.n, sl.n == 1 ? "" : "s");
 	state_list_free(&sl);
 	return rc;
@@ -822,7 +822,7 @@ send_pause_cb(evutil_socket_t fd, short what, void *arg)
 		    backend_errmsg(s->b));
 		return;
 	}
-	xmig_debug("+%.1f ms: source paused (%llu pages of the pass under "
+	send_debug(s, "+%.1f ms: source paused (%llu pages of the pass under "
 	    "way not queued yet, %zu octets queued)", send_ms(s),
 	    (unsigned long long)s->pass_left, evbuffer_get_length(s->out));
 	if (s->phase == SP_LIVE) {
@@ -914,7 +914,7 @@ send_pause_begin(struct xmig_send *s)
 	}
 	s->pause_busy = 1;
 	s->pause_poll = evtimer_new(s->base, send_pause_poll_cb, s);
-	xmig_debug("+%.1f ms: pausing the source while %zu octets drain "
+	send_debug(s, "+%.1f ms: pausing the source while %zu octets drain "
 	    "and live passes go on", send_ms(s), evbuffer_get_length(s->out));
 	return 0;
 }
@@ -1004,7 +1004,7 @@ send_end_of_pass(struct xmig_send *s)
 		 * it dirtied meanwhile, live, until it stops; the final pass
 		 * takes only what is left then.
 		 */
-		xmig_debug("+%.1f ms: pass %u: %llu pages queued while the "
+		send_debug(s, "+%.1f ms: pass %u: %llu pages queued while the "
 		    "source pauses; %lld dirty pages found", send_ms(s),
 		    s->iteration, (unsigned long long)(s->pages_sent -
 		    s->pass_pages0), (long long)nd);

@@ -337,10 +337,10 @@ static void *xen_static_arg;
 /* ---- spec --------------------------------------------------------------- */
 
 enum { XK_DOMID, XK_STORE_PORT, XK_STORE_DOMID, XK_CONSOLE_PORT,
-	XK_CONSOLE_DOMID, XK_TOOLSTACK, XK_NR };
+	XK_CONSOLE_DOMID, XK_TOOLSTACK, XK_OVERLAP, XK_NR };
 static const char *const xen_keys[XK_NR] = {
 	"domid", "store_port", "store_domid", "console_port",
-	"console_domid", "toolstack",
+	"console_domid", "toolstack", "overlap",
 };
 
 static int
@@ -385,7 +385,8 @@ xen_spec_parse(const char *spec, int target, uint64_t v[XK_NR],
 			if (strcmp(item, xen_keys[k]) == 0)
 				break;
 		if (k == XK_NR || (!target && k != XK_DOMID &&
-		    k != XK_TOOLSTACK)) {
+		    k != XK_TOOLSTACK && k != XK_OVERLAP) ||
+		    (target && k == XK_OVERLAP)) {
 			backend_seterr(NULL, "xen: unknown key '%s' in %s spec",
 			    item, target ? "target" : "source");
 			return -EINVAL;
@@ -397,7 +398,8 @@ xen_spec_parse(const char *spec, int target, uint64_t v[XK_NR],
 		errno = 0;
 		v[k] = strtoull(eq, &ep, 0);
 		if (errno != 0 || *eq == '\0' || *ep != '\0' ||
-		    v[k] > UINT32_MAX || (k == XK_TOOLSTACK && v[k] > 1) ||
+		    v[k] > UINT32_MAX || ((k == XK_TOOLSTACK ||
+		    k == XK_OVERLAP) && v[k] > 1) ||
 		    ((k == XK_DOMID || k == XK_STORE_DOMID ||
 		    k == XK_CONSOLE_DOMID) && v[k] >= DOMID_FIRST_RESERVED)) {
 			backend_seterr(NULL, "xen: bad value '%s' for %s", eq,
@@ -531,9 +533,10 @@ xen_open(const char *spec, int target, struct xen_backend **out,
 		 * A toolstack's suspend is the guest freezing itself: it can
 		 * overlap the copy (b.pause_threaded) when the host has CPUs
 		 * for both.  With one (the QEMU lab) the copy would only slow
-		 * the guest's freeze down.
+		 * the guest's freeze down.  Only when asked (overlap=1): it
+		 * has not run on real Xen yet.
 		 */
-		if (x->toolstack) {
+		if (x->toolstack && v[XK_OVERLAP]) {
 			xc_physinfo_t pi;
 
 			memset(&pi, 0, sizeof(pi));
@@ -1051,14 +1054,43 @@ out:
 	return rc;
 }
 
+/*
+ * A record of HVM_PARAMS' layout (u32 count, u32 reserved, count x {u64
+ * index, u64 value}) holding the params of idx[0..n) that are not zero,
+ * as libxc writes it; none: no record.
+ */
+static int
+xen_params_rec(struct xen_backend *x, uint32_t type, const uint32_t *idx,
+    unsigned n, struct state_list *out)
+{
+	uint8_t body[8 + 16 * XEN_NPARAMS];
+	uint64_t val;
+	unsigned i, np = 0;
+
+	memset(body, 0, sizeof(body));
+	for (i = 0; i < n && i < XEN_NPARAMS; i++) {
+		if (xc_hvm_param_get(x->xch, x->domid, idx[i], &val) != 0)
+			return xen_fail(&x->b, errno, "getting HVM param %u of "
+			    "domain %u", idx[i], x->domid);
+		if (val == 0)
+			continue;
+		xp_put64(0, body + 8 + 16 * np, idx[i]);
+		xp_put64(0, body + 16 + 16 * np, val);
+		np++;
+	}
+	if (np == 0)
+		return 0;
+	xp_put32(0, body, np);
+	return state_list_add(out, type, body, 8 + 16 * np);
+}
+
 static int
 xen_save_state(struct backend *b, struct state_list *out)
 {
 	struct xen_backend *x = (struct xen_backend *)b;
-	uint8_t tsc[24], params[8 + 16 * XEN_NPARAMS], *ctx = NULL;
+	uint8_t tsc[24], *ctx = NULL;
 	uint32_t mode, khz, inc;
-	uint64_t nsec, val;
-	unsigned i, np = 0;
+	uint64_t nsec;
 	int size, rc;
 
 	if (xc_domain_get_tsc_info(x->xch, x->domid, &mode, &nsec, &khz,
@@ -1091,30 +1123,29 @@ xen_save_state(struct backend *b, struct state_list *out)
 	if (rc != 0)
 		return rc;
 
-	memset(params, 0, sizeof(params));
-	for (i = 0; i < XEN_NPARAMS; i++) {
-		if (xc_hvm_param_get(x->xch, x->domid, xen_saved_params[i],
-		    &val) != 0)
-			return xen_fail(b, errno, "getting HVM param %u of "
-			    "domain %u", xen_saved_params[i], x->domid);
-		if (val == 0)
-			continue;
-		xp_put64(0, params + 8 + 16 * np, xen_saved_params[i]);
-		xp_put64(0, params + 16 + 16 * np, val);
-		np++;
-	}
-	if (np == 0)
-		return 0;
-	xp_put32(0, params, np);
-	return state_list_add(out, REC_HVM_PARAMS, params, 8 + 16 * np);
+	return xen_params_rec(x, REC_HVM_PARAMS, xen_saved_params, XEN_NPARAMS,
+	    out);
 }
 
 /* ---- target -------------------------------------------------------------- */
 
+/* A bitmap of from bits made one of to bits, the new ones clear. */
+static int
+xen_bits_grow(uint64_t **bm, uint64_t from, uint64_t to)
+{
+	uint64_t *n = realloc(*bm, (size_t)(to / 8));
+
+	if (n == NULL)
+		return -ENOMEM;
+	memset((uint8_t *)n + from / 8, 0, (size_t)((to - from) / 8));
+	*bm = n;
+	return 0;
+}
+
 static int
 xen_pop_grow(struct xen_backend *x, uint64_t pfn)
 {
-	uint64_t bits, *n;
+	uint64_t bits;
 
 	if (pfn < x->pop_bits)
 		return 0;
@@ -1126,20 +1157,11 @@ xen_pop_grow(struct xen_backend *x, uint64_t pfn)
 	bits = x->pop_bits ? x->pop_bits : 1ULL << 20;
 	while (bits <= pfn)
 		bits *= 2;
-	if ((n = realloc(x->populated, (size_t)(bits / 8))) == NULL) {
+	if (xen_bits_grow(&x->populated, x->pop_bits, bits) != 0 ||
+	    xen_bits_grow(&x->fresh, x->pop_bits, bits) != 0) {
 		backend_seterr(&x->b, "xen: out of memory");
 		return -ENOMEM;
 	}
-	memset((uint8_t *)n + x->pop_bits / 8, 0,
-	    (size_t)((bits - x->pop_bits) / 8));
-	x->populated = n;
-	if ((n = realloc(x->fresh, (size_t)(bits / 8))) == NULL) {
-		backend_seterr(&x->b, "xen: out of memory");
-		return -ENOMEM;
-	}
-	memset((uint8_t *)n + x->pop_bits / 8, 0,
-	    (size_t)((bits - x->pop_bits) / 8));
-	x->fresh = n;
 	x->pop_bits = bits;
 	return 0;
 }
@@ -1457,6 +1479,34 @@ xen_restore_results(uint64_t *store_gfn, uint64_t *console_gfn)
 	return 0;
 }
 
+/* The store and console event channels libxl allocated, as params. */
+static int
+xen_set_evtchns(struct xen_backend *x)
+{
+	if (xc_hvm_param_set(x->xch, x->domid, HVM_PARAM_STORE_EVTCHN,
+	    x->store_port) != 0)
+		return xen_fail(&x->b, errno, "setting the store event channel");
+	if (xc_hvm_param_set(x->xch, x->domid, HVM_PARAM_CONSOLE_EVTCHN,
+	    x->console_port) != 0)
+		return xen_fail(&x->b, errno, "setting the console event "
+		    "channel");
+	return 0;
+}
+
+/* The grant table's console and xenstore entries; then the results. */
+static int
+xen_seed(struct xen_backend *x)
+{
+	if (xc_dom_gnttab_seed(x->xch, x->domid, true, x->console_gfn,
+	    x->store_gfn, x->console_domid, x->store_domid) != 0)
+		return xen_fail(&x->b, errno, "seeding domain %u's grant table",
+		    x->domid);
+	xen_res_store = x->store_gfn;
+	xen_res_console = x->console_gfn;
+	xen_res_valid = 1;
+	return 0;
+}
+
 static int
 xen_complete(struct backend *b)
 {
@@ -1474,26 +1524,16 @@ xen_complete(struct backend *b)
 		    "HVM_CONTEXT record");
 		return -EPROTO;
 	}
-	if (xc_hvm_param_set(x->xch, x->domid, HVM_PARAM_STORE_EVTCHN,
-	    x->store_port) != 0)
-		return xen_fail(b, errno, "setting the store event channel");
-	if (xc_hvm_param_set(x->xch, x->domid, HVM_PARAM_CONSOLE_EVTCHN,
-	    x->console_port) != 0)
-		return xen_fail(b, errno, "setting the console event channel");
+	if ((rc = xen_set_evtchns(x)) != 0)
+		return rc;
 	if (xc_domain_hvm_setcontext(x->xch, x->domid, x->hvm_ctx,
 	    x->hvm_ctx_len) != 0)
 		return xen_fail(b, errno, "HVM_CONTEXT: Xen refused domain %u's "
 		    "HVM context (xc_domain_hvm_setcontext, %u octets)",
 		    x->domid, x->hvm_ctx_len);
-	if (!x->early && xc_dom_gnttab_seed(x->xch, x->domid, true,
-	    x->console_gfn, x->store_gfn, x->console_domid,
-	    x->store_domid) != 0)
-		return xen_fail(b, errno, "seeding domain %u's grant table",
-		    x->domid);
+	if (!x->early && (rc = xen_seed(x)) != 0)
+		return rc;
 	x->completed = 1;
-	xen_res_store = x->store_gfn;
-	xen_res_console = x->console_gfn;
-	xen_res_valid = 1;
 	return 0;
 }
 
@@ -1507,29 +1547,12 @@ xen_early_state(struct backend *b, struct state_list *out)
 	struct xen_backend *x = (struct xen_backend *)b;
 	static const uint32_t idx[2] = { HVM_PARAM_STORE_PFN,
 	    HVM_PARAM_CONSOLE_PFN };
-	uint8_t body[8 + 16 * 2];
-	uint64_t val;
-	unsigned i, np = 0;
 
 	if (!x->source) {
 		backend_seterr(b, "xen: early_state on a target");
 		return -EINVAL;
 	}
-	memset(body, 0, sizeof(body));
-	for (i = 0; i < 2; i++) {
-		if (xc_hvm_param_get(x->xch, x->domid, idx[i], &val) != 0)
-			return xen_fail(b, errno, "getting HVM param %u of "
-			    "domain %u", idx[i], x->domid);
-		if (val == 0)
-			continue;
-		xp_put64(0, body + 8 + 16 * np, idx[i]);
-		xp_put64(0, body + 16 + 16 * np, val);
-		np++;
-	}
-	if (np == 0)
-		return 0;
-	xp_put32(0, body, np);
-	return state_list_add(out, REC_XMIG_EARLY_PARAMS, body, 8 + 16 * np);
+	return xen_params_rec(x, REC_XMIG_EARLY_PARAMS, idx, 2, out);
 }
 
 /*
@@ -1585,20 +1608,11 @@ xen_load_early(struct backend *b, uint32_t type, const uint8_t *body,
 		else
 			x->console_gfn = x->early_gfn[1] = val;
 	}
-	if (xc_hvm_param_set(x->xch, x->domid, HVM_PARAM_STORE_EVTCHN,
-	    x->store_port) != 0)
-		return xen_fail(b, errno, "setting the store event channel");
-	if (xc_hvm_param_set(x->xch, x->domid, HVM_PARAM_CONSOLE_EVTCHN,
-	    x->console_port) != 0)
-		return xen_fail(b, errno, "setting the console event channel");
-	if (xc_dom_gnttab_seed(x->xch, x->domid, true, x->console_gfn,
-	    x->store_gfn, x->console_domid, x->store_domid) != 0)
-		return xen_fail(b, errno, "seeding domain %u's grant table",
-		    x->domid);
+	if ((rc = xen_set_evtchns(x)) != 0)
+		return rc;
+	if ((rc = xen_seed(x)) != 0)
+		return rc;
 	x->early = 1;
-	xen_res_store = x->store_gfn;
-	xen_res_console = x->console_gfn;
-	xen_res_valid = 1;
 	return 0;
 }
 
