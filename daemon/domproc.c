@@ -5,12 +5,12 @@
  * protocol of proto/SPEC.md ("xmigd internal protocol").
  *
  * A domain comes from `create` (a sim source, workload running) or from an
- * incoming migration (a receiver session with a small toolstack).  The sim
- * backend's target handle ends with the session, so a received domain is
- * re-hosted: its memory is copied out when the stream completes (the
- * toolstack's finish), and once it runs, a sim source with the spec the
- * sender gave (XMIG_DOMAIN_CONFIG) takes that memory, paused, and runs on.
- * Its vcpu state records are the spec's again (the sim's are synthetic).
+ * incoming migration (a receiver session with a small toolstack).  A
+ * received domain is the receiver's own sim target, handed to this process
+ * by the toolstack's adopt once the session succeeded: it runs on as it
+ * was handed over, and its workload (dirty=, hot=, seed= of the spec the
+ * sender gave in XMIG_DOMAIN_CONFIG) starts once the digests are taken
+ * (SPEC 18.3).
  */
 #include "config.h"
 
@@ -47,8 +47,8 @@ struct dom {
 	struct xmig_recv	*rv;
 	int			 recv_done, recv_rc;
 	char			 recv_err[512];
-	uint8_t			*mem;		/* the restored pages */
-	uint64_t		 nr_pages;
+	char			 tspec[512];	/* the target's sim spec */
+	uint64_t		 dirty;		/* its workload, started late */
 };
 
 static struct xport_tls domproc_tls;
@@ -333,6 +333,50 @@ domproc_create(int ctl, const char *name, const char *spec)
 
 /* ---- an incoming migration --------------------------------------------- */
 
+/*
+ * The workload keys of the sender's sim spec that a target takes: hot=
+ * and seed= into d->tspec, dirty= into d->dirty (started after the
+ * digests, 18.3).  0, or -EINVAL with msg.
+ */
+static int
+dom_workload(struct dom *d, char *msg, size_t msglen)
+{
+	const char *p = d->spec, *comma;
+	char item[128];
+	size_t len, used = 0;
+
+	d->tspec[0] = '\0';
+	d->dirty = 0;
+	while (*p != '\0') {
+		comma = strchr(p, ',');
+		len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		if (len >= sizeof(item)) {
+			snprintf(msg, msglen, "sim spec item too long");
+			return -EINVAL;
+		}
+		memcpy(item, p, len);
+		item[len] = '\0';
+		if (strncmp(item, "dirty=", 6) == 0) {
+			if (parse_size(item + 6, &d->dirty) != 0) {
+				snprintf(msg, msglen, "sim spec: %s: not a "
+				    "size", item);
+				return -EINVAL;
+			}
+		} else if (strncmp(item, "hot=", 4) == 0 ||
+		    strncmp(item, "seed=", 5) == 0) {
+			used += (size_t)snprintf(d->tspec + used,
+			    sizeof(d->tspec) - used, "%s%s", used ? "," : "",
+			    item);
+			if (used >= sizeof(d->tspec)) {
+				snprintf(msg, msglen, "sim spec too long");
+				return -EINVAL;
+			}
+		}
+		p += len + (comma != NULL);
+	}
+	return 0;
+}
+
 static int
 dom_ts_config(void *arg, uint32_t kind, const char *text, size_t len,
     char *msg, size_t msglen)
@@ -357,7 +401,8 @@ dom_ts_config(void *arg, uint32_t kind, const char *text, size_t len,
 		    json_object_get_string(n));
 		snprintf(d->spec, sizeof(d->spec), "%s",
 		    json_object_get_string(s));
-		rc = 0;
+		if (dom_workload(d, msg, msglen) == 0)
+			rc = 0;
 	} else
 		snprintf(msg, msglen, "xmigd hosts only sim domains sent by "
 		    "another xmigd (a configuration {\"xmigd\":{\"name\","
@@ -368,48 +413,27 @@ dom_ts_config(void *arg, uint32_t kind, const char *text, size_t len,
 	return rc;
 }
 
+/* The empty sim target, with the workload's hot= and seed= (not dirty=). */
 static int
 dom_ts_create(void *arg, const struct domain_info *info, char *spec,
     size_t speclen, char *msg, size_t msglen)
 {
-	(void)arg;
+	struct dom *d = arg;
+
 	(void)info;
 	(void)msg;
 	(void)msglen;
-	snprintf(spec, speclen, "%s", "");	/* an empty sim target */
+	snprintf(spec, speclen, "%s", d->tspec);
 	return 0;
 }
 
-/* The stream is complete: copy the pages out (the handle ends with it). */
 static int
 dom_ts_finish(void *arg, struct backend *b, char *msg, size_t msglen)
 {
-	struct dom *d = arg;
-	struct domain_info info;
-	uint64_t pfn;
-	size_t psz;
-	void *page, *cookie;
-
-	if (b->ops->describe(b, &info) != 0) {
-		snprintf(msg, msglen, "%s", backend_errmsg(b));
-		return -EIO;
-	}
-	psz = (size_t)1 << info.page_shift;
-	free(d->mem);
-	if ((d->mem = calloc(info.nr_pages ? info.nr_pages : 1, psz)) ==
-	    NULL) {
-		snprintf(msg, msglen, "out of memory for %llu pages",
-		    (unsigned long long)info.nr_pages);
-		return -ENOMEM;
-	}
-	d->nr_pages = info.nr_pages;
-	for (pfn = 0; pfn < info.nr_pages; pfn++) {
-		/* A pfn never populated stays zero. */
-		if (b->ops->map(b, &pfn, 1, 0, &page, &cookie) != 0)
-			continue;
-		memcpy(d->mem + pfn * psz, page, psz);
-		b->ops->unmap(b, cookie, 1);
-	}
+	(void)arg;
+	(void)b;
+	(void)msg;
+	(void)msglen;
 	return 0;
 }
 
@@ -425,10 +449,16 @@ dom_ts_start(void *arg, char *msg, size_t msglen)
 static void
 dom_ts_abort(void *arg)
 {
+	(void)arg;
+}
+
+/* The session succeeded: the domain it restored is this process's now. */
+static void
+dom_ts_adopt(void *arg, struct backend *b)
+{
 	struct dom *d = arg;
 
-	free(d->mem);
-	d->mem = NULL;
+	d->b = b;
 }
 
 static void
@@ -442,60 +472,6 @@ dom_recv_result(void *arg, int rc, const struct xmig_report *r)
 	event_base_loopbreak(d->base);
 }
 
-/* The received pages into a new sim source from the sender's spec. */
-static int
-dom_rehost(struct dom *d, char *err, size_t errlen)
-{
-	const struct backend_ops *ops = backend_find("sim");
-	struct domain_info info;
-	uint64_t pfn;
-	void *page, *cookie;
-	size_t psz;
-	int rc;
-
-	if ((rc = ops->open_source(d->spec, &d->b)) != 0) {
-		snprintf(err, errlen, "sim:%s: %s", d->spec,
-		    backend_errmsg(d->b));
-		if (d->b != NULL)
-			ops->close(d->b);
-		d->b = NULL;
-		return rc;
-	}
-	if ((rc = d->b->ops->describe(d->b, &info)) != 0 ||
-	    info.nr_pages != d->nr_pages) {
-		snprintf(err, errlen, "sim:%s has %llu pages, the stream %llu",
-		    d->spec, (unsigned long long)info.nr_pages,
-		    (unsigned long long)d->nr_pages);
-		return -EINVAL;
-	}
-	psz = (size_t)1 << info.page_shift;
-	if ((rc = d->b->ops->pause(d->b)) != 0) {
-		snprintf(err, errlen, "%s", backend_errmsg(d->b));
-		return rc;
-	}
-	/*
-	 * Paused, nothing else writes: the sim's pages are the handle's
-	 * own memory (a source maps them for reading; this is the one
-	 * writer, as a restore is).
-	 */
-	for (pfn = 0; pfn < info.nr_pages; pfn++) {
-		if ((rc = d->b->ops->map(d->b, &pfn, 1, 0, &page,
-		    &cookie)) != 0) {
-			snprintf(err, errlen, "%s", backend_errmsg(d->b));
-			return rc;
-		}
-		memcpy(page, d->mem + pfn * psz, psz);
-		d->b->ops->unmap(d->b, cookie, 1);
-	}
-	free(d->mem);
-	d->mem = NULL;
-	if ((rc = d->b->ops->resume(d->b)) != 0) {
-		snprintf(err, errlen, "%s", backend_errmsg(d->b));
-		return rc;
-	}
-	return 0;
-}
-
 void
 domproc_receive(int ctl, int fd, void *tls_ctx, const struct recv_opts *o,
     const char *busy)
@@ -504,8 +480,6 @@ domproc_receive(int ctl, int fd, void *tls_ctx, const struct recv_opts *o,
 	struct recv_opts ro = *o;
 	struct xmig_cbs cbs;
 	struct dom d;
-	char err[600];
-
 	if (dom_setup(&d, ctl) != 0) {
 		dom_say(&d, "failed out of memory");
 		_exit(1);
@@ -517,6 +491,7 @@ domproc_receive(int ctl, int fd, void *tls_ctx, const struct recv_opts *o,
 	ts.finish = dom_ts_finish;
 	ts.start = dom_ts_start;
 	ts.abort = dom_ts_abort;
+	ts.adopt = dom_ts_adopt;
 	ro.toolstack = &ts;
 	ro.backend = "sim";
 	memset(&cbs, 0, sizeof(cbs));
@@ -542,14 +517,13 @@ domproc_receive(int ctl, int fd, void *tls_ctx, const struct recv_opts *o,
 		dom_say(&d, "failed xmigd is stopping");
 		_exit(1);
 	}
-	if (!d.recv_done || d.recv_rc != 0) {
+	if (!d.recv_done || d.recv_rc != 0 || d.b == NULL) {
 		dom_say(&d, "failed %s", d.recv_done ? d.recv_err :
 		    "event loop ended early");
-		_exit(1);
-	}
-	if (dom_rehost(&d, err, sizeof(err)) != 0) {
-		dom_say(&d, "failed re-hosting the received domain: %s", err);
 		dom_exit(&d, 1);
 	}
+	/* It runs without its workload if that cannot start: say so. */
+	if (d.dirty != 0 && sim_start_workload(d.b, d.dirty) != 0)
+		dom_say(&d, "log %s", backend_errmsg(d.b));
 	dom_serve(&d);
 }

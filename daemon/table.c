@@ -270,6 +270,9 @@ domain_line(struct domain *d, char *line)
 			d->create_id = NULL;
 		}
 		notify_status();
+	} else if (strcmp(w, "log") == 0) {
+		log_warn("domain %s (process %ld): %s", d->name, (long)d->pid,
+		    save != NULL ? save : "");
 	} else if (strcmp(w, "failed") == 0) {
 		rest = save != NULL ? save : "";
 		snprintf(d->failure, sizeof(d->failure), "%s", rest);
