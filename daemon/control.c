@@ -465,6 +465,8 @@ client_request(struct client *c, const char *line, size_t len)
 		}
 	} else if (strcmp(method, "metrics") == 0) {
 		m_metrics(c, id);
+	} else if (recover_method(c, id, method, params)) {
+		;	/* destroy, resume: recover.c */
 	} else if (strcmp(method, "evacuate") == 0) {
 		rpc_error(c, id, RPC_NO_METHOD, "evacuate is not implemented "
 		    "yet");

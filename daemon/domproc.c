@@ -1,8 +1,12 @@
 /*
  * domproc.c -- a domain process of xmigd: one hosted sim domain, in a
  * process of its own (as a QEMU process per VM), and its outgoing
- * migration.  It talks to the daemon over a socket pair in the line
- * protocol of proto/SPEC.md ("xmigd internal protocol").
+ * migration.  It talks to xmigd in the line protocol of proto/SPEC.md
+ * ("xmigd internal protocol"): first over the socket pair it was forked
+ * with, later over its registration socket in the state directory, where
+ * an xmigd started after the one that forked it finds it (SPEC 18.4).
+ * The process does not depend on xmigd: without one it hosts its domain,
+ * and a migration in flight goes on, until an xmigd connects again.
  *
  * A domain comes from `create` (a sim source, workload running) or from an
  * incoming migration (a receiver session with a small toolstack).  A
@@ -13,6 +17,9 @@
  * (SPEC 18.3).
  */
 #include "config.h"
+
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -32,17 +39,23 @@
 
 struct dom {
 	struct event_base	*base;
-	int			 ctl;
+	int			 ctl;		/* xmigd's connection, or -1 */
 	struct bufferevent	*cbev;
+	int			 lfd;		/* the registration socket */
+	const char		*lpath;
+	struct event		*lev, *tev;	/* its accepts, SIGTERM */
+	int			 tfd;		/* signalfd of SIGTERM */
 	char			 name[XMIGD_NAME_MAX + 1];
 	char			 spec[512];	/* sim spec, after "sim:" */
+	const char		*origin;	/* created, received */
 	char			*config;	/* XMIG_DOMAIN_CONFIG text */
 	struct backend		*b;
 	int			 paused;	/* left paused (unconfirmed) */
 	struct xmig_send	*send;
 	struct send_opts	 so;
 	struct xmig_cbs		 cbs;		/* outlives the session */
-	int			 quit;
+	char			 uri[512];	/* of the outgoing migration */
+	int			 quit;		/* destroy and exit */
 	/* Receiving: */
 	struct xmig_recv	*rv;
 	int			 recv_done, recv_rc;
@@ -78,7 +91,7 @@ xmigd_name_ok(const char *name)
 	return 1;
 }
 
-/* One line to the daemon; newlines in the text become spaces. */
+/* One line to xmigd, if one listens; newlines in the text become spaces. */
 static void
 dom_say(struct dom *d, const char *fmt, ...)
 {
@@ -86,6 +99,8 @@ dom_say(struct dom *d, const char *fmt, ...)
 	va_list ap;
 	size_t i, n;
 
+	if (d->ctl < 0)
+		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line) - 1, fmt, ap);
 	va_end(ap);
@@ -97,6 +112,15 @@ dom_say(struct dom *d, const char *fmt, ...)
 	(void)write_all(d->ctl, line, n);
 }
 
+/* The process ends: its registration goes with it. */
+static void __attribute__((noreturn))
+dom_leave(struct dom *d, int rc)
+{
+	if (d->lpath != NULL)
+		unlink(d->lpath);
+	_exit(rc);
+}
+
 static void __attribute__((noreturn))
 dom_exit(struct dom *d, int rc)
 {
@@ -106,7 +130,7 @@ dom_exit(struct dom *d, int rc)
 		d->b->ops->destroy(d->b);
 		d->b->ops->close(d->b);
 	}
-	_exit(rc);
+	dom_leave(d, rc);
 }
 
 /* The configuration that travels with the domain: name and sim spec. */
@@ -115,6 +139,7 @@ dom_config_make(struct dom *d)
 {
 	json_object *o = json_object_new_object(), *x = json_object_new_object();
 
+	free(d->config);
 	json_object_object_add(x, "name", json_object_new_string(d->name));
 	json_object_object_add(x, "spec", json_object_new_string(d->spec));
 	json_object_object_add(o, "xmigd", x);
@@ -122,6 +147,45 @@ dom_config_make(struct dom *d)
 	    JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	return d->config == NULL ? -ENOMEM : 0;
+}
+
+/* "running NAME MEMORY SPEC": the domain runs here (or runs again). */
+static void
+dom_say_running(struct dom *d)
+{
+	struct domain_info info;
+
+	if (d->b->ops->describe(d->b, &info) != 0)
+		memset(&info, 0, sizeof(info));
+	dom_say(d, "running %s %llu %s", d->name, (unsigned long long)
+	    (info.nr_pages << info.page_shift), d->spec[0] ? d->spec : "-");
+}
+
+/*
+ * "state PID STATE NAME MEMORY SPEC ORIGIN URI" to an xmigd that has
+ * just connected (SPEC 18.4).
+ */
+static void
+dom_say_state(struct dom *d)
+{
+	struct domain_info info;
+	const char *state;
+
+	memset(&info, 0, sizeof(info));
+	if (d->b != NULL && d->b->ops->describe(d->b, &info) != 0)
+		memset(&info, 0, sizeof(info));
+	if (d->rv != NULL && !d->recv_done)
+		state = "incoming";
+	else if (d->send != NULL)
+		state = "migrating";
+	else if (d->paused)
+		state = "paused";
+	else
+		state = "running";
+	dom_say(d, "state %ld %s %s %llu %s %s %s", (long)getpid(), state,
+	    d->name[0] ? d->name : "-", (unsigned long long)
+	    (info.nr_pages << info.page_shift), d->spec[0] ? d->spec : "-",
+	    d->origin, d->send != NULL ? d->uri : "-");
 }
 
 /* ---- an outgoing migration --------------------------------------------- */
@@ -171,6 +235,10 @@ dom_migrate(struct dom *d, const char *uri, uint64_t bandwidth)
 		    "is already running");
 		return;
 	}
+	if (dom_config_make(d) != 0) {
+		dom_say(d, "result failed 0 -1 -1 out of memory");
+		return;
+	}
 	send_opts_default(&d->so);
 	d->so.bandwidth = bandwidth;
 	d->so.progress = PROGRESS_NONE;
@@ -181,6 +249,7 @@ dom_migrate(struct dom *d, const char *uri, uint64_t bandwidth)
 	cbs->arg = d;
 	cbs->progress = dom_send_progress;
 	cbs->result = dom_send_result;
+	snprintf(d->uri, sizeof(d->uri), "%s", uri);
 	if ((d->send = xmig_send_new(d->base, d->b, uri, &d->so, cbs)) ==
 	    NULL) {
 		dom_say(d, "result failed 0 -1 -1 out of memory");
@@ -189,12 +258,40 @@ dom_migrate(struct dom *d, const char *uri, uint64_t bandwidth)
 	xmig_send_start(d->send);
 }
 
-/* ---- the daemon's commands --------------------------------------------- */
+/* ---- xmigd's commands --------------------------------------------------- */
+
+/*
+ * Cancel what runs: an outgoing migration (the source resumes, unless it
+ * is past GO) or an incoming one (discarded, unless it is past GO).
+ * Their results follow.  Non-zero if there was one.
+ */
+static int
+dom_cancel(struct dom *d)
+{
+	if (d->rv != NULL && !d->recv_done) {
+		xmig_recv_cancel(d->rv);
+		return 1;
+	}
+	if (d->send != NULL) {
+		xmig_send_cancel(d->send);
+		return 1;
+	}
+	return 0;
+}
+
+/* quit, or SIGTERM: cancel what runs, then destroy the domain and exit. */
+static void
+dom_quit(struct dom *d)
+{
+	d->quit = 1;
+	if (!dom_cancel(d))
+		event_base_loopbreak(d->base);
+}
 
 static void
 dom_command(struct dom *d, char *line)
 {
-	char *uri, *bw, *save = NULL;
+	char *uri, *bw, *arg, *save = NULL;
 	char *cmd = strtok_r(line, " ", &save);
 	unsigned long long v;
 
@@ -208,17 +305,24 @@ dom_command(struct dom *d, char *line)
 			dom_say(d, "result failed 0 -1 -1 no URI");
 		else
 			dom_migrate(d, uri, v);
-	} else if (strcmp(cmd, "cancel") == 0) {
-		if (d->send != NULL)
-			xmig_send_cancel(d->send);
+	} else if (strcmp(cmd, "cancel") == 0 || strcmp(cmd, "detach") == 0) {
+		/* detach: xmigd stops; this process and its domain stay. */
+		(void)dom_cancel(d);
 	} else if (strcmp(cmd, "quit") == 0) {
-		d->quit = 1;
-		if (d->rv != NULL && !d->recv_done)
-			xmig_recv_cancel(d->rv);	/* nothing half-received */
-		else if (d->send != NULL)
-			xmig_send_cancel(d->send);	/* the result ends us */
-		else
-			event_base_loopbreak(d->base);
+		dom_quit(d);
+	} else if (strcmp(cmd, "resume") == 0) {
+		if (!d->paused || d->send != NULL || d->b == NULL)
+			dom_say(d, "log resume: the domain is not paused");
+		else if (d->b->ops->resume(d->b) != 0)
+			dom_say(d, "log resume: %s", backend_errmsg(d->b));
+		else {
+			d->paused = 0;
+			dom_say_running(d);
+		}
+	} else if (strcmp(cmd, "name") == 0) {
+		arg = strtok_r(NULL, " ", &save);
+		if (arg != NULL && xmigd_name_ok(arg))
+			snprintf(d->name, sizeof(d->name), "%s", arg);
 	}
 }
 
@@ -234,51 +338,124 @@ dom_ctl_read(struct bufferevent *bev, void *arg)
 	while ((line = evbuffer_readln(in, NULL, EVBUFFER_EOL_LF)) != NULL) {
 		dom_command(d, line);
 		free(line);
+		if (d->cbev != bev)
+			return;		/* replaced meanwhile */
 	}
 }
 
-/* The daemon went away: as quit. */
+static void
+dom_ctl_drop(struct dom *d)
+{
+	if (d->cbev != NULL)
+		bufferevent_free(d->cbev);	/* closes d->ctl */
+	else if (d->ctl >= 0)
+		close(d->ctl);
+	d->cbev = NULL;
+	d->ctl = -1;
+}
+
+/*
+ * xmigd went away (stopped, or died): this process goes on alone, its
+ * migration too, until an xmigd connects to the registration socket.
+ */
 static void
 dom_ctl_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct dom *d = arg;
 
 	(void)bev;
-	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
-		return;
-	d->quit = 1;
-	if (d->rv != NULL && !d->recv_done)
-		xmig_recv_cancel(d->rv);
-	else if (d->send != NULL)
-		xmig_send_cancel(d->send);
-	else
-		event_base_loopbreak(d->base);
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		dom_ctl_drop(d);
 }
 
-/* Commands from the daemon from now on. */
+/* Commands from xmigd on fd from now on. */
 static int
-dom_ctl_start(struct dom *d)
+dom_ctl_start(struct dom *d, int fd)
 {
-	if (d->cbev != NULL)
-		return 0;
-	if ((d->cbev = bufferevent_socket_new(d->base, d->ctl, 0)) == NULL)
+	dom_ctl_drop(d);
+	evutil_make_socket_nonblocking(fd);
+	if ((d->cbev = bufferevent_socket_new(d->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		close(fd);
 		return -ENOMEM;
+	}
+	d->ctl = fd;
 	bufferevent_setcb(d->cbev, dom_ctl_read, NULL, dom_ctl_event, d);
 	bufferevent_enable(d->cbev, EV_READ);
 	return 0;
 }
 
-static int
-dom_setup(struct dom *d, int ctl)
+/*
+ * An xmigd connects to the registration socket: it replaces the one we
+ * had (there is one xmigd per state directory, and a new one means the
+ * old one is gone) and learns our state.  Root or our own uid only.
+ */
+static void
+dom_on_register(evutil_socket_t lfd, short what, void *arg)
 {
+	struct dom *d = arg;
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	int fd;
+
+	(void)what;
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 ||
+	    (cr.uid != 0 && cr.uid != geteuid())) {
+		close(fd);
+		return;
+	}
+	if (dom_ctl_start(d, fd) == 0)
+		dom_say_state(d);
+}
+
+/*
+ * SIGTERM, through a signalfd: libevent's own signal handling belongs to
+ * the daemon's loop this process was forked from.
+ */
+static void
+dom_on_term(evutil_socket_t fd, short what, void *arg)
+{
+	struct signalfd_siginfo si;
+
+	(void)what;
+	if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		dom_quit(arg);
+}
+
+static int
+dom_setup(struct dom *d, int ctl, int lfd, const char *lpath)
+{
+	sigset_t set;
+
 	memset(d, 0, sizeof(*d));
-	d->ctl = ctl;
+	d->ctl = -1;
+	d->lfd = lfd;
+	d->lpath = lpath;
+	/* Apart from xmigd's session: its terminal's signals are not ours. */
+	(void)setsid();
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
-	/* The daemon stops us with "quit"; a signal to the group is its. */
-	signal(SIGTERM, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_DFL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0 ||
+	    (d->tfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+		return -errno;
 	if ((d->base = event_base_new()) == NULL)
+		return -ENOMEM;
+	if (dom_ctl_start(d, ctl) != 0)
+		return -ENOMEM;
+	evutil_make_socket_nonblocking(lfd);
+	d->lev = event_new(d->base, lfd, EV_READ | EV_PERSIST,
+	    dom_on_register, d);
+	d->tev = event_new(d->base, d->tfd, EV_READ | EV_PERSIST, dom_on_term,
+	    d);
+	if (d->lev == NULL || event_add(d->lev, NULL) != 0 ||
+	    d->tev == NULL || event_add(d->tev, NULL) != 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -287,38 +464,27 @@ dom_setup(struct dom *d, int ctl)
 static void __attribute__((noreturn))
 dom_serve(struct dom *d)
 {
-	struct domain_info info;
-
-	if (d->b->ops->describe(d->b, &info) != 0)
-		memset(&info, 0, sizeof(info));
-	if (dom_config_make(d) != 0) {
-		dom_say(d, "failed out of memory");
-		dom_exit(d, 1);
-	}
-	if (dom_ctl_start(d) != 0) {
-		dom_say(d, "failed out of memory");
-		dom_exit(d, 1);
-	}
 	if (d->quit)	/* quit during the receive: nothing more to do */
 		dom_exit(d, 0);
-	dom_say(d, "running %s %llu %s", d->name, (unsigned long long)
-	    (info.nr_pages << info.page_shift), d->spec[0] ? d->spec : "-");
+	dom_say_running(d);
 	while (!d->quit && event_base_dispatch(d->base) == 0)
 		;
 	dom_exit(d, 0);
 }
 
 void
-domproc_create(int ctl, const char *name, const char *spec)
+domproc_create(int ctl, int lfd, const char *lpath, const char *name,
+    const char *spec)
 {
 	const struct backend_ops *ops = backend_find("sim");
 	struct dom d;
 	int rc;
 
-	if (dom_setup(&d, ctl) != 0 || ops == NULL) {
+	if (dom_setup(&d, ctl, lfd, lpath) != 0 || ops == NULL) {
 		dom_say(&d, "failed out of memory");
-		_exit(1);
+		dom_leave(&d, 1);
 	}
+	d.origin = "created";
 	snprintf(d.name, sizeof(d.name), "%s", name);
 	snprintf(d.spec, sizeof(d.spec), "%s", spec);
 	if ((rc = ops->open_source(spec, &d.b)) != 0) {
@@ -326,7 +492,7 @@ domproc_create(int ctl, const char *name, const char *spec)
 		if (d.b != NULL)
 			ops->close(d.b);
 		d.b = NULL;
-		_exit(1);
+		dom_leave(&d, 1);
 	}
 	dom_serve(&d);
 }
@@ -473,17 +639,19 @@ dom_recv_result(void *arg, int rc, const struct xmig_report *r)
 }
 
 void
-domproc_receive(int ctl, int fd, void *tls_ctx, const struct recv_opts *o,
-    const char *busy)
+domproc_receive(int ctl, int lfd, const char *lpath, int fd, void *tls_ctx,
+    const struct recv_opts *o, const char *busy)
 {
 	struct recv_toolstack ts;
 	struct recv_opts ro = *o;
 	struct xmig_cbs cbs;
 	struct dom d;
-	if (dom_setup(&d, ctl) != 0) {
+
+	if (dom_setup(&d, ctl, lfd, lpath) != 0) {
 		dom_say(&d, "failed out of memory");
-		_exit(1);
+		dom_leave(&d, 1);
 	}
+	d.origin = "received";
 	memset(&ts, 0, sizeof(ts));
 	ts.arg = &d;
 	ts.config = dom_ts_config;
@@ -499,24 +667,20 @@ domproc_receive(int ctl, int fd, void *tls_ctx, const struct recv_opts *o,
 	cbs.result = dom_recv_result;
 	if ((d.rv = xmig_recv_new(d.base, fd, tls_ctx, &ro, &cbs)) == NULL) {
 		dom_say(&d, "failed out of memory");
-		_exit(1);
+		dom_leave(&d, 1);
 	}
 	if (busy != NULL)
 		xmig_recv_refuse(d.rv, busy);
-	if (dom_ctl_start(&d) != 0) {
-		dom_say(&d, "failed out of memory");
-		_exit(1);
-	}
 	xmig_recv_start(d.rv);
 	while (!d.recv_done && event_base_dispatch(d.base) == 0)
 		;
 	xmig_recv_free(d.rv);
 	d.rv = NULL;
-	if (d.quit) {
-		/* xmigd stops: cancelled, or (past GO) ended with it. */
-		dom_say(&d, "failed xmigd is stopping");
-		_exit(1);
-	}
+	/*
+	 * A session that succeeded has handed its domain over (past GO it
+	 * cannot be cancelled): it runs here, unless quit asked to destroy
+	 * it (dom_serve).
+	 */
 	if (!d.recv_done || d.recv_rc != 0 || d.b == NULL) {
 		dom_say(&d, "failed %s", d.recv_done ? d.recv_err :
 		    "event loop ended early");

@@ -251,14 +251,19 @@ domain_line(struct domain *d, char *line)
 		char *mem = strtok_r(NULL, " ", &save);
 		char *spec = strtok_r(NULL, " ", &save);
 
+		int arrived;
+
 		if (name == NULL || mem == NULL || spec == NULL ||
 		    !xmigd_name_ok(name))
 			return;
+		arrived = strcmp(d->state, "incoming") == 0;
 		snprintf(d->state, sizeof(d->state), "running");
 		d->memory = strtoull(mem, NULL, 10);
 		snprintf(d->spec, sizeof(d->spec), "sim:%s", spec);
-		if (strcmp(d->origin, "received") == 0) {
+		if (arrived) {
 			domain_unique_name(d, name);
+			if (strcmp(d->name, name) != 0)
+				domain_send(d, "name %s", d->name);
 			xd.incoming_total++;
 			log_info("received domain %s (%llu octets)", d->name,
 			    (unsigned long long)d->memory);
@@ -270,6 +275,7 @@ domain_line(struct domain *d, char *line)
 			d->create_id = NULL;
 		}
 		notify_status();
+		stop_check();
 	} else if (strcmp(w, "log") == 0) {
 		log_warn("domain %s (process %ld): %s", d->name, (long)d->pid,
 		    save != NULL ? save : "");
@@ -310,6 +316,7 @@ domain_line(struct domain *d, char *line)
 		snprintf(m->phase, sizeof(m->phase), "done");
 		mig_end(m, status, strtoull(bytes, NULL, 10),
 		    strtod(dt, NULL), rest);
+		stop_check();
 	}
 }
 
@@ -325,11 +332,23 @@ domain_free(struct domain *d)
 		}
 	if (d->mig != NULL)
 		mig_end(d->mig, "failed", 0, -1, "the domain process ended");
-	if (d->creator != NULL) {
+	if (d->creator != NULL && d->destroying) {
+		json_object *r = json_object_new_object();
+
+		json_object_object_add(r, "name",
+		    json_object_new_string(d->name));
+		json_object_object_add(r, "destroyed",
+		    json_object_new_boolean(1));
+		rpc_result(d->creator, d->create_id, r);
+		json_object_put(d->create_id);
+	} else if (d->creator != NULL) {
 		rpc_error(d->creator, d->create_id, RPC_FAILED, "%s",
 		    d->failure[0] ? d->failure : "the domain process ended");
 		json_object_put(d->create_id);
 	}
+	if (d->destroying)
+		log_info("domain %s (process %ld) destroyed", d->name,
+		    (long)d->pid);
 	if (strcmp(d->state, "incoming") == 0) {
 		xd.incoming_failed++;
 		if (d->failure[0])
@@ -338,8 +357,24 @@ domain_free(struct domain *d)
 	bufferevent_free(d->bev);
 	free(d);
 	notify_status();
-	if (xd.stopping && xd.domains == NULL)
-		event_base_loopexit(xd.base, NULL);
+	stop_check();
+}
+
+void
+stop_check(void)
+{
+	static const char *const moving[] = { "starting", "incoming",
+	    "refusing", "migrating" };
+	struct domain *d;
+	unsigned i;
+
+	if (!xd.stopping)
+		return;
+	for (d = xd.domains; d != NULL; d = d->next)
+		for (i = 0; i < sizeof(moving) / sizeof(moving[0]); i++)
+			if (strcmp(d->state, moving[i]) == 0)
+				return;
+	event_base_loopexit(xd.base, NULL);
 }
 
 static void
@@ -367,14 +402,14 @@ domain_event(struct bufferevent *bev, short what, void *arg)
 
 /* In a new child: every descriptor of the daemon's closed but keep. */
 static void
-child_close_fds(int keep1, int keep2)
+child_close_fds(int keep1, int keep2, int keep3)
 {
 	long fd, max = sysconf(_SC_OPEN_MAX);
 
 	if (max < 0 || max > 65536)
 		max = 65536;
 	for (fd = 3; fd < max; fd++)
-		if (fd != keep1 && fd != keep2)
+		if (fd != keep1 && fd != keep2 && fd != keep3)
 			close((int)fd);
 	signal(SIGCHLD, SIG_DFL);
 }
@@ -389,13 +424,24 @@ domain_spawn(const char *name, const char *spec, int fd, void *tls_ctx,
 {
 	struct domain *d;
 	struct recv_opts o;
-	int sv[2];
+	char lpath[256];
+	int sv[2], lfd, e;
 	pid_t pid;
 
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return NULL;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+	if ((lfd = state_dir_listen(lpath, sizeof(lpath))) < 0) {
+		e = errno;
 		free(d);
+		errno = e;
+		return NULL;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		e = errno;
+		close(lfd);
+		unlink(lpath);
+		free(d);
+		errno = e;
 		return NULL;
 	}
 	recv_opts_default(&o);
@@ -404,21 +450,23 @@ domain_spawn(const char *name, const char *spec, int fd, void *tls_ctx,
 		o.timeout_s = xd.cc.timeout_s;
 	fflush(NULL);
 	if ((pid = fork()) < 0) {
-		int e = errno;
-
+		e = errno;
 		close(sv[0]);
 		close(sv[1]);
+		close(lfd);
+		unlink(lpath);
 		free(d);
 		errno = e;
 		return NULL;
 	}
 	if (pid == 0) {
-		child_close_fds(sv[1], fd);
+		child_close_fds(sv[1], fd, lfd);
 		if (spec != NULL)
-			domproc_create(sv[1], name, spec);
-		domproc_receive(sv[1], fd, tls_ctx, &o, busy);
+			domproc_create(sv[1], lfd, lpath, name, spec);
+		domproc_receive(sv[1], lfd, lpath, fd, tls_ctx, &o, busy);
 	}
 	close(sv[1]);
+	close(lfd);
 	evutil_make_socket_nonblocking(sv[0]);
 	d->pid = pid;
 	d->bev = bufferevent_socket_new(xd.base, sv[0], BEV_OPT_CLOSE_ON_FREE);
@@ -442,6 +490,72 @@ domain_spawn(const char *name, const char *spec, int fd, void *tls_ctx,
 		    "incoming");
 		snprintf(d->origin, sizeof(d->origin), "received");
 	}
+	d->next = xd.domains;
+	xd.domains = d;
+	return d;
+}
+
+/*
+ * A domain process a previous xmigd left (recover.c has connected to it
+ * and read its line): "state PID STATE NAME MEMORY SPEC ORIGIN URI".
+ */
+struct domain *
+domain_attach(int fd, char *line)
+{
+	char *save = NULL, *w[8];
+	struct migration *m;
+	struct domain *d;
+	unsigned i;
+
+	for (i = 0; i < 8; i++)
+		if ((w[i] = strtok_r(i == 0 ? line : NULL, " ", &save)) ==
+		    NULL)
+			return NULL;
+	if (strcmp(w[0], "state") != 0 || atol(w[1]) <= 0 ||
+	    (strcmp(w[2], "running") != 0 && strcmp(w[2], "migrating") != 0 &&
+	    strcmp(w[2], "paused") != 0 && strcmp(w[2], "incoming") != 0) ||
+	    (strcmp(w[3], "-") != 0 && !xmigd_name_ok(w[3])))
+		return NULL;
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return NULL;
+	evutil_make_socket_nonblocking(fd);
+	if ((d->bev = bufferevent_socket_new(xd.base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		free(d);
+		return NULL;
+	}
+	d->pid = (pid_t)atol(w[1]);
+	snprintf(d->state, sizeof(d->state), "%s", w[2]);
+	d->memory = strtoull(w[4], NULL, 10);
+	if (strcmp(w[5], "-") != 0)
+		snprintf(d->spec, sizeof(d->spec), "sim:%s", w[5]);
+	snprintf(d->origin, sizeof(d->origin), "%s",
+	    strcmp(w[6], "received") == 0 ? "received" : "created");
+	if (strcmp(w[2], "incoming") == 0)
+		snprintf(d->name, sizeof(d->name), "(incoming)");
+	else {
+		domain_unique_name(d, w[3]);
+		if (strcmp(d->name, w[3]) != 0)
+			domain_send(d, "name %s", d->name);
+	}
+	if (strcmp(w[2], "migrating") == 0 &&
+	    (m = calloc(1, sizeof(*m))) != NULL) {
+		/* Its record went with the previous xmigd: a new one. */
+		m->id = ++xd.next_mig;
+		snprintf(m->domain, sizeof(m->domain), "%s", d->name);
+		snprintf(m->uri, sizeof(m->uri), "%s", w[7]);
+		snprintf(m->status, sizeof(m->status), "running");
+		snprintf(m->phase, sizeof(m->phase), "recovered");
+		m->downtime_ms = -1;
+		m->verified = -1;
+		m->started = now_ns();
+		m->dom = d;
+		m->next = xd.migs;
+		xd.migs = m;
+		d->mig = m;
+	}
+	bufferevent_setcb(d->bev, domain_read, NULL, domain_event, d);
+	bufferevent_enable(d->bev, EV_READ);
 	d->next = xd.domains;
 	xd.domains = d;
 	return d;

@@ -44,6 +44,11 @@ usage(FILE *f)
 "  watch ID                        follow it to its end: a progress line on\n"
 "                                  a terminal, JSON lines otherwise\n"
 "  cancel ID                       cancel it: the domain runs on here\n"
+"  destroy NAME                    end a domain (its migration cancelled\n"
+"                                  first); answered once it is gone\n"
+"  resume NAME                     run a domain left paused by an\n"
+"                                  unconfirmed handover (only once sure\n"
+"                                  that the target does not run it)\n"
 "  metrics                         Prometheus text\n"
 "  version                         xmigd's version\n"
 "  evacuate ...                    NOT IMPLEMENTED YET (exits 1)\n"
@@ -353,6 +358,10 @@ main(int argc, char **argv)
 			return bad_usage("a migration ID is a number from 1");
 		}
 		json_object_object_add(params, "id", id);
+	} else if (strcmp(cmd, "destroy") == 0 || strcmp(cmd, "resume") == 0) {
+		NEED(1, "expected a domain NAME");
+		json_object_object_add(params, "name",
+		    json_object_new_string(argv[optind + 1]));
 	} else if (strcmp(cmd, "domains") == 0 || strcmp(cmd, "list") == 0 ||
 	    strcmp(cmd, "metrics") == 0 || strcmp(cmd, "version") == 0) {
 		NEED(0, "this command takes no argument");
@@ -407,6 +416,10 @@ main(int argc, char **argv)
 		print_mig(r);
 	else if (strcmp(cmd, "metrics") == 0)
 		fputs(json_object_get_string(r), stdout);
+	else if (strcmp(cmd, "destroy") == 0)
+		printf("destroyed %s\n", jstr(r, "name"));
+	else if (strcmp(cmd, "resume") == 0)
+		printf("resumed %s\n", jstr(r, "name"));
 	else if (strcmp(cmd, "version") == 0)
 		printf("xmigd %s (control API %s)\n", jstr(r, "version"),
 		    jstr(r, "api"));

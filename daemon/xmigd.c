@@ -241,10 +241,14 @@ config_read(int limits_only)
 			if (!limits_only && xd.control_path == NULL &&
 			    (xd.control_path = strdup(v)) == NULL)
 				goto bad;
+		} else if (strcmp(k, "state-dir") == 0) {
+			if (!limits_only && xd.state_dir == NULL &&
+			    (xd.state_dir = strdup(v)) == NULL)
+				goto bad;
 		} else {
 			log_err("%s:%u: unknown key '%s' (max-sessions, "
-			    "max-memory, listen, control)", xd.config_path,
-			    lineno, k);
+			    "max-memory, listen, control, state-dir)",
+			    xd.config_path, lineno, k);
 			goto bad;
 		}
 	}
@@ -257,7 +261,10 @@ bad:
 
 /* ---- signals ----------------------------------------------------------- */
 
-/* Domain processes that have not ended XMIGD_STOP_S after quit: killed. */
+/*
+ * Migrations that have not ended XMIGD_STOP_S after the detach: xmigd
+ * leaves them to the next xmigd's recovery.
+ */
 #define XMIGD_STOP_S	60
 
 static void
@@ -268,11 +275,12 @@ on_stop_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	for (d = xd.domains; d != NULL; d = d->next) {
-		log_warn("domain process %ld (%s) did not end in %d s: killed",
-		    (long)d->pid, d->name, XMIGD_STOP_S);
-		kill(d->pid, SIGKILL);
-	}
+	for (d = xd.domains; d != NULL; d = d->next)
+		if (strcmp(d->state, "running") != 0 &&
+		    strcmp(d->state, "paused") != 0)
+			log_warn("domain process %ld (%s) still %s after %d s:"
+			    " left to the next xmigd", (long)d->pid, d->name,
+			    d->state, XMIGD_STOP_S);
 	event_base_loopexit(xd.base, NULL);
 }
 
@@ -289,16 +297,15 @@ stop_begin(void)
 		return;
 	xd.stopping = 1;
 	notify("STOPPING=1");
-	log_info("stopping: cancelling outgoing migrations, ending domain "
-	    "processes");
+	log_info("stopping: cancelling migrations; the domains run on (the "
+	    "next xmigd re-adopts them)");
 	for (i = 0; i < xd.nlis; i++)
 		event_del(xd.lis[i].ev);
 	for (d = xd.domains; d != NULL; d = d->next)
-		domain_send(d, "quit");
-	if (xd.domains == NULL)
-		event_base_loopexit(xd.base, NULL);
-	else if ((t = evtimer_new(xd.base, on_stop_timeout, NULL)) != NULL)
+		domain_send(d, "detach");
+	if ((t = evtimer_new(xd.base, on_stop_timeout, NULL)) != NULL)
 		evtimer_add(t, &tv);
+	stop_check();
 }
 
 static void
@@ -343,9 +350,13 @@ usage(FILE *f)
 "                        plain tcp: listener binds loopback addresses only\n"
 "  --control PATH        the control socket (default " XMIGD_CONTROL_DEFAULT ",\n"
 "                        mode 0660, group xmig when it exists)\n"
+"  --state-dir DIR       where domain processes register (DIR/domains) and\n"
+"                        the next xmigd finds them (default " XMIGD_STATE_DEFAULT ");\n"
+"                        one xmigd per DIR\n"
 "  --backend sim         where domains live (xen is not yet in xmigd)\n"
 "  --config FILE         key = value lines: max-sessions, max-memory,\n"
-"                        listen, control (default " XMIGD_CONFIG_DEFAULT ";\n"
+"                        listen, control, state-dir (default\n"
+"                        " XMIGD_CONFIG_DEFAULT ";\n"
 "                        only that default may be missing); SIGHUP\n"
 "                        re-reads max-sessions and max-memory\n"
 "  --max-sessions N      incoming migrations at once (default 8); beyond,\n"
@@ -367,18 +378,23 @@ usage(FILE *f)
 "of group xmig (SO_PEERCRED); others are refused.  Under systemd: READY=1\n"
 "once listening, STATUS= and WATCHDOG=1 through $NOTIFY_SOCKET, and the\n"
 "sockets of LISTEN_FDS (a unix socket is the control socket, an inet one a\n"
-"migration listener).  SIGTERM or SIGINT: outgoing and incoming\n"
-"migrations are cancelled (each source resumes), then the domain processes\n"
-"end, and their domains with them (this version does not keep domains\n"
-"across a restart); processes still there after 60 s are killed.\n");
+"migration listener).  SIGTERM or SIGINT: outgoing migrations are\n"
+"cancelled (each source resumes), incoming ones not past the handover are\n"
+"discarded, and xmigd exits (after 60 s at most); the domain processes and\n"
+"their domains run on.  At start xmigd re-adopts the domain processes\n"
+"registered in --state-dir: running and paused domains are hosted again,\n"
+"an outgoing migration in flight is cancelled, a half-received domain is\n"
+"discarded, entries of processes that died are removed.  SIGTERM to a\n"
+"domain process destroys its domain (xmigctl destroy does the same).\n");
 }
 
 enum { OPT_LISTEN = 256, OPT_CONTROL, OPT_BACKEND, OPT_CONFIG,
-	OPT_MAX_SESSIONS, OPT_MAX_MEMORY };
+	OPT_MAX_SESSIONS, OPT_MAX_MEMORY, OPT_STATE_DIR };
 
 static const struct option longopts[] = {
 	{ "listen",	required_argument,	NULL, OPT_LISTEN },
 	{ "control",	required_argument,	NULL, OPT_CONTROL },
+	{ "state-dir",	required_argument,	NULL, OPT_STATE_DIR },
 	{ "backend",	required_argument,	NULL, OPT_BACKEND },
 	{ "config",	required_argument,	NULL, OPT_CONFIG },
 	{ "max-sessions", required_argument,	NULL, OPT_MAX_SESSIONS },
@@ -473,6 +489,11 @@ main(int argc, char **argv)
 		case OPT_CONTROL:
 			xd.control_path = optarg;
 			break;
+		case OPT_STATE_DIR:
+			if (*optarg == '\0')
+				return bad_usage("--state-dir: empty");
+			xd.state_dir = optarg;
+			break;
 		case OPT_BACKEND:
 			if (strcmp(optarg, "sim") == 0)
 				break;
@@ -531,12 +552,17 @@ main(int argc, char **argv)
 		return 1;
 	}
 	xd.control_fd = -1;
+	xd.state_lock = -1;
 	if (socket_activation() != 0)
 		return 1;
 	for (i = 0; i < nlisten; i++)
 		if (listener_open(listens[i]) != 0)
 			return 1;
 	if (config_read(0) != 0)
+		return 1;
+	if (xd.state_dir == NULL)
+		xd.state_dir = XMIGD_STATE_DEFAULT;
+	if (state_dir_open() != 0)
 		return 1;
 	if (xd.control_ev == NULL) {
 		if (xd.control_path == NULL)
@@ -563,6 +589,7 @@ main(int argc, char **argv)
 		if (wd != NULL)
 			event_add(wd, &tv);
 	}
+	recover_domains();
 	log_info("ready: control %s, %u listener%s, max-sessions %u",
 	    xd.control_path ? xd.control_path : "(from systemd)", xd.nlis,
 	    xd.nlis == 1 ? "" : "s", xd.max_sessions);

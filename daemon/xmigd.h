@@ -16,7 +16,9 @@ int	xmigd_name_ok(const char *name);
 /*
  * The two ways a domain process starts, in a child of xmigd that has
  * closed the daemon's descriptors; both end with _exit.  ctl is the
- * child's end of its socket pair with the daemon.
+ * child's end of its socket pair with the daemon; lfd the listening unix
+ * socket at lpath in the state directory by which a later xmigd finds the
+ * process (SPEC 18.4; the process unlinks lpath when it ends).
  *
  * domproc_create: a new sim domain from spec (the part after "sim:"),
  * its workload running.  domproc_receive: one incoming migration on the
@@ -29,10 +31,10 @@ int	xmigd_name_ok(const char *name);
  * the HOST of tls:HOST:PORT).
  */
 void	domproc_set_tls(const struct xport_tls *t);
-void	domproc_create(int ctl, const char *name, const char *spec)
-	    __attribute__((noreturn));
-void	domproc_receive(int ctl, int fd, void *tls_ctx,
-	    const struct recv_opts *o, const char *busy)
+void	domproc_create(int ctl, int lfd, const char *lpath, const char *name,
+	    const char *spec) __attribute__((noreturn));
+void	domproc_receive(int ctl, int lfd, const char *lpath, int fd,
+	    void *tls_ctx, const struct recv_opts *o, const char *busy)
 	    __attribute__((noreturn));
 
 /* ---- xmigd.c, table.c, control.c: the daemon ---------------------------- */
@@ -47,6 +49,7 @@ void	domproc_receive(int ctl, int fd, void *tls_ctx,
 
 #define XMIGD_CONTROL_DEFAULT	"/run/xmig/xmigd.sock"
 #define XMIGD_CONFIG_DEFAULT	"/etc/xmig/xmigd.conf"
+#define XMIGD_STATE_DEFAULT	"/run/xmig"
 #define XMIGD_LINE_MAX		(64u * 1024u)
 #define XMIGD_LISTEN_MAX	16
 #define XMIGD_REFUSERS_MAX	4u
@@ -94,8 +97,10 @@ struct domain {
 	uint64_t		 memory;
 	char			 failure[512];	/* from "failed" */
 	struct migration	*mig;
-	struct client		*creator;	/* waits for "running" */
+	struct client		*creator;	/* waits for "running" (create,
+						   resume) or the end (destroy) */
 	json_object		*create_id;
+	int			 destroying;	/* quit sent for destroy */
 };
 
 struct client {
@@ -133,6 +138,8 @@ struct xmigd {
 	unsigned		 next_mig;
 	struct client		*clients;
 	int			 stopping;
+	const char		*state_dir;	/* --state-dir (recover.c) */
+	int			 state_lock;
 	gid_t			 xmig_gid;
 	int			 have_xmig_gid;
 	/* Metrics. */
@@ -173,6 +180,28 @@ void	mig_notify(struct migration *m, int final);
 void	mig_end(struct migration *m, const char *status, uint64_t bytes,
 	    double dt, const char *error);
 void	mig_prune(void);
+/*
+ * A domain process found in the state directory (recover.c): fd is
+ * connected to its registration socket, line its "state" line (SPEC
+ * 18.4).  The entry, or NULL if the line does not parse.
+ */
+struct domain *domain_attach(int fd, char *line);
+/* Stopping, and no domain is in a state that still changes: exit. */
+void	stop_check(void);
+
+/* recover.c: the state directory, re-adoption at start, destroy, resume */
+/* Create and lock it (one xmigd per state directory); 0 or -1. */
+int	state_dir_open(void);
+/*
+ * A new domain process's registration socket: listening, mode 0600, its
+ * path in path; the fd, or -1 with errno.
+ */
+int	state_dir_listen(char *path, size_t len);
+/* Re-adopt the domain processes a previous xmigd left; clean the rest. */
+void	recover_domains(void);
+/* The methods destroy and resume; 0 if method is neither. */
+int	recover_method(struct client *c, json_object *id, const char *method,
+	    json_object *params);
 
 /* control.c */
 void	client_send(struct client *c, json_object *o);
