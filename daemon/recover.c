@@ -39,7 +39,7 @@
 #include "xmigd.h"
 
 /* How long a found domain process has to say its state. */
-#define RECOVER_WAIT_S	5
+#define RECOVER_WAIT_S	20
 
 static int
 mkdir_mode(const char *path, mode_t mode)
