@@ -411,6 +411,16 @@ struct recv_toolstack {
 	 */
 	int	(*prepared)(void *arg, struct backend *b, char *msg,
 		    size_t msglen);
+	/*
+	 * Optional: the handle of a domain that runs here at the end of a
+	 * successful session (GO applied, or a one-way stream started, or
+	 * left paused with o->keep_paused) passes to the caller: adopt
+	 * gets it after the digests, just before the result, and the
+	 * engine neither destroys nor closes it (the caller does, when it
+	 * is done with the domain).  Without adopt the engine closes the
+	 * handle, which leaves a Xen domain running and ends a sim one.
+	 */
+	void	(*adopt)(void *arg, struct backend *b);
 };
 
 struct recv_opts {

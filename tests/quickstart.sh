@@ -25,7 +25,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 deps() {
 	pkgs="build-essential autoconf automake libtool pkg-config
-	      libevent-dev libssl-dev zlib1g-dev libxxhash-dev libzstd-dev libxen-dev clang
+	      libevent-dev libssl-dev zlib1g-dev libxxhash-dev libzstd-dev
+	      libjson-c-dev libxen-dev clang
 	      libclang-rt-14-dev python3 iperf3
 	      debhelper dpkg-dev debootstrap systemd-container"
 	missing=

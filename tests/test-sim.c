@@ -947,6 +947,29 @@ test_target_flow(void)
 		CHECK(same_memory(src, t, di.nr_pages), "prefault, grown");
 		sim_ops.close(t);
 	}
+
+	/* A workload started late (xmigd: after the receiver's digests). */
+	CHECK(sim_start_workload(src, 1u << 20) == -EINVAL,
+	    "start_workload on a source: -EINVAL");
+	t = migrate(src, "hot=64K,seed=5", 1);
+	if (t != NULL) {
+		CHECK(sim_ops.resume(t) == 0, "resume without a workload");
+		sleep_ms(50);
+		sim_ops.stats(t, &st);
+		CHECK(st.pages_written == 0 && st.dirty_rate == 0,
+		    "no workload yet: %" PRIu64 " written", st.pages_written);
+		CHECK(same_memory(src, t, di.nr_pages), "late: memory intact");
+		CHECK(sim_start_workload(t, 16u << 20) == 0,
+		    "start_workload: %s", backend_errmsg(t));
+		wait_written(t, 0);
+		sim_ops.pause(t);
+		sim_ops.stats(t, &st);
+		CHECK(st.pages_written > 0 && st.dirty_rate == 16u << 20,
+		    "late workload wrote %" PRIu64, st.pages_written);
+		CHECK(sim_start_workload(t, 1u << 20) == -EBUSY,
+		    "a second start_workload: -EBUSY");
+		sim_ops.close(t);
+	}
 out:
 	state_list_free(&s1);
 	state_list_free(&s2);

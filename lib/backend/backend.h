@@ -285,6 +285,15 @@ extern const struct backend_ops sim_ops;
  * "destroyed"; NULL if b is not a sim handle.
  */
 const char *sim_run_state(struct backend *b);
+/*
+ * sim_start_workload: a restored target whose spec had no dirty= (or 0)
+ * starts the workload of its spec's hot= and seed= now at dirty octets
+ * per second (at its next resume if paused), as if its spec had said
+ * dirty=; for a receiver that must digest the memory it got before the
+ * workload changes it (xmigd's domain processes).  -EBUSY if a workload
+ * is set already, -EINVAL if b is not a complete sim target.
+ */
+int	sim_start_workload(struct backend *b, uint64_t dirty);
 
 #ifdef HAVE_XEN
 extern const struct backend_ops xen_ops;

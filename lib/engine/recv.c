@@ -1627,6 +1627,12 @@ recv_finish(struct xmig_recv *rv)
 report:
 	if (rv->rc != 0)
 		snprintf(rv->r.error, sizeof(rv->r.error), "%s", rv->err);
+	if (rv->b != NULL && rv->rc == 0 && rv->running && rv->ts != NULL &&
+	    rv->ts->adopt != NULL) {
+		/* The domain runs on in the caller's hands. */
+		rv->ts->adopt(rv->ts->arg, rv->b);
+		rv->b = NULL;
+	}
 	if (rv->b != NULL)
 		rv->b->ops->close(rv->b);
 	rv->b = NULL;

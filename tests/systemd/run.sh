@@ -279,6 +279,12 @@ check_package() {
 	    /usr/share/man/man1/xmig-image.1.gz; do
 		check "the package installs $f" ct test -e "$f"
 	done
+	if [ "$HAVE_XMIGD" = 1 ]; then
+		for f in /usr/sbin/xmigd /usr/bin/xmigctl \
+		    /usr/share/man/man8/xmigd.8.gz /usr/share/man/man1/xmigctl.1.gz; do
+			check "the package installs $f" ct test -e "$f"
+		done
+	fi
 	if ct migrate-send -V >"$W/version.out" 2>&1; then
 		pass "the packaged migrate-send runs: $(head -n 1 "$W/version.out")"
 	else
@@ -300,15 +306,14 @@ check_package() {
 	else
 		fail "tmpfiles.d: /run/xmig is '$st', want '750 root xmig directory'"
 	fi
-	# The units are shipped, not enabled (until xmigd is in the package).
+	# The units are shipped, not enabled: xmigd.socket opens port 8002 on
+	# every address, so the operator enables it (debian/rules says why).
 	local en
 	en=$(ct systemctl is-enabled xmigd.socket 2>/dev/null || true)
-	if [ "$HAVE_XMIGD" = 0 ]; then
-		if [ "$en" = disabled ]; then
-			pass "xmigd.socket is installed and not enabled (no xmigd yet)"
-		else
-			fail "xmigd.socket is '$en' without xmigd in the package, want disabled"
-		fi
+	if [ "$en" = disabled ]; then
+		pass "xmigd.socket is installed and not enabled (the operator enables it)"
+	else
+		fail "xmigd.socket is '$en' after the install, want disabled"
 	fi
 }
 
@@ -499,44 +504,225 @@ check_purge() {
 }
 
 # ---- hooks: xmigd's checks (issue 10) -------------------------------------
-# Each runs only when the package ships /usr/sbin/xmigd.  Until a hook is
-# written, it fails when xmigd is there, so that it cannot pass unwritten.
+# Each runs only when the package ships /usr/sbin/xmigd.  Without it they
+# say "not run" (a package without xmigd cannot pass them).
 hook_todo() {
-	if [ "$HAVE_XMIGD" = 1 ]; then
-		fail "xmigd is in the package but this check is not written: $*"
-	else
-		echo "not run (no xmigd in the package yet): $*"
-		not_run=$((not_run + 1))
-	fi
+	echo "not run (no xmigd in the package): $*"
+	not_run=$((not_run + 1))
 }
 not_run=0
 
-# 2. xmigd.socket enabled; the first connection to /run/xmig/xmigd.sock
-# starts xmigd through socket activation, and it reports READY=1
-# (ActiveState=active, StatusText set), with LISTEN_FDS=2.
+XA=/run/xmig/xmigd.sock		# the packaged xmigd.service (xmigd.socket)
+XB=/run/xmig-b/xmigd.sock	# the second one, xmigd-b.service (below)
+# ctl SOCKET ARGS...: xmigctl in the container, as root.
+ctl() { local s=$1; shift; ct xmigctl --socket "$s" "$@"; }
+# poll SECONDS COMMAND...: until COMMAND succeeds, every 0.1 s.
+poll() {
+	local n=$(( $1 * 10 )); shift
+	while [ "$n" -gt 0 ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+# has_dom SOCKET NAME STATE: that xmigd lists NAME in STATE.
+has_dom() {
+	ctl "$1" domains 2>/dev/null |
+	    awk -v n="$2" -v s="$3" '$1 == n && $2 == s { f = 1 } END { exit !f }'
+}
+# count_dom SOCKET NAME: how many times it lists NAME.
+count_dom() { ctl "$1" domains 2>/dev/null | awk -v n="$2" '$1 == n' | wc -l; }
+# dom_pid SOCKET NAME: the pid of NAME's domain process.
+dom_pid() {
+	ctl "$1" --json domains 2>/dev/null |
+	    sed -n "s/.*\"name\":\"$2\",[^}]*\"pid\":\([0-9]*\).*/\1/p"
+}
+# sent ID: xmigd A's migration ID has sent something.
+sent() { ctl "$XA" --json status "$1" 2>/dev/null | grep -q '"bytes":[1-9]'; }
+# b_clear NAME: xmigd B lists neither NAME nor an incoming domain.
+b_clear() { ! ctl "$XB" domains 2>/dev/null | grep -q -e "^$1 " -e incoming; }
+# jlog: xmigd.service's journal (its log lines) into $W/xmigd.journal.
+jlog() { ct journalctl -u xmigd.service -o cat --no-pager >"$W/xmigd.journal" 2>&1 || true; }
+# migrate_ok SOCKET NAME URI OUT: migrate, watch to the end: completed and
+# verified.
+migrate_ok() {
+	local id
+	id=$(ctl "$1" migrate "$2" "$3" 2>&1) || { echo "$id" >"$4"; return 1; }
+	ctl "$1" watch "$id" >"$4" 2>&1 || return 1
+	tail -n 1 "$4" | grep -q '"status":"completed".*"verified":true'
+}
+
+# 2. xmigd.socket enabled (check_units); the first connection to
+# /run/xmig/xmigd.sock, by a member of group xmig, starts xmigd through
+# socket activation; it reports READY=1 (ActiveState=active) and STATUS=,
+# with the control socket and port 8002 from LISTEN_FDS.
 xmigd_check_socket_activation() {
-	hook_todo "socket activation on the first connection, READY=1"
+	if [ "$HAVE_XMIGD" = 0 ]; then
+		hook_todo "socket activation on the first connection, READY=1"
+		return
+	fi
+	local gid out st
+	gid=$(ct getent group xmig | cut -d: -f3)
+	if out=$(ct setpriv --reuid=nobody --regid="$gid" --clear-groups \
+	    xmigctl version 2>&1); then
+		pass "the first connection (xmigctl version, as nobody:xmig) is answered: $out"
+	else
+		fail "xmigctl version as nobody:xmig: $out"
+	fi
+	check "that connection started xmigd.service, which reported READY=1 (Type=notify: active)" \
+	    wait_state xmigd.service active
+	st=$(ct systemctl show -P StatusText xmigd.service 2>&1 || true)
+	check "xmigd's STATUS= reaches systemd ('$st')" test -n "$st"
+	jlog
+	check "xmigd took its control socket and port 8002 from systemd (LISTEN_FDS=2)" \
+	    grep -q 'ready: control (from systemd), 1 listener' "$W/xmigd.journal"
+	check "xmigd runs with an empty capability bounding set" \
+	    sh -c "nsenter -t $CT_PID -a grep -q '^CapBnd:[[:space:]]*0000000000000000' /proc/\$(nsenter -t $CT_PID -a systemctl show -P MainPID xmigd.service)/status"
+	if out=$(ct setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	    xmigctl version 2>&1); then
+		fail "a user outside group xmig is refused ($out)"
+	else
+		pass "a user outside group xmig is refused: $out"
+	fi
 }
 
-# 3. A migration between two daemons (a second instance on other ports,
-# e.g. a template unit or a transient one with its own --control and
-# --listen, or a second container): xmigctl create sim:..., migrate NAME
-# URI, the digests match, the domain runs once, on the target.
+# 3. A migration between two daemons: the packaged xmigd (A: 8002,
+# /run/xmig) and a second instance from a unit this test writes (B:
+# 127.0.0.1:8003, /run/xmig-b); create on A, A -> B -> A (the way back
+# through port 8002, the socket systemd passed), verified each time, the
+# domain listed once, on the side it went to.
+install_second() {
+	cat >"$W/root/etc/systemd/system/xmigd-b.service" <<'EOF'
+# Written by xmig's tests/systemd/run.sh: a second xmigd on other ports.
+[Unit]
+Description=a second xmigd (tests/systemd/run.sh)
+[Service]
+Type=notify
+ExecStart=/usr/sbin/xmigd --config /dev/null --control /run/xmig-b/xmigd.sock --state-dir /run/xmig-b --listen tcp:127.0.0.1:8003
+RuntimeDirectory=xmig-b
+RuntimeDirectoryMode=0750
+RuntimeDirectoryPreserve=yes
+KillMode=process
+EOF
+}
 xmigd_check_migration_between_daemons() {
-	hook_todo "a migration between two daemons"
+	if [ "$HAVE_XMIGD" = 0 ]; then
+		hook_todo "a migration between two daemons"
+		return
+	fi
+	install_second
+	ct systemctl daemon-reload
+	check "a second xmigd (xmigd-b.service) starts and reports READY=1" \
+	    ct systemctl start xmigd-b.service
+	check "xmigctl create sim:mem=64M,dirty=4M,hot=8M --name web1 on A" \
+	    ctl "$XA" create sim:mem=64M,dirty=4M,hot=8M --name web1
+	if migrate_ok "$XA" web1 tcp:127.0.0.1:8003 "$W/ab.out" &&
+	    poll 30 has_dom "$XB" web1 running && [ "$(count_dom "$XA" web1)" -eq 0 ]; then
+		pass "web1 migrates A -> B (tcp:127.0.0.1:8003): completed, digests verified, it runs on B only"
+	else
+		fail "web1 A -> B: $(tail -n 1 "$W/ab.out"); A: $(ctl "$XA" domains 2>&1 | paste -sd' ' -); B: $(ctl "$XB" domains 2>&1 | paste -sd' ' -)"
+	fi
+	if migrate_ok "$XB" web1 tcp:127.0.0.1:8002 "$W/ba.out" &&
+	    poll 30 has_dom "$XA" web1 running && [ "$(count_dom "$XB" web1)" -eq 0 ]; then
+		pass "web1 migrates back B -> A through port 8002 (xmigd.socket's): verified, it runs on A only"
+	else
+		fail "web1 B -> A: $(tail -n 1 "$W/ba.out"); A: $(ctl "$XA" domains 2>&1 | paste -sd' ' -); B: $(ctl "$XB" domains 2>&1 | paste -sd' ' -)"
+	fi
 }
 
-# 4. `systemctl stop xmigd` during a migration: the source keeps running
-# (xmigctl domains on the source), nothing is left half-received on the
-# target.
+# 4. `systemctl stop xmigd` during a migration (slow: 128 MiB at 4 MiB/s
+# to B): the migration is cancelled, the source's domain process runs on
+# (KillMode=process: in the unit's cgroup, after the stop), its domain
+# running (the sim's state file), and B keeps nothing of it.
+SLOW_PID=
 xmigd_check_stop_during_migration() {
-	hook_todo "systemctl stop during a migration leaves the source running"
+	if [ "$HAVE_XMIGD" = 0 ]; then
+		hook_todo "systemctl stop during a migration leaves the source running"
+		return
+	fi
+	local id
+	check "xmigctl create sim:mem=128M,mix=random,state=/run/xmig/slow.state --name slow on A" \
+	    ctl "$XA" create sim:mem=128M,mix=random,state=/run/xmig/slow.state --name slow
+	SLOW_PID=$(dom_pid "$XA" slow)
+	id=$(ctl "$XA" migrate slow tcp:127.0.0.1:8003 --bandwidth 4M 2>&1 || true)
+	if ! poll 30 sent "$id"; then
+		fail "the migration of slow to B starts ($id)"
+		return
+	fi
+	check "systemctl stop xmigd.service during the migration" ct systemctl stop xmigd.service
+	check "xmigd.service is inactive" test "$(ct systemctl show -P ActiveState xmigd.service)" = inactive
+	jlog
+	check "xmigd cancelled the migration as it stopped (journal)" \
+	    grep -q "migration $id of slow to tcp:127.0.0.1:8003: cancelled" "$W/xmigd.journal"
+	check "slow's domain process (pid $SLOW_PID) runs on after the stop, in xmigd.service's cgroup" \
+	    sh -c "[ -n '$SLOW_PID' ] && nsenter -t $CT_PID -a grep -q xmigd.service /proc/$SLOW_PID/cgroup"
+	check "slow is running at the source, not paused (its state file: $(ct cat /run/xmig/slow.state 2>&1))" \
+	    test "$(ct cat /run/xmig/slow.state 2>&1)" = running
+	check "B keeps nothing of slow (no domain, nothing incoming)" poll 30 b_clear slow
 }
 
-# 5. `systemctl restart xmigd`: it comes back (READY again, socket
-# activation still works) and finds what the previous instance left.
+# 5. xmigd comes back and finds what it left: the next connection starts
+# it (socket activation), it re-adopts slow; `systemctl restart` during a
+# migration, and a SIGKILL of xmigd alone (Restart=on-failure), each leave
+# slow running once at A, in the same process, B with nothing; then slow
+# migrates to B, verified.
 xmigd_check_restart_recovery() {
-	hook_todo "systemctl restart recovers"
+	if [ "$HAVE_XMIGD" = 0 ]; then
+		hook_todo "systemctl restart recovers"
+		return
+	fi
+	local id main
+	if poll 30 has_dom "$XA" slow running && [ "$(count_dom "$XA" slow)" -eq 1 ] &&
+	    [ "$(dom_pid "$XA" slow)" = "$SLOW_PID" ]; then
+		pass "after the stop, the next connection starts xmigd again: it lists slow once, running, same process"
+	else
+		fail "after the stop, xmigd lists slow once, running: $(ctl "$XA" domains 2>&1 | paste -sd' ' -)"
+	fi
+	jlog
+	check "the new xmigd re-adopted slow (journal: recovery: domain slow (process $SLOW_PID) runs)" \
+	    grep -q "recovery: domain slow (process $SLOW_PID) runs: re-adopted" "$W/xmigd.journal"
+	id=$(ctl "$XA" migrate slow tcp:127.0.0.1:8003 --bandwidth 4M 2>&1 || true)
+	if poll 30 sent "$id"; then
+		check "systemctl restart xmigd.service during a migration" \
+		    ct systemctl restart xmigd.service
+		check "xmigd.service is active again (READY=1)" wait_state xmigd.service active
+		if poll 30 has_dom "$XA" slow running && [ "$(count_dom "$XA" slow)" -eq 1 ] &&
+		    [ "$(dom_pid "$XA" slow)" = "$SLOW_PID" ] && poll 30 b_clear slow; then
+			pass "after systemctl restart: slow runs once at A, same process; B keeps nothing"
+		else
+			fail "after systemctl restart: A: $(ctl "$XA" domains 2>&1 | paste -sd' ' -); B: $(ctl "$XB" domains 2>&1 | paste -sd' ' -)"
+		fi
+	else
+		fail "the second migration of slow to B starts ($id)"
+	fi
+	# A crash: SIGKILL to xmigd alone (KillMode=process), Restart=on-failure.
+	main=$(ct systemctl show -P MainPID xmigd.service)
+	ct systemctl kill --kill-whom=main --signal=SIGKILL xmigd.service || true
+	newmain() {
+		local m
+		m=$(ct systemctl show -P MainPID xmigd.service)
+		[ "$m" != 0 ] && [ "$m" != "$main" ] &&
+		    [ "$(ct systemctl show -P ActiveState xmigd.service)" = active ]
+	}
+	check "SIGKILL to xmigd: systemd restarts it (Restart=on-failure), READY again" poll 60 newmain
+	if poll 30 has_dom "$XA" slow running && [ "$(count_dom "$XA" slow)" -eq 1 ] &&
+	    [ "$(dom_pid "$XA" slow)" = "$SLOW_PID" ]; then
+		pass "after the SIGKILL: the restarted xmigd re-adopted slow, running once"
+	else
+		fail "after the SIGKILL: $(ctl "$XA" domains 2>&1 | paste -sd' ' -)"
+	fi
+	if migrate_ok "$XA" slow tcp:127.0.0.1:8003 "$W/slow.out" &&
+	    poll 30 has_dom "$XB" slow running && [ "$(count_dom "$XA" slow)" -eq 0 ]; then
+		pass "the re-adopted slow migrates to B: completed, digests verified, it runs on B only"
+	else
+		fail "slow to B after the restarts: $(tail -n 1 "$W/slow.out")"
+	fi
+	jlog
+	# The domains end with their daemons' checks.
+	ctl "$XB" destroy slow >/dev/null 2>&1 || true
+	ctl "$XA" destroy web1 >/dev/null 2>&1 || true
+	ct systemctl stop xmigd-b.service xmigd.socket xmigd.service || true
 }
 
 # ---- the run ---------------------------------------------------------------

@@ -1826,6 +1826,38 @@ sim_throttle(struct backend *b, unsigned pct)
 	return (0);
 }
 
+int
+sim_start_workload(struct backend *b, uint64_t dirty)
+{
+	struct sim	*s;
+	uint64_t	 hot;
+	int		 running;
+
+	if (b == NULL || b->ops != &sim_ops)
+		return (-EINVAL);
+	s = sim_handle(b);
+	if (sim_gone(s))
+		return (-ESRCH);
+	if (!s->target || !s->complete) {
+		backend_seterr(b, "sim: a workload starts late only on a "
+		    "restored target");
+		return (-EINVAL);
+	}
+	if (s->nwriters != 0 || s->spec.v[SIM_K_DIRTY] != 0) {
+		backend_seterr(b, "sim: the domain already has a workload");
+		return (-EBUSY);
+	}
+	if (dirty == 0)
+		return (0);
+	s->spec.v[SIM_K_DIRTY] = dirty;
+	hot = s->spec.v[SIM_K_HOT] >> SIM_PAGE_SHIFT;
+	s->hot_pages = hot < s->nr_pages ? hot : s->nr_pages;
+	pthread_mutex_lock(&s->lock);
+	running = s->state == SIM_RUNNING;
+	pthread_mutex_unlock(&s->lock);
+	return (running ? sim_start_writers(s) : 0);
+}
+
 const struct backend_ops sim_ops = {
 	.name = "sim",
 	.open_source = sim_open_source,
