@@ -437,10 +437,12 @@ client_request(struct client *c, const char *line, size_t len)
 			json_object_array_add(r, mig_json(m));
 		rpc_result(c, id, r);
 	} else if (strcmp(method, "status") == 0) {
-		if ((m = param_mig(c, id, params)) != NULL)
+		if (evac_rpc_status(c, id, params) == 1 &&
+		    (m = param_mig(c, id, params)) != NULL)
 			rpc_result(c, id, mig_json(m));
 	} else if (strcmp(method, "cancel") == 0) {
-		if ((m = param_mig(c, id, params)) != NULL) {
+		if (evac_rpc_cancel(c, id, params) == 1 &&
+		    (m = param_mig(c, id, params)) != NULL) {
 			if (m->dom == NULL)
 				rpc_error(c, id, RPC_FAILED, "migration %u "
 				    "has ended (%s)", m->id, m->status);
@@ -466,8 +468,7 @@ client_request(struct client *c, const char *line, size_t len)
 	} else if (strcmp(method, "metrics") == 0) {
 		m_metrics(c, id);
 	} else if (strcmp(method, "evacuate") == 0) {
-		rpc_error(c, id, RPC_NO_METHOD, "evacuate is not implemented "
-		    "yet");
+		evac_rpc(c, id, params);
 	} else
 		rpc_error(c, id, RPC_NO_METHOD, "unknown method '%.64s'",
 		    method);
@@ -491,6 +492,7 @@ client_free(struct client *c)
 			json_object_put(d->create_id);
 			d->create_id = NULL;
 		}
+	evac_client_gone(c);
 	json_object_put(c->watch_id);
 	bufferevent_free(c->bev);
 	free(c);

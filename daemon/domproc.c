@@ -45,7 +45,7 @@ struct dom {
 	int			 quit;
 	/* Receiving: */
 	struct xmig_recv	*rv;
-	int			 recv_done, recv_rc;
+	int			 recv_done, recv_rc, recv_query;
 	char			 recv_err[512];
 	uint8_t			*mem;		/* the restored pages */
 	uint64_t		 nr_pages;
@@ -208,6 +208,17 @@ dom_command(struct dom *d, char *line)
 			dom_say(d, "result failed 0 -1 -1 no URI");
 		else
 			dom_migrate(d, uri, v);
+	} else if (strcmp(cmd, "query") == 0) {
+		uri = strtok_r(NULL, " ", &save);
+		if (uri != NULL)
+			domq_query(d->base, d->b, d->config, &domproc_tls,
+			    d->ctl, uri);
+	} else if (strcmp(cmd, "bandwidth") == 0) {
+		bw = strtok_r(NULL, " ", &save);
+		d->so.bandwidth = bw != NULL ? strtoull(bw, NULL, 10) : 0;
+		if (d->send != NULL)
+			(void)xmig_send_set_bandwidth(d->send,
+			    d->so.bandwidth);
 	} else if (strcmp(cmd, "cancel") == 0) {
 		if (d->send != NULL)
 			xmig_send_cancel(d->send);
@@ -422,6 +433,15 @@ dom_ts_start(void *arg, char *msg, size_t msglen)
 	return 0;
 }
 
+/* The host memory budget: the daemon decides (SPEC 18.4). */
+static int
+dom_ts_admit(void *arg, uint64_t bytes, int query, char *msg, size_t msglen)
+{
+	struct dom *d = arg;
+
+	return domq_admit(d->ctl, d->cbev, bytes, query, msg, msglen);
+}
+
 static void
 dom_ts_abort(void *arg)
 {
@@ -438,6 +458,7 @@ dom_recv_result(void *arg, int rc, const struct xmig_report *r)
 
 	d->recv_done = 1;
 	d->recv_rc = rc;
+	d->recv_query = r->query;
 	snprintf(d->recv_err, sizeof(d->recv_err), "%s", r->error);
 	event_base_loopbreak(d->base);
 }
@@ -517,6 +538,7 @@ domproc_receive(int ctl, int fd, void *tls_ctx, const struct recv_opts *o,
 	ts.finish = dom_ts_finish;
 	ts.start = dom_ts_start;
 	ts.abort = dom_ts_abort;
+	ts.admit = dom_ts_admit;
 	ro.toolstack = &ts;
 	ro.backend = "sim";
 	memset(&cbs, 0, sizeof(cbs));
@@ -541,6 +563,10 @@ domproc_receive(int ctl, int fd, void *tls_ctx, const struct recv_opts *o,
 		/* xmigd stops: cancelled, or (past GO) ended with it. */
 		dom_say(&d, "failed xmigd is stopping");
 		_exit(1);
+	}
+	if (d.recv_done && d.recv_query) {
+		dom_say(&d, "asked");	/* a query, answered (SPEC 13.2) */
+		_exit(0);
 	}
 	if (!d.recv_done || d.recv_rc != 0) {
 		dom_say(&d, "failed %s", d.recv_done ? d.recv_err :

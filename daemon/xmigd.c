@@ -189,6 +189,8 @@ config_read(int limits_only)
 	unsigned long n;
 	uint64_t sz;
 
+	if (!xd.cli_memory_budget)
+		xd.memory_budget = 0;	/* a key taken out is gone too */
 	if ((f = fopen(xd.config_path, "r")) == NULL) {
 		if (errno == ENOENT && !xd.config_given)
 			return 0;
@@ -234,6 +236,14 @@ config_read(int limits_only)
 			}
 			if (!xd.cli_max_memory)
 				xd.max_memory = sz;
+		} else if (strcmp(k, "memory-budget") == 0) {
+			if (parse_size(v, &sz) != 0) {
+				log_err("%s:%u: memory-budget: a size",
+				    xd.config_path, lineno);
+				goto bad;
+			}
+			if (!xd.cli_memory_budget)
+				xd.memory_budget = sz;
 		} else if (strcmp(k, "listen") == 0) {
 			if (!limits_only && listener_open(v) != 0)
 				goto bad;
@@ -243,7 +253,8 @@ config_read(int limits_only)
 				goto bad;
 		} else {
 			log_err("%s:%u: unknown key '%s' (max-sessions, "
-			    "max-memory, listen, control)", xd.config_path,
+			    "max-memory, memory-budget, listen, control)",
+			    xd.config_path,
 			    lineno, k);
 			goto bad;
 		}
@@ -319,8 +330,9 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	} else if (sig == SIGHUP) {
 		if (config_read(1) == 0)
 			log_info("reloaded %s: max-sessions %u, max-memory "
-			    "%llu", xd.config_path, xd.max_sessions,
-			    (unsigned long long)xd.max_memory);
+			    "%llu, memory-budget %llu", xd.config_path,
+			    xd.max_sessions, (unsigned long long)xd.max_memory,
+			    (unsigned long long)xd.memory_budget);
 		notify("READY=1");
 	} else
 		stop_begin();
@@ -345,12 +357,16 @@ usage(FILE *f)
 "                        mode 0660, group xmig when it exists)\n"
 "  --backend sim         where domains live (xen is not yet in xmigd)\n"
 "  --config FILE         key = value lines: max-sessions, max-memory,\n"
-"                        listen, control (default " XMIGD_CONFIG_DEFAULT ";\n"
-"                        only that default may be missing); SIGHUP\n"
-"                        re-reads max-sessions and max-memory\n"
+"                        memory-budget, listen, control (default\n"
+"                        " XMIGD_CONFIG_DEFAULT "; only that default may be\n"
+"                        missing); SIGHUP re-reads max-sessions,\n"
+"                        max-memory and memory-budget\n"
 "  --max-sessions N      incoming migrations at once (default 8); beyond,\n"
 "                        a sender is answered \"busy\"\n"
 "  --max-memory SIZE     refuse incoming domains larger than SIZE\n"
+"  --memory-budget SIZE  refuse an incoming domain (before its memory is\n"
+"                        sent) when it and the domains hosted and being\n"
+"                        received here would pass SIZE in all\n"
 "  --timeout SEC         give up on a stalled sender (default 60)\n"
 "  --tls-cert FILE, --tls-key FILE, --tls-ca FILE\n"
 "                        this host's certificate and key, and the CA that\n"
@@ -374,7 +390,7 @@ usage(FILE *f)
 }
 
 enum { OPT_LISTEN = 256, OPT_CONTROL, OPT_BACKEND, OPT_CONFIG,
-	OPT_MAX_SESSIONS, OPT_MAX_MEMORY };
+	OPT_MAX_SESSIONS, OPT_MAX_MEMORY, OPT_MEMORY_BUDGET };
 
 static const struct option longopts[] = {
 	{ "listen",	required_argument,	NULL, OPT_LISTEN },
@@ -383,6 +399,7 @@ static const struct option longopts[] = {
 	{ "config",	required_argument,	NULL, OPT_CONFIG },
 	{ "max-sessions", required_argument,	NULL, OPT_MAX_SESSIONS },
 	{ "max-memory",	required_argument,	NULL, OPT_MAX_MEMORY },
+	{ "memory-budget", required_argument,	NULL, OPT_MEMORY_BUDGET },
 	{ "verbose",	no_argument,		NULL, 'v' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'V' },
@@ -501,6 +518,13 @@ main(int argc, char **argv)
 				return bad_usage("--max-memory: '%s' is not a "
 				    "size", optarg);
 			xd.cli_max_memory = 1;
+			break;
+		case OPT_MEMORY_BUDGET:
+			if (parse_size(optarg, &xd.memory_budget) != 0 ||
+			    xd.memory_budget < 4096)
+				return bad_usage("--memory-budget: '%s' is not "
+				    "a size", optarg);
+			xd.cli_memory_budget = 1;
 			break;
 		case 'v':
 			verbose = LOG_LVL_DEBUG;

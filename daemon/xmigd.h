@@ -35,6 +35,16 @@ void	domproc_receive(int ctl, int fd, void *tls_ctx,
 	    const struct recv_opts *o, const char *busy)
 	    __attribute__((noreturn));
 
+struct event_base;
+/* domquery.c: a QUERY to uri (SPEC 13.2), answered by an "answer" line;
+ * the budget check of an incoming domain (SPEC 18.4). */
+struct bufferevent;
+void	domq_query(struct event_base *base, struct backend *b,
+	    const char *config, const struct xport_tls *tls, int ctl,
+	    const char *uri);
+int	domq_admit(int ctl, struct bufferevent *cbev, uint64_t bytes,
+	    int query, char *msg, size_t msglen);
+
 /* ---- xmigd.c, table.c, control.c: the daemon ---------------------------- */
 
 #include <stdint.h>
@@ -96,6 +106,7 @@ struct domain {
 	struct migration	*mig;
 	struct client		*creator;	/* waits for "running" */
 	json_object		*create_id;
+	int			 asked;		/* an incoming QUERY, answered */
 };
 
 struct client {
@@ -127,6 +138,8 @@ struct xmigd {
 	unsigned		 max_sessions;
 	uint64_t		 max_memory;
 	int			 cli_max_sessions, cli_max_memory;
+	uint64_t		 memory_budget;	/* 0: none (SPEC 18.4) */
+	int			 cli_memory_budget;
 	struct cmd_common	 cc;
 	struct domain		*domains;
 	struct migration	*migs;
@@ -173,6 +186,20 @@ void	mig_notify(struct migration *m, int final);
 void	mig_end(struct migration *m, const char *status, uint64_t bytes,
 	    double dt, const char *error);
 void	mig_prune(void);
+
+/* evacuate.c: host evacuation and the memory budget */
+void	evac_rpc(struct client *c, json_object *id, json_object *params);
+/* An "evac-N" id in params: 0 answered, 1 not an evacuation id, -1 error. */
+int	evac_rpc_status(struct client *c, json_object *id,
+	    json_object *params);
+int	evac_rpc_cancel(struct client *c, json_object *id,
+	    json_object *params);
+void	evac_answer(struct domain *d, char *rest);
+void	evac_mig_end(const struct migration *m);
+void	evac_client_gone(struct client *c);
+/* recv_opts.max_memory for a new incoming domain process. */
+uint64_t budget_max_memory(void);
+void	budget_admit(struct domain *d, char *rest);
 
 /* control.c */
 void	client_send(struct client *c, json_object *o);

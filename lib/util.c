@@ -173,6 +173,7 @@ xmig_features_str(uint32_t f, char *buf, size_t len)
 		{ XMIG_F_CHECKPOINTS, "checkpoints" },
 		{ XMIG_F_PARALLEL, "parallel" },
 		{ XMIG_F_CONFIG, "config" },
+		{ XMIG_F_QUERY, "query" },
 	};
 	size_t	i, o = 0;
 	int	n;

@@ -103,7 +103,8 @@ enum wire_rec_type {
 #define XMIG_F_CHECKPOINTS	(1u << 5)	/* reserved for Remus */
 #define XMIG_F_PARALLEL		(1u << 6)	/* reserved */
 #define XMIG_F_CONFIG		(1u << 7)	/* offer only: XMIG_DOMAIN_CONFIG follows */
-#define XMIG_F_KNOWN		0x000000FFu	/* bits 8-31 must be zero */
+#define XMIG_F_QUERY		(1u << 8)	/* offer only: ask, send nothing (13.2) */
+#define XMIG_F_KNOWN		0x000001FFu	/* bits 9-31 must be zero */
 
 /* can_write (XMIG_NEGOTIATE) and can_read (XMIG_REPLY). */
 #define XMIG_CAN_DRAFTB_V1	(1u << 0)
