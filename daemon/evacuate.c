@@ -465,7 +465,8 @@ evac_planned(struct evac *e)
 		e->timer = NULL;
 	}
 	for (i = 0; i < e->nt; i++)
-		if (!e->t[i].answered && e->t[i].error[0] == '\0')
+		if (e->t[i].asked && !e->t[i].answered &&
+		    e->t[i].error[0] == '\0')
 			snprintf(e->t[i].error, sizeof(e->t[i].error), "no "
 			    "answer to the query within %d s", EVAC_QUERY_S);
 	qsort(e->it, e->n, sizeof(e->it[0]), item_cmp);
