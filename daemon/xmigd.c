@@ -244,6 +244,10 @@ config_read(int limits_only)
 			}
 			if (!xd.cli_memory_budget)
 				xd.memory_budget = sz;
+		} else if (strcmp(k, "metrics") == 0) {
+			if (!limits_only && !xd.cli_metrics &&
+			    metrics_listen(v) != 0)
+				goto bad;
 		} else if (strcmp(k, "listen") == 0) {
 			if (!limits_only && listener_open(v) != 0)
 				goto bad;
@@ -253,7 +257,8 @@ config_read(int limits_only)
 				goto bad;
 		} else {
 			log_err("%s:%u: unknown key '%s' (max-sessions, "
-			    "max-memory, memory-budget, listen, control)",
+			    "max-memory, memory-budget, listen, control, "
+			    "metrics)",
 			    xd.config_path,
 			    lineno, k);
 			goto bad;
@@ -357,7 +362,7 @@ usage(FILE *f)
 "                        mode 0660, group xmig when it exists)\n"
 "  --backend sim         where domains live (xen is not yet in xmigd)\n"
 "  --config FILE         key = value lines: max-sessions, max-memory,\n"
-"                        memory-budget, listen, control (default\n"
+"                        memory-budget, listen, control, metrics (default\n"
 "                        " XMIGD_CONFIG_DEFAULT "; only that default may be\n"
 "                        missing); SIGHUP re-reads max-sessions,\n"
 "                        max-memory and memory-budget\n"
@@ -367,6 +372,10 @@ usage(FILE *f)
 "  --memory-budget SIZE  refuse an incoming domain (before its memory is\n"
 "                        sent) when it and the domains hosted and being\n"
 "                        received here would pass SIZE in all\n"
+"  --metrics tcp:127.0.0.1:PORT\n"
+"                        also serve the metrics (Prometheus text) as\n"
+"                        HTTP GET /metrics there, loopback only (port 0:\n"
+"                        any; the log names it)\n"
 "  --timeout SEC         give up on a stalled sender (default 60)\n"
 "  --tls-cert FILE, --tls-key FILE, --tls-ca FILE\n"
 "                        this host's certificate and key, and the CA that\n"
@@ -390,7 +399,7 @@ usage(FILE *f)
 }
 
 enum { OPT_LISTEN = 256, OPT_CONTROL, OPT_BACKEND, OPT_CONFIG,
-	OPT_MAX_SESSIONS, OPT_MAX_MEMORY, OPT_MEMORY_BUDGET };
+	OPT_MAX_SESSIONS, OPT_MAX_MEMORY, OPT_MEMORY_BUDGET, OPT_METRICS };
 
 static const struct option longopts[] = {
 	{ "listen",	required_argument,	NULL, OPT_LISTEN },
@@ -400,6 +409,7 @@ static const struct option longopts[] = {
 	{ "max-sessions", required_argument,	NULL, OPT_MAX_SESSIONS },
 	{ "max-memory",	required_argument,	NULL, OPT_MAX_MEMORY },
 	{ "memory-budget", required_argument,	NULL, OPT_MEMORY_BUDGET },
+	{ "metrics",	required_argument,	NULL, OPT_METRICS },
 	{ "verbose",	no_argument,		NULL, 'v' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'V' },
@@ -458,6 +468,7 @@ int
 main(int argc, char **argv)
 {
 	const char *listens[XMIGD_LISTEN_MAX];
+	const char *metrics_uri = NULL;
 	unsigned nlisten = 0, i;
 	struct event *sigs[4], *wd = NULL;
 	static const int signos[4] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
@@ -519,6 +530,10 @@ main(int argc, char **argv)
 				    "size", optarg);
 			xd.cli_max_memory = 1;
 			break;
+		case OPT_METRICS:
+			metrics_uri = optarg;
+			xd.cli_metrics = 1;
+			break;
 		case OPT_MEMORY_BUDGET:
 			if (parse_size(optarg, &xd.memory_budget) != 0 ||
 			    xd.memory_budget < 4096)
@@ -560,6 +575,8 @@ main(int argc, char **argv)
 	for (i = 0; i < nlisten; i++)
 		if (listener_open(listens[i]) != 0)
 			return 1;
+	if (metrics_uri != NULL && metrics_listen(metrics_uri) != 0)
+		return 1;
 	if (config_read(0) != 0)
 		return 1;
 	if (xd.control_ev == NULL) {
@@ -603,6 +620,7 @@ main(int argc, char **argv)
 		close(xd.lis[i].fd);
 		xport_tls_ctx_free(xd.lis[i].tls_ctx);
 	}
+	metrics_close();
 	if (wd != NULL)
 		event_free(wd);
 	for (i = 0; i < 4; i++)

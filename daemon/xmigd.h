@@ -139,7 +139,7 @@ struct xmigd {
 	uint64_t		 max_memory;
 	int			 cli_max_sessions, cli_max_memory;
 	uint64_t		 memory_budget;	/* 0: none (SPEC 18.4) */
-	int			 cli_memory_budget;
+	int			 cli_memory_budget, cli_metrics;
 	struct cmd_common	 cc;
 	struct domain		*domains;
 	struct migration	*migs;
@@ -200,6 +200,11 @@ void	evac_client_gone(struct client *c);
 /* recv_opts.max_memory for a new incoming domain process. */
 uint64_t budget_max_memory(void);
 void	budget_admit(struct domain *d, char *rest);
+
+/* metrics.c: Prometheus text; --metrics tcp:127.0.0.1:PORT (0 or -1). */
+char	*metrics_text(void);
+int	metrics_listen(const char *uri);
+void	metrics_close(void);
 
 /* control.c */
 void	client_send(struct client *c, json_object *o);
