@@ -335,6 +335,13 @@ recv_negotiate(struct xmig_recv *rv, const struct xp_stream *st,
 	if (body_negotiate_get(st, rec, &n) != 0)
 		return recv_fail(rv, -EPROTO, "XMIG_NEGOTIATE: bad body");
 	rv->negotiated = 1;
+	if ((n.features & XMIG_F_QUERY) && !rv->bc_possible) {
+		char where[128];
+
+		return recv_fail(rv, -EPROTO, "%s: a QUERY (feature bit 8) in "
+		    "a one-way stream: nobody could read the answer",
+		    recv_where(rec, where, sizeof(where)));
+	}
 	memset(&r, 0, sizeof(r));
 	r.version = XMIG_NEGOTIATE_VERSION;
 	r.result = XMIG_REPLY_OK;
