@@ -27,8 +27,6 @@ uint64_t now_ns(void);				/* CLOCK_MONOTONIC */
 /* "64M", "1G", "4096", "1.5G" -> bytes; -1 on error. */
 int	parse_size(const char *s, uint64_t *out);
 void	hex_encode(const uint8_t *in, size_t n, char *out);	/* out: 2n+1 */
-/* JSON string body escaping into out (always NUL-terminated). */
-void	json_escape(const char *in, char *out, size_t outlen);
 /* Non-zero if len octets (a multiple of 32) at p are all zero. */
 int	page_is_zero(const void *p, size_t len);
 /*
