@@ -348,8 +348,11 @@ void	send_opts_default(struct send_opts *o);
  *
  * xmig_send_cancel: fail with -ECANCELED and the error "cancelled", as on
  * any failure (dirty tracking off, the source resumed, or left paused
- * once GO is out, SPEC 13.4); the result follows from the loop.  o's
- * cancel_fd does the same when it becomes readable.
+ * once GO is out, SPEC 13.4); the result follows from the loop.  Once
+ * the receiver has reported the domain running (handed over) it does
+ * nothing: the session ends as it would, with the digests compared.  o's
+ * cancel_fd does the same when it becomes readable (and there, ends the
+ * session at once, without the digests).
  *
  * xmig_send_free: frees it; a session still running is stopped as by
  * cancel first, without a result.

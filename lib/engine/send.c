@@ -2405,9 +2405,13 @@ xmig_send_start(struct xmig_send *s)
 void
 xmig_send_cancel(struct xmig_send *s)
 {
-	/* Too late once the stream is complete: the result is on its way. */
+	/*
+	 * Too late once the stream is complete (the result is on its way)
+	 * or the receiver runs the domain (RUNNING came: handed over; the
+	 * digests are awaited as usual, so the result can say verified).
+	 */
 	if (s == NULL || !s->started || s->finished || s->torn_down ||
-	    (s->phase == SP_DONE && s->rc == 0))
+	    (s->phase == SP_DONE && s->rc == 0) || s->ho == HO_WAIT_DIGESTS)
 		return;
 	send_cancel_cb(-1, 0, s);
 }
