@@ -212,7 +212,7 @@ dom_command(struct dom *d, char *line)
 		uri = strtok_r(NULL, " ", &save);
 		if (uri != NULL)
 			domq_query(d->base, d->b, d->config, &domproc_tls,
-			    d->ctl, uri);
+			    &d->ctl, uri);
 	} else if (strcmp(cmd, "bandwidth") == 0) {
 		bw = strtok_r(NULL, " ", &save);
 		d->so.bandwidth = bw != NULL ? strtoull(bw, NULL, 10) : 0;

@@ -23,7 +23,7 @@
 #include "xmigd.h"
 
 struct domq {
-	int			 ctl;
+	const int		*ctl;		/* the domain process's, now */
 	struct xmig_send	*s;
 	struct send_opts	 so;
 	struct xmig_cbs		 cbs;
@@ -42,6 +42,8 @@ domq_say(int ctl, const char *fmt, ...)
 	va_list ap;
 	size_t i, n;
 
+	if (ctl < 0)
+		return;		/* no daemon now: nobody to tell */
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line) - 1, fmt, ap);
 	va_end(ap);
@@ -58,7 +60,7 @@ domq_result(void *arg, int rc, const struct xmig_report *r)
 {
 	struct domq *q = arg;
 
-	domq_say(q->ctl, "answer %s %d %u %llu %s", q->uri, rc,
+	domq_say(*q->ctl, "answer %s %d %u %llu %s", q->uri, rc,
 	    r->query ? r->peer_result : 7u,
 	    (unsigned long long)(r->query ? r->peer_max_memory : 0),
 	    r->error[0] ? r->error : "-");
@@ -68,16 +70,17 @@ domq_result(void *arg, int rc, const struct xmig_report *r)
 
 void
 domq_query(struct event_base *base, struct backend *b, const char *config,
-    const struct xport_tls *tls, int ctl, const char *uri)
+    const struct xport_tls *tls, const int *ctlp, const char *uri)
 {
 	struct domq *q;
+	int ctl = *ctlp;
 
 	if (b == NULL || (q = calloc(1, sizeof(*q))) == NULL) {
 		domq_say(ctl, "answer %s %d 7 0 %s", uri, -ENOMEM,
 		    b == NULL ? "no domain here" : "out of memory");
 		return;
 	}
-	q->ctl = ctl;
+	q->ctl = ctlp;
 	snprintf(q->uri, sizeof(q->uri), "%s", uri);
 	send_opts_default(&q->so);
 	q->so.query = 1;
@@ -110,6 +113,11 @@ domq_admit(int ctl, struct bufferevent *cbev, uint64_t bytes, int query,
 {
 	int kept = 0, rc;
 
+	if (ctl < 0) {
+		snprintf(msg, msglen, "xmigd is not there to check its memory "
+		    "budget");
+		return -EAGAIN;
+	}
 	domq_say(ctl, "admit %llu %d", (unsigned long long)bytes, query);
 	rc = domq_admit_read(ctl, cbev, msg, msglen, &kept);
 	if (kept)	/* run what came meanwhile, from the loop */

@@ -40,7 +40,7 @@ struct event_base;
  * the budget check of an incoming domain (SPEC 18.4). */
 struct bufferevent;
 void	domq_query(struct event_base *base, struct backend *b,
-	    const char *config, const struct xport_tls *tls, int ctl,
+	    const char *config, const struct xport_tls *tls, const int *ctlp,
 	    const char *uri);
 int	domq_admit(int ctl, struct bufferevent *cbev, uint64_t bytes,
 	    int query, char *msg, size_t msglen);
