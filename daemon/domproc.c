@@ -118,6 +118,7 @@ dom_config_make(struct dom *d)
 	json_object_object_add(x, "name", json_object_new_string(d->name));
 	json_object_object_add(x, "spec", json_object_new_string(d->spec));
 	json_object_object_add(o, "xmigd", x);
+	free(d->config);
 	d->config = strdup(json_object_to_json_string_ext(o,
 	    JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
@@ -210,6 +211,9 @@ dom_command(struct dom *d, char *line)
 			dom_migrate(d, uri, v);
 	} else if (strcmp(cmd, "query") == 0) {
 		uri = strtok_r(NULL, " ", &save);
+		/* The configuration as a migration would send it now. */
+		if (d->send == NULL)
+			(void)dom_config_make(d);
 		if (uri != NULL)
 			domq_query(d->base, d->b, d->config, &domproc_tls,
 			    &d->ctl, uri);

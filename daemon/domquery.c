@@ -28,6 +28,7 @@ struct domq {
 	struct send_opts	 so;
 	struct xmig_cbs		 cbs;
 	char			 uri[400];
+	char			*config;	/* our copy: the session's */
 };
 
 /* One line to the daemon; LF and CR in the text become spaces. */
@@ -65,6 +66,7 @@ domq_result(void *arg, int rc, const struct xmig_report *r)
 	    (unsigned long long)(r->query ? r->peer_max_memory : 0),
 	    r->error[0] ? r->error : "-");
 	xmig_send_free(q->s);
+	free(q->config);
 	free(q);
 }
 
@@ -86,12 +88,18 @@ domq_query(struct event_base *base, struct backend *b, const char *config,
 	q->so.query = 1;
 	q->so.progress = PROGRESS_NONE;
 	q->so.tls = *tls;
-	q->so.domain_config = config;
-	q->so.domain_config_len = config != NULL ? strlen(config) : 0;
+	if (config != NULL && (q->config = strdup(config)) == NULL) {
+		domq_say(ctl, "answer %s %d 7 0 out of memory", uri, -ENOMEM);
+		free(q);
+		return;
+	}
+	q->so.domain_config = q->config;
+	q->so.domain_config_len = q->config != NULL ? strlen(q->config) : 0;
 	q->cbs.arg = q;
 	q->cbs.result = domq_result;
 	if ((q->s = xmig_send_new(base, b, uri, &q->so, &q->cbs)) == NULL) {
 		domq_say(ctl, "answer %s %d 7 0 out of memory", uri, -ENOMEM);
+		free(q->config);
 		free(q);
 		return;
 	}
