@@ -115,10 +115,10 @@ dom_config_make(struct dom *d)
 {
 	json_object *o = json_object_new_object(), *x = json_object_new_object();
 
+	free(d->config);
 	json_object_object_add(x, "name", json_object_new_string(d->name));
 	json_object_object_add(x, "spec", json_object_new_string(d->spec));
 	json_object_object_add(o, "xmigd", x);
-	free(d->config);
 	d->config = strdup(json_object_to_json_string_ext(o,
 	    JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
