@@ -437,7 +437,7 @@ dom_ts_start(void *arg, char *msg, size_t msglen)
 	return 0;
 }
 
-/* The host memory budget: the daemon decides (SPEC 18.4). */
+/* The host memory budget: the daemon decides (SPEC 18.5). */
 static int
 dom_ts_admit(void *arg, uint64_t bytes, int query, char *msg, size_t msglen)
 {

@@ -1,6 +1,6 @@
 /*
  * domquery.c -- what a domain process of xmigd does for host evacuation
- * and the host memory budget (SPEC 18.1, 18.4): ask a target whether it
+ * and the host memory budget (SPEC 18.1, 18.5): ask a target whether it
  * would take this domain and how much memory it has free (a QUERY, SPEC
  * 13.2), and, on the receiving side, ask the daemon to admit an incoming
  * domain against the budget before the REPLY goes out.

@@ -4,7 +4,7 @@
  * free memory each target reports to a QUERY (SPEC 13.2), biggest first,
  * at most N migrations at once and a total bandwidth shared among them; a
  * domain that fails is tried once more on another target.  And the host
- * memory budget of incoming domains (SPEC 18.4).
+ * memory budget of incoming domains (SPEC 18.5).
  */
 #include "config.h"
 
@@ -781,7 +781,7 @@ evac_client_gone(struct client *c)
 		ev_cur->c = NULL;	/* it goes on: cancel stops it */
 }
 
-/* ---- the host memory budget (SPEC 18.4) -------------------------------- */
+/* ---- the host memory budget (SPEC 18.5) -------------------------------- */
 
 /* Memory of the domains here and reserved for incoming ones, but d's. */
 static uint64_t

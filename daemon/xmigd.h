@@ -37,7 +37,7 @@ void	domproc_receive(int ctl, int fd, void *tls_ctx,
 
 struct event_base;
 /* domquery.c: a QUERY to uri (SPEC 13.2), answered by an "answer" line;
- * the budget check of an incoming domain (SPEC 18.4). */
+ * the budget check of an incoming domain (SPEC 18.5). */
 struct bufferevent;
 void	domq_query(struct event_base *base, struct backend *b,
 	    const char *config, const struct xport_tls *tls, const int *ctlp,
@@ -138,7 +138,7 @@ struct xmigd {
 	unsigned		 max_sessions;
 	uint64_t		 max_memory;
 	int			 cli_max_sessions, cli_max_memory;
-	uint64_t		 memory_budget;	/* 0: none (SPEC 18.4) */
+	uint64_t		 memory_budget;	/* 0: none (SPEC 18.5) */
 	int			 cli_memory_budget, cli_metrics;
 	struct cmd_common	 cc;
 	struct domain		*domains;
