@@ -407,7 +407,7 @@ do_evacuate(FILE *f, json_object *params)
 			    jstr(p, "id"));
 		} else if (!planned) {
 			planned = 1;
-			print_evac(p, 0);
+			print_evac(p, 1);	/* the plan */
 		} else if (json_object_object_get_ex(p, "domains", &a)) {
 			/* One line per domain that ended since. */
 			n = json_object_array_length(a);
