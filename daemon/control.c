@@ -275,27 +275,10 @@ m_migrate(struct client *c, json_object *id, json_object *params)
 		rpc_error(c, id, RPC_BUSY, "xmigd is stopping");
 		return;
 	}
-	if ((m = calloc(1, sizeof(*m))) == NULL) {
+	if ((m = mig_start(d, uri, bw)) == NULL) {
 		rpc_error(c, id, RPC_FAILED, "out of memory");
 		return;
 	}
-	m->id = ++xd.next_mig;
-	snprintf(m->domain, sizeof(m->domain), "%s", d->name);
-	snprintf(m->uri, sizeof(m->uri), "%s", uri);
-	snprintf(m->status, sizeof(m->status), "running");
-	snprintf(m->phase, sizeof(m->phase), "connecting");
-	m->downtime_ms = -1;
-	m->verified = -1;
-	m->bandwidth = bw;
-	m->started = now_ns();
-	m->dom = d;
-	m->next = xd.migs;
-	xd.migs = m;
-	d->mig = m;
-	snprintf(d->state, sizeof(d->state), "migrating");
-	domain_send(d, "migrate %s %llu", uri, (unsigned long long)bw);
-	mig_prune();
-	notify_status();
 	r = json_object_new_object();
 	json_object_object_add(r, "id", json_object_new_int64(m->id));
 	rpc_result(c, id, r);

@@ -91,25 +91,32 @@ xmigd_name_ok(const char *name)
 	return 1;
 }
 
-/* One line to xmigd, if one listens; newlines in the text become spaces. */
-static void
-dom_say(struct dom *d, const char *fmt, ...)
+void
+dom_vsay(int ctl, const char *fmt, va_list ap)
 {
-	char line[1024];
-	va_list ap;
+	char line[1100];
 	size_t i, n;
 
-	if (d->ctl < 0)
-		return;
-	va_start(ap, fmt);
+	if (ctl < 0)
+		return;		/* no daemon now: nobody to tell */
 	vsnprintf(line, sizeof(line) - 1, fmt, ap);
-	va_end(ap);
 	n = strlen(line);
 	for (i = 0; i < n; i++)
 		if (line[i] == '\n' || line[i] == '\r')
 			line[i] = ' ';
 	line[n++] = '\n';
-	(void)write_all(d->ctl, line, n);
+	(void)write_all(ctl, line, n);
+}
+
+/* One line to xmigd, if one listens. */
+static void
+dom_say(struct dom *d, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	dom_vsay(d->ctl, fmt, ap);
+	va_end(ap);
 }
 
 /* The process ends: its registration goes with it. */

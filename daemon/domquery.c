@@ -39,21 +39,11 @@ domq_say(int ctl, const char *fmt, ...)
 static void
 domq_say(int ctl, const char *fmt, ...)
 {
-	char line[1100];
 	va_list ap;
-	size_t i, n;
 
-	if (ctl < 0)
-		return;		/* no daemon now: nobody to tell */
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	dom_vsay(ctl, fmt, ap);
 	va_end(ap);
-	n = strlen(line);
-	for (i = 0; i < n; i++)
-		if (line[i] == '\n' || line[i] == '\r')
-			line[i] = ' ';
-	line[n++] = '\n';
-	(void)write_all(ctl, line, n);
 }
 
 static void

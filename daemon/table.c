@@ -168,6 +168,37 @@ mig_end(struct migration *m, const char *status, uint64_t bytes, double dt,
 	evac_mig_end(m);
 }
 
+/*
+ * Start a migration of d to uri at bw octets/s (0: no cap): the table's
+ * entry, and the domain process told; NULL when out of memory.
+ */
+struct migration *
+mig_start(struct domain *d, const char *uri, uint64_t bw)
+{
+	struct migration *m;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	m->id = ++xd.next_mig;
+	snprintf(m->domain, sizeof(m->domain), "%s", d->name);
+	snprintf(m->uri, sizeof(m->uri), "%s", uri);
+	snprintf(m->status, sizeof(m->status), "running");
+	snprintf(m->phase, sizeof(m->phase), "connecting");
+	m->downtime_ms = -1;
+	m->verified = -1;
+	m->bandwidth = bw;
+	m->started = now_ns();
+	m->dom = d;
+	m->next = xd.migs;
+	xd.migs = m;
+	d->mig = m;
+	snprintf(d->state, sizeof(d->state), "migrating");
+	domain_send(d, "migrate %s %llu", uri, (unsigned long long)bw);
+	mig_prune();
+	notify_status();
+	return m;
+}
+
 /* Keep the last XMIGD_MIGRATIONS_KEPT migrations that ended. */
 void
 mig_prune(void)

@@ -49,6 +49,7 @@ int	domq_admit(int ctl, struct bufferevent *cbev, uint64_t bytes,
 
 /* ---- xmigd.c, table.c, control.c: the daemon ---------------------------- */
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -193,6 +194,13 @@ void	mig_notify(struct migration *m, int final);
 void	mig_end(struct migration *m, const char *status, uint64_t bytes,
 	    double dt, const char *error);
 void	mig_prune(void);
+struct migration *mig_start(struct domain *d, const char *uri, uint64_t bw);
+/*
+ * A domain process's line to xmigd on ctl (nothing when ctl < 0): LF and
+ * CR in the text become spaces, at most about 1 KiB (domproc.c).
+ */
+void	dom_vsay(int ctl, const char *fmt, va_list ap)
+	    __attribute__((format(printf, 2, 0)));
 /*
  * A domain process found in the state directory (recover.c): fd is
  * connected to its registration socket, line its "state" line (SPEC
