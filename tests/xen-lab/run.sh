@@ -106,7 +106,8 @@ fi
 # Packages of the dom0 rootfs: Xen's toolstack, what the driver uses, and the
 # runtime libraries of xmig's binaries (checked with ldd below).
 DOM0PKGS="xen-utils-4.17,xen-utils-common,kmod,busybox,iproute2,procps,util-linux,python3-minimal,\
-libevent-2.1-7,libevent-openssl-2.1-7,libevent-pthreads-2.1-7,libssl3,zlib1g"
+libevent-2.1-7,libevent-openssl-2.1-7,libevent-pthreads-2.1-7,libssl3,zlib1g,\
+libzstd1,libxxhash0,libjson-c5"
 [ -z "${XMIG_LAB_EXTRA_PKGS:-}" ] || DOM0PKGS="$DOM0PKGS,$(echo "$XMIG_LAB_EXTRA_PKGS" | tr ' ' ',')"
 RECIPE=5	# bump when the way the cache is built changes
 
