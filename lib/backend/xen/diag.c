@@ -62,6 +62,11 @@ static _Thread_local char xen_last_log[192];
 static void
 xen_log_vmessage(struct xentoollog_logger *l, xentoollog_level level,
     int errnoval, const char *context, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+
+static void
+xen_log_vmessage(struct xentoollog_logger *l, xentoollog_level level,
+    int errnoval, const char *context, const char *fmt, va_list ap)
 {
 	(void)l;
 	(void)context;
