@@ -21,68 +21,26 @@
 
 #include "xmig.h"
 #include "run.h"
+#include "sim-wrap.h"
 #include "tap.h"
 
 #define NPAGES	256u
 #define HOLE(pfn)	((pfn) % 5 == 2)
 
-struct holes {
-	struct backend	 b;
-	struct backend	*in;
-};
-
-static struct backend *
-inner(struct backend *b)
-{
-	return ((struct holes *)b)->in;
-}
-
-static int
-h_describe(struct backend *b, struct domain_info *i)
-{
-	return sim_ops.describe(inner(b), i);
-}
+static struct backend_ops holes_ops;	/* the sim's, but for map */
 
 static int
 h_map(struct backend *b, const uint64_t *pfns, unsigned n, int w,
     void **pages, void **cookie)
 {
 	unsigned i;
-	int rc = sim_ops.map(inner(b), pfns, n, w, pages, cookie);
+	int rc = sim_ops.map(b, pfns, n, w, pages, cookie);
 
 	for (i = 0; rc == 0 && i < n; i++)
 		if (HOLE(pfns[i]))
 			pages[i] = NULL;
 	return rc;
 }
-
-static void
-h_unmap(struct backend *b, void *c, unsigned n)
-{
-	sim_ops.unmap(inner(b), c, n);
-}
-
-static int h_enable(struct backend *b) { return sim_ops.enable_dirty(inner(b)); }
-static int64_t h_read(struct backend *b, uint64_t *bm) { return sim_ops.read_dirty(inner(b), bm); }
-static int h_disable(struct backend *b) { return sim_ops.disable_dirty(inner(b)); }
-static int h_pause(struct backend *b) { return sim_ops.pause(inner(b)); }
-static int h_resume(struct backend *b) { return sim_ops.resume(inner(b)); }
-static int h_static(struct backend *b, struct state_list *l) { return sim_ops.static_state(inner(b), l); }
-static int h_save(struct backend *b, struct state_list *l) { return sim_ops.save_state(inner(b), l); }
-
-static const struct backend_ops holes_ops = {
-	.name = "holes",
-	.describe = h_describe,
-	.map = h_map,
-	.unmap = h_unmap,
-	.enable_dirty = h_enable,
-	.read_dirty = h_read,
-	.disable_dirty = h_disable,
-	.pause = h_pause,
-	.resume = h_resume,
-	.static_state = h_static,
-	.save_state = h_save,
-};
 
 struct count {
 	unsigned xtab, data, bad_xtab, bad_data;
@@ -126,7 +84,7 @@ count_rcb(void *arg, const struct xp_stream *st, const struct xp_record *rec)
 static void
 run(enum xp_dialect d, enum xmig_digest alg, const char *path)
 {
-	struct holes h = { .b = { .ops = &holes_ops } };
+	struct backend *b;
 	struct send_opts o;
 	struct xmig_report r;
 	struct xp_limits lim = { 0 };
@@ -137,17 +95,18 @@ run(enum xp_dialect d, enum xmig_digest alg, const char *path)
 	ssize_t n;
 	int fd, rc;
 
-	rc = sim_ops.open_source("mem=1M,vcpus=1", &h.in);
+	rc = sim_ops.open_source("mem=1M,vcpus=1", &b);
 	CHECK(rc == 0, "sim source: %s", backend_errmsg(NULL));
 	if (rc != 0)
 		return;
+	b->ops = &holes_ops;
 	send_opts_default(&o);
 	o.dialect = d;
 	o.digest = alg;
 	o.live = 0;
 	o.progress = PROGRESS_NONE;
 	snprintf(dest, sizeof(dest), "file:%s", path);
-	rc = send_domain(&h.b, dest, &o, &r);
+	rc = send_domain(b, dest, &o, &r);
 	CHECK(rc == 0, "%s: send_domain: %d %s", d == XP_XEN ? "xen" : "draftb",
 	    rc, r.error);
 	CHECK(r.have_memory, "memory digest taken over the holes");
@@ -158,7 +117,7 @@ run(enum xp_dialect d, enum xmig_digest alg, const char *path)
 		unsigned pfn, len = 0;
 		EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 		XXH3_state_t *xs = XXH3_createState();
-		XXH128_canonical_t c;
+		XXH128_canonical_t canon;
 
 		EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
 		XXH3_128bits_reset(xs);
@@ -168,7 +127,7 @@ run(enum xp_dialect d, enum xmig_digest alg, const char *path)
 			const void *data = zero;
 
 			rc = 0;
-			if (!HOLE(pfn) && (rc = sim_ops.map(h.in, &q, 1, 0,
+			if (!HOLE(pfn) && (rc = sim_ops.map(b, &q, 1, 0,
 			    &page, &cookie)) == 0)
 				data = page;
 			CHECK(rc == 0, "map pfn %u", pfn);
@@ -177,13 +136,13 @@ run(enum xp_dialect d, enum xmig_digest alg, const char *path)
 			EVP_DigestUpdate(ctx, data, sizeof(zero));
 			XXH3_128bits_update(xs, data, sizeof(zero));
 			if (data != zero)
-				sim_ops.unmap(h.in, cookie, 1);
+				sim_ops.unmap(b, cookie, 1);
 		}
 		if (alg == XMIG_DIGEST_SHA256)
 			EVP_DigestFinal_ex(ctx, want, &len);
 		else {
-			XXH128_canonicalFromHash(&c, XXH3_128bits_digest(xs));
-			memcpy(want, c.digest, 16);
+			XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(xs));
+			memcpy(want, canon.digest, 16);
 			len = 16;
 		}
 		EVP_MD_CTX_free(ctx);
@@ -193,7 +152,7 @@ run(enum xp_dialect d, enum xmig_digest alg, const char *path)
 		    "the %s memory digest counts the holes as zeros",
 		    digest_name(alg));
 	}
-	sim_ops.close(h.in);
+	sim_ops.close(b);
 
 	p = parser_new(&lim, count_hcb, count_rcb, &c);
 	fd = open(path, O_RDONLY);
@@ -221,6 +180,8 @@ main(void)
 
 	CHECK(fd >= 0, "mkstemp");
 	close(fd);
+	sim_wrap_ops(&holes_ops, "holes");
+	holes_ops.map = h_map;
 	run(XP_XEN, XMIG_DIGEST_XXH3, path);
 	run(XP_DRAFTB, XMIG_DIGEST_SHA256, path);
 	return tap_done();

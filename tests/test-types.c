@@ -18,34 +18,21 @@
 
 #include "xmig.h"
 #include "run.h"
+#include "sim-wrap.h"
 #include "tap.h"
 
 #define NPAGES		256u
 #define TYPED(pfn)	((pfn) % 7 == 3)
 
-struct typed {
-	struct backend	 b;
-	struct backend	*in;
-	unsigned	 typed_maps;	/* map_types calls */
-};
+/* The sim's, but for map (the pfns kept), map_types and memory_state. */
+static struct backend_ops typed_ops;
+static unsigned typed_maps;	/* map_types calls */
 
 /* The sim's cookie and the pfns of each map, for map_types. */
 struct tcookie {
 	void		*in;
 	uint64_t	 pfns[WIRE_PAGE_DATA_MAX];
 };
-
-static struct backend *
-inner(struct backend *b)
-{
-	return ((struct typed *)b)->in;
-}
-
-static int
-t_describe(struct backend *b, struct domain_info *i)
-{
-	return sim_ops.describe(inner(b), i);
-}
 
 static int
 t_map(struct backend *b, const uint64_t *pfns, unsigned n, int w,
@@ -58,7 +45,7 @@ t_map(struct backend *b, const uint64_t *pfns, unsigned n, int w,
 		free(c);
 		return -ENOMEM;
 	}
-	rc = sim_ops.map(inner(b), pfns, n, w, pages, &c->in);
+	rc = sim_ops.map(b, pfns, n, w, pages, &c->in);
 	if (rc != 0) {
 		free(c);
 		return rc;
@@ -73,7 +60,7 @@ t_unmap(struct backend *b, void *cookie, unsigned n)
 {
 	struct tcookie *c = cookie;
 
-	sim_ops.unmap(inner(b), c->in, n);
+	sim_ops.unmap(b, c->in, n);
 	free(c);
 }
 
@@ -83,7 +70,8 @@ t_map_types(struct backend *b, void *cookie, unsigned n, uint8_t *types)
 	struct tcookie *c = cookie;
 	unsigned i;
 
-	((struct typed *)b)->typed_maps++;
+	(void)b;
+	typed_maps++;
 	for (i = 0; i < n; i++)
 		types[i] = TYPED(c->pfns[i]) ? PT_L1PIN : PT_NOTAB;
 	return 0;
@@ -98,30 +86,6 @@ t_memory_state(struct backend *b, struct state_list *out)
 	tsc[4] = 1;	/* khz 1: tells it from the sim's own TSC_INFO */
 	return state_list_add(out, REC_X86_TSC_INFO, tsc, sizeof(tsc));
 }
-
-static int t_enable(struct backend *b) { return sim_ops.enable_dirty(inner(b)); }
-static int64_t t_read(struct backend *b, uint64_t *bm) { return sim_ops.read_dirty(inner(b), bm); }
-static int t_disable(struct backend *b) { return sim_ops.disable_dirty(inner(b)); }
-static int t_pause(struct backend *b) { return sim_ops.pause(inner(b)); }
-static int t_resume(struct backend *b) { return sim_ops.resume(inner(b)); }
-static int t_static(struct backend *b, struct state_list *l) { return sim_ops.static_state(inner(b), l); }
-static int t_save(struct backend *b, struct state_list *l) { return sim_ops.save_state(inner(b), l); }
-
-static const struct backend_ops typed_ops = {
-	.name = "typed",
-	.describe = t_describe,
-	.map = t_map,
-	.unmap = t_unmap,
-	.enable_dirty = t_enable,
-	.read_dirty = t_read,
-	.disable_dirty = t_disable,
-	.pause = t_pause,
-	.resume = t_resume,
-	.static_state = t_static,
-	.save_state = t_save,
-	.memory_state = t_memory_state,
-	.map_types = t_map_types,
-};
 
 struct seen {
 	unsigned idx, sde_idx, mem_idx, first_page_idx;
@@ -178,7 +142,7 @@ seen_rcb(void *arg, const struct xp_stream *st, const struct xp_record *rec)
 static void
 run(enum xp_dialect d, const char *spec, int zero_pages, const char *path)
 {
-	struct typed t = { .b = { .ops = &typed_ops } };
+	struct backend *b;
 	struct send_opts o;
 	struct xmig_report r;
 	struct xp_limits lim = { 0 };
@@ -193,20 +157,22 @@ run(enum xp_dialect d, const char *spec, int zero_pages, const char *path)
 
 	for (pfn = 0; pfn < NPAGES; pfn++)
 		ntyped += TYPED(pfn);
-	rc = sim_ops.open_source(spec, &t.in);
+	rc = sim_ops.open_source(spec, &b);
 	CHECK(rc == 0, "sim source: %s", backend_errmsg(NULL));
 	if (rc != 0)
 		return;
+	b->ops = &typed_ops;
+	typed_maps = 0;
 	send_opts_default(&o);
 	o.dialect = d;
 	o.live = 0;
 	o.zero_pages = zero_pages;
 	o.progress = PROGRESS_NONE;
 	snprintf(dest, sizeof(dest), "file:%s", path);
-	rc = send_domain(&t.b, dest, &o, &r);
+	rc = send_domain(b, dest, &o, &r);
 	CHECK(rc == 0, "%s %s: send_domain: %d %s", dn, spec, rc, r.error);
-	CHECK(t.typed_maps > 0, "%s: map_types was asked", dn);
-	sim_ops.close(t.in);
+	CHECK(typed_maps > 0, "%s: map_types was asked", dn);
+	sim_ops.close(b);
 
 	p = parser_new(&lim, seen_hcb, seen_rcb, &s);
 	fd = open(path, O_RDONLY);
@@ -245,6 +211,11 @@ main(void)
 
 	CHECK(fd >= 0, "mkstemp");
 	close(fd);
+	sim_wrap_ops(&typed_ops, "typed");
+	typed_ops.map = t_map;
+	typed_ops.unmap = t_unmap;
+	typed_ops.map_types = t_map_types;
+	typed_ops.memory_state = t_memory_state;
 	run(XP_XEN, "mem=1M,vcpus=1", 0, path);
 	run(XP_DRAFTB, "mem=1M,vcpus=1", 0, path);
 	/* All pages zero, elided: the typed ones must not be. */
