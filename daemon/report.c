@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "xmig.h"
@@ -155,6 +156,17 @@ report_print_json(const struct xmig_report *r, FILE *out)
 	    (unsigned long long)r->zero_pages,
 	    (unsigned long long)r->page_octets,
 	    (unsigned long long)r->page_wire);
+	if (r->replicated)
+		fprintf(out, ",\"replicated\":true");
+	if (r->replicated && strcmp(r->role, "send") == 0)
+		fprintf(out, ",\"epochs_acked\":%llu,\"outputs_released\":%llu",
+		    (unsigned long long)r->epochs_acked,
+		    (unsigned long long)r->outputs_released);
+	if (r->have_epoch)
+		fprintf(out, ",\"epoch\":%llu", (unsigned long long)r->epoch);
+	if (r->have_epoch && r->outputs_in_state >= 0)
+		fprintf(out, ",\"outputs_in_state\":%lld",
+		    (long long)r->outputs_in_state);
 	{
 		struct rusage ru;
 
@@ -163,5 +175,30 @@ report_print_json(const struct xmig_report *r, FILE *out)
 	}
 	fprintf(out, ",\"duration_ms\":%.3f,\"throughput_mbps\":%.1f}\n",
 	    r->duration_ms, r->throughput_mbps);
+	fflush(out);
+}
+
+void
+report_checkpoint_json(const struct checkpoint_info *ci, FILE *out)
+{
+	char mem[65];
+
+	if (ci->event == CKPT_ACKED)
+		fprintf(out, "{\"event\":\"checkpoint\",\"epoch\":%llu,"
+		    "\"outputs_released\":%llu,\"pause_ms\":%.3f,"
+		    "\"dirty_pages\":%llu,\"octets\":%llu}\n",
+		    (unsigned long long)ci->epoch,
+		    (unsigned long long)ci->outputs, ci->pause_ms,
+		    (unsigned long long)ci->dirty_pages,
+		    (unsigned long long)ci->octets);
+	else if (ci->have_digest) {
+		hex_encode(ci->memory_sha256, 32, mem);
+		fprintf(out, "{\"event\":\"epoch\",\"epoch\":%llu,"
+		    "\"outputs\":%llu,\"pause_ms\":%.3f,\"dirty_pages\":%llu,"
+		    "\"memory_sha256\":\"%s\"}\n", (unsigned long long)ci->epoch,
+		    (unsigned long long)ci->outputs, ci->pause_ms,
+		    (unsigned long long)ci->dirty_pages, mem);
+	} else
+		return;
 	fflush(out);
 }

@@ -252,6 +252,37 @@ struct xmig_report {
 	double		 throughput_mbps;
 	uint64_t	 nr_pages;
 	const char	*dialect;
+	/*
+	 * Replication (send_opts.replicate_ms; SPEC 15.4).  Sender: epochs
+	 * acknowledged, outputs released with the last one.  Receiver: the
+	 * last committed epoch (have_epoch), and after a failover the
+	 * outputs its restored memory counts (-1: unknown).
+	 */
+	int		 replicated;
+	int		 have_epoch;
+	uint64_t	 epoch;
+	uint64_t	 epochs_acked;
+	uint64_t	 outputs_released;
+	int64_t		 outputs_in_state;
+};
+
+/*
+ * One epoch of a replicated sender (xmig_cbs.checkpoint).  CKPT_CAPTURED
+ * when the epoch is taken (domain paused and resumed; memory_sha256 with
+ * send_opts.epoch_digests), CKPT_ACKED when the backup committed it and
+ * its outputs were released.
+ */
+enum checkpoint_event { CKPT_CAPTURED = 1, CKPT_ACKED };
+
+struct checkpoint_info {
+	enum checkpoint_event event;
+	uint64_t	 epoch;
+	uint64_t	 outputs;	/* in the epoch's state / released */
+	double		 pause_ms;	/* the domain was paused this long */
+	uint64_t	 dirty_pages;	/* pages the epoch carries */
+	uint64_t	 octets;	/* stream octets through its CHECKPOINT */
+	int		 have_digest;
+	uint8_t		 memory_sha256[32];
 };
 
 /*
@@ -269,6 +300,8 @@ struct xmig_cbs {
 	void	(*log)(void *arg, int level, const char *msg);
 	int	 log_level;	/* the most verbose level log wants */
 	void	(*result)(void *arg, int rc, const struct xmig_report *r);
+	/* A replicating sender's epochs (may be NULL). */
+	void	(*checkpoint)(void *arg, const struct checkpoint_info *ci);
 };
 
 /* ---- engine/send.c ----------------------------------------------------- */
@@ -307,6 +340,17 @@ struct send_opts {
 	 * engine never reads or closes it.
 	 */
 	int		cancel_fd;
+	/*
+	 * Replication (SPEC 15.4): 0 off; else the checkpoint interval in
+	 * ms.  After the first live copy the domain keeps running here and
+	 * every interval an epoch is taken (pause, dirty pages and state
+	 * copied aside, resume) and sent; cancel_fd then stops replication
+	 * in order (END; the result's status "stopped", rc 0) and a lost
+	 * backup ends it with status "unprotected" (rc -ENOTCONN).  Either
+	 * way the domain runs on here.  Needs a back-channel.
+	 */
+	unsigned	replicate_ms;
+	int		epoch_digests;	/* digest memory at each epoch (tests) */
 };
 
 void	send_opts_default(struct send_opts *o);
@@ -402,6 +446,9 @@ struct recv_opts {
 	int		keep_paused;	/* one-way: leave the restored domain
 					   to the caller (no resume) */
 	const struct recv_toolstack *toolstack;	/* NULL: none */
+	/* Checkpointed streams (SPEC 15.4). */
+	uint64_t	max_epoch_bytes;	/* bound of one epoch buffered */
+	double		failover_timeout_ms;	/* 0: 3 intervals, >= 200 */
 };
 
 void	recv_opts_default(struct recv_opts *o);
