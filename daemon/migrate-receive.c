@@ -81,7 +81,7 @@ usage(FILE *f)
 "2 on bad usage.  A stream that fails validation is rejected naming the\n"
 "record and the reason, and nothing of it is kept.\n"
 "\n"
-"A replicated stream (migrate-send --replicate) is known from its\n"
+"A replicated stream (a replicating migrate-send) is known from its\n"
 "negotiation: each epoch is buffered and applied whole once its CHECKPOINT\n"
 "has arrived and verified, then acknowledged.  If the primary's stream\n"
 "ends without an orderly stop, or is silent for --failover-timeout, the\n"
