@@ -1095,11 +1095,12 @@ recv_epoch_record(struct xmig_recv *rv, const struct xp_stream *st,
 	if (rec->type == REC_END) {
 		if (rv->ep_records != 0)
 			return recv_fail(rv, -EPROTO, "%s: END inside epoch "
-			    "%llu (%llu records after CHECKPOINT %llu): a "
+			    "%llu (%llu record%s after CHECKPOINT %llu): a "
 			    "checkpointed stream ends right after a "
 			    "CHECKPOINT", recv_where(rec, where,
 			    sizeof(where)), (unsigned long long)rv->epoch + 1,
 			    (unsigned long long)rv->ep_records,
+			    rv->ep_records == 1 ? "" : "s",
 			    (unsigned long long)rv->epoch);
 		rv->stopped = 1;
 		rv->phase = RV_DONE;
