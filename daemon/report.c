@@ -167,6 +167,12 @@ report_print_json(const struct xmig_report *r, FILE *out)
 	if (r->have_epoch && r->outputs_in_state >= 0)
 		fprintf(out, ",\"outputs_in_state\":%lld",
 		    (long long)r->outputs_in_state);
+	if (r->replicated && r->workload_pages >= 0 &&
+	    strcmp(r->role, "send") == 0)
+		fprintf(out, ",\"workload_pages\":%lld",
+		    (long long)r->workload_pages);
+	if (r->failover_at_ms > 0)
+		fprintf(out, ",\"failover_at_ms\":%.3f", r->failover_at_ms);
 	{
 		struct rusage ru;
 
@@ -186,11 +192,13 @@ report_checkpoint_json(const struct checkpoint_info *ci, FILE *out)
 	if (ci->event == CKPT_ACKED)
 		fprintf(out, "{\"event\":\"checkpoint\",\"epoch\":%llu,"
 		    "\"outputs_released\":%llu,\"pause_ms\":%.3f,"
-		    "\"dirty_pages\":%llu,\"octets\":%llu}\n",
+		    "\"dirty_pages\":%llu,\"octets\":%llu,\"t_ms\":%.1f,"
+		    "\"workload_pages\":%lld}\n",
 		    (unsigned long long)ci->epoch,
 		    (unsigned long long)ci->outputs, ci->pause_ms,
 		    (unsigned long long)ci->dirty_pages,
-		    (unsigned long long)ci->octets);
+		    (unsigned long long)ci->octets, ci->t_ms,
+		    (long long)ci->workload_pages);
 	else if (ci->have_digest) {
 		hex_encode(ci->memory_sha256, 32, mem);
 		fprintf(out, "{\"event\":\"epoch\",\"epoch\":%llu,"

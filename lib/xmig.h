@@ -264,6 +264,10 @@ struct xmig_report {
 	uint64_t	 epochs_acked;
 	uint64_t	 outputs_released;
 	int64_t		 outputs_in_state;
+	/* Sender: pages the domain's workload wrote meanwhile (sim), -1. */
+	int64_t		 workload_pages;
+	/* Receiver after a failover: when it resumed, wall clock (ms). */
+	double		 failover_at_ms;
 };
 
 /*
@@ -281,6 +285,8 @@ struct checkpoint_info {
 	double		 pause_ms;	/* the domain was paused this long */
 	uint64_t	 dirty_pages;	/* pages the epoch carries */
 	uint64_t	 octets;	/* stream octets through its CHECKPOINT */
+	double		 t_ms;		/* when it was taken, since the start */
+	int64_t		 workload_pages; /* backend stats then, -1 if none */
 	int		 have_digest;
 	uint8_t		 memory_sha256[32];
 };

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -1178,6 +1179,13 @@ recv_failover(struct xmig_recv *rv, const char *why)
 	rv->running = 1;
 	rv->failover = 1;
 	rv->phase = RV_DONE;
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		rv->r.failover_at_ms = (double)ts.tv_sec * 1e3 +
+		    (double)ts.tv_nsec / 1e6;
+	}
 	xmig_cbs_log(rv->cbs, XMIG_LOG_INFO, "failover: %s; the domain runs "
 	    "here from epoch %llu", why, (unsigned long long)rv->epoch);
 	return 0;

@@ -95,6 +95,8 @@ struct send_epoch {
 	uint64_t	dirty;		/* pages it carries */
 	uint64_t	octets;		/* stream octets through its CHECKPOINT */
 	double		pause_ms;
+	double		t_ms;		/* taken, since the start */
+	int64_t		workload;	/* backend stats then, -1 if none */
 };
 
 /* A mapping shared by the evbuffer references made from it. */
@@ -224,6 +226,7 @@ struct xmig_send {
 	struct send_epoch	 ring[SEND_EPOCHS_MAX];
 	struct event		*ckpt_timer;
 	uint64_t		 ckpt_t0;	/* when the last epoch was taken */
+	uint64_t		 ckpt_due_ns;	/* when the next one is due */
 };
 
 void
@@ -1197,12 +1200,22 @@ send_ckpt_timer_cb(evutil_socket_t fd, short what, void *arg)
 	send_repl_poke(s);
 }
 
-/* The next epoch is due an interval after the last one was taken. */
+/*
+ * The next epoch is due an interval after the last one was due (so late
+ * wake-ups do not add up), or at once when more than an interval late.
+ */
 static void
 send_repl_arm(struct xmig_send *s)
 {
-	uint64_t due = s->ckpt_t0 + (uint64_t)s->o->replicate_ms * 1000000ULL;
-	uint64_t now = now_ns(), left = due > now ? due - now : 0;
+	uint64_t iv = (uint64_t)s->o->replicate_ms * 1000000ULL;
+	uint64_t now = now_ns(), due, left;
+
+	s->ckpt_due_ns = s->ckpt_due_ns == 0 ? s->ckpt_t0 + iv :
+	    s->ckpt_due_ns + iv;
+	if (s->ckpt_due_ns + iv < now)
+		s->ckpt_due_ns = now;
+	due = s->ckpt_due_ns;
+	left = due > now ? due - now : 0;
 	struct timeval tv = { (time_t)(left / 1000000000ULL),
 	    (suseconds_t)((left % 1000000000ULL) / 1000) };
 
@@ -1328,6 +1341,14 @@ resume:
 	e->outputs = (uint64_t)outs;
 	e->dirty = nd;
 	e->pause_ms = (double)(now_ns() - t0) / 1e6;
+	e->t_ms = (double)(t0 - s->t_start) / 1e6;
+	e->workload = -1;
+	if (ops->stats != NULL) {
+		struct backend_stats bs = { 0 };
+
+		ops->stats(s->b, &bs);
+		e->workload = (int64_t)bs.pages_written;
+	}
 	s->stage_n = nd;
 	s->stage_cur = 0;
 	s->ckpt_t0 = t0;
@@ -1339,6 +1360,8 @@ resume:
 	    e->pause_ms);
 	if (s->cbs != NULL && s->cbs->checkpoint != NULL) {
 		ci.event = CKPT_CAPTURED;
+		ci.t_ms = e->t_ms;
+		ci.workload_pages = e->workload;
 		ci.epoch = e->epoch;
 		ci.outputs = e->outputs;
 		ci.pause_ms = e->pause_ms;
@@ -1456,6 +1479,8 @@ send_repl_ack(struct xmig_send *s, const struct xp_record *rec)
 	if (s->cbs != NULL && s->cbs->checkpoint != NULL) {
 		memset(&ci, 0, sizeof(ci));
 		ci.event = CKPT_ACKED;
+		ci.t_ms = e->t_ms;
+		ci.workload_pages = e->workload;
 		ci.epoch = a.epoch;
 		ci.outputs = (uint64_t)rel;
 		ci.pause_ms = e->pause_ms;
@@ -2633,6 +2658,13 @@ send_finish(struct xmig_send *s)
 		    "from the source's: the source stays paused");
 	}
 	r->replicated = s->repl;
+	r->workload_pages = -1;
+	if (s->b->ops->stats != NULL) {
+		struct backend_stats bs = { 0 };
+
+		s->b->ops->stats(s->b, &bs);
+		r->workload_pages = (int64_t)bs.pages_written;
+	}
 	if (s->repl_on && s->rc == 0) {
 		r->status = "stopped";	/* in order; the domain runs here */
 		rc = 0;
