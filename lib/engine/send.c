@@ -85,6 +85,8 @@ static const char *const send_phase_name[] = {
 
 /* Epochs taken and not yet acknowledged, at most (then the next waits). */
 #define SEND_EPOCHS_MAX		64
+/* Intervals an epoch schedule may fall behind before it starts afresh. */
+#define SEND_CATCH_UP		4
 /* After an orderly stop: wait this long for the backup to close. */
 #define SEND_STOP_WAIT_MS	5000
 
@@ -1201,8 +1203,10 @@ send_ckpt_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * The next epoch is due an interval after the last one was due (so late
- * wake-ups do not add up), or at once when more than an interval late.
+ * The next epoch is due an interval after the last one was due, so late
+ * wake-ups do not add up: after a stall the epochs missed are taken one
+ * after another, up to SEND_CATCH_UP intervals; beyond that the schedule
+ * starts again from now.
  */
 static void
 send_repl_arm(struct xmig_send *s)
@@ -1212,7 +1216,7 @@ send_repl_arm(struct xmig_send *s)
 
 	s->ckpt_due_ns = s->ckpt_due_ns == 0 ? s->ckpt_t0 + iv :
 	    s->ckpt_due_ns + iv;
-	if (s->ckpt_due_ns + iv < now)
+	if (s->ckpt_due_ns + SEND_CATCH_UP * iv < now)
 		s->ckpt_due_ns = now;
 	due = s->ckpt_due_ns;
 	left = due > now ? due - now : 0;
