@@ -384,7 +384,8 @@ void	send_opts_default(struct send_opts *o);
  * xmig_send_cancel: fail with -ECANCELED and the error "cancelled", as on
  * any failure (dirty tracking off, the source resumed, or left paused
  * once GO is out, SPEC 13.4); the result follows from the loop.  o's
- * cancel_fd does the same when it becomes readable.
+ * cancel_fd does the same when it becomes readable.  A replicating
+ * session past its first epoch stops in order instead (replicate_ms).
  *
  * xmig_send_free: frees it; a session still running is stopped as by
  * cancel first, without a result.
