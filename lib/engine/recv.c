@@ -17,6 +17,7 @@
  */
 #include "config.h"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <errno.h>
@@ -1626,6 +1627,23 @@ recv_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if ((what & BEV_EVENT_TIMEOUT) && rv->phase == RV_STREAM &&
 	    rv->rc == 0 && rv->ckpt && rv->epoch > 0) {
+		int queued = 0;
+
+		/*
+		 * libevent reports the timeout alone when its loop itself was
+		 * held up past it (a busy machine), even if octets arrived
+		 * meanwhile: only a socket with nothing waiting is silence.
+		 */
+		if (evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
+		    (ioctl(bufferevent_getfd(bev), FIONREAD, &queued) == 0 &&
+		    queued > 0)) {
+			recv_debug(rv, "+%.1f ms: the failover timeout fired "
+			    "with %d octets waiting: the loop was late, not "
+			    "the primary", recv_ms(rv), queued);
+			bufferevent_enable(bev, EV_READ);
+			recv_read_cb(bev, rv);
+			return;
+		}
 		snprintf(why, sizeof(why), "nothing from the primary for %.0f "
 		    "ms (--failover-timeout)", recv_failover_ms(rv));
 		if (recv_failover(rv, why) == 0) {
