@@ -42,12 +42,16 @@ echo "machine: $(nproc) CPUs; $(uptime | sed 's/.*load/load/')"
 
 receiver() { # receiver NAME [options]: prints the port
 	_n=$1; shift
+	rm -f "$T/$_n.rerr" "$T/$_n.recv"	# not the last run's
 	"$B/migrate-receive" --once --report json "$@" tcp:127.0.0.1:0 \
 	    >"$T/$_n.recv" 2>"$T/$_n.rerr" &
-	while ! grep -q 'listening on' "$T/$_n.rerr" 2>/dev/null; do
+	_port=
+	while [ -z "$_port" ]; do
 		sleep 0.05
+		_port=$(sed -n 's/.*listening on tcp:127.0.0.1:\([0-9][0-9]*\)$/\1/p' \
+		    "$T/$_n.rerr" 2>/dev/null | head -1)
 	done
-	sed -n 's/.*listening on tcp:127.0.0.1:\(.*\)/\1/p' "$T/$_n.rerr" | head -1
+	echo "$_port"
 }
 # wait_epoch FILE N: until the primary saw epoch N acknowledged.
 wait_epoch() {
@@ -110,6 +114,7 @@ pump(c, s); t.join()' "$1" "$T/relay.port" &
 # (drop) SIGKILL the relay between them.
 failover() {
 	_n=$1
+	rm -f "$T/$_n.send" "$T/$_n.serr" "$T/$_n.t0"
 	_p=$(receiver "$_n" --failover-timeout "$FO")
 	_victim=
 	if [ "$_n" = drop ]; then
