@@ -35,7 +35,15 @@ DURATION=${DURATION:-60}
 BASE=${BASE:-20}
 FO=${FO:-200}
 T=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT INT TERM
+# KEEP=1: leave the logs in $T (with -v on both sides) for a post-mortem.
+V=
+if [ -n "${KEEP:-}" ]; then
+	V=-v
+	echo "logs in $T"
+	trap 'kill $(jobs -p) 2>/dev/null || true' EXIT INT TERM
+else
+	trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT INT TERM
+fi
 DOM="sim:mem=$MEM,dirty=$DIRTY,hot=$HOT,outputs=200,seed=3"
 
 echo "machine: $(nproc) CPUs; $(uptime | sed 's/.*load/load/')"
@@ -43,7 +51,7 @@ echo "machine: $(nproc) CPUs; $(uptime | sed 's/.*load/load/')"
 receiver() { # receiver NAME [options]: prints the port
 	_n=$1; shift
 	rm -f "$T/$_n.rerr" "$T/$_n.recv"	# not the last run's
-	"$B/migrate-receive" --once --report json "$@" tcp:127.0.0.1:0 \
+	"$B/migrate-receive" $V --once --report json "$@" tcp:127.0.0.1:0 \
 	    >"$T/$_n.recv" 2>"$T/$_n.rerr" &
 	_port=
 	while [ -z "$_port" ]; do
@@ -67,7 +75,7 @@ replicate() {
 	_fo=$FO
 	[ "$_iv" -lt 10000 ] || _fo=$((3 * _iv))
 	_p=$(receiver "$_n" --failover-timeout "$_fo")
-	"$B/migrate-send" --replicate="$_iv" --report json "$DOM" \
+	"$B/migrate-send" $V --replicate="$_iv" --report json "$DOM" \
 	    "tcp:127.0.0.1:$_p" >"$T/$_n.send" 2>"$T/$_n.serr" &
 	_pid=$!
 	wait_epoch "$T/$_n.send" 1
