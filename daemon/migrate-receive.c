@@ -50,6 +50,13 @@ usage(FILE *f)
 "                        refused: a sender that negotiates is answered\n"
 "                        \"busy\", any other stream is closed, and\n"
 "                        nothing of it is restored\n"
+"  --max-epoch-bytes SIZE\n"
+"                        replication backup: buffer at most SIZE octets of\n"
+"                        one epoch (default 256M); a larger epoch stops\n"
+"                        replication with an error\n"
+"  --failover-timeout MS replication backup: fail over when nothing comes\n"
+"                        from the primary for MS (default 3 checkpoint\n"
+"                        intervals, at least 200)\n"
 "  --timeout SEC         give up on a sender that sends nothing for SEC\n"
 "                        seconds, or sends no GO (default 60)\n"
 "  --insecure            let a plain tcp: listener bind to a non-loopback\n"
@@ -77,12 +84,21 @@ usage(FILE *f)
 "\n"
 "Exit status: 0 when every migration served completed, 1 otherwise,\n"
 "2 on bad usage.  A stream that fails validation is rejected naming the\n"
-"record and the reason, and nothing of it is kept.\n");
+"record and the reason, and nothing of it is kept.\n"
+"\n"
+"A replicated stream (a replicating migrate-send) is known from its\n"
+"negotiation: each epoch is buffered and applied whole once its CHECKPOINT\n"
+"has arrived and verified, then acknowledged.  If the primary's stream\n"
+"ends without an orderly stop, or is silent for --failover-timeout, the\n"
+"last committed epoch runs here (report status \"failover\", exit 0); an\n"
+"orderly stop discards this copy (\"stopped\", exit 0); a damaged or\n"
+"oversized epoch is refused whole and replication ends with an error\n"
+"(exit 1, the copy is not run: the primary still runs).\n");
 }
 
 enum {
 	OPT_BACKEND = 256, OPT_ONCE, OPT_MAX_MEMORY, OPT_INSECURE,
-	OPT_MAX_SESSIONS,
+	OPT_MAX_SESSIONS, OPT_MAX_EPOCH, OPT_FAILOVER_TIMEOUT,
 };
 
 static const struct option longopts[] = {
@@ -91,6 +107,8 @@ static const struct option longopts[] = {
 	{ "max-memory",	required_argument,	NULL, OPT_MAX_MEMORY },
 	{ "insecure",	no_argument,		NULL, OPT_INSECURE },
 	{ "max-sessions", required_argument,	NULL, OPT_MAX_SESSIONS },
+	{ "max-epoch-bytes", required_argument,	NULL, OPT_MAX_EPOCH },
+	{ "failover-timeout", required_argument, NULL, OPT_FAILOVER_TIMEOUT },
 	{ "verbose",	no_argument,		NULL, 'v' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'V' },
@@ -150,6 +168,19 @@ main(int argc, char **argv)
 				return bad_usage("--max-sessions: '%s' is not "
 				    "a count from 1 to 1024", optarg);
 			o.max_sessions = (unsigned)v;
+			break;
+		case OPT_MAX_EPOCH:
+			if (parse_size(optarg, &o.max_epoch_bytes) != 0 ||
+			    o.max_epoch_bytes < 4096)
+				return bad_usage("--max-epoch-bytes: '%s' is not "
+				    "a size of 4K or more", optarg);
+			break;
+		case OPT_FAILOVER_TIMEOUT:
+			o.failover_timeout_ms = strtod(optarg, &end);
+			if (*end != '\0' || end == optarg ||
+			    o.failover_timeout_ms < 1)
+				return bad_usage("--failover-timeout: '%s' is not "
+				    "a number of milliseconds", optarg);
 			break;
 		case 'v':
 			verbose = LOG_LVL_DEBUG;

@@ -78,6 +78,22 @@ usage(FILE *f)
 "  --zero-pages              send zero pages without data also to a file\n"
 "                            or stdout (on a connection: when agreed)\n"
 "  --no-zero-pages           never elide zero pages\n"
+"  --replicate[=MS]          Remus-style replication (default MS 100): after\n"
+"                            the first live copy the domain keeps running\n"
+"                            here and every MS it is paused, its dirty pages\n"
+"                            and state copied aside, resumed, and the epoch\n"
+"                            sent to the backup (a migrate-receive); its\n"
+"                            outputs are held until the epoch that made\n"
+"                            them is acknowledged.  Runs until SIGINT or\n"
+"                            SIGTERM (an orderly stop: exit 0; before the\n"
+"                            first epoch a cancel, exit 1) or until the\n"
+"                            backup is lost (exit 4); either way the domain\n"
+"                            runs on here.  With --report json, one line\n"
+"                            per acknowledged epoch.  Needs tcp:, tls: or\n"
+"                            exec: with a back-channel\n"
+"  --epoch-digests           (tests, small domains) with --replicate and\n"
+"                            --report json: a line with the memory digest\n"
+"                            of every epoch taken\n"
 "  --timeout SEC             give up on a receiver that stops reading or\n"
 "                            does not answer for SEC seconds (default 60);\n"
 "                            the source resumes (after GO: stays paused)\n"
@@ -106,7 +122,9 @@ usage(FILE *f)
 "source is left paused; 1 on failure (the source is resumed); 2 on bad\n"
 "usage.  SIGINT or SIGTERM cancels the migration as a failure (exit 1,\n"
 "the source resumed; after GO it stays paused, exit 3); a second one\n"
-"ends the program at once.\n"
+"ends the program at once.  With --replicate: 0 after an orderly stop,\n"
+"4 when the backup was lost (the domain runs here unprotected), 1 when\n"
+"replication failed before its first epoch.\n"
 "\n"
 "Environment: XMIG_OVERLAP_SUSPEND=1 (xen:, experimental, not yet run on\n"
 "real Xen): on a host with more than one CPU, keep copying live while\n"
@@ -181,7 +199,7 @@ enum {
 	OPT_DOWNTIME, OPT_MAX_ITER, OPT_BANDWIDTH,
 	OPT_NO_BC, OPT_REQUIRE_BC, OPT_NEG_TIMEOUT, OPT_COMPRESS,
 	OPT_ZERO_PAGES, OPT_NO_ZERO_PAGES, OPT_COMPRESS_ALWAYS,
-	OPT_AUTO_CONVERGE,
+	OPT_AUTO_CONVERGE, OPT_REPLICATE, OPT_EPOCH_DIGESTS,
 };
 
 static const struct option longopts[] = {
@@ -200,6 +218,8 @@ static const struct option longopts[] = {
 	{ "auto-converge",	no_argument,		NULL, OPT_AUTO_CONVERGE },
 	{ "zero-pages",		no_argument,		NULL, OPT_ZERO_PAGES },
 	{ "no-zero-pages",	no_argument,		NULL, OPT_NO_ZERO_PAGES },
+	{ "replicate",		optional_argument,	NULL, OPT_REPLICATE },
+	{ "epoch-digests",	no_argument,		NULL, OPT_EPOCH_DIGESTS },
 	{ "verbose",		no_argument,		NULL, 'v' },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ "version",		no_argument,		NULL, 'V' },
@@ -306,6 +326,21 @@ main(int argc, char **argv)
 		case OPT_NO_ZERO_PAGES:
 			o.zero_pages = 0;
 			break;
+		case OPT_REPLICATE:
+			o.replicate_ms = 100;
+			if (optarg == NULL)
+				break;
+			v = strtoull(optarg, &end, 10);
+			if (*end != '\0' || end == optarg || v < 1 ||
+			    v > WIRE_CHECKPOINT_INTERVAL_MAX)
+				return bad_usage("--replicate=%s: the interval "
+				    "is a number of milliseconds from 1 to %u",
+				    optarg, WIRE_CHECKPOINT_INTERVAL_MAX);
+			o.replicate_ms = (unsigned)v;
+			break;
+		case OPT_EPOCH_DIGESTS:
+			o.epoch_digests = 1;
+			break;
 		case 'v':
 			verbose = LOG_LVL_DEBUG;
 			break;
@@ -388,7 +423,34 @@ main(int argc, char **argv)
 		xen_set_suspend_hook(b, xts_source_suspend, xs);
 #endif
 	o.cancel_fd = cancel_setup();
+	if (report && o.replicate_ms > 0)
+		send_domain_checkpoints(strcmp(dest, "-") == 0 ? stderr :
+		    stdout);
 	rc = send_domain(b, dest, &o, &r);
+	if (o.replicate_ms > 0) {
+		/* Replication never hands the domain over: it runs here. */
+		b->ops->close(b);
+#ifdef HAVE_XEN
+		if (xs != NULL) {
+			(void)xts_source_finish(xs, -1, xerr, sizeof(xerr));
+			xts_source_free(xs);
+		}
+#endif
+		if (report)
+			report_print_json(&r, stdout);
+		if (rc == 0) {
+			log_info("replication stopped in order after %llu "
+			    "acknowledged epochs; the domain runs here",
+			    (unsigned long long)r.epochs_acked);
+			return 0;
+		}
+		if (rc == -ENOTCONN) {
+			log_warn("%s", r.error);
+			return 4;
+		}
+		log_err("%s", r.error[0] ? r.error : "replication failed");
+		return 1;
+	}
 	if (rc == 0) {
 		/* Handed over (or saved): the source copy goes away. */
 		b->ops->destroy(b);

@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -179,6 +180,29 @@ report_print_json(const struct xmig_report *r, FILE *out)
 		json_object_object_add(o, "page_compressed_octets",
 		    json_object_new_uint64(r->page_compressed));
 	}
+	if (r->replicated)
+		json_object_object_add(o, "replicated",
+		    json_object_new_boolean(1));
+	if (r->replicated && strcmp(r->role, "send") == 0) {
+		json_object_object_add(o, "epochs_acked",
+		    json_object_new_uint64(r->epochs_acked));
+		json_object_object_add(o, "outputs_released",
+		    json_object_new_uint64(r->outputs_released));
+	}
+	if (r->have_epoch)
+		json_object_object_add(o, "epoch",
+		    json_object_new_uint64(r->epoch));
+	if (r->have_epoch && r->outputs_in_state >= 0)
+		json_object_object_add(o, "outputs_in_state",
+		    json_object_new_int64(r->outputs_in_state));
+	if (r->replicated && r->workload_pages >= 0 &&
+	    strcmp(r->role, "send") == 0)
+		json_object_object_add(o, "workload_pages",
+		    json_object_new_int64(r->workload_pages));
+	if (r->failover_at_ms > 0) {
+		json_object_object_add(o, "failover_at_ms",
+		    json_fixed(3, r->failover_at_ms));
+	}
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		json_object_object_add(o, "peak_rss_kb",
 		    json_object_new_int64(ru.ru_maxrss));
@@ -189,5 +213,34 @@ report_print_json(const struct xmig_report *r, FILE *out)
 	fprintf(out, "%s\n", json_object_to_json_string_ext(o,
 	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
+	fflush(out);
+}
+
+void
+report_checkpoint_json(const struct checkpoint_info *ci, FILE *out)
+{
+	char mem[65];
+
+	if (ci->event == CKPT_ACKED)
+		fprintf(out, "{\"event\":\"checkpoint\",\"epoch\":%llu,"
+		    "\"outputs_released\":%llu,\"pause_ms\":%.3f,"
+		    "\"dirty_pages\":%llu,\"octets\":%llu,\"t_ms\":%.1f,"
+		    "\"workload_pages\":%lld}\n",
+		    (unsigned long long)ci->epoch,
+		    (unsigned long long)ci->outputs, ci->pause_ms,
+		    (unsigned long long)ci->dirty_pages,
+		    (unsigned long long)ci->octets, ci->t_ms,
+		    (long long)ci->workload_pages);
+	else if (ci->have_digest) {
+		hex_encode(ci->memory_digest, digest_len(ci->memory_alg), mem);
+		fprintf(out, "{\"event\":\"epoch\",\"epoch\":%llu,"
+		    "\"outputs\":%llu,\"pause_ms\":%.3f,\"dirty_pages\":%llu,"
+		    "\"digest\":\"%s\",\"memory_digest\":\"%s\"}\n",
+		    (unsigned long long)ci->epoch,
+		    (unsigned long long)ci->outputs, ci->pause_ms,
+		    (unsigned long long)ci->dirty_pages,
+		    digest_name(ci->memory_alg), mem);
+	} else
+		return;
 	fflush(out);
 }

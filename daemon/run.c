@@ -83,6 +83,22 @@ run_send_progress(void *arg, const struct progress_info *pi)
 	progress_cb(rs->prog, pi);
 }
 
+static FILE *run_ckpt_out;
+
+void
+send_domain_checkpoints(FILE *out)
+{
+	run_ckpt_out = out;
+}
+
+static void
+run_send_checkpoint(void *arg, const struct checkpoint_info *ci)
+{
+	(void)arg;
+	if (run_ckpt_out != NULL)
+		report_checkpoint_json(ci, run_ckpt_out);
+}
+
 static void
 run_send_result(void *arg, int rc, const struct xmig_report *r)
 {
@@ -123,6 +139,7 @@ send_domain(struct backend *b, const char *dest, const struct send_opts *o,
 	memset(&cbs, 0, sizeof(cbs));
 	cbs.arg = &rs;
 	cbs.result = run_send_result;
+	cbs.checkpoint = run_send_checkpoint;
 	if (prog != NULL)
 		cbs.progress = run_send_progress;
 	if (strncmp(dest, "exec:", 5) == 0 && dest[5] != '\0') {

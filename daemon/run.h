@@ -28,6 +28,11 @@ void	progress_cb(void *arg, const struct progress_info *pi);
 
 /* One JSON line describing r. */
 void	report_print_json(const struct xmig_report *r, FILE *out);
+/*
+ * One JSON line for a replicated epoch: "checkpoint" when acknowledged,
+ * "epoch" when taken (only with a digest, send_opts.epoch_digests).
+ */
+void	report_checkpoint_json(const struct checkpoint_info *ci, FILE *out);
 
 /* ---- run.c --------------------------------------------------------------- */
 
@@ -41,6 +46,8 @@ void	report_print_json(const struct xmig_report *r, FILE *out);
  */
 int	send_domain(struct backend *b, const char *dest,
 	    const struct send_opts *o, struct xmig_report *r);
+/* Where send_domain prints replicated epochs (NULL, the default: not). */
+void	send_domain_checkpoints(FILE *out);
 
 /* ---- serve.c ------------------------------------------------------------- */
 

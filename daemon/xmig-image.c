@@ -81,6 +81,11 @@ struct image_run {
 	struct xp_stream st;		/* once the headers have been read */
 	struct wrap_info wi;
 	char		 err[512];	/* a callback's own reason, if it failed */
+	/* Checkpointed images (SPEC 15.4): epochs closed so far. */
+	uint64_t	 epochs;	/* CHECKPOINT records seen */
+	uint64_t	 ep_records;	/* records after the last one */
+	uint64_t	 ckpt_end;	/* offset just after the last one */
+	int		 stopped;	/* a callback has all it wants */
 };
 
 /* Page counts of one PAGE_DATA or XMIG_ZERO_PAGES body. */
@@ -164,6 +169,12 @@ static const struct image_cmd image_cmds[] = {
 "inflates to more or less than its raw_length, makes the image invalid\n"
 "even without checksums.\n"
 "\n"
+"A checkpointed image (SPEC.md 15.4) counts its CHECKPOINT records, says\n"
+"where the last one ends and how many records follow it; one cut off\n"
+"before END is invalid, and the reason then says how many epochs were\n"
+"complete (the epoch a backup fails over to).  dump marks each CHECKPOINT\n"
+"with the epoch it closes and that epoch's record count.\n"
+"\n"
 "An xl save file or a libxl stream is valid if its framing is (SPEC.md\n"
 "section 16) and the libxc stream inside it is; the summary then starts\n"
 "with the wrapper: \"valid xl save file (xl header: ...; libxl stream v2 at\n"
@@ -240,7 +251,10 @@ static const struct image_cmd image_cmds[] = {
 "page type, entries carrying data, data pages that are all zero, entries\n"
 "of XMIG_ZERO_PAGES records, PAGE_DATA records with deflated page data\n"
 "(with their inflated and deflated octets and the ratio), and the number\n"
-"of distinct pfns.  The image must be valid (exit 1 otherwise).\n"
+"of distinct pfns.  A checkpointed image also gets its epochs: the first\n"
+"(the live copy), the others' octets and pfn entries (min, median, max),\n"
+"and what follows the last CHECKPOINT.  The image must be valid (exit 1\n"
+"otherwise).\n"
 "\n"
 "  -h, --help   this text\n"
 "\n"
@@ -249,7 +263,7 @@ static const struct image_cmd image_cmds[] = {
 	{
 		.name = "digest",
 		.exec = cmd_digest,
-		.usage = "[--pages N] [--hash xxh3-128|sha256] FILE",
+		.usage = "[--pages N] [--epoch N] [--hash xxh3-128|sha256] FILE",
 		.help =
 "Print the digest of the memory the image restores, in hexadecimal,\n"
 "followed by the number of pages, the page size and the hash:\n"
@@ -265,11 +279,14 @@ static const struct image_cmd image_cmds[] = {
 "not change it, and a page no record wrote is zeros.  So an image and its\n"
 "conversions (to Xen, --expand) have the same digest, and it is the\n"
 "memory_digest a receiver reports, with the same hash, when N is the\n"
-"domain's page count.  The\n"
-"image must be valid (exit 1 otherwise).  Pages are gathered in an\n"
-"unlinked temporary file in $TMPDIR (or /tmp), sparse where unwritten.\n"
+"domain's page count.  The image must be valid (exit 1 otherwise).  Pages\n"
+"are gathered in an unlinked temporary file in $TMPDIR (or /tmp), sparse\n"
+"where unwritten.\n"
 "\n"
 "  -p, --pages N   digest exactly N pages (default: highest pfn + 1)\n"
+"  -e, --epoch N   a checkpointed image (SPEC.md 15.4): the memory as of\n"
+"                  its N-th CHECKPOINT (what a backup that committed epoch\n"
+"                  N holds); the image may end anywhere after it\n"
 "  -H, --hash H    xxh3-128 (default, as migrations use) or sha256\n"
 "  -h, --help      this text\n"
 "\n"
@@ -554,8 +571,19 @@ static int
 run_record(void *arg, const struct xp_stream *st, const struct xp_record *rec)
 {
 	struct image_run	*run = arg;
+	int			 rc;
 
-	return run->rcb != NULL ? run->rcb(run, st, rec) : 0;
+	if (run->stopped)
+		return 0;	/* the command has what it wanted */
+	rc = run->rcb != NULL ? run->rcb(run, st, rec) : 0;
+	/* A CHECKPOINT closes the epoch it belongs to (counted after it). */
+	if (rec->type == REC_CHECKPOINT) {
+		run->epochs++;
+		run->ep_records = 0;
+		run->ckpt_end = rec->offset + rec->wire_len;
+	} else
+		run->ep_records++;
+	return rc;
 }
 
 /*
@@ -857,10 +885,25 @@ image_parse(struct image_run *run)
 		rc = 0;
 		goto out_parser;
 	}
-	if ((code = parser_finish(in.p)) != 0) {
+	if ((code = parser_finish(in.p)) != 0 && run->stopped) {
+		rc = 0;		/* whatever follows did not matter */
+		goto out_parser;
+	}
+	if (code != 0) {
+		char	cp[200] = "";
+
 		if (code < 0)
 			code = -code;
 		pe = parser_error(in.p);
+		if (code == XP_ETRUNCATED && run->epochs > 0)
+			snprintf(cp, sizeof cp, " (a checkpointed stream cut "
+			    "off: %" PRIu64 " complete epoch%s, the last "
+			    "CHECKPOINT ending at offset %" PRIu64 ", then %"
+			    PRIu64 " record%s of epoch %" PRIu64 ": a backup "
+			    "fails over to epoch %" PRIu64 ")", run->epochs,
+			    run->epochs == 1 ? "" : "s", run->ckpt_end,
+			    run->ep_records, run->ep_records == 1 ? "" : "s",
+			    run->epochs + 1, run->epochs);
 		if (code == XP_ECALLBACK && run->err[0] != '\0')
 			log_err("%s: %s", in.name, run->err);
 		else if (in.w != NULL)
@@ -870,10 +913,10 @@ image_parse(struct image_run *run)
 			    wrap_kind_name(run->wi.kind), pe != NULL &&
 			    pe->msg[0] != '\0' ? pe->msg : xp_strerror(code));
 		else if (pe != NULL && pe->msg[0] != '\0')
-			log_err("%s: %s", in.name, pe->msg);
+			log_err("%s: %s%s", in.name, pe->msg, cp);
 		else
-			log_err("%s: offset %" PRIu64 ": %s", in.name,
-			    parser_offset(in.p), xp_strerror(code));
+			log_err("%s: offset %" PRIu64 ": %s%s", in.name,
+			    parser_offset(in.p), xp_strerror(code), cp);
 		goto out_parser;
 	}
 	rc = 0;
@@ -1262,6 +1305,11 @@ dump_record(struct image_run *run, const struct xp_stream *st,
 	}
 	if (rec->flags & XP_REC_SDE_INFERRED)
 		line_str(l, "static_data_end", "inferred");
+	if (rec->type == REC_CHECKPOINT) {
+		/* The epoch it closes, and its records (SPEC 15.4). */
+		line_u64(l, "epoch", run->epochs + 1);
+		line_u64(l, "epoch_records", run->ep_records);
+	}
 	dump_body(l, st, rec);
 	line_end(l);
 	if (ferror(l->f))
@@ -1370,7 +1418,7 @@ cmd_verify(int argc, char **argv)
 {
 	struct verify_ctx	vc;
 	struct image_run	run;
-	char			desc[160], cp[64] = "", wdesc[640];
+	char			desc[160], cp[200] = "", wdesc[640];
 	int			rc;
 
 	if ((rc = plain_options(argc, argv, 1)) != -1)
@@ -1387,8 +1435,11 @@ cmd_verify(int argc, char **argv)
 		return EXIT_INVALID;
 	describe_stream(&run.st, desc, sizeof desc);
 	if (vc.checkpoints != 0)
-		snprintf(cp, sizeof cp, ", %" PRIu64 " checkpoint%s",
-		    vc.checkpoints, vc.checkpoints == 1 ? "" : "s");
+		snprintf(cp, sizeof cp, ", %" PRIu64 " checkpoint%s (epoch %"
+		    PRIu64 " ends at offset %" PRIu64 ", %" PRIu64 " record%s "
+		    "after it)", vc.checkpoints, vc.checkpoints == 1 ? "" : "s",
+		    run.epochs, run.ckpt_end, run.ep_records,
+		    run.ep_records == 1 ? "" : "s");
 	if (run.wi.kind != XP_WRAP_NONE) {
 		describe_wrap(&run.wi, wdesc, sizeof wdesc);
 		printf("valid %s; libxc stream: ", wdesc);
@@ -1904,6 +1955,10 @@ struct stats_ctx {
 	uint64_t	 raw_octets[2];	/* their page data, inflated */
 	uint64_t	 deflated_octets[2]; /* and as sent */
 	uint64_t	 checkpoints;
+	uint64_t	*ep_octets;	/* wire octets of each epoch */
+	uint64_t	*ep_pages;	/* pfn entries of each epoch */
+	size_t		 nep, capep;
+	uint64_t	 cur_octets, cur_pages;
 	struct inflate_buf ib;
 
 	uint64_t	*pfns;		/* distinct once compacted */
@@ -1991,8 +2046,27 @@ stats_record(struct image_run *run, const struct xp_stream *st,
 	ts->wire += rec->wire_len;
 	sc->records++;
 	sc->wire += rec->wire_len;
-	if (rec->type == REC_CHECKPOINT)
+	sc->cur_octets += rec->wire_len;
+	if (rec->type == REC_CHECKPOINT) {
 		sc->checkpoints++;
+		if (sc->nep == sc->capep) {
+			size_t	 cap = sc->capep ? sc->capep * 2 : 64;
+			uint64_t *o, *p;
+
+			if ((o = realloc(sc->ep_octets, cap * 8)) == NULL)
+				return run_fail(run, "statistics: epochs: %s",
+				    strerror(ENOMEM));
+			sc->ep_octets = o;
+			if ((p = realloc(sc->ep_pages, cap * 8)) == NULL)
+				return run_fail(run, "statistics: epochs: %s",
+				    strerror(ENOMEM));
+			sc->ep_pages = p;
+			sc->capep = cap;
+		}
+		sc->ep_octets[sc->nep] = sc->cur_octets;
+		sc->ep_pages[sc->nep++] = sc->cur_pages;
+		sc->cur_octets = sc->cur_pages = 0;
+	}
 
 	if (is_page_record(rec->type)) {
 		if ((rc = scan_or_fail(run, st, rec, &ps, stats_pfn, sc,
@@ -2004,6 +2078,7 @@ stats_record(struct image_run *run, const struct xp_stream *st,
 		for (t = 0; t < 16; t++)
 			sc->by_page_type[t] += ps.by_type[t];
 		sc->entries += ps.count;
+		sc->cur_pages += ps.count;
 		sc->data_pages += ps.data_pages;
 		sc->zero_pages += ps.zero_pages;
 		sc->zero_entries += ps.zero_entries;
@@ -2016,6 +2091,14 @@ stats_record(struct image_run *run, const struct xp_stream *st,
 		}
 	}
 	return 0;
+}
+
+static int
+u64_cmp(const void *a, const void *b)
+{
+	uint64_t	x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 static int
@@ -2043,6 +2126,8 @@ cmd_stats(int argc, char **argv)
 	if (rc != 0) {
 		free(sc.types);
 		free(sc.pfns);
+		free(sc.ep_octets);
+		free(sc.ep_pages);
 		return EXIT_INVALID;
 	}
 	if (sc.npfns != 0)
@@ -2062,6 +2147,26 @@ cmd_stats(int argc, char **argv)
 		    record_type_name(ts->type), ts->count, ts->body, ts->wire);
 	}
 	printf("checkpoints: %" PRIu64 "\n", sc.checkpoints);
+	if (sc.nep > 0) {
+		/* Per epoch (SPEC 15.4): the first is the whole live copy. */
+		printf("  epoch 1: %" PRIu64 " octets, %" PRIu64 " pfn "
+		    "entries\n", sc.ep_octets[0], sc.ep_pages[0]);
+		if (sc.nep > 1) {
+			qsort(sc.ep_octets + 1, sc.nep - 1, 8, u64_cmp);
+			qsort(sc.ep_pages + 1, sc.nep - 1, 8, u64_cmp);
+			printf("  epochs 2-%zu: octets min %" PRIu64 ", median %"
+			    PRIu64 ", max %" PRIu64 "; pfn entries min %"
+			    PRIu64 ", median %" PRIu64 ", max %" PRIu64 "\n",
+			    sc.nep, sc.ep_octets[1], sc.ep_octets[1 +
+			    (sc.nep - 1) / 2], sc.ep_octets[sc.nep - 1],
+			    sc.ep_pages[1], sc.ep_pages[1 + (sc.nep - 1) / 2],
+			    sc.ep_pages[sc.nep - 1]);
+		}
+		printf("  after the last checkpoint: %" PRIu64 " octets\n",
+		    sc.cur_octets);
+	}
+	free(sc.ep_octets);
+	free(sc.ep_pages);
 	printf("pfn entries: %" PRIu64 "\n", sc.entries);
 	for (t = 0; t < 16; t++) {
 		if (sc.by_page_type[t] != 0)
@@ -2100,6 +2205,7 @@ struct digest_ctx {
 	size_t			 page_size;
 	uint64_t		 npages;	/* highest pfn + 1 */
 	int			 verify;	/* VERIFY seen: compare only */
+	uint64_t		 epoch;		/* --epoch N: stop after it */
 	struct inflate_buf	 ib;
 };
 
@@ -2138,6 +2244,11 @@ digest_record(struct image_run *run, const struct xp_stream *st,
 	struct digest_ctx	*dc = run->ctx;
 	struct page_summary	 ps;
 
+	if (rec->type == REC_CHECKPOINT && dc->epoch != 0 &&
+	    run->epochs + 1 == dc->epoch) {
+		run->stopped = 1;	/* epoch N is complete */
+		return 0;
+	}
 	if (rec->type == REC_VERIFY)
 		dc->verify = 1;
 	if (!is_page_record(rec->type) || dc->verify)
@@ -2203,6 +2314,7 @@ cmd_digest(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "pages", required_argument, NULL, 'p' },
 		{ "hash", required_argument, NULL, 'H' },
+		{ "epoch", required_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -2212,15 +2324,26 @@ cmd_digest(int argc, char **argv)
 	char			 path[PATH_MAX], *end;
 	const char		*tmp;
 	uint8_t			 md[32];
-	uint64_t		 npages = 0;
+	uint64_t		 npages = 0, epoch = 0;
 	int			 ch, rc, given = 0;
 	size_t			 i;
 
-	while ((ch = getopt_long(argc, argv, "p:H:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "p:e:H:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'H':
 			if (digest_parse(optarg, &alg) != 0) {
 				log_err("--hash %s: xxh3-128 or sha256", optarg);
+				usage(cur_cmd);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'e':
+			errno = 0;
+			epoch = strtoull(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || errno != 0 ||
+			    *optarg == '-' || epoch == 0) {
+				log_err("--epoch %s: not an epoch number (from "
+				    "1)", optarg);
 				usage(cur_cmd);
 				return EXIT_USAGE;
 			}
@@ -2250,6 +2373,7 @@ cmd_digest(int argc, char **argv)
 	}
 
 	memset(&dc, 0, sizeof dc);
+	dc.epoch = epoch;
 	if ((tmp = getenv("TMPDIR")) == NULL || *tmp == '\0')
 		tmp = "/tmp";
 	if (snprintf(path, sizeof path, "%s/xmig-digest.XXXXXX", tmp) >=
@@ -2267,6 +2391,13 @@ cmd_digest(int argc, char **argv)
 	rc = image_parse(&run);
 	free(dc.ib.p);
 	if (rc != 0) {
+		close(dc.fd);
+		return EXIT_INVALID;
+	}
+	if (epoch != 0 && !run.stopped) {
+		log_err("%s: --epoch %" PRIu64 ": the image has %" PRIu64
+		    " complete epoch%s", display_path(run.path), epoch,
+		    run.epochs, run.epochs == 1 ? "" : "s");
 		close(dc.fd);
 		return EXIT_INVALID;
 	}

@@ -279,6 +279,44 @@ struct xmig_report {
 	int		 query;
 	unsigned	 peer_result;
 	uint64_t	 peer_max_memory;
+	/*
+	 * Replication (send_opts.replicate_ms; SPEC 15.4).  Sender: epochs
+	 * acknowledged, outputs released with the last one.  Receiver: the
+	 * last committed epoch (have_epoch), and after a failover the
+	 * outputs its restored memory counts (-1: unknown).
+	 */
+	int		 replicated;
+	int		 have_epoch;
+	uint64_t	 epoch;
+	uint64_t	 epochs_acked;
+	uint64_t	 outputs_released;
+	int64_t		 outputs_in_state;
+	/* Sender: pages the domain's workload wrote meanwhile (sim), -1. */
+	int64_t		 workload_pages;
+	/* Receiver after a failover: when it resumed, wall clock (ms). */
+	double		 failover_at_ms;
+};
+
+/*
+ * One epoch of a replicated sender (xmig_cbs.checkpoint).  CKPT_CAPTURED
+ * when the epoch is taken (domain paused and resumed; memory_digest with
+ * send_opts.epoch_digests), CKPT_ACKED when the backup committed it and
+ * its outputs were released.
+ */
+enum checkpoint_event { CKPT_CAPTURED = 1, CKPT_ACKED };
+
+struct checkpoint_info {
+	enum checkpoint_event event;
+	uint64_t	 epoch;
+	uint64_t	 outputs;	/* in the epoch's state / released */
+	double		 pause_ms;	/* the domain was paused this long */
+	uint64_t	 dirty_pages;	/* pages the epoch carries */
+	uint64_t	 octets;	/* stream octets through its CHECKPOINT */
+	double		 t_ms;		/* when it was taken, since the start */
+	int64_t		 workload_pages; /* backend stats then, -1 if none */
+	int		 have_digest;
+	enum xmig_digest memory_alg;
+	uint8_t		 memory_digest[32];
 };
 
 /*
@@ -296,6 +334,8 @@ struct xmig_cbs {
 	void	(*log)(void *arg, int level, const char *msg);
 	int	 log_level;	/* the most verbose level log wants */
 	void	(*result)(void *arg, int rc, const struct xmig_report *r);
+	/* A replicating sender's epochs (may be NULL). */
+	void	(*checkpoint)(void *arg, const struct checkpoint_info *ci);
 };
 
 /* ---- engine/send.c ----------------------------------------------------- */
@@ -350,6 +390,17 @@ struct send_opts {
 	 * negative errno (no answer in the negotiation wait: -ETIMEDOUT).
 	 */
 	int		query;
+	/*
+	 * Replication (SPEC 15.4): 0 off; else the checkpoint interval in
+	 * ms.  After the first live copy the domain keeps running here and
+	 * every interval an epoch is taken (pause, dirty pages and state
+	 * copied aside, resume) and sent; cancel_fd then stops replication
+	 * in order (END; the result's status "stopped", rc 0) and a lost
+	 * backup ends it with status "unprotected" (rc -ENOTCONN).  Either
+	 * way the domain runs on here.  Needs a back-channel.
+	 */
+	unsigned	replicate_ms;
+	int		epoch_digests;	/* digest memory at each epoch (tests) */
 };
 
 void	send_opts_default(struct send_opts *o);
@@ -380,7 +431,8 @@ void	send_opts_default(struct send_opts *o);
  * the receiver has reported the domain running (handed over) it does
  * nothing: the session ends as it would, with the digests compared.  o's
  * cancel_fd does the same when it becomes readable (and there, ends the
- * session at once, without the digests).
+ * session at once, without the digests).  A replicating session past its
+ * first epoch stops in order instead (replicate_ms).
  *
  * xmig_send_free: frees it; a session still running is stopped as by
  * cancel first, without a result.
@@ -477,6 +529,9 @@ struct recv_opts {
 	int		keep_paused;	/* one-way: leave the restored domain
 					   to the caller (no resume) */
 	const struct recv_toolstack *toolstack;	/* NULL: none */
+	/* Checkpointed streams (SPEC 15.4). */
+	uint64_t	max_epoch_bytes;	/* bound of one epoch buffered */
+	double		failover_timeout_ms;	/* 0: 3 intervals, >= 200 */
 };
 
 void	recv_opts_default(struct recv_opts *o);

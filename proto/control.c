@@ -185,8 +185,8 @@ control_check_hdr(struct xp_check *ck, uint32_t type, uint32_t len,
 	if ((rt->flags & need) == 0)
 		return record_why(ck, -XP_EORDER, "not valid on the %s (%s)",
 		    control_dir_name(ck->dir), ck->dir == XP_CONTROL_BACK ?
-		    "it carries XMIG_REPLY, XMIG_ACK, XMIG_ERROR, XMIG_STATUS "
-		    "and XMIG_DIGESTS" : "it carries XMIG_HANDOVER");
+		    "it carries XMIG_REPLY, XMIG_ACK, XMIG_ERROR, XMIG_STATUS, "
+		    "XMIG_DIGESTS and XMIG_CHECKPOINT_ACK" : "it carries XMIG_HANDOVER");
 	if (options & ~WIRE_REC_OPT_KNOWN)
 		return record_why(ck, -XP_EOPTIONS, "unknown option bits "
 		    "0x%04x", options & ~WIRE_REC_OPT_KNOWN);
@@ -219,6 +219,7 @@ control_check_hdr(struct xp_check *ck, uint32_t type, uint32_t len,
 		break;
 	case REC_XMIG_ACK:
 	case REC_XMIG_STATUS:
+	case REC_XMIG_CHECKPOINT_ACK:
 		if (ck->ctl_reply != 1)
 			return record_why(ck, -XP_EORDER, "only valid after an "
 			    "XMIG_REPLY that accepted the stream");
@@ -383,6 +384,17 @@ control_check_reply(struct xp_check *ck, const uint8_t *b, uint32_t len)
 		    v & ~XMIG_CAN_KNOWN);
 	return control_check_text(ck, b + WIRE_REPLY_MIN,
 	    len - WIRE_REPLY_MIN);
+}
+
+/* XMIG_CHECKPOINT_ACK: u64 epoch (> 0), u64 octets (length checked). */
+int
+control_check_checkpoint_ack(struct xp_check *ck, const uint8_t *b,
+    uint32_t len)
+{
+	(void)len;
+	if (xp_get64(0, b) == 0)
+		return record_why(ck, -XP_EBODY, "epoch 0: epochs count from 1");
+	return 0;
 }
 
 /* XMIG_ACK: u64 records, u64 octets, u64 pages (length checked). */
@@ -574,6 +586,31 @@ control_reply_get(const struct xp_record *rec, struct xp_reply *r)
 	r->session_id = xp_get64(0, b + 40);
 	r->message = (const char *)b + WIRE_REPLY_MIN;
 	r->message_len = rec->length - WIRE_REPLY_MIN;
+	return 0;
+}
+
+int
+control_checkpoint_ack_put(struct xp_buf *out,
+    const struct xp_checkpoint_ack *a)
+{
+	uint8_t	b[WIRE_CHECKPOINT_ACK_SIZE];
+
+	xp_put64(0, b, a->epoch);
+	xp_put64(0, b + 8, a->octets);
+	return control_encode(out, REC_XMIG_CHECKPOINT_ACK, b, sizeof b);
+}
+
+int
+control_checkpoint_ack_get(const struct xp_record *rec,
+    struct xp_checkpoint_ack *a)
+{
+	const uint8_t	*b = rec->body;
+	int		 rv;
+
+	if ((rv = control_get(rec, REC_XMIG_CHECKPOINT_ACK)) != 0)
+		return rv;
+	a->epoch = xp_get64(0, b);
+	a->octets = xp_get64(0, b + 8);
 	return 0;
 }
 

@@ -233,6 +233,11 @@ struct xp_negotiate {
 	uint16_t	page_shift;
 	uint64_t	nr_pages;
 	uint32_t	nr_vcpus;
+	/*
+	 * With XMIG_F_CHECKPOINTS offered: the checkpoint interval in ms
+	 * (1 .. WIRE_CHECKPOINT_INTERVAL_MAX); otherwise 0 (SPEC 13.2).
+	 */
+	uint32_t	interval_ms;
 	uint64_t	session_id;
 };
 
@@ -402,6 +407,12 @@ struct xp_ack {
 	uint64_t	pages;
 };
 
+/* XMIG_CHECKPOINT_ACK (SPEC 13.5): epoch committed, octets up to its end. */
+struct xp_checkpoint_ack {
+	uint64_t	epoch;		/* 1 for the first CHECKPOINT */
+	uint64_t	octets;		/* forward stream octets through it */
+};
+
 /* XMIG_ERROR (struct xp_error is the parser's). */
 struct xp_error_msg {
 	uint64_t	 record_index;
@@ -445,6 +456,8 @@ int	control_error_put(struct xp_buf *out, const struct xp_error_msg *e);
 int	control_status_put(struct xp_buf *out, const struct xp_status *s);
 int	control_handover_put(struct xp_buf *out, const struct xp_handover *h);
 int	control_digests_put(struct xp_buf *out, const struct xp_digests *d);
+int	control_checkpoint_ack_put(struct xp_buf *out,
+	    const struct xp_checkpoint_ack *a);
 
 /*
  * Decode a record the control parser yielded, checking its body again as
@@ -457,6 +470,8 @@ int	control_status_get(const struct xp_record *rec, struct xp_status *s);
 int	control_handover_get(const struct xp_record *rec,
 	    struct xp_handover *h);
 int	control_digests_get(const struct xp_record *rec, struct xp_digests *d);
+int	control_checkpoint_ack_get(const struct xp_record *rec,
+	    struct xp_checkpoint_ack *a);
 
 /* ---- incremental parser (parser.c) ----------------------------------- */
 

@@ -254,6 +254,15 @@ static const struct record_type record_ext[] = {
 		.flags = REC_F_BACKCHANNEL | REC_F_BACK,
 		.check = control_check_digests,
 	},
+	{
+		.type = REC_XMIG_CHECKPOINT_ACK,
+		.name = "XMIG_CHECKPOINT_ACK",
+		.min_len = WIRE_CHECKPOINT_ACK_SIZE,
+		.max_len = WIRE_CHECKPOINT_ACK_SIZE,
+		.doms = REC_DOM_ALL,
+		.flags = REC_F_BACKCHANNEL | REC_F_BACK,
+		.check = control_check_checkpoint_ack,
+	},
 	{ .name = NULL },
 };
 

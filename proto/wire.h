@@ -88,6 +88,7 @@ enum wire_rec_type {
 #define REC_XMIG_ERROR		0x80000013u	/* back-channel, last */
 #define REC_XMIG_STATUS		0x80000014u	/* back-channel, after END */
 #define REC_XMIG_DIGESTS	0x80000015u	/* back-channel, after RUNNING */
+#define REC_XMIG_CHECKPOINT_ACK	0x80000016u	/* back-channel, checkpointed streams */
 
 /* The back-channel's image header: version 1, options bit 1 (SPEC 13.1). */
 #define WIRE_CONTROL_IHDR_OPTIONS	WIRE_IHDR_OPT_BACKCHANNEL
@@ -102,13 +103,15 @@ enum wire_rec_type {
 #define XMIG_F_ZERO_PAGES	(1u << 2)	/* REC_XMIG_ZERO_PAGES */
 #define XMIG_F_ACKS		(1u << 3)	/* REC_XMIG_ACK */
 #define XMIG_F_HANDOVER		(1u << 4)	/* SPEC 13.4 */
-#define XMIG_F_CHECKPOINTS	(1u << 5)	/* reserved for Remus */
+#define XMIG_F_CHECKPOINTS	(1u << 5)	/* a checkpointed stream (SPEC 13.5) */
 #define XMIG_F_PARALLEL		(1u << 6)	/* reserved */
 #define XMIG_F_CONFIG		(1u << 7)	/* offer only: XMIG_DOMAIN_CONFIG follows */
 #define XMIG_F_XXH3		(1u << 8)	/* the memory digest is XXH3-128 */
 #define XMIG_F_ZSTD		(1u << 9)	/* WIRE_REC_OPT_ZSTD */
 #define XMIG_F_QUERY		(1u << 10)	/* offer only: ask, send nothing (13.2) */
 #define XMIG_F_KNOWN		0x000007FFu	/* bits 11-31 must be zero */
+/* XMIG_NEGOTIATE interval_ms with CHECKPOINTS: 1 .. this (one minute). */
+#define WIRE_CHECKPOINT_INTERVAL_MAX	60000u
 
 /* can_write (XMIG_NEGOTIATE) and can_read (XMIG_REPLY). */
 #define XMIG_CAN_DRAFTB_V1	(1u << 0)
@@ -153,6 +156,7 @@ enum wire_rec_type {
 #define WIRE_STATUS_MIN		8u	/* then message[] */
 #define WIRE_HANDOVER_SIZE	8u
 #define WIRE_DIGESTS_SIZE	72u
+#define WIRE_CHECKPOINT_ACK_SIZE	16u	/* u64 epoch, u64 octets */
 #define WIRE_MESSAGE_MAX	4096u	/* octets of UTF-8 text in a message[] */
 
 /* DEFLATE or ZSTD PAGE_DATA: after pfn[], u32 raw_length, u32 its length. */

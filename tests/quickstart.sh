@@ -81,7 +81,8 @@ test)
 	start=$(date +%s)
 	echo "== build and make check"
 	build build
-	(cd build && make -j"$jobs" check) || { cat build/test-suite.log 2>/dev/null; exit 1; }
+	(cd build && XMIG_REPL_CHAOS_N=50 make -j"$jobs" check) ||
+	    { cat build/test-suite.log 2>/dev/null; exit 1; }
 	echo "== make distcheck"
 	(cd build && make -j"$jobs" distcheck >distcheck.log 2>&1) ||
 	    { tail -50 build/distcheck.log; exit 1; }

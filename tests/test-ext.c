@@ -448,7 +448,7 @@ test_registry(void)
 	}
 	CHECK(!record_type_known(0x80000006u) &&
 	    !record_type_known(0x80000010u) &&
-	    !record_type_known(0x80000016u), "gaps unknown");
+	    !record_type_known(0x80000017u), "gaps unknown");
 	CHECK(WIRE_REC_OPT_KNOWN == 0x0007 && WIRE_REC_OPT_ZSTD == 0x0004,
 	    "known options");
 	CHECK(XMIG_F_KNOWN == 0x7FF && XMIG_F_PARALLEL == 0x40 &&
@@ -607,8 +607,9 @@ test_negotiate(void)
 			{ "version 0", 0, 4, 0, "negotiate_version 0 is not 1" },
 			{ "version 2", 0, 4, 2, "negotiate_version 2 is not 1" },
 			{ "reserved u16", 22, 2, 1, "reserved field is 0x1" },
-			{ "reserved u32", 36, 4, 0x80000000u,
-			    "reserved field is 0x80000000" },
+			{ "interval without CHECKPOINTS", 36, 4, 0x80000000u,
+			    "interval_ms is 2147483648 without the CHECKPOINTS "
+			    "feature (must be 0)" },
 			{ "feature bit 11", 4, 4, 0x800,
 			    "unknown feature bits 0x00000800" },
 			{ "feature bit 31", 4, 4, 0x80000001u,
@@ -2066,7 +2067,7 @@ test_control_records(void)
 			{ REC_CHECKPOINT_DIRTY_PFN_LIST, XP_EORDER },
 			{ 0x13, XP_ETYPE },
 			{ 0x80000099u, XP_ETYPE },
-			{ 0x80000016u, XP_ETYPE },
+			{ 0x80000017u, XP_ETYPE },
 		}, fwd_bad[] = {
 			{ REC_XMIG_REPLY, XP_EORDER },
 			{ REC_XMIG_ACK, XP_EORDER },
@@ -2087,8 +2088,8 @@ test_control_records(void)
 			    back_bad[k].code, "%s%s", cwhere(&c, 0),
 			    back_bad[k].code == XP_ETYPE ? "record type 0x" :
 			    "not valid on the back-channel (it carries "
-			    "XMIG_REPLY, XMIG_ACK, XMIG_ERROR, XMIG_STATUS and "
-			    "XMIG_DIGESTS)");
+			    "XMIG_REPLY, XMIG_ACK, XMIG_ERROR, XMIG_STATUS, "
+			    "XMIG_DIGESTS and XMIG_CHECKPOINT_ACK)");
 			buf_free(&c.b);
 		}
 		for (k = 0; k < sizeof fwd_bad / sizeof fwd_bad[0]; k++) {
@@ -2291,6 +2292,112 @@ test_control_records(void)
 }
 
 /* The order SPEC 13.1 allows on each channel. */
+
+/* Checkpointed streams: CHECKPOINTS' interval_ms and XMIG_CHECKPOINT_ACK. */
+static void
+test_checkpoints(void)
+{
+	struct xp_negotiate	 n, m;
+	struct xp_checkpoint_ack a = { 7, 123456 }, a2;
+	struct xp_ack		 ack = { 1, 2, 3 };
+	struct xp_reply		 r;
+	struct img		 im;
+	struct collect		 col;
+	struct xp_error		 e;
+	struct cimg		 c;
+	uint8_t			 b[WIRE_NEGOTIATE_SIZE];
+	int			 rv, be, k;
+	static const uint32_t	 bad_iv[] = { 0, 60001, 0xFFFFFFFFu };
+
+	/* interval_ms round trip, both byte orders. */
+	for (be = 0; be < 2; be++) {
+		img_begin_v(&im, XP_DRAFTB, be, 0, WIRE_DOM_X86_HVM, 1);
+		mk_negotiate(&n, &im.st);
+		n.features = (n.features & ~XMIG_F_HANDOVER) |
+		    XMIG_F_CHECKPOINTS;
+		n.interval_ms = 25;
+		body_negotiate_put(be, b, &n);
+		CHECK(xp_get32(be, b + 36) == 25, "interval_ms at 36");
+		img_put(&im, REC_XMIG_NEGOTIATE, b, sizeof b);
+		img_static(&im);
+		img_put_empty(&im, REC_CHECKPOINT);
+		img_put_empty(&im, REC_CHECKPOINT);
+		img_put_empty(&im, REC_END);
+		accept("checkpointed NEGOTIATE", &im);
+		memset(&col, 0, sizeof col);
+		rv = run_k(K_STREAM, im.b.data, im.b.len, CHUNK_WHOLE, NULL,
+		    &col, &e);
+		CHECK(rv == 0 && col.n > 0 && body_negotiate_get(&col.st,
+		    &col.v[0].rec, &m) == 0 && m.interval_ms == 25 &&
+		    (m.features & XMIG_F_CHECKPOINTS) &&
+		    memcmp(&n, &m, sizeof n) == 0, "interval round trip %d", be);
+		collect_free(&col);
+		img_free(&im);
+	}
+	/* With CHECKPOINTS, interval_ms from 1 to 60000. */
+	for (k = 0; k < 3; k++) {
+		img_begin_v(&im, XP_DRAFTB, 0, 0, WIRE_DOM_X86_HVM, 1);
+		mk_negotiate(&n, &im.st);
+		n.features |= XMIG_F_CHECKPOINTS;
+		n.interval_ms = bad_iv[k];
+		body_negotiate_put(0, b, &n);
+		img_put(&im, REC_XMIG_NEGOTIATE, b, sizeof b);
+		img_put_empty(&im, REC_END);
+		reject("bad interval_ms", &im, XP_EBODY, "%sinterval_ms %u is "
+		    "not from 1 to 60000", where(&im, 0), bad_iv[k]);
+		img_free(&im);
+	}
+
+	/* XMIG_CHECKPOINT_ACK: round trip after an accepting REPLY. */
+	cimg_begin(&c, 1);
+	mk_reply(&r, XMIG_REPLY_OK, NULL);
+	cimg_note(&c, REC_XMIG_REPLY);
+	CHECK(control_reply_put(&c.b, &r) == 0, "reply put");
+	cimg_note(&c, REC_XMIG_CHECKPOINT_ACK);
+	CHECK(control_checkpoint_ack_put(&c.b, &a) == 0, "ckpt ack put");
+	memset(&col, 0, sizeof col);
+	rv = run_k(K_BACK, c.b.data, c.b.len, 5, NULL, &col, &e);
+	CHECK(rv == 0 && col.n == 2 && col.v[1].type ==
+	    REC_XMIG_CHECKPOINT_ACK && col.v[1].length == 16,
+	    "ckpt ack yielded: %d %s", rv, e.msg);
+	if (col.n == 2) {
+		CHECK(control_checkpoint_ack_get(&col.v[1].rec, &a2) == 0 &&
+		    a2.epoch == 7 && a2.octets == 123456, "ckpt ack fields");
+		CHECK(control_checkpoint_ack_get(&col.v[0].rec, &a2) ==
+		    -XP_EINVAL && control_ack_get(&col.v[1].rec, &ack) ==
+		    -XP_EINVAL, "ckpt ack decoders check the type");
+	}
+	collect_free(&col);
+	buf_free(&c.b);
+
+	/* Not before an accepting REPLY. */
+	cimg_begin(&c, 1);
+	cimg_note(&c, REC_XMIG_CHECKPOINT_ACK);
+	control_checkpoint_ack_put(&c.b, &a);
+	creject("ckpt ack before REPLY", &c, XP_EORDER, "%sonly valid after "
+	    "an XMIG_REPLY that accepted the stream", cwhere(&c, 0));
+	buf_free(&c.b);
+
+	/* Epoch 0 does not exist. */
+	cimg_begin(&c, 1);
+	cimg_note(&c, REC_XMIG_REPLY);
+	control_reply_put(&c.b, &r);
+	a.epoch = 0;
+	cimg_note(&c, REC_XMIG_CHECKPOINT_ACK);
+	control_checkpoint_ack_put(&c.b, &a);
+	creject("ckpt ack epoch 0", &c, XP_EBODY, "%sepoch 0: epochs count "
+	    "from 1", cwhere(&c, 1));
+	buf_free(&c.b);
+
+	/* Not in a forward stream. */
+	img_begin_v(&im, XP_DRAFTB, 0, 0, WIRE_DOM_X86_HVM, 1);
+	img_put(&im, REC_XMIG_CHECKPOINT_ACK, b, 16);
+	img_put_empty(&im, REC_END);
+	reject("ckpt ack forward", &im, XP_EORDER, "%sonly valid on a "
+	    "back-channel", where(&im, 0));
+	img_free(&im);
+}
+
 static void
 test_control_order(void)
 {
@@ -2753,6 +2860,7 @@ main(void)
 	test_control_header();
 	test_control_records();
 	test_control_order();
+	test_checkpoints();
 	test_control_truncation();
 	test_control_bitflips();
 	return tap_done();

@@ -185,6 +185,20 @@ struct backend_ops {
 	 * engine's thread.
 	 */
 	int (*throttle)(struct backend *b, unsigned pct);
+	/*
+	 * Optional (NULL: the domain has no external outputs to hold), for
+	 * output commit under replication (SPEC 15.4), Remus's network
+	 * buffering.  output_count: a source, paused: the outputs its
+	 * state has produced so far; a target: the count its memory holds
+	 * (-ENOENT if it holds none).  output_hold, source: on, outputs
+	 * produced from now on stay inside until released; off, every
+	 * output produced leaves, and so do all held ones.
+	 * output_release, source: let outputs 1..upto leave (never beyond
+	 * those produced); returns how many have left in all.
+	 */
+	int64_t (*output_count)(struct backend *b);
+	int (*output_hold)(struct backend *b, int on);
+	int64_t (*output_release)(struct backend *b, uint64_t upto);
 };
 
 /* The registry: "sim", "xen" (when built). NULL if unknown. */
@@ -260,6 +274,9 @@ extern const struct backend_ops sim_ops;
  *		 thread (MADV_POPULATE_WRITE, else one atomic no-op write per
  *		 page) as soon as nr_pages is known or grows, so receiving
  *		 does not pay the page faults
+ *   outputs=N	 source: the workload produces N external outputs a second
+ *		 (0), counted in the last page of guest memory (kept out
+ *		 of the hot set); see output_count in struct backend_ops
  *   state=PATH	 source and target: write the run state to PATH (no
  *		 commas), one line, through a temporary file beside it and a
  *		 rename, at open and at every transition: "running" (a

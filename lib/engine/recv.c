@@ -17,6 +17,7 @@
  */
 #include "config.h"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -50,6 +52,16 @@
  */
 #define RECV_BUSY_RECORD_MAX	4096u
 #define RECV_BUSY_DEADLINE_MS	1000
+/* Checkpointed streams (SPEC 15.4): defaults of the epoch bound and wait. */
+#define RECV_EPOCH_BYTES_DEFAULT	(256ULL << 20)
+#define RECV_FAILOVER_MIN_MS	200.0
+
+/* A page of a buffered epoch: its pfn, and where its data is (or none). */
+struct recv_epage {
+	uint64_t	pfn;
+	uint64_t	off;		/* into ep_data; RECV_EPAGE_ZERO: zero */
+};
+#define RECV_EPAGE_ZERO		UINT64_MAX
 
 enum recv_phase {
 	RV_STREAM,	/* parsing the forward stream */
@@ -124,6 +136,20 @@ struct xmig_recv {
 	int			 rc;
 	char			 err[512];
 	const struct xp_error	*perr;		/* the parser's, when it failed */
+
+	/* A checkpointed stream (SPEC 15.4). */
+	int			 ckpt;		/* XMIG_NEGOTIATE offered it */
+	uint32_t		 interval_ms;
+	uint64_t		 epoch;		/* epochs committed */
+	uint64_t		 ep_octets;	/* record bodies buffered since */
+	uint64_t		 ep_records;
+	struct recv_epage	*ep_pages;
+	size_t			 ep_n, ep_cap;
+	uint8_t			*ep_data;
+	size_t			 ep_len, ep_data_cap;
+	struct state_list	 ep_state;
+	int			 stopped;	/* END after a CHECKPOINT */
+	int			 failover;	/* resumed the last epoch */
 };
 
 void
@@ -342,6 +368,12 @@ recv_negotiate(struct xmig_recv *rv, const struct xp_stream *st,
 		    "a one-way stream: nobody could read the answer",
 		    recv_where(rec, where, sizeof(where)));
 	}
+	if (n.features & XMIG_F_CHECKPOINTS) {
+		rv->ckpt = 1;
+		rv->interval_ms = n.interval_ms;
+		rv->r.replicated = 1;
+		rv->r.have_epoch = 1;
+	}
 	memset(&r, 0, sizeof(r));
 	r.version = XMIG_NEGOTIATE_VERSION;
 	r.result = XMIG_REPLY_OK;
@@ -387,6 +419,11 @@ recv_negotiate(struct xmig_recv *rv, const struct xp_stream *st,
 		    (unsigned long long)(rv->o->max_memory >> 20),
 		    rv->o->max_memory_why != NULL ? rv->o->max_memory_why :
 		    "--max-memory");
+	} else if (rv->ckpt && rv->ts != NULL) {
+		r.result = XMIG_REPLY_OTHER;
+		snprintf(msg, sizeof(msg), "this receiver cannot be a backup "
+		    "for replication (checkpointed streams): its toolstack "
+		    "completes a domain once");
 	} else if (rv->ts != NULL && !(n.features & XMIG_F_CONFIG)) {
 		r.result = XMIG_REPLY_OTHER;
 		snprintf(msg, sizeof(msg), "the sender sends no domain "
@@ -433,7 +470,7 @@ recv_reply(struct xmig_recv *rv, const struct xp_negotiate *np,
 	if (r.result == XMIG_REPLY_OK)
 		r.features = n.features & (XMIG_F_CHECKSUM | XMIG_F_DEFLATE |
 		    XMIG_F_ZERO_PAGES | XMIG_F_ACKS | XMIG_F_HANDOVER |
-		    XMIG_F_XXH3 | XMIG_F_ZSTD);
+		    XMIG_F_XXH3 | XMIG_F_ZSTD | XMIG_F_CHECKPOINTS);
 	if (xmig_cbs_log_on(rv->cbs, XMIG_LOG_DEBUG)) {
 		char fo[128], fa[128], lim[48] = "none";
 
@@ -852,6 +889,354 @@ recv_config_reply(struct xmig_recv *rv, const struct xp_stream *st,
 	return recv_reply(rv, &rv->neg, &r, msg);
 }
 
+
+/* ---- checkpointed streams (SPEC 15.4) ------------------------------------ */
+
+static double
+recv_failover_ms(const struct xmig_recv *rv)
+{
+	double ms = rv->o->failover_timeout_ms;
+
+	if (ms > 0)
+		return ms;
+	ms = 3.0 * rv->interval_ms;
+	return ms < RECV_FAILOVER_MIN_MS ? RECV_FAILOVER_MIN_MS : ms;
+}
+
+static uint64_t
+recv_epoch_max(const struct xmig_recv *rv)
+{
+	return rv->o->max_epoch_bytes > 0 ? rv->o->max_epoch_bytes :
+	    RECV_EPOCH_BYTES_DEFAULT;
+}
+
+/* Forget the epoch being buffered (a failover, a failure). */
+static void
+recv_epoch_drop(struct xmig_recv *rv)
+{
+	rv->ep_n = 0;
+	rv->ep_len = 0;
+	rv->ep_octets = 0;
+	rv->ep_records = 0;
+	state_list_free(&rv->ep_state);
+}
+
+static void
+recv_epoch_free(struct xmig_recv *rv)
+{
+	recv_epoch_drop(rv);
+	free(rv->ep_pages);
+	free(rv->ep_data);
+	rv->ep_pages = NULL;
+	rv->ep_data = NULL;
+	rv->ep_cap = rv->ep_data_cap = 0;
+}
+
+/* Buffer a page of the epoch (data NULL: a zero page). */
+static int
+recv_epoch_page(struct xmig_recv *rv, uint64_t pfn, const uint8_t *data,
+    size_t ps)
+{
+	struct recv_epage *pg;
+
+	if (rv->ep_n == rv->ep_cap) {
+		size_t cap = rv->ep_cap ? rv->ep_cap * 2 : 1024;
+
+		if ((pg = realloc(rv->ep_pages, cap * sizeof(*pg))) == NULL)
+			return -ENOMEM;
+		rv->ep_pages = pg;
+		rv->ep_cap = cap;
+	}
+	pg = &rv->ep_pages[rv->ep_n];
+	pg->pfn = pfn;
+	pg->off = RECV_EPAGE_ZERO;
+	if (data != NULL) {
+		if (rv->ep_len + ps > rv->ep_data_cap) {
+			size_t cap = rv->ep_data_cap ? rv->ep_data_cap * 2 :
+			    (size_t)256 * ps;
+			uint8_t *d;
+
+			while (cap < rv->ep_len + ps)
+				cap *= 2;
+			if ((d = realloc(rv->ep_data, cap)) == NULL)
+				return -ENOMEM;
+			rv->ep_data = d;
+			rv->ep_data_cap = cap;
+		}
+		memcpy(rv->ep_data + rv->ep_len, data, ps);
+		pg->off = rv->ep_len;
+		rv->ep_len += ps;
+	}
+	rv->ep_n++;
+	return 0;
+}
+
+/* PAGE_DATA or XMIG_ZERO_PAGES inside an epoch: buffered, not applied. */
+static int
+recv_epoch_pages(struct xmig_recv *rv, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	struct xp_page_view v;
+	struct xp_error e;
+	const uint8_t *src;
+	size_t ps = (size_t)1 << st->page_shift;
+	uint32_t i;
+	char where[128];
+
+	if (body_page_data_view(st, rec, &v) != 0 ||
+	    v.count > WIRE_PAGE_DATA_MAX)
+		return recv_fail(rv, -EPROTO, "%s: bad page list",
+		    recv_where(rec, where, sizeof(where)));
+	src = v.data;
+	if (v.deflated) {
+		if (rv->raw == NULL &&
+		    (rv->raw = malloc(WIRE_PAGE_DATA_MAX * ps)) == NULL)
+			return recv_fail(rv, -ENOMEM, "out of memory");
+		if (body_page_data_inflate_err(st, rec, rv->raw,
+		    WIRE_PAGE_DATA_MAX * ps, &e) != 0)
+			return recv_fail(rv, -EPROTO, "invalid stream: %s",
+			    e.msg);
+		src = rv->raw;
+	}
+	for (i = 0; i < v.count; i++) {
+		uint64_t e64 = xp_page_view_entry(&v, i);
+		unsigned type = (unsigned)(e64 >> WIRE_PFN_TYPE_SHIFT);
+		uint64_t pfn = e64 & WIRE_PFN_MASK;
+		int rc;
+
+		if (rv->negotiated && pfn >= rv->neg_pages)
+			return recv_fail(rv, -ERANGE, "%s: pfn %llu is beyond "
+			    "the %llu pages XMIG_NEGOTIATE announced",
+			    recv_where(rec, where, sizeof(where)),
+			    (unsigned long long)pfn,
+			    (unsigned long long)rv->neg_pages);
+		if (type == PT_XTAB || type == PT_BROKEN)
+			continue;
+		if (v.zero || !body_page_type_has_data(type))
+			rc = recv_epoch_page(rv, pfn, NULL, ps);
+		else {
+			rc = recv_epoch_page(rv, pfn, src, ps);
+			src += ps;
+		}
+		if (rc != 0)
+			return recv_fail(rv, rc, "out of memory buffering "
+			    "epoch %llu", (unsigned long long)rv->epoch + 1);
+	}
+	return 0;
+}
+
+/* XMIG_CHECKPOINT_ACK for the epoch just committed (rec: its CHECKPOINT). */
+static void
+recv_send_ckpt_ack(struct xmig_recv *rv, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	struct xp_checkpoint_ack a;
+	struct xp_buf buf = { 0 };
+
+	if (!(rv->features & XMIG_F_CHECKPOINTS))
+		return;
+	a.epoch = rv->epoch;
+	a.octets = rec->offset + record_wire_size(st, rec->length);
+	if (control_checkpoint_ack_put(&buf, &a) == 0)
+		recv_bc_send(rv, &buf);
+	else
+		buf_free(&buf);
+}
+
+/*
+ * CHECKPOINT closed an epoch that arrived whole and verified (every
+ * record passed the parser, checksums included): apply it, all of it,
+ * now; then acknowledge it.  The first epoch was applied as it came
+ * (there was nothing to fall back to): it only completes the domain.
+ */
+static int
+recv_commit(struct xmig_recv *rv, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	const struct backend_ops *ops = rv->b->ops;
+	uint64_t pfns[WIRE_PAGE_DATA_MAX];
+	void *pages[WIRE_PAGE_DATA_MAX], *cookie;
+	size_t ps = (size_t)1 << st->page_shift, i, j, n;
+	char where[128];
+	int rc = 0;
+
+	recv_where(rec, where, sizeof(where));
+	for (i = 0; i < rv->ep_n; i += n) {
+		n = rv->ep_n - i < WIRE_PAGE_DATA_MAX ? rv->ep_n - i :
+		    WIRE_PAGE_DATA_MAX;
+		for (j = 0; j < n; j++)
+			pfns[j] = rv->ep_pages[i + j].pfn;
+		if ((rc = ops->populate(rv->b, pfns, (unsigned)n)) != 0)
+			goto fail;
+		cookie = NULL;
+		if ((rc = ops->map(rv->b, pfns, (unsigned)n, 1, pages,
+		    &cookie)) != 0)
+			goto fail;
+		for (j = 0; j < n; j++) {
+			const struct recv_epage *pg = &rv->ep_pages[i + j];
+
+			if (pg->off == RECV_EPAGE_ZERO)
+				memset(pages[j], 0, ps);
+			else
+				memcpy(pages[j], rv->ep_data + pg->off, ps);
+		}
+		ops->unmap(rv->b, cookie, (unsigned)n);
+	}
+	if (rv->ep_state.n > 0) {
+		/* The vcpu digest is the committed state's. */
+		digest_state_free(rv->dstate);
+		if ((rv->dstate = digest_state_new()) == NULL)
+			return recv_fail(rv, -ENOMEM, "out of memory");
+	}
+	for (i = 0; i < rv->ep_state.n; i++) {
+		const struct state_rec *sr = &rv->ep_state.recs[i];
+
+		if ((rc = ops->load_state(rv->b, sr->type, sr->body,
+		    sr->len)) != 0)
+			goto fail;
+		digest_state_add(rv->dstate, sr->type, sr->body, sr->len);
+	}
+	if ((rc = ops->complete(rv->b)) != 0)
+		goto fail;
+	rv->epoch++;
+	rv->r.epoch = rv->epoch;
+	recv_debug(rv, "+%.1f ms: epoch %llu committed: %zu pages, %zu state "
+	    "records, %llu octets", recv_ms(rv),
+	    (unsigned long long)rv->epoch, rv->ep_n, rv->ep_state.n,
+	    (unsigned long long)rv->ep_octets);
+	recv_epoch_drop(rv);
+	recv_send_ckpt_ack(rv, st, rec);
+	if (rv->epoch == 1 && rv->bev != NULL) {
+		/* From now on, silence means the primary is gone. */
+		double ms = recv_failover_ms(rv);
+		struct timeval tv = { (time_t)(ms / 1000),
+		    (suseconds_t)((ms - (double)(time_t)(ms / 1000) * 1000) *
+		    1000) };
+
+		bufferevent_set_timeouts(rv->bev, &tv, NULL);
+	}
+	return 0;
+fail:
+	/*
+	 * Applying failed half-way: the domain holds neither epoch.  Fatal
+	 * (a backend fault, not the stream's): nothing is kept.
+	 */
+	recv_fail(rv, rc, "%s: committing epoch %llu: %s", where,
+	    (unsigned long long)rv->epoch + 1, backend_errmsg(rv->b));
+	rv->epoch = 0;
+	rv->r.have_epoch = 0;
+	return -XP_ECALLBACK;
+}
+
+/* A record after the first CHECKPOINT: buffered until the next one. */
+static int
+recv_epoch_record(struct xmig_recv *rv, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	const uint8_t *body;
+	char where[128];
+	int rc;
+
+	if (rec->type == REC_CHECKPOINT)
+		return recv_commit(rv, st, rec);
+	if (rec->type == REC_END) {
+		if (rv->ep_records != 0)
+			return recv_fail(rv, -EPROTO, "%s: END inside epoch "
+			    "%llu (%llu record%s after CHECKPOINT %llu): a "
+			    "checkpointed stream ends right after a "
+			    "CHECKPOINT", recv_where(rec, where,
+			    sizeof(where)), (unsigned long long)rv->epoch + 1,
+			    (unsigned long long)rv->ep_records,
+			    rv->ep_records == 1 ? "" : "s",
+			    (unsigned long long)rv->epoch);
+		rv->stopped = 1;
+		rv->phase = RV_DONE;
+		xmig_cbs_log(rv->cbs, XMIG_LOG_INFO, "replication stopped in "
+		    "order after epoch %llu: the primary runs on; this copy "
+		    "is discarded", (unsigned long long)rv->epoch);
+		return 0;
+	}
+	rv->ep_records++;
+	rv->ep_octets += rec->length;
+	if (rv->ep_octets > recv_epoch_max(rv))
+		return recv_fail(rv, -EFBIG, "%s: epoch %llu has grown to "
+		    "%llu octets, beyond --max-epoch-bytes %llu: replication "
+		    "stopped (the backup keeps epoch %llu and does not run "
+		    "it)", recv_where(rec, where, sizeof(where)),
+		    (unsigned long long)rv->epoch + 1,
+		    (unsigned long long)rv->ep_octets,
+		    (unsigned long long)recv_epoch_max(rv),
+		    (unsigned long long)rv->epoch);
+	switch (rec->type) {
+	case REC_PAGE_DATA:
+	case REC_XMIG_ZERO_PAGES:
+		return recv_epoch_pages(rv, st, rec);
+	case REC_TOOLSTACK:
+	case REC_XMIG_EARLY_PARAMS:
+	case REC_XMIG_DOMAIN_CONFIG:
+		return 0;
+	case REC_VERIFY:
+		return recv_fail(rv, -EPROTO, "%s: VERIFY is not valid in a "
+		    "checkpointed stream", recv_where(rec, where,
+		    sizeof(where)));
+	default:
+		if (!rec->known)
+			return 0;
+		if ((rc = recv_body_le(rv, st, rec, &body)) != 0)
+			return rc;
+		if (state_list_add(&rv->ep_state, rec->type, body,
+		    rec->length) != 0)
+			return recv_fail(rv, -ENOMEM, "out of memory");
+		return 0;
+	}
+}
+
+/*
+ * The primary is gone (its connection ended without END, or it was
+ * silent for the failover timeout): run the last committed epoch.
+ * 0 if this copy now runs, -1 if there was nothing to fail over to.
+ */
+static int
+recv_failover(struct xmig_recv *rv, const char *why)
+{
+	int64_t outs;
+	int rc;
+
+	if (!rv->ckpt || rv->epoch == 0 || rv->stopped || rv->running ||
+	    rv->b == NULL)
+		return -1;
+	if (rv->rc != 0 && rv->rc != -EPIPE && rv->rc != -EIO &&
+	    rv->rc != -ETIMEDOUT)
+		return -1;	/* the stream was refused: the primary lives */
+	recv_epoch_drop(rv);
+	rv->r.outputs_in_state = -1;
+	if (rv->b->ops->output_count != NULL &&
+	    (outs = rv->b->ops->output_count(rv->b)) >= 0)
+		rv->r.outputs_in_state = outs;
+	if ((rc = rv->b->ops->resume(rv->b)) != 0) {
+		rv->rc = 0;
+		recv_fail(rv, rc, "failover: starting epoch %llu: %s",
+		    (unsigned long long)rv->epoch, backend_errmsg(rv->b));
+		return -1;
+	}
+	rv->rc = 0;
+	rv->err[0] = '\0';
+	rv->perr = NULL;
+	rv->running = 1;
+	rv->failover = 1;
+	rv->phase = RV_DONE;
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		rv->r.failover_at_ms = (double)ts.tv_sec * 1e3 +
+		    (double)ts.tv_nsec / 1e6;
+	}
+	xmig_cbs_log(rv->cbs, XMIG_LOG_INFO, "failover: %s; the domain runs "
+	    "here from epoch %llu", why, (unsigned long long)rv->epoch);
+	return 0;
+}
+
 static int
 recv_record_cb(void *arg, const struct xp_stream *st,
     const struct xp_record *rec)
@@ -873,14 +1258,24 @@ recv_record_cb(void *arg, const struct xp_stream *st,
 		return 0;	/* unknown optional record: skipped */
 	if (rv->b == NULL && recv_open_target(rv, st) != 0)
 		return -XP_ECALLBACK;
+	if (rv->ckpt && rv->epoch > 0)
+		return recv_epoch_record(rv, st, rec);
 	switch (rec->type) {
 	case REC_PAGE_DATA:
 	case REC_XMIG_ZERO_PAGES:
 		rc = recv_pages(rv, st, rec);
 		break;
 	case REC_END:
+		if (rv->ckpt)
+			return recv_fail(rv, -EPROTO, "%s: END before the "
+			    "first CHECKPOINT of a checkpointed stream",
+			    recv_where(rec, where, sizeof(where)));
 		return recv_end(rv);
 	case REC_VERIFY:
+		if (rv->ckpt)
+			return recv_fail(rv, -EPROTO, "%s: VERIFY is not valid "
+			    "in a checkpointed stream", recv_where(rec, where,
+			    sizeof(where)));
 		rv->verify_mode = 1;
 		return 0;
 	case REC_STATIC_DATA_END:
@@ -890,9 +1285,12 @@ recv_record_cb(void *arg, const struct xp_stream *st,
 		rc = recv_early(rv, st, rec);
 		break;
 	case REC_CHECKPOINT:
-		return recv_fail(rv, -ENOTSUP, "%s: checkpointed (Remus) "
-		    "streams are not supported by this receiver yet",
-		    recv_where(rec, where, sizeof(where)));
+		if (!rv->ckpt)
+			return recv_fail(rv, -EPROTO, "%s: a CHECKPOINT in a "
+			    "stream that is not checkpointed (XMIG_NEGOTIATE "
+			    "did not offer CHECKPOINTS)",
+			    recv_where(rec, where, sizeof(where)));
+		return recv_commit(rv, st, rec);
 	default:
 		rc = recv_state(rv, st, rec);
 		break;
@@ -1057,6 +1455,9 @@ static void
 recv_at_eof(struct xmig_recv *rv)
 {
 	if (rv->rc != 0)
+		return;
+	if (rv->phase == RV_STREAM && recv_failover(rv, "the primary's "
+	    "stream ended without an orderly stop") == 0)
 		return;
 	if (rv->phase == RV_STREAM && parser_finish(rv->p) != 0) {
 		rv->perr = parser_error(rv->p);
@@ -1285,6 +1686,32 @@ recv_event_cb(struct bufferevent *bev, short what, void *arg)
 		recv_finish_soon(rv);
 		return;
 	}
+	if ((what & BEV_EVENT_TIMEOUT) && rv->phase == RV_STREAM &&
+	    rv->rc == 0 && rv->ckpt && rv->epoch > 0) {
+		int queued = 0;
+
+		/*
+		 * libevent reports the timeout alone when its loop itself was
+		 * held up past it (a busy machine), even if octets arrived
+		 * meanwhile: only a socket with nothing waiting is silence.
+		 */
+		if (evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
+		    (ioctl(bufferevent_getfd(bev), FIONREAD, &queued) == 0 &&
+		    queued > 0)) {
+			recv_debug(rv, "+%.1f ms: the failover timeout fired "
+			    "with %d octets waiting: the loop was late, not "
+			    "the primary", recv_ms(rv), queued);
+			bufferevent_enable(bev, EV_READ);
+			recv_read_cb(bev, rv);
+			return;
+		}
+		snprintf(why, sizeof(why), "nothing from the primary for %.0f "
+		    "ms (--failover-timeout)", recv_failover_ms(rv));
+		if (recv_failover(rv, why) == 0) {
+			recv_finish_soon(rv);
+			return;
+		}
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		recv_fail(rv, -ETIMEDOUT, "the sender stopped sending: no "
 		    "data for %.0f s (--timeout); nothing of it is kept",
@@ -1298,7 +1725,8 @@ recv_event_cb(struct bufferevent *bev, short what, void *arg)
 		recv_at_eof(rv);
 	} else if (rv->rc == 0) {
 		xport_bev_error(bev, why, sizeof(why));
-		recv_fail(rv, -EIO, "connection: %s", why);
+		if (rv->phase != RV_STREAM || recv_failover(rv, why) != 0)
+			recv_fail(rv, -EIO, "connection: %s", why);
 	}
 	if (rv->phase == RV_RUNNING && rv->rc == 0) {
 		recv_digests(rv);	/* the sender left: keep running */
@@ -1371,10 +1799,16 @@ static int
 recv_wait_data(struct xmig_recv *rv)
 {
 	struct pollfd pfd = { .fd = rv->fd, .events = POLLIN };
+	double ms = rv->ckpt && rv->epoch > 0 ? recv_failover_ms(rv) :
+	    RECV_TIMEOUT(rv) * 1000;
+	char why[128];
 
-	if (xport_is_regular(rv->fd) ||
-	    poll(&pfd, 1, (int)(RECV_TIMEOUT(rv) * 1000)) != 0)
+	if (xport_is_regular(rv->fd) || poll(&pfd, 1, (int)ms) != 0)
 		return 0;
+	snprintf(why, sizeof(why), "nothing from the primary for %.0f ms "
+	    "(--failover-timeout)", ms);
+	if (rv->ckpt && rv->epoch > 0 && recv_failover(rv, why) == 0)
+		return -1;
 	recv_fail(rv, -ETIMEDOUT, "the sender stopped sending: no data for "
 	    "%.0f s (--timeout); nothing of it is kept", RECV_TIMEOUT(rv));
 	return -1;
@@ -1553,6 +1987,7 @@ recv_init(struct xmig_recv *rv, const struct recv_opts *o,
 	rv->bc_possible = out_fd >= 0;
 	rv->r.role = "receive";
 	rv->r.status = "failed";
+	rv->r.outputs_in_state = -1;
 	rv->r.verified = -1;
 	rv->t_start = now_ns();
 	rv->ops = backend_lookup(o->backend, &rv->bspec);
@@ -1586,7 +2021,9 @@ recv_finish(struct xmig_recv *rv)
 		goto report;	/* recv_init failed */
 	if (rv->rc == 0 && rv->phase != RV_DONE)
 		recv_fail(rv, -EIO, "the migration ended early");
-	if (rv->rc == 0 && rv->phase == RV_DONE && !rv->running &&
+	if (rv->rc == 0 && rv->stopped) {
+		/* Replication ended in order: the primary runs on. */
+	} else if (rv->rc == 0 && rv->phase == RV_DONE && !rv->running &&
 	    !(rv->features & XMIG_F_HANDOVER) && rv->ts != NULL) {
 		/* One-way: the toolstack starts it under its name. */
 		char msg[400] = "";
@@ -1628,11 +2065,25 @@ recv_finish(struct xmig_recv *rv)
 	if (rv->dg_ev != NULL)
 		event_free(rv->dg_ev);
 	rv->dg_ev = NULL;
-	if (rv->running) {
+	if (rv->b != NULL && rv->ckpt && rv->epoch > 0 && !rv->running &&
+	    rv->rc != 0 && !o->no_digest) {
+		/* The committed epoch, as it was, for the report. */
+		rv->info.nr_pages = 0;
+		rv->b->ops->describe(rv->b, &rv->info);
+		rv->r.memory_alg = recv_digest_alg(rv);
+		rv->r.have_memory = digest_memory(rv->b, rv->info.nr_pages,
+		    1u << rv->info.page_shift, rv->r.memory_alg,
+		    rv->r.memory_digest) == 0;
+		rv->r.nr_pages = rv->info.nr_pages;
+	}
+	if (rv->rc == 0 && rv->stopped) {
+		rv->r.status = "stopped";
+		rv->b->ops->destroy(rv->b);
+	} else if (rv->running) {
 		/* GO received (or one-way): this copy runs, whatever else. */
 		if (!rv->digests_done && !o->no_digest)
 			recv_digests(rv);
-		rv->r.status = "completed";
+		rv->r.status = rv->failover ? "failover" : "completed";
 		if (rv->rc != 0) {
 			rv->rc = 0;	/* the last message was lost: no matter */
 			rv->err[0] = '\0';
@@ -1671,6 +2122,7 @@ report:
 static void
 recv_release(struct xmig_recv *rv)
 {
+	recv_epoch_free(rv);
 	parser_free(rv->p);
 	parser_free(rv->ctl);
 	digest_state_free(rv->dstate);

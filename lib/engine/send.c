@@ -69,15 +69,36 @@ enum send_phase {
 	SP_LIVE,	/* pre-copy pass, domain running */
 	SP_PREPAUSE,	/* last live pass queued: let it drain, then pause */
 	SP_FINAL,	/* stop-and-copy pass, domain paused */
+	SP_EPOCH,	/* replication: a staged epoch being queued */
+	SP_PROTECT,	/* replication: waiting for the next interval */
 	SP_TAIL,	/* vcpu/platform records and END */
 	SP_FLUSH,	/* everything queued; waiting for it to leave */
 	SP_HANDOVER,	/* END queued; ready / go / running / digests */
+	SP_STOPPING,	/* replication stopped: END out, the backup closes */
 	SP_DONE,
 };
 
 static const char *const send_phase_name[] = {
 	"headers", "negotiate", "static", "live", "draining", "stop-and-copy",
-	"tail", "flush", "handover", "done"
+	"epoch", "protected", "tail", "flush", "handover", "stopping", "done"
+};
+
+/* Epochs taken and not yet acknowledged, at most (then the next waits). */
+#define SEND_EPOCHS_MAX		64
+/* Intervals an epoch schedule may fall behind before it starts afresh. */
+#define SEND_CATCH_UP		4
+/* After an orderly stop: wait this long for the backup to close. */
+#define SEND_STOP_WAIT_MS	5000
+
+/* One epoch of a replicated stream (SPEC 15.4), until it is acked. */
+struct send_epoch {
+	uint64_t	epoch;
+	uint64_t	outputs;	/* outputs its state has produced */
+	uint64_t	dirty;		/* pages it carries */
+	uint64_t	octets;		/* stream octets through its CHECKPOINT */
+	double		pause_ms;
+	double		t_ms;		/* taken, since the start */
+	int64_t		workload;	/* backend stats then, -1 if none */
 };
 
 /* A mapping shared by the evbuffer references made from it. */
@@ -216,6 +237,24 @@ struct xmig_send {
 	int			 tls_closing;	/* close_notify queued */
 	int			 rc;
 	char			 err[512];
+
+	/* Replication (SPEC 15.4). */
+	int			 repl;		/* o->replicate_ms > 0 */
+	int			 repl_on;	/* the first epoch is taken */
+	int			 stopping;	/* orderly stop asked */
+	int			 ckpt_due;	/* the interval is over */
+	int			 outputs_held;
+	uint64_t		 epoch;		/* epochs taken */
+	uint64_t		 epoch_acked;
+	uint64_t		*stage_pfn;	/* the epoch's dirty pages ... */
+	uint8_t			*stage_data;	/* ... and their contents */
+	size_t			 stage_cap;	/* pages */
+	size_t			 stage_n, stage_cur;
+	struct state_list	 stage_state;
+	struct send_epoch	 ring[SEND_EPOCHS_MAX];
+	struct event		*ckpt_timer;
+	uint64_t		 ckpt_t0;	/* when the last epoch was taken */
+	uint64_t		 ckpt_due_ns;	/* when the next one is due */
 };
 
 void
@@ -599,7 +638,11 @@ send_pages_plain(struct xmig_send *s, const uint64_t *pfns, void **pages,
 	if (evbuffer_add(s->out, pre, prelen) != 0)
 		return -ENOMEM;
 
-	if (checksum && !s->paused) {
+	if ((checksum && !s->paused) || s->repl || m == NULL) {
+		/*
+		 * Replication copies every page when it is queued: an epoch
+		 * must carry the contents it was taken with, never newer.
+		 */
 		struct evbuffer_iovec v;
 
 		if (evbuffer_reserve_space(s->out, n * ps, &v, 1) != 1 ||
@@ -607,7 +650,8 @@ send_pages_plain(struct xmig_send *s, const uint64_t *pfns, void **pages,
 			return -ENOMEM;
 		for (i = 0; i < n; i++)
 			memcpy((uint8_t *)v.iov_base + i * ps, pages[i], ps);
-		crc = xp_crc32(crc, v.iov_base, n * ps);
+		if (checksum)
+			crc = xp_crc32(crc, v.iov_base, n * ps);
 		v.iov_len = n * ps;
 		if (evbuffer_commit_space(s->out, &v, 1) != 0)
 			return -ENOMEM;
@@ -636,51 +680,37 @@ send_pages_plain(struct xmig_send *s, const uint64_t *pfns, void **pages,
 	return 0;
 }
 
-/* Send n pages: zero ones as XMIG_ZERO_PAGES when agreed, the rest as data. */
+/*
+ * n pages at pages[] (NULL: no data) of types[] (NULL: all PT_NOTAB): zero
+ * plain ones as XMIG_ZERO_PAGES when agreed, the rest as data; m is the
+ * mapping they come from (NULL: a buffer of ours, copied).
+ */
 static int
-send_pages(struct xmig_send *s, const uint64_t *pfns, unsigned n)
+send_page_ptrs(struct xmig_send *s, const uint64_t *pfns, void **pages,
+    const uint8_t *types, unsigned n, struct send_map *m)
 {
 	uint64_t zpfn[WIRE_PAGE_DATA_MAX], dpfn[WIRE_PAGE_DATA_MAX];
 	uint64_t xpfn[WIRE_PAGE_DATA_MAX];
-	void *pages[WIRE_PAGE_DATA_MAX], *dpages[WIRE_PAGE_DATA_MAX];
-	uint8_t types[WIRE_PAGE_DATA_MAX], dtypes[WIRE_PAGE_DATA_MAX];
-	struct send_map *m;
+	void *dpages[WIRE_PAGE_DATA_MAX];
+	uint8_t dtypes[WIRE_PAGE_DATA_MAX], t;
 	unsigned i, nz = 0, nd = 0, nx = 0;
-	void *cookie = NULL;
-	int rc;
+	int rc = 0;
 
-	rc = s->b->ops->map(s->b, pfns, n, 0, pages, &cookie);
-	if (rc != 0)
-		return rc;
-	memset(types, PT_NOTAB, n);
-	if (s->b->ops->map_types != NULL &&
-	    (rc = s->b->ops->map_types(s->b, cookie, n, types)) != 0) {
-		s->b->ops->unmap(s->b, cookie, n);
-		return rc;
-	}
 	for (i = 0; i < n; i++) {
+		t = types != NULL ? types[i] : PT_NOTAB;
 		if (pages[i] == NULL) {
 			/* No data (a p2m hole): sent as XTAB, as libxc does. */
 			xpfn[nx++] = pfns[i];
-		} else if (s->zero_elide && types[i] == PT_NOTAB &&
+		} else if (s->zero_elide && t == PT_NOTAB &&
 		    page_is_zero(pages[i], s->page_size)) {
 			/* Only plain pages: XMIG_ZERO_PAGES has no type. */
 			zpfn[nz++] = pfns[i];
 		} else {
 			dpfn[nd] = pfns[i];
-			dtypes[nd] = types[i];
+			dtypes[nd] = t;
 			dpages[nd++] = pages[i];
 		}
 	}
-	if ((m = calloc(1, sizeof(*m))) == NULL) {
-		s->b->ops->unmap(s->b, cookie, n);
-		return -ENOMEM;
-	}
-	m->b = s->b;
-	m->cookie = cookie;
-	m->n = n;
-	m->refs = 1;	/* ours, until the records are queued */
-	rc = 0;
 	if (nx > 0)
 		rc = send_pages_absent(s, xpfn, nx);
 	if (rc == 0 && nz > 0)
@@ -696,8 +726,39 @@ send_pages(struct xmig_send *s, const uint64_t *pfns, unsigned n)
 			send_zp_queued(s, (uint64_t)nd * s->page_size,
 			    s->zp.on || s->o->compress_fixed);
 	}
-	send_map_release(NULL, 0, m);
 	s->pages_sent += n - nx;	/* holes carry no page */
+	return rc;
+}
+
+/* Send n pages of the domain, mapped for the time they are queued. */
+static int
+send_pages(struct xmig_send *s, const uint64_t *pfns, unsigned n)
+{
+	void *pages[WIRE_PAGE_DATA_MAX];
+	uint8_t types[WIRE_PAGE_DATA_MAX];
+	struct send_map *m;
+	void *cookie = NULL;
+	int rc;
+
+	rc = s->b->ops->map(s->b, pfns, n, 0, pages, &cookie);
+	if (rc != 0)
+		return rc;
+	memset(types, PT_NOTAB, n);
+	if (s->b->ops->map_types != NULL &&
+	    (rc = s->b->ops->map_types(s->b, cookie, n, types)) != 0) {
+		s->b->ops->unmap(s->b, cookie, n);
+		return rc;
+	}
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		s->b->ops->unmap(s->b, cookie, n);
+		return -ENOMEM;
+	}
+	m->b = s->b;
+	m->cookie = cookie;
+	m->n = n;
+	m->refs = 1;	/* ours, until the records are queued */
+	rc = send_page_ptrs(s, pfns, pages, types, n, m);
+	send_map_release(NULL, 0, m);
 	return rc;
 }
 
@@ -734,6 +795,8 @@ send_offer(const struct xmig_send *s)
 		f |= XMIG_F_ZERO_PAGES;
 	if (!s->o->no_digest && s->o->digest == XMIG_DIGEST_XXH3)
 		f |= XMIG_F_XXH3;
+	if (s->repl)
+		f = (f & ~XMIG_F_HANDOVER) | XMIG_F_CHECKPOINTS;
 	return f;
 }
 
@@ -792,6 +855,12 @@ send_headers(struct xmig_send *s)
 
 	if (s->conn && s->o->backchannel)
 		s->st.ihdr_options |= WIRE_IHDR_OPT_BACKCHANNEL;
+	if (s->repl && !(s->st.ihdr_options & WIRE_IHDR_OPT_BACKCHANNEL)) {
+		send_fail(s, -EINVAL, "--replicate needs a connection with a "
+		    "back-channel (tcp:, tls: or exec:; not --no-backchannel): "
+		    "the backup acknowledges every epoch");
+		return -EINVAL;
+	}
 	header_image_put(&s->st, hdr);
 	len = WIRE_IHDR_SIZE + header_domain_put(&s->st, hdr + WIRE_IHDR_SIZE);
 	if (evbuffer_add(s->out, hdr, len) != 0)
@@ -820,6 +889,7 @@ send_headers(struct xmig_send *s)
 	n.page_shift = s->info.page_shift;
 	n.nr_pages = s->info.nr_pages;
 	n.nr_vcpus = s->info.nr_vcpus;
+	n.interval_ms = s->repl ? s->o->replicate_ms : 0;
 	n.session_id = s->session_id;
 	body_negotiate_put(s->st.big_endian, body, &n);
 	if (record_encode(&s->st, &buf, REC_XMIG_NEGOTIATE, body,
@@ -998,6 +1068,7 @@ send_pause_join(struct xmig_send *s)
 static int send_stop_and_copy(struct xmig_send *s);
 static void send_throttle_up(struct xmig_send *s);
 static int send_produce(struct xmig_send *s);
+static int send_checkpoint(struct xmig_send *s);
 static void send_next_pass(struct xmig_send *s);
 
 static void
@@ -1242,6 +1313,8 @@ send_end_of_pass(struct xmig_send *s)
 		send_next_pass(s);
 		return 0;
 	}
+	if (s->repl)	/* the first epoch ends the live copy */
+		return send_checkpoint(s);
 	if (send_pause_begin(s) == 0) {
 		/* Live passes go on until the pause is done. */
 		if (nd > 0)
@@ -1293,6 +1366,18 @@ send_throttle_off(struct xmig_send *s)
 		s->throttle = 0;
 }
 
+/*
+ * The memory digest's hash: the one offered, unless an answer said
+ * otherwise (a receiver that takes XMIG_F_XXH3 uses it even when its
+ * answer comes late).
+ */
+static enum xmig_digest
+send_digest_alg(const struct xmig_send *s)
+{
+	return s->r->backchannel && !(s->features & XMIG_F_XXH3) ?
+	    XMIG_DIGEST_SHA256 : s->o->digest;
+}
+
 static void *
 send_digest_main(void *arg)
 {
@@ -1337,8 +1422,7 @@ send_tail(struct xmig_send *s)
 	 * the hash offered unless an answer said otherwise (a receiver that
 	 * takes XMIG_F_XXH3 uses it even when its answer comes late).
 	 */
-	s->r->memory_alg = s->r->backchannel && !(s->features & XMIG_F_XXH3) ?
-	    XMIG_DIGEST_SHA256 : s->o->digest;
+	s->r->memory_alg = send_digest_alg(s);
 	if (s->o->no_digest)
 		;
 	else if (pthread_create(&s->digest_thr, NULL, send_digest_main, s) == 0)
@@ -1351,6 +1435,317 @@ send_tail(struct xmig_send *s)
 		send_wait(s, SEND_TIMEOUT(s) * 1000.0);
 	} else
 		s->phase = SP_FLUSH;
+	return 0;
+}
+
+/* ---- replication (SPEC 15.4) ------------------------------------------ */
+
+static void send_repl_poke(struct xmig_send *s);
+static void send_flushed(struct xmig_send *s);
+
+static void
+send_ckpt_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct xmig_send *s = arg;
+
+	(void)fd;
+	(void)what;
+	s->ckpt_due = 1;
+	send_repl_poke(s);
+}
+
+/*
+ * The next epoch is due an interval after the last one was due, so late
+ * wake-ups do not add up: after a stall the epochs missed are taken one
+ * after another, up to SEND_CATCH_UP intervals; beyond that the schedule
+ * starts again from now.
+ */
+static void
+send_repl_arm(struct xmig_send *s)
+{
+	uint64_t iv = (uint64_t)s->o->replicate_ms * 1000000ULL;
+	uint64_t now = now_ns(), due, left;
+
+	s->ckpt_due_ns = s->ckpt_due_ns == 0 ? s->ckpt_t0 + iv :
+	    s->ckpt_due_ns + iv;
+	if (s->ckpt_due_ns + SEND_CATCH_UP * iv < now)
+		s->ckpt_due_ns = now;
+	due = s->ckpt_due_ns;
+	left = due > now ? due - now : 0;
+	struct timeval tv = { (time_t)(left / 1000000000ULL),
+	    (suseconds_t)((left % 1000000000ULL) / 1000) };
+
+	s->ckpt_due = 0;
+	if (s->ckpt_timer == NULL && (s->ckpt_timer = evtimer_new(s->base,
+	    send_ckpt_timer_cb, s)) == NULL) {
+		s->ckpt_due = 1;	/* no timer: go as soon as drained */
+		return;
+	}
+	evtimer_add(s->ckpt_timer, &tv);
+}
+
+/* Room in the staging buffer for n pages. */
+static int
+send_stage_grow(struct xmig_send *s, size_t n)
+{
+	size_t cap = s->stage_cap ? s->stage_cap : 1024;
+	uint64_t *pfn;
+	uint8_t *data;
+
+	if (n <= s->stage_cap)
+		return 0;
+	while (cap < n)
+		cap *= 2;
+	if ((pfn = realloc(s->stage_pfn, cap * 8)) == NULL)
+		return -ENOMEM;
+	s->stage_pfn = pfn;
+	if ((data = realloc(s->stage_data, cap * s->page_size)) == NULL)
+		return -ENOMEM;
+	s->stage_data = data;
+	s->stage_cap = cap;
+	return 0;
+}
+
+/*
+ * Take an epoch: pause the domain, copy the pages dirtied since the last
+ * one and the vcpu/platform state aside, resume it at once.  Sending
+ * happens afterwards, with the domain running (Remus's speculative
+ * execution); log-dirty stays on throughout.
+ */
+static int
+send_checkpoint(struct xmig_send *s)
+{
+	const struct backend_ops *ops = s->b->ops;
+	struct checkpoint_info ci;
+	struct send_epoch *e;
+	void *pages[WIRE_PAGE_DATA_MAX], *cookie;
+	uint64_t t0 = now_ns(), bits;
+	size_t nd = 0, i, j, n, w, ps = s->page_size;
+	int64_t nr, outs = 0;
+	const char *what = "";
+	int rc, rrc;
+
+	memset(&ci, 0, sizeof(ci));
+	if ((rc = ops->pause(s->b)) != 0) {
+		send_fail(s, rc, "pausing the domain for epoch %llu: %s",
+		    (unsigned long long)s->epoch + 1, backend_errmsg(s->b));
+		return rc;
+	}
+	if ((nr = ops->read_dirty(s->b, s->dirty)) < 0) {
+		rc = (int)nr;
+		what = "reading dirty pages";
+		goto resume;
+	}
+	nd = (size_t)bitmap_count(s->dirty, s->nr_words);
+	if ((rc = send_stage_grow(s, nd)) != 0) {
+		what = "staging the dirty pages";
+		goto resume;
+	}
+	for (w = 0, n = 0; w < s->nr_words; w++)
+		for (bits = s->dirty[w]; bits != 0; bits &= bits - 1)
+			s->stage_pfn[n++] = (uint64_t)w * 64 +
+			    (uint64_t)__builtin_ctzll(bits);
+	memset(s->dirty, 0, s->nr_words * 8);
+	for (i = 0; i < nd; i += n) {
+		n = nd - i < WIRE_PAGE_DATA_MAX ? nd - i : WIRE_PAGE_DATA_MAX;
+		cookie = NULL;
+		rc = ops->map(s->b, s->stage_pfn + i, (unsigned)n, 0, pages,
+		    &cookie);
+		if (rc != 0) {
+			what = "mapping dirty pages";
+			goto resume;
+		}
+		for (j = 0; j < n; j++) {
+			if (pages[j] != NULL)
+				memcpy(s->stage_data + (i + j) * ps, pages[j],
+				    ps);
+			else	/* no data (a hole): digested as zeros too */
+				memset(s->stage_data + (i + j) * ps, 0, ps);
+		}
+		ops->unmap(s->b, cookie, (unsigned)n);
+	}
+	state_list_free(&s->stage_state);
+	if ((rc = ops->save_state(s->b, &s->stage_state)) != 0) {
+		what = "reading vcpu state";
+		goto resume;
+	}
+	if (s->outputs_held && (outs = ops->output_count(s->b)) < 0) {
+		rc = (int)outs;
+		what = "counting outputs";
+		goto resume;
+	}
+	ci.memory_alg = send_digest_alg(s);
+	if (s->o->epoch_digests && digest_memory(s->b, s->info.nr_pages,
+	    s->page_size, ci.memory_alg, ci.memory_digest) == 0)
+		ci.have_digest = 1;
+resume:
+	rrc = ops->resume(s->b);
+	if (rc != 0) {
+		send_fail(s, rc, "taking epoch %llu: %s: %s",
+		    (unsigned long long)s->epoch + 1, what,
+		    rc == -ENOMEM ? strerror(ENOMEM) : backend_errmsg(s->b));
+		return rc;
+	}
+	if (rrc != 0) {
+		send_fail(s, rrc, "resuming the domain after epoch %llu: %s",
+		    (unsigned long long)s->epoch + 1, backend_errmsg(s->b));
+		return rrc;
+	}
+	s->epoch++;
+	e = &s->ring[s->epoch % SEND_EPOCHS_MAX];
+	memset(e, 0, sizeof(*e));
+	e->epoch = s->epoch;
+	e->outputs = (uint64_t)outs;
+	e->dirty = nd;
+	e->pause_ms = (double)(now_ns() - t0) / 1e6;
+	e->t_ms = (double)(t0 - s->t_start) / 1e6;
+	e->workload = -1;
+	if (ops->stats != NULL) {
+		struct backend_stats bs = { 0 };
+
+		ops->stats(s->b, &bs);
+		e->workload = (int64_t)bs.pages_written;
+	}
+	s->stage_n = nd;
+	s->stage_cur = 0;
+	s->ckpt_t0 = t0;
+	s->repl_on = 1;
+	s->phase = SP_EPOCH;
+	send_debug(s, "+%.1f ms: epoch %llu taken: %zu dirty pages, %llu "
+	    "outputs in its state, paused %.2f ms", send_ms(s),
+	    (unsigned long long)s->epoch, nd, (unsigned long long)outs,
+	    e->pause_ms);
+	if (s->cbs != NULL && s->cbs->checkpoint != NULL) {
+		ci.event = CKPT_CAPTURED;
+		ci.t_ms = e->t_ms;
+		ci.workload_pages = e->workload;
+		ci.epoch = e->epoch;
+		ci.outputs = e->outputs;
+		ci.pause_ms = e->pause_ms;
+		ci.dirty_pages = e->dirty;
+		s->cbs->checkpoint(s->cbs->arg, &ci);
+	}
+	return 0;
+}
+
+/* Replication ends in order: END after the last CHECKPOINT. */
+static int
+send_repl_end(struct xmig_send *s)
+{
+	int rc;
+
+	if ((rc = send_record(s, REC_END, NULL, 0)) != 0) {
+		send_fail(s, rc, "queueing END: %s", strerror(-rc));
+		return rc;
+	}
+	s->end_offset = s->queued;
+	s->phase = SP_FLUSH;
+	send_debug(s, "+%.1f ms: replication stopped after epoch %llu (%llu "
+	    "acknowledged): END queued", send_ms(s),
+	    (unsigned long long)s->epoch,
+	    (unsigned long long)s->epoch_acked);
+	if (s->bev != NULL) {
+		if (evbuffer_get_length(s->out) == 0)
+			send_flushed(s);
+		else
+			bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+	}
+	return 0;
+}
+
+/* The staged epoch's pages are queued: its state, then CHECKPOINT. */
+static int
+send_epoch_close(struct xmig_send *s)
+{
+	struct send_epoch *e = &s->ring[s->epoch % SEND_EPOCHS_MAX];
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; rc == 0 && i < s->stage_state.n; i++)
+		rc = send_record(s, s->stage_state.recs[i].type,
+		    s->stage_state.recs[i].body, s->stage_state.recs[i].len);
+	if (rc == 0)
+		rc = send_record(s, REC_CHECKPOINT, NULL, 0);
+	if (rc != 0) {
+		send_fail(s, rc, "queueing epoch %llu: %s",
+		    (unsigned long long)s->epoch, strerror(-rc));
+		return rc;
+	}
+	e->octets = s->queued;
+	s->iteration++;
+	if (s->stopping)
+		return send_repl_end(s);
+	s->phase = SP_PROTECT;
+	send_repl_arm(s);
+	return 0;
+}
+
+/* In SP_PROTECT: take the next epoch when it is due and there is room. */
+static void
+send_repl_poke(struct xmig_send *s)
+{
+	if (s->rc != 0 || s->phase != SP_PROTECT)
+		return;
+	if (s->stopping) {
+		send_repl_end(s);
+		return;
+	}
+	if (!s->ckpt_due || evbuffer_get_length(s->out) > SEND_LOW_WATER ||
+	    s->epoch - s->epoch_acked >= SEND_EPOCHS_MAX - 1)
+		return;		/* the write callback or an ack comes back */
+	s->ckpt_due = 0;
+	if (send_checkpoint(s) == 0)
+		send_produce(s);
+}
+
+/* XMIG_CHECKPOINT_ACK: the backup committed an epoch; release outputs. */
+static int
+send_repl_ack(struct xmig_send *s, const struct xp_record *rec)
+{
+	struct xp_checkpoint_ack a;
+	struct checkpoint_info ci;
+	struct send_epoch *e;
+	int64_t rel;
+
+	if (control_checkpoint_ack_get(rec, &a) != 0)
+		return -XP_ECALLBACK;
+	if (!s->repl || a.epoch != s->epoch_acked + 1 || a.epoch > s->epoch) {
+		send_fail(s, -EPROTO, "back-channel: the backup acknowledged "
+		    "epoch %llu; expected %llu (%llu taken)",
+		    (unsigned long long)a.epoch,
+		    (unsigned long long)s->epoch_acked + 1,
+		    (unsigned long long)s->epoch);
+		return -XP_ECALLBACK;
+	}
+	e = &s->ring[a.epoch % SEND_EPOCHS_MAX];
+	if (e->octets == 0 || a.octets != e->octets) {
+		send_fail(s, -EPROTO, "the backup committed epoch %llu at "
+		    "stream octet %llu, but its CHECKPOINT ends at octet %llu: "
+		    "damaged in transit", (unsigned long long)a.epoch,
+		    (unsigned long long)a.octets,
+		    (unsigned long long)e->octets);
+		return -XP_ECALLBACK;
+	}
+	s->epoch_acked = a.epoch;
+	rel = (int64_t)e->outputs;
+	if (s->outputs_held && (rel = s->b->ops->output_release(s->b,
+	    e->outputs)) < 0)
+		rel = 0;
+	s->r->epochs_acked = a.epoch;
+	s->r->outputs_released = (uint64_t)rel;
+	if (s->cbs != NULL && s->cbs->checkpoint != NULL) {
+		memset(&ci, 0, sizeof(ci));
+		ci.event = CKPT_ACKED;
+		ci.t_ms = e->t_ms;
+		ci.workload_pages = e->workload;
+		ci.epoch = a.epoch;
+		ci.outputs = (uint64_t)rel;
+		ci.pause_ms = e->pause_ms;
+		ci.dirty_pages = e->dirty;
+		ci.octets = e->octets;
+		s->cbs->checkpoint(s->cbs->arg, &ci);
+	}
+	send_repl_poke(s);
 	return 0;
 }
 
@@ -1381,11 +1776,48 @@ send_produce(struct xmig_send *s)
 			break;
 		case SP_NEGOTIATE:
 		case SP_PREPAUSE:
+		case SP_PROTECT:
 			return 0;
+		case SP_EPOCH:
+			if (s->stage_cur < s->stage_n) {
+				void *pp[WIRE_PAGE_DATA_MAX];
+				unsigned i;
+
+				n = s->stage_n - s->stage_cur <
+				    WIRE_PAGE_DATA_MAX ? (unsigned)(s->stage_n -
+				    s->stage_cur) : WIRE_PAGE_DATA_MAX;
+				for (i = 0; i < n; i++)
+					pp[i] = s->stage_data + (s->stage_cur +
+					    i) * s->page_size;
+				rc = send_page_ptrs(s, s->stage_pfn +
+				    s->stage_cur, pp, NULL, n, NULL);
+				if (rc != 0) {
+					send_fail(s, rc, "sending epoch %llu: "
+					    "%s", (unsigned long long)s->epoch,
+					    strerror(-rc));
+					return rc;
+				}
+				s->stage_cur += n;
+				break;
+			}
+			if ((rc = send_epoch_close(s)) != 0)
+				return rc;
+			break;
 		case SP_STATIC:
 			if ((rc = send_static(s)) != 0)
 				return rc;
-			if (s->o->live) {
+			if (s->repl && s->b->ops->output_hold != NULL &&
+			    s->b->ops->output_count != NULL &&
+			    s->b->ops->output_release != NULL) {
+				/* Outputs wait for the epoch that made them. */
+				if ((rc = s->b->ops->output_hold(s->b, 1)) != 0) {
+					send_fail(s, rc, "holding the domain's "
+					    "outputs: %s", backend_errmsg(s->b));
+					return rc;
+				}
+				s->outputs_held = 1;
+			}
+			if (s->o->live || s->repl) {
 				if ((rc = s->b->ops->enable_dirty(s->b)) != 0) {
 					send_fail(s, rc, "enabling dirty "
 					    "tracking: %s",
@@ -1518,10 +1950,21 @@ send_wait_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct xmig_send *s = arg;
 
+	if (s->phase == SP_STOPPING) {
+		send_done(s);	/* the backup did not close: no matter */
+		return;
+	}
 	if (s->phase == SP_NEGOTIATE) {
 		if (s->o->query) {
 			send_fail(s, -ETIMEDOUT, "the receiver did not answer "
 			    "the query within %.0f ms",
+			    s->o->negotiate_timeout_ms);
+			return;
+		}
+		if (s->repl) {
+			send_fail(s, -ETIMEDOUT, "the receiver did not answer "
+			    "the back-channel offer within %.0f ms: replication "
+			    "needs a backup that acknowledges epochs",
 			    s->o->negotiate_timeout_ms);
 			return;
 		}
@@ -1637,6 +2080,11 @@ send_bc_reply(struct xmig_send *s, const struct xp_record *rec)
 		send_fail(s, -EPROTO, "the receiver cannot restore %s records, "
 		    "which this domain needs",
 		    record_type_name((uint32_t)__builtin_ctzll(missing)));
+		return -XP_ECALLBACK;
+	}
+	if (s->repl && !(r.features & XMIG_F_CHECKPOINTS)) {
+		send_fail(s, -EPROTO, "the receiver does not take checkpointed "
+		    "streams: it cannot be a backup for --replicate");
 		return -XP_ECALLBACK;
 	}
 	if (s->wait_timer != NULL)
@@ -1785,6 +2233,8 @@ send_bc_record(void *arg, const struct xp_stream *st,
 		return -XP_ECALLBACK;
 	case REC_XMIG_STATUS:
 		return send_bc_status(s, rec);
+	case REC_XMIG_CHECKPOINT_ACK:
+		return send_repl_ack(s, rec);
 	case REC_XMIG_DIGESTS:
 		if (s->ho != HO_WAIT_DIGESTS || control_digests_get(rec, &dg))
 			return -XP_ECALLBACK;
@@ -1830,6 +2280,16 @@ send_flushed(struct xmig_send *s)
 		send_wait(s, s->o->negotiate_timeout_ms);
 		return;
 	}
+	if (s->stopping) {
+		/* END is out: the backup discards its copy and closes. */
+		if (s->tls_ctx != NULL)
+			send_tls_close(s);
+		else
+			shutdown(s->fd, SHUT_WR);
+		s->phase = SP_STOPPING;
+		send_wait(s, SEND_STOP_WAIT_MS);
+		return;
+	}
 	send_debug(s, "+%.1f ms: the stream is out, %llu octets; nobody will "
 	    "confirm it", send_ms(s), (unsigned long long)s->drained);
 	if (s->tls_ctx != NULL)
@@ -1857,6 +2317,8 @@ send_write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (s->phase < SP_FLUSH)
 		send_produce(s);
+	if (s->phase == SP_PROTECT)
+		send_repl_poke(s);
 	if (s->rc != 0)
 		return;
 	if (s->phase == SP_FLUSH) {
@@ -1922,6 +2384,10 @@ send_event_cb(struct bufferevent *bev, short what, void *arg)
 		xport_bev_error(bev, why, sizeof(why));
 	if (s->phase == SP_DONE)
 		return;
+	if (s->phase == SP_STOPPING) {
+		send_done(s);	/* the backup closed after END */
+		return;
+	}
 	if (s->phase == SP_NEGOTIATE && (what & BEV_EVENT_EOF) &&
 	    s->bc != NULL && parser_offset(s->bc) == 0) {
 		/*
@@ -1969,6 +2435,16 @@ send_cancel_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (s->repl_on && s->rc == 0 && s->phase < SP_FLUSH) {
+		/* Replicating: stop in order, the domain runs on here. */
+		if (!s->stopping)
+			send_debug(s, "+%.1f ms: stop asked: replication ends "
+			    "after epoch %llu", send_ms(s),
+			    (unsigned long long)s->epoch);
+		s->stopping = 1;
+		send_repl_poke(s);
+		return;
+	}
 	send_debug(s, "+%.1f ms: cancelled by the caller (phase %s)",
 	    send_ms(s), send_phase_name[s->phase]);
 	send_fail(s, -ECANCELED, "cancelled");
@@ -2418,7 +2894,16 @@ send_finish(struct xmig_send *s)
 	int rc;
 
 	send_pause_free(s);	/* a failure resumes what it paused */
+	if (s->ckpt_timer != NULL) {
+		event_free(s->ckpt_timer);
+		s->ckpt_timer = NULL;
+	}
 	send_teardown(s);
+	if (s->outputs_held) {
+		/* Replication is over: the domain's outputs flow again. */
+		s->b->ops->output_hold(s->b, 0);
+		s->outputs_held = 0;
+	}
 	if (s->digest_started) {
 		pthread_join(s->digest_thr, NULL);
 		s->digest_started = 0;
@@ -2475,9 +2960,31 @@ send_finish(struct xmig_send *s)
 		snprintf(s->err, sizeof(s->err), "the receiver's digests differ "
 		    "from the source's: the source stays paused");
 	}
+	r->replicated = s->repl;
+	r->workload_pages = -1;
+	if (s->b->ops->stats != NULL) {
+		struct backend_stats bs = { 0 };
+
+		s->b->ops->stats(s->b, &bs);
+		r->workload_pages = (int64_t)bs.pages_written;
+	}
 	if (s->rc == 0 && s->answered) {
 		r->status = "answered";		/* a query */
 		rc = 0;
+	} else if (s->repl_on && s->rc == 0) {
+		r->status = "stopped";	/* in order; the domain runs here */
+		rc = 0;
+	} else if (s->repl_on) {
+		char why[sizeof(s->err)];
+
+		snprintf(why, sizeof(why), "%s", s->err);
+		snprintf(s->err, sizeof(s->err), "replication ended after "
+		    "epoch %llu (%llu acknowledged): %.400s; the domain keeps "
+		    "running here, unprotected",
+		    (unsigned long long)s->epoch,
+		    (unsigned long long)s->epoch_acked, why);
+		r->status = "unprotected";
+		rc = -ENOTCONN;
 	} else if (s->rc == 0 && s->conn && !(s->features & XMIG_F_HANDOVER)) {
 		/* One-way: delivered, not confirmed; the source waits. */
 		r->status = "unconfirmed";
@@ -2608,6 +3115,7 @@ xmig_send_start(struct xmig_send *s)
 		    "backend cannot throttle a domain: passes as without it",
 		    b->ops->name);
 	s->r->nr_pages = s->info.nr_pages;
+	s->repl = o->replicate_ms > 0;
 	s->r->dialect = o->dialect == XP_XEN ? "xen" : "draftb";
 	stream_init(&s->st, o->dialect, o->dialect == XP_DRAFTB &&
 	    o->big_endian, s->info.arch, s->info.type, s->info.page_shift);
@@ -2732,5 +3240,8 @@ xmig_send_free(struct xmig_send *s)
 	digest_state_free(s->dstate);
 	free(s->pass_set);
 	free(s->dirty);
+	free(s->stage_pfn);
+	free(s->stage_data);
+	state_list_free(&s->stage_state);
 	free(s);
 }

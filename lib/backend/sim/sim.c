@@ -57,6 +57,14 @@
 /* Text-like content comes from a pool of dictionary words. */
 #define SIM_TEXT_POOL		(64u * 1024)
 
+/*
+ * External outputs (outputs=N per second): the count lives in the last
+ * page of guest memory, "XMIGOUT1" then the u64 count (little-endian), so
+ * a restored copy knows how many outputs its state has produced.
+ */
+#define SIM_OUT_MAGIC		0x3154554f47494d58ULL	/* "XMIGOUT1" LE */
+#define SIM_OUT_MAX		100000u	/* outputs per second */
+
 /* Xen's HVM save format (public/arch-x86/hvm/save.h) as the sim fakes it. */
 #define SIM_HVM_MAGIC		0x54381286u
 #define SIM_HVM_VERSION		1u
@@ -102,6 +110,7 @@ enum sim_key {
 	SIM_K_MAX,
 	SIM_K_PREFAULT,
 	SIM_K_STATE,
+	SIM_K_OUTPUTS,
 	SIM_NKEYS
 };
 
@@ -138,6 +147,8 @@ static const struct sim_keydef {
 	    .where = SIM_TARGET },
 	[SIM_K_STATE] = { .name = "state", .kind = SIM_KIND_PATH,
 	    .where = SIM_SOURCE | SIM_TARGET },
+	[SIM_K_OUTPUTS] = { .name = "outputs", .kind = SIM_KIND_UINT,
+	    .where = SIM_SOURCE },
 };
 
 static const char *sim_mix_names[] = {
@@ -208,6 +219,14 @@ struct sim {
 
 	atomic_uint_least64_t	 pages_written;
 	atomic_uint		 throttle;	/* % of the write rate taken */
+
+	/* outputs=: produced (in memory), released (outside), held or not. */
+	pthread_t		 outputter;
+	int			 outputting;
+	uint64_t		 out_pfn;
+	uint64_t		 out_produced;	/* under lock */
+	uint64_t		 out_released;	/* under lock */
+	int			 out_hold;	/* under lock */
 };
 
 static const char *sim_words[] = {
@@ -460,6 +479,16 @@ sim_spec_parse(const char *spec, int where, struct sim_spec *sp)
 	if (v[SIM_K_MAX] == 0 || v[SIM_K_MAX] % SIM_PAGE_SIZE != 0) {
 		backend_seterr(NULL, "sim: max=%" PRIu64 " bytes: must be a "
 		    "non-zero multiple of %u", v[SIM_K_MAX], SIM_PAGE_SIZE);
+		return (-EINVAL);
+	}
+	if (v[SIM_K_OUTPUTS] > SIM_OUT_MAX) {
+		backend_seterr(NULL, "sim: outputs=%" PRIu64 ": at most %u "
+		    "per second", v[SIM_K_OUTPUTS], SIM_OUT_MAX);
+		return (-EINVAL);
+	}
+	if (v[SIM_K_OUTPUTS] != 0 && v[SIM_K_MEM] < 2 * SIM_PAGE_SIZE) {
+		backend_seterr(NULL, "sim: outputs= needs mem= of two pages at "
+		    "least (the last one holds the output count)");
 		return (-EINVAL);
 	}
 	if (v[SIM_K_PREFAULT] > 1) {
@@ -727,6 +756,58 @@ sim_writer_main(void *arg)
 	return (NULL);
 }
 
+/*
+ * The output workload: outputs=N times a second the guest produces one
+ * external output (think of a packet sent).  The count goes into guest
+ * memory first, as one burst the pause waits for, then the output leaves
+ * unless it is held (output_hold): then only output_release lets it out.
+ */
+static void *
+sim_output_main(void *arg)
+{
+	struct sim	*s = arg;
+	uint64_t	*p, t0, n = 0, next, now;
+
+	t0 = sim_now_ns();
+	while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
+		next = t0 + (uint64_t)((double)(n + 1) * 1e9 /
+		    (double)s->spec.v[SIM_K_OUTPUTS]);
+		now = sim_now_ns();
+		if (next > now) {
+			sim_sleep_ns(next - now > SIM_SLEEP_MAX_NS ?
+			    SIM_SLEEP_MAX_NS : next - now);
+			continue;
+		}
+		pthread_mutex_lock(&s->lock);
+		while (!atomic_load_explicit(&s->stop, memory_order_relaxed) &&
+		    (s->state != SIM_RUNNING || s->hold != 0))
+			pthread_cond_wait(&s->wake, &s->lock);
+		if (atomic_load_explicit(&s->stop, memory_order_relaxed)) {
+			pthread_mutex_unlock(&s->lock);
+			break;
+		}
+		s->busy++;
+		p = (uint64_t *)(s->mem + (s->out_pfn << SIM_PAGE_SHIFT));
+		p[0] = SIM_OUT_MAGIC;
+		p[1] = ++s->out_produced;
+		if (s->tracking)
+			atomic_fetch_or_explicit(&s->dirty[s->out_pfn / 64],
+			    1ULL << (s->out_pfn % 64), memory_order_release);
+		if (!s->out_hold)
+			s->out_released = s->out_produced;
+		if (--s->busy == 0)
+			pthread_cond_broadcast(&s->idle);
+		pthread_mutex_unlock(&s->lock);
+		n++;
+		if (sim_now_ns() - t0 > (uint64_t)((double)n * 1e9 /
+		    (double)s->spec.v[SIM_K_OUTPUTS]) + 1000000000ULL) {
+			t0 = sim_now_ns();	/* paused long: no catching up */
+			n = 0;
+		}
+	}
+	return (NULL);
+}
+
 static int
 sim_start_writers(struct sim *s)
 {
@@ -831,6 +912,10 @@ sim_stop_threads(struct sim *s)
 	for (i = 0; i < s->nwriters; i++)
 		pthread_join(s->writers[i].thread, NULL);
 	s->nwriters = 0;
+	if (s->outputting) {
+		pthread_join(s->outputter, NULL);
+		s->outputting = 0;
+	}
 	if (s->prefaulting) {
 		pthread_join(s->prefaulter, NULL);
 		s->prefaulting = 0;
@@ -1175,6 +1260,12 @@ sim_open_source(const char *spec, struct backend **out)
 	s->nr_pages = sp.v[SIM_K_MEM] >> SIM_PAGE_SHIFT;
 	s->nr_vcpus = (uint32_t)sp.v[SIM_K_VCPUS];
 	s->hot_pages = sp.v[SIM_K_HOT] >> SIM_PAGE_SHIFT;
+	if (sp.v[SIM_K_OUTPUTS] != 0) {
+		/* The last page holds the output count: not in the hot set. */
+		s->out_pfn = s->nr_pages - 1;
+		if (s->hot_pages > s->out_pfn)
+			s->hot_pages = s->out_pfn;
+	}
 	s->tsc_khz = 2000000 + (uint32_t)(sp.v[SIM_K_SEED] % 16) * 100000;
 	if ((rc = sim_reserve(s, s->nr_pages)) != 0)
 		return (sim_open_fail(s, rc));
@@ -1187,6 +1278,15 @@ sim_open_source(const char *spec, struct backend **out)
 	if ((rc = sim_start_writers(s)) != 0 ||
 	    (rc = sim_state_write(s, "running")) != 0)
 		return (sim_open_fail(s, rc));
+	if (sp.v[SIM_K_OUTPUTS] != 0) {
+		rc = pthread_create(&s->outputter, NULL, sim_output_main, s);
+		if (rc != 0) {
+			backend_seterr(&s->b, "sim: cannot start the output "
+			    "thread: %s", strerror(rc));
+			return (sim_open_fail(s, -rc));
+		}
+		s->outputting = 1;
+	}
 	*out = &s->b;
 	return (0);
 }
@@ -1858,6 +1958,70 @@ sim_start_workload(struct backend *b, uint64_t dirty)
 	return (running ? sim_start_writers(s) : 0);
 }
 
+/* ---- ops: output commit ---------------------------------------------- */
+
+static int64_t
+sim_output_count(struct backend *b)
+{
+	struct sim	*s = sim_handle(b);
+	uint64_t	 pfn, v[2];
+
+	if (sim_gone(s))
+		return (-ESRCH);
+	if (!s->target) {
+		pthread_mutex_lock(&s->lock);
+		v[1] = s->out_produced;
+		pthread_mutex_unlock(&s->lock);
+		return ((int64_t)v[1]);
+	}
+	/* A target: what its memory says, if the page is there. */
+	if (s->nr_pages == 0)
+		goto none;
+	pfn = s->nr_pages - 1;
+	if (!sim_is_present(s, pfn))
+		goto none;
+	memcpy(v, s->mem + (pfn << SIM_PAGE_SHIFT), sizeof v);
+	if (v[0] != SIM_OUT_MAGIC)
+		goto none;
+	return ((int64_t)v[1]);
+none:
+	backend_seterr(b, "sim: the domain's memory holds no output count");
+	return (-ENOENT);
+}
+
+static int
+sim_output_hold(struct backend *b, int on)
+{
+	struct sim	*s = sim_handle(b);
+
+	if (sim_gone(s))
+		return (-ESRCH);
+	pthread_mutex_lock(&s->lock);
+	s->out_hold = on != 0;
+	if (!on)
+		s->out_released = s->out_produced;
+	pthread_mutex_unlock(&s->lock);
+	return (0);
+}
+
+static int64_t
+sim_output_release(struct backend *b, uint64_t upto)
+{
+	struct sim	*s = sim_handle(b);
+	uint64_t	 r;
+
+	if (sim_gone(s))
+		return (-ESRCH);
+	pthread_mutex_lock(&s->lock);
+	if (upto > s->out_produced)
+		upto = s->out_produced;
+	if (upto > s->out_released)
+		s->out_released = upto;
+	r = s->out_released;
+	pthread_mutex_unlock(&s->lock);
+	return ((int64_t)r);
+}
+
 const struct backend_ops sim_ops = {
 	.name = "sim",
 	.open_source = sim_open_source,
@@ -1880,4 +2044,7 @@ const struct backend_ops sim_ops = {
 	.close = sim_close,
 	.stats = sim_stats,
 	.throttle = sim_throttle,
+	.output_count = sim_output_count,
+	.output_hold = sim_output_hold,
+	.output_release = sim_output_release,
 };
