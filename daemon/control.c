@@ -187,9 +187,17 @@ m_create(struct client *c, json_object *id, json_object *params)
 		    "is missing");
 		return;
 	}
+	if (xd.xen) {
+		rpc_error(c, id, RPC_FAILED, "this xmigd runs --backend xen: "
+		    "it hosts the Xen guests of this host (xl create makes "
+		    "them); create makes sim domains on a --backend sim "
+		    "xmigd");
+		return;
+	}
 	if (strncmp(spec, "xen:", 4) == 0 || strcmp(spec, "xen") == 0) {
-		rpc_error(c, id, RPC_FAILED, "xen domains are not yet in "
-		    "xmigd (use migrate-send xen:NAME)");
+		rpc_error(c, id, RPC_FAILED, "this xmigd runs --backend sim: "
+		    "Xen guests are moved by an xmigd --backend xen (or "
+		    "migrate-send xen:NAME)");
 		return;
 	}
 	if ((ops = backend_lookup(spec, &spec)) == NULL ||
@@ -263,7 +271,12 @@ m_migrate(struct client *c, json_object *id, json_object *params)
 		    "xmigd migrates to tcp:HOST:PORT or tls:HOST:PORT" : err);
 		return;
 	}
-	if ((d = domain_by_name(name)) == NULL) {
+	if (xd.xen && !xd.stopping) {
+		if ((d = xenhost_source(name, err, sizeof(err))) == NULL) {
+			rpc_error(c, id, RPC_NOT_FOUND, "%s", err);
+			return;
+		}
+	} else if ((d = domain_by_name(name)) == NULL) {
 		rpc_error(c, id, RPC_NOT_FOUND, "no domain %s here", name);
 		return;
 	}
@@ -420,6 +433,13 @@ client_request(struct client *c, const char *line, size_t len)
 		    json_object_new_string(PACKAGE_VERSION));
 		json_object_object_add(r, "api", json_object_new_int(1));
 		rpc_result(c, id, r);
+	} else if (strcmp(method, "domains") == 0 && xd.xen) {
+		char err[256];
+
+		if ((r = xenhost_domains(err, sizeof(err))) == NULL)
+			rpc_error(c, id, RPC_FAILED, "%s", err);
+		else
+			rpc_result(c, id, r);
 	} else if (strcmp(method, "domains") == 0) {
 		r = json_object_new_array();
 		for (d = xd.domains; d != NULL; d = d->next)
@@ -465,6 +485,11 @@ client_request(struct client *c, const char *line, size_t len)
 		}
 	} else if (strcmp(method, "metrics") == 0) {
 		m_metrics(c, id);
+	} else if (xd.xen && (strcmp(method, "destroy") == 0 ||
+	    strcmp(method, "resume") == 0)) {
+		rpc_error(c, id, RPC_FAILED, "%s is for sim domains: a Xen "
+		    "guest is xl %s'd", method, strcmp(method, "destroy") == 0 ?
+		    "destroy" : "unpause");
 	} else if (recover_method(c, id, method, params)) {
 		;	/* destroy, resume: recover.c */
 	} else if (strcmp(method, "evacuate") == 0) {
