@@ -86,9 +86,24 @@ xh_ends(const char *s, const char *suffix)
 	return n > m && strcmp(s + n - m, suffix) == 0;
 }
 
+/*
+ * PV, PVH or HVM.  Xen's own flags (libxl_dominfo) say HVM for a PVH
+ * guest too (an HVM container without a device model): libxl's stored
+ * configuration tells the two apart.
+ */
 static const char *
-xh_type(libxl_domain_type t)
+xh_type(libxl_ctx *ctx, const libxl_dominfo *di)
 {
+	libxl_domain_type t = di->domain_type;
+	libxl_domain_config dc;
+
+	if (t == LIBXL_DOMAIN_TYPE_HVM) {
+		libxl_domain_config_init(&dc);
+		if (libxl_retrieve_domain_configuration(ctx, di->domid, &dc,
+		    NULL) == 0)
+			t = dc.c_info.type;
+		libxl_domain_config_dispose(&dc);
+	}
 	switch (t) {
 	case LIBXL_DOMAIN_TYPE_PVH:	return "PVH";
 	case LIBXL_DOMAIN_TYPE_HVM:	return "HVM";
@@ -170,7 +185,7 @@ xenhost_domains(char *err, size_t len)
 		json_object_object_add(o, "domid",
 		    json_object_new_int((int)info[i].domid));
 		json_object_object_add(o, "type", json_object_new_string(
-		    xh_type(info[i].domain_type)));
+		    xh_type(ctx, &info[i])));
 		json_object_object_add(o, "memory", json_object_new_int64(
 		    (int64_t)info[i].current_memkb * 1024));
 		json_object_object_add(o, "vcpus",
