@@ -15,6 +15,9 @@
 #   xd-kill-restart    xmigd A SIGKILLed mid-copy, then started again on
 #                      its state directory: its recovery cancels the
 #                      migration and exactly one G runs (lab_check_guest)
+#   xd-kill-receiver   the same with the receiving xmigd B once G--incoming
+#                      is built: B's recovery discards it, the migration
+#                      fails at A and G runs on there under its domid
 # Figures: xd-migrate-ab, xd-migrate-ba total_ms/downtime_ms.
 
 G=xd1
@@ -199,6 +202,51 @@ if [ "$(lab__domcount $G)" = 1 ]; then
 				lab_result xd-kill-restart FAIL "$LAB_WHY"
 			else
 				lab_result xd-kill-restart PASS "recovery cancelled the migration, one $G runs; $LAB_CHECK"
+			fi
+		fi
+	fi
+fi
+
+# ---- the receiving xmigd killed mid-migration, then started again ---------------
+if [ "$(lab__domcount $G)" = 1 ]; then
+	domid=$(xl domid $G)
+	_id=$(xd_ctl A migrate $G "tcp:127.0.0.1:$XD_PORT_B" --bandwidth 8M 2>"$W/killb.err")
+	_i=0
+	while [ -n "$_id" ] && [ $_i -lt 600 ] && [ "$(lab__domcount $G--incoming)" != 1 ]; do
+		sleep 0.1; _i=$((_i + 1))
+	done
+	if [ -z "$_id" ]; then
+		lab_result xd-kill-receiver FAIL "xmigctl migrate: $(sa_tail "$W/killb.err")"
+	elif ! xd_under_way A "$_id" || [ "$(lab__domcount $G--incoming)" != 1 ]; then
+		lab_result xd-kill-receiver FAIL "never saw the copy under way with $G--incoming built"
+	else
+		kill -9 $XD_PID_B
+		wait $XD_PID_B 2>/dev/null
+		lab_log "xd-kill-receiver: xmigd B killed during migration $_id"
+		if ! xd_start B; then
+			sa_dump "$W/B.log"
+			lab_result xd-kill-receiver FAIL "xmigd B did not start again"
+		else
+			xd_watch A "$_id" "$W/killb.watch"
+			_last=$(tail -n 1 "$W/killb.watch")
+			_i=0
+			while [ $_i -lt 600 ] && [ "$(lab__domcount $G--incoming)$(lab__domcount $G--migratedaway)" != 00 ]; do
+				sleep 0.1; _i=$((_i + 1))
+			done
+			grep 'recovery' "$W/B.log" | tail -n 2 | while read -r l; do lab_log "xd-kill-receiver: $(echo "$l" | cut -c1-300)"; done
+			_all=$(xl list | awk -v n=$G '$1 == n || $1 == n "--incoming" || $1 == n "--migratedaway"' | wc -l)
+			if [ "$_all" != 1 ]; then
+				lab_result xd-kill-receiver FAIL "$_all domains named $G* after the restart: $(xl list | tr '\n' ' ')"
+			elif ! echo "$_last" | grep -q '"status":"\(failed\|cancelled\)"'; then
+				lab_result xd-kill-receiver FAIL "the migration did not fail: $(echo "$_last" | cut -c1-300)"
+			elif [ "$(xl domid $G 2>/dev/null)" != "$domid" ]; then
+				lab_result xd-kill-receiver FAIL "$G is not domain $domid any more"
+			elif ! grep -q 'recovery: a half-received domain' "$W/B.log"; then
+				lab_result xd-kill-receiver FAIL "xmigd B's recovery did not find the incoming migration: $(grep recovery "$W/B.log" | tail -n 2 | tr '\n' ' ')"
+			elif ! lab_check_guest $G; then
+				lab_result xd-kill-receiver FAIL "$LAB_WHY"
+			else
+				lab_result xd-kill-receiver PASS "B's recovery discarded $G--incoming, the source runs on as domain $domid ($(echo "$_last" | grep -o '"error":"[^"]*"' | cut -c1-120)); $LAB_CHECK"
 			fi
 		fi
 	fi
