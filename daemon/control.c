@@ -485,11 +485,31 @@ client_request(struct client *c, const char *line, size_t len)
 		}
 	} else if (strcmp(method, "metrics") == 0) {
 		m_metrics(c, id);
-	} else if (xd.xen && (strcmp(method, "destroy") == 0 ||
-	    strcmp(method, "resume") == 0)) {
-		rpc_error(c, id, RPC_FAILED, "%s is for sim domains: a Xen "
-		    "guest is xl %s'd", method, strcmp(method, "destroy") == 0 ?
-		    "destroy" : "unpause");
+	} else if (xd.xen && strcmp(method, "destroy") == 0) {
+		rpc_error(c, id, RPC_FAILED, "destroy is for sim domains: "
+		    "xl destroy ends a Xen guest");
+#ifdef HAVE_XEN
+	} else if (xd.xen && strcmp(method, "resume") == 0) {
+		const char *name = param_str(params, "name");
+		char err[256];
+		int code;
+
+		if (name == NULL)
+			rpc_error(c, id, RPC_PARAMS, "params.name (a domain) "
+			    "is missing");
+		else if ((code = xenhost_resume(name, err, sizeof(err))) != 0)
+			rpc_error(c, id, code, "%s", err);
+		else {
+			r = json_object_new_object();
+			json_object_object_add(r, "name",
+			    json_object_new_string(name));
+			json_object_object_add(r, "state",
+			    json_object_new_string("running"));
+			json_object_object_add(r, "backend",
+			    json_object_new_string("xen"));
+			rpc_result(c, id, r);
+		}
+#endif
 	} else if (recover_method(c, id, method, params)) {
 		;	/* destroy, resume: recover.c */
 	} else if (strcmp(method, "evacuate") == 0) {

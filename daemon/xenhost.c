@@ -170,6 +170,9 @@ xenhost_domains(char *err, size_t len)
 			state = "migrated-away";
 		else if (info[i].dying)
 			state = "dying";
+		else if (info[i].shutdown && info[i].shutdown_reason ==
+		    LIBXL_SHUTDOWN_REASON_SUSPEND)
+			state = "suspended";
 		else if (info[i].shutdown)
 			state = "shutdown";
 		else if (info[i].paused)
@@ -203,6 +206,50 @@ xenhost_domains(char *err, size_t len)
 		if (strcmp(d->state, "incoming") == 0)
 			json_object_array_add(arr, domain_json(d));
 	return arr;
+}
+
+/*
+ * resume NAME: a guest left suspended by an unconfirmed handover (its
+ * migration process ended; it kept its name) runs again, as a cancelled
+ * migration's source does (libxl_domain_resume, suspend cancelled).  0,
+ * or an RPC error code with err.
+ */
+int
+xenhost_resume(const char *name, char *err, size_t len)
+{
+	libxl_dominfo di;
+	libxl_ctx *ctx;
+	uint32_t domid;
+	int rc = RPC_NOT_FOUND;
+
+	if (domain_by_name(name) != NULL) {
+		snprintf(err, len, "a migration of %s runs", name);
+		return RPC_BUSY;
+	}
+	if ((ctx = xh_ctx()) == NULL) {
+		snprintf(err, len, "cannot open libxl");
+		return RPC_FAILED;
+	}
+	libxl_dominfo_init(&di);
+	if (libxl_name_to_domid(ctx, name, &domid) != 0 || domid == 0 ||
+	    libxl_domain_info(ctx, &di, domid) != 0)
+		snprintf(err, len, "no domain %s here", name);
+	else if (!di.shutdown || di.shutdown_reason !=
+	    LIBXL_SHUTDOWN_REASON_SUSPEND) {
+		snprintf(err, len, "domain %s is not suspended", name);
+		rc = RPC_BUSY;
+	} else if (libxl_domain_resume(ctx, domid, 1, NULL) != 0) {
+		snprintf(err, len, "libxl cannot resume domain %s (%u)", name,
+		    domid);
+		rc = RPC_FAILED;
+	} else {
+		log_info("domain %s (%u) resumed (xmigctl resume)", name,
+		    domid);
+		rc = 0;
+	}
+	libxl_dominfo_dispose(&di);
+	libxl_ctx_free(ctx);
+	return rc;
 }
 
 /*

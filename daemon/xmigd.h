@@ -217,6 +217,7 @@ int	xenhost_check(char *err, size_t len);
 json_object *xenhost_domains(char *err, size_t len);
 struct domain *xenhost_source(const char *name, char *err, size_t len);
 void	xenhost_recover(void);
+int	xenhost_resume(const char *name, char *err, size_t len);
 void	xenproc_set_tls(const struct xport_tls *t);
 void	xenproc_source(int ctl, int lfd, const char *lpath, const char *name)
 	    __attribute__((noreturn));

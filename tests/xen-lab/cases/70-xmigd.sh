@@ -87,9 +87,15 @@ xd_move() {
 		lab_result "$_name" FAIL "xmigctl migrate: $(sa_tail "$W/$_name.err")"
 		return 1
 	fi
+	# where dom0's CPU goes while the copy runs (for the figures)
+	( xd_under_way "$_from" "$_id" && top -b -n 1 -w 160 2>/dev/null | sed -n '7,14p' > "$W/$_name.top" ) &
+	_top=$!
 	xd_watch "$_from" "$_id" "$W/$_name.watch"
 	_rc=$?
 	_total=$(( $(lab_now_ms) - _s ))
+	wait $_top 2>/dev/null
+	[ -s "$W/$_name.top" ] && while read -r l; do lab_log "$_name: top: $(echo "$l" | tr -s ' ' | cut -c1-150)"; done < "$W/$_name.top"
+	grep -a 'END queued' "$W/$_from.log" | tail -n 1 | while read -r l; do lab_log "$_name: $(echo "$l" | cut -c1-250)"; done
 	_last=$(tail -n 1 "$W/$_name.watch")
 	lab_log "$_name: migration $_id watch rc=$_rc ${_total} ms: $(echo "$_last" | cut -c1-300)"
 	if [ $_rc != 0 ] || ! echo "$_last" | grep -q '"status":"completed"'; then
