@@ -271,7 +271,10 @@ m_migrate(struct client *c, json_object *id, json_object *params)
 		    "xmigd migrates to tcp:HOST:PORT or tls:HOST:PORT" : err);
 		return;
 	}
-	if (xd.xen && !xd.stopping) {
+	if (xd.xen && xd.stopping) {
+		rpc_error(c, id, RPC_BUSY, "xmigd is stopping");
+		return;
+	} else if (xd.xen) {
 		if ((d = xenhost_source(name, err, sizeof(err))) == NULL) {
 			rpc_error(c, id, RPC_NOT_FOUND, "%s", err);
 			return;
