@@ -19,28 +19,16 @@ MEM=${MEM:-1G}
 BW=${BW:-125M}
 T=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT INT TERM
-for p in migrate-send migrate-receive; do
-	[ -x "$B/$p" ] || { echo "compress: no $B/$p (build first)" >&2; exit 2; }
-done
-field() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1])).get(sys.argv[2]); print(0 if v is None else v)' "$1" "$2"; }
+. "$(dirname "$0")/lib.sh"
+bench_need migrate-send migrate-receive
 
 run() { # run NAME [sender options...]
-	_n=$1; shift
-	"$B/migrate-receive" --once --report json --backend sim:prefault=1 \
-	    tcp:127.0.0.1:0 >"$T/$_n.recv" 2>"$T/$_n.rerr" &
-	_p=$!
-	while ! grep -q 'listening on' "$T/$_n.rerr" 2>/dev/null; do
-		kill -0 $_p 2>/dev/null || { cat "$T/$_n.rerr" >&2; exit 1; }
-		sleep 0.05
-	done
-	_d=$(sed -n 's/.*listening on tcp:\(.*\)/\1/p' "$T/$_n.rerr" | head -1)
-	"$B/migrate-send" --progress none --report json "$@" \
-	    "sim:mem=$MEM,mix=realistic,seed=7" "tcp:$_d" >"$T/$_n.send" \
-	    2>"$T/$_n.serr" || { cat "$T/$_n.serr" >&2; exit 1; }
-	wait $_p || { cat "$T/$_n.rerr" >&2; exit 1; }
-	[ "$(field "$T/$_n.send" verified)" = True ] ||
-	    { echo "compress: $_n: not verified" >&2; exit 1; }
-	echo "$_n $(field "$T/$_n.send" duration_ms) $(field "$T/$_n.send" page_wire_octets) $(field "$T/$_n.send" page_compressed_octets) $(field "$T/$_n.send" page_octets)" >>"$T/runs"
+	_r=$1; shift
+	bench_migrate "$_r" "sim:mem=$MEM,mix=realistic,seed=7" \
+	    "--backend sim:prefault=1" "$@"
+	[ "$(bench_field "$T/$_r.send" verified)" = True ] ||
+	    { echo "compress: $_r: not verified" >&2; exit 1; }
+	echo "$_r $(bench_field "$T/$_r.send" duration_ms) $(bench_field "$T/$_r.send" page_wire_octets) $(bench_field "$T/$_r.send" page_compressed_octets) $(bench_field "$T/$_r.send" page_octets)" >>"$T/runs"
 }
 
 echo "compress: $MEM of the realistic mix, link capped at $BW/s, then open loopback ($(nproc) CPUs)"

@@ -18,37 +18,23 @@ MEM=${MEM:-1G}
 ROUNDS=${ROUNDS:-3}
 T=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT INT TERM
-for p in migrate-send migrate-receive; do
-	[ -x "$B/$p" ] || { echo "digest-cost: no $B/$p (build first)" >&2; exit 2; }
-done
-
+. "$(dirname "$0")/lib.sh"
+bench_need migrate-send migrate-receive
 now_ms() { date +%s%3N; }
-field() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1])).get(sys.argv[2]); print("null" if v is None else v)' "$1" "$2"; }
 
 run() { # run NAME DIGEST
-	_n=$1 _dg=$2
-	"$B/migrate-receive" --once --report json --digest "$_dg" \
-	    --backend "sim:prefault=1" tcp:127.0.0.1:0 \
-	    >"$T/$_n.recv" 2>"$T/$_n.rerr" &
-	_p=$!
-	while ! grep -q 'listening on' "$T/$_n.rerr" 2>/dev/null; do
-		kill -0 $_p 2>/dev/null || { cat "$T/$_n.rerr" >&2; exit 1; }
-		sleep 0.05
-	done
-	_d=$(sed -n 's/.*listening on tcp:\(.*\)/\1/p' "$T/$_n.rerr" | head -1)
+	_r=$1 _dg=$2
 	_t0=$(now_ms)
-	"$B/migrate-send" --progress none --report json --digest "$_dg" \
-	    "sim:mem=$MEM,mix=realistic,seed=7" "tcp:$_d" >"$T/$_n.send" \
-	    2>"$T/$_n.serr" || { cat "$T/$_n.serr" >&2; exit 1; }
-	wait $_p || { cat "$T/$_n.rerr" >&2; exit 1; }
+	bench_migrate "$_r" "sim:mem=$MEM,mix=realistic,seed=7" \
+	    "--digest $_dg --backend sim:prefault=1" --digest "$_dg"
 	_t1=$(now_ms)
-	_v=$(field "$T/$_n.send" verified)
-	_h=$(field "$T/$_n.send" digest)
+	_v=$(bench_field "$T/$_r.send" verified)
+	_h=$(bench_field "$T/$_r.send" digest)
 	case $_dg in
-	none) [ "$_v" = null ] && [ "$_h" = null ] ;;
+	none) [ "$_v" = 0 ] && [ "$_h" = 0 ] ;;
 	*) [ "$_v" = True ] && [ "$_h" = "$_dg" ] ;;
-	esac || { echo "digest-cost: $_n: verified=$_v digest=$_h" >&2; exit 1; }
-	echo "$_dg $(field "$T/$_n.send" duration_ms) $((_t1 - _t0))" >>"$T/runs"
+	esac || { echo "digest-cost: $_r: verified=$_v digest=$_h" >&2; exit 1; }
+	echo "$_dg $(bench_field "$T/$_r.send" duration_ms) $((_t1 - _t0))" >>"$T/runs"
 }
 
 echo "digest-cost: $MEM, $ROUNDS rounds of none / xxh3-128 / sha256 ($(nproc) CPUs)"

@@ -16,28 +16,15 @@ B=${1:-build}
 SIZES=${SIZES:-1G 4G 8G}
 T=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT INT TERM
-for p in migrate-send migrate-receive; do
-	[ -x "$B/$p" ] || { echo "scale: no $B/$p (build first)" >&2; exit 2; }
-done
-field() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1])).get(sys.argv[2]); print(0 if v is None else v)' "$1" "$2"; }
+. "$(dirname "$0")/lib.sh"
+bench_need migrate-send migrate-receive
 echo "scale: $SIZES, random pages, loopback, destination warm ($(nproc) CPUs, $(free -g | awk '/Mem:/ {print $7}') GiB available)"
 : >"$T/runs"
 for m in $SIZES; do
-	"$B/migrate-receive" --once --report json --backend sim:prefault=1 \
-	    tcp:127.0.0.1:0 >"$T/$m.recv" 2>"$T/$m.rerr" &
-	p=$!
-	while ! grep -q 'listening on' "$T/$m.rerr" 2>/dev/null; do
-		kill -0 $p 2>/dev/null || { cat "$T/$m.rerr" >&2; exit 1; }
-		sleep 0.05
-	done
-	d=$(sed -n 's/.*listening on tcp:\(.*\)/\1/p' "$T/$m.rerr" | head -1)
-	"$B/migrate-send" --progress none --report json \
-	    "sim:mem=$m,mix=random,seed=7" "tcp:$d" >"$T/$m.send" \
-	    2>"$T/$m.serr" || { cat "$T/$m.serr" >&2; exit 1; }
-	wait $p || { cat "$T/$m.rerr" >&2; exit 1; }
-	[ "$(field "$T/$m.send" verified)" = True ] ||
+	bench_migrate "$m" "sim:mem=$m,mix=random,seed=7" "--backend sim:prefault=1"
+	[ "$(bench_field "$T/$m.send" verified)" = True ] ||
 	    { echo "scale: $m: not verified" >&2; exit 1; }
-	echo "$m $(field "$T/$m.send" nr_pages) $(field "$T/$m.send" duration_ms) $(field "$T/$m.send" peak_rss_kb) $(field "$T/$m.recv" peak_rss_kb)" >>"$T/runs"
+	echo "$m $(bench_field "$T/$m.send" nr_pages) $(bench_field "$T/$m.send" duration_ms) $(bench_field "$T/$m.send" peak_rss_kb) $(bench_field "$T/$m.recv" peak_rss_kb)" >>"$T/runs"
 done
 python3 - "$T/runs" <<'PY'
 import sys

@@ -320,62 +320,12 @@ m_migrate(struct client *c, json_object *id, json_object *params)
 static void
 m_metrics(struct client *c, json_object *id)
 {
-	struct evbuffer *b = evbuffer_new();
-	unsigned in, out = active_migrations(&in), i;
-	unsigned long cum = 0, ndom = 0;
-	struct domain *d;
-	char *text;
-	size_t n;
+	char *text = metrics_text();
 
-	for (d = xd.domains; d != NULL; d = d->next)
-		if (strcmp(d->state, "running") == 0 ||
-		    strcmp(d->state, "migrating") == 0 ||
-		    strcmp(d->state, "paused") == 0)
-			ndom++;
-	evbuffer_add_printf(b, "# HELP xmigd_migrations_total Outgoing "
-	    "migrations that ended, by status.\n# TYPE xmigd_migrations_total "
-	    "counter\n");
-	for (i = 0; i < 4; i++)
-		evbuffer_add_printf(b, "xmigd_migrations_total{status=\"%s\"} "
-		    "%lu\n", xmigd_status_names[i], xd.by_status[i]);
-	evbuffer_add_printf(b, "# HELP xmigd_incoming_total Incoming "
-	    "migrations by result.\n# TYPE xmigd_incoming_total counter\n"
-	    "xmigd_incoming_total{status=\"completed\"} %lu\n"
-	    "xmigd_incoming_total{status=\"failed\"} %lu\n",
-	    xd.incoming_total, xd.incoming_failed);
-	evbuffer_add_printf(b, "# HELP xmigd_sent_bytes_total Octets sent by "
-	    "outgoing migrations that ended.\n# TYPE xmigd_sent_bytes_total "
-	    "counter\nxmigd_sent_bytes_total %llu\n",
-	    (unsigned long long)xd.bytes_total);
-	evbuffer_add_printf(b, "# HELP xmigd_downtime_ms Downtime of outgoing "
-	    "migrations.\n# TYPE xmigd_downtime_ms histogram\n");
-	for (i = 0; i < 7; i++) {
-		cum += xd.dt_bucket[i];
-		if (i < 6)
-			evbuffer_add_printf(b, "xmigd_downtime_ms_bucket{le=\""
-			    "%g\"} %lu\n", xmigd_dt_bounds[i], cum);
-		else
-			evbuffer_add_printf(b, "xmigd_downtime_ms_bucket{le=\""
-			    "+Inf\"} %lu\n", cum);
-	}
-	evbuffer_add_printf(b, "xmigd_downtime_ms_sum %g\n"
-	    "xmigd_downtime_ms_count %lu\n", xd.dt_sum, xd.dt_count);
-	evbuffer_add_printf(b, "# HELP xmigd_active_sessions Migrations in "
-	    "progress.\n# TYPE xmigd_active_sessions gauge\n"
-	    "xmigd_active_sessions{direction=\"outgoing\"} %u\n"
-	    "xmigd_active_sessions{direction=\"incoming\"} %u\n"
-	    "# HELP xmigd_domains Domains hosted.\n# TYPE xmigd_domains gauge\n"
-	    "xmigd_domains %lu\n", out, in, ndom);
-	n = evbuffer_get_length(b);
-	text = malloc(n + 1);
 	if (text == NULL) {
-		evbuffer_free(b);
 		rpc_error(c, id, RPC_FAILED, "out of memory");
 		return;
 	}
-	evbuffer_remove(b, text, n);
-	text[n] = '\0';
-	evbuffer_free(b);
 	rpc_result(c, id, json_object_new_string(text));
 	free(text);
 }
@@ -460,10 +410,12 @@ client_request(struct client *c, const char *line, size_t len)
 			json_object_array_add(r, mig_json(m));
 		rpc_result(c, id, r);
 	} else if (strcmp(method, "status") == 0) {
-		if ((m = param_mig(c, id, params)) != NULL)
+		if (evac_rpc_status(c, id, params) == 1 &&
+		    (m = param_mig(c, id, params)) != NULL)
 			rpc_result(c, id, mig_json(m));
 	} else if (strcmp(method, "cancel") == 0) {
-		if ((m = param_mig(c, id, params)) != NULL) {
+		if (evac_rpc_cancel(c, id, params) == 1 &&
+		    (m = param_mig(c, id, params)) != NULL) {
 			if (m->dom == NULL)
 				rpc_error(c, id, RPC_FAILED, "migration %u "
 				    "has ended (%s)", m->id, m->status);
@@ -516,8 +468,7 @@ client_request(struct client *c, const char *line, size_t len)
 	} else if (recover_method(c, id, method, params)) {
 		;	/* destroy, resume: recover.c */
 	} else if (strcmp(method, "evacuate") == 0) {
-		rpc_error(c, id, RPC_NO_METHOD, "evacuate is not implemented "
-		    "yet");
+		evac_rpc(c, id, params);
 	} else
 		rpc_error(c, id, RPC_NO_METHOD, "unknown method '%.64s'",
 		    method);
@@ -541,6 +492,7 @@ client_free(struct client *c)
 			json_object_put(d->create_id);
 			d->create_id = NULL;
 		}
+	evac_client_gone(c);
 	json_object_put(c->watch_id);
 	bufferevent_free(c->bev);
 	free(c);

@@ -58,7 +58,7 @@ struct dom {
 	int			 quit;		/* destroy and exit */
 	/* Receiving: */
 	struct xmig_recv	*rv;
-	int			 recv_done, recv_rc;
+	int			 recv_done, recv_rc, recv_query;
 	char			 recv_err[512];
 	char			 tspec[512];	/* the target's sim spec */
 	uint64_t		 dirty;		/* its workload, started late */
@@ -305,6 +305,20 @@ dom_command(struct dom *d, char *line)
 			dom_say(d, "result failed 0 -1 -1 no URI");
 		else
 			dom_migrate(d, uri, v);
+	} else if (strcmp(cmd, "query") == 0) {
+		uri = strtok_r(NULL, " ", &save);
+		/* The configuration as a migration would send it now. */
+		if (d->send == NULL)
+			(void)dom_config_make(d);
+		if (uri != NULL)
+			domq_query(d->base, d->b, d->config, &domproc_tls,
+			    &d->ctl, uri);
+	} else if (strcmp(cmd, "bandwidth") == 0) {
+		bw = strtok_r(NULL, " ", &save);
+		d->so.bandwidth = bw != NULL ? strtoull(bw, NULL, 10) : 0;
+		if (d->send != NULL)
+			(void)xmig_send_set_bandwidth(d->send,
+			    d->so.bandwidth);
 	} else if (strcmp(cmd, "cancel") == 0 || strcmp(cmd, "detach") == 0) {
 		/* detach: xmigd stops; this process and its domain stay. */
 		(void)dom_cancel(d);
@@ -612,6 +626,15 @@ dom_ts_start(void *arg, char *msg, size_t msglen)
 	return 0;
 }
 
+/* The host memory budget: the daemon decides (SPEC 18.5). */
+static int
+dom_ts_admit(void *arg, uint64_t bytes, int query, char *msg, size_t msglen)
+{
+	struct dom *d = arg;
+
+	return domq_admit(d->ctl, d->cbev, bytes, query, msg, msglen);
+}
+
 static void
 dom_ts_abort(void *arg)
 {
@@ -634,6 +657,7 @@ dom_recv_result(void *arg, int rc, const struct xmig_report *r)
 
 	d->recv_done = 1;
 	d->recv_rc = rc;
+	d->recv_query = r->query;
 	snprintf(d->recv_err, sizeof(d->recv_err), "%s", r->error);
 	event_base_loopbreak(d->base);
 }
@@ -659,6 +683,7 @@ domproc_receive(int ctl, int lfd, const char *lpath, int fd, void *tls_ctx,
 	ts.finish = dom_ts_finish;
 	ts.start = dom_ts_start;
 	ts.abort = dom_ts_abort;
+	ts.admit = dom_ts_admit;
 	ts.adopt = dom_ts_adopt;
 	ro.toolstack = &ts;
 	ro.backend = "sim";
@@ -676,6 +701,10 @@ domproc_receive(int ctl, int lfd, const char *lpath, int fd, void *tls_ctx,
 		;
 	xmig_recv_free(d.rv);
 	d.rv = NULL;
+	if (d.recv_done && d.recv_query) {
+		dom_say(&d, "asked");	/* a query, answered (SPEC 13.2) */
+		_exit(0);
+	}
 	/*
 	 * A session that succeeded has handed its domain over (past GO it
 	 * cannot be cancelled): it runs here, unless quit asked to destroy

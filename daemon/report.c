@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "xmig.h"
 #include "run.h"
 
@@ -115,60 +117,77 @@ progress_cb(void *arg, const struct progress_info *pi)
 		progress_end(p);
 }
 
+/* v with that many decimals, in the JSON as printf writes it. */
+static json_object *
+json_fixed(int decimals, double v)
+{
+	char buf[64];
+
+	snprintf(buf, sizeof(buf), "%.*f", decimals, v);
+	return json_object_new_double_s(v, buf);
+}
+
 void
 report_print_json(const struct xmig_report *r, FILE *out)
 {
-	char mem[65], vcpu[65], err[1100];
+	json_object *o = json_object_new_object();
+	char mem[65], vcpu[65];
+	struct rusage ru;
 
 	hex_encode(r->memory_digest, digest_len(r->memory_alg), mem);
 	hex_encode(r->vcpu_sha256, 32, vcpu);
-	json_escape(r->error, err, sizeof(err));
-	fprintf(out, "{\"role\":\"%s\",\"status\":\"%s\"", r->role, r->status);
+	json_object_object_add(o, "role", json_object_new_string(r->role));
+	json_object_object_add(o, "status", json_object_new_string(r->status));
 	if (r->error[0])
-		fprintf(out, ",\"error\":\"%s\"", err);
+		json_object_object_add(o, "error",
+		    json_object_new_string(r->error));
 	if (r->dialect)
-		fprintf(out, ",\"dialect\":\"%s\"", r->dialect);
-	if (r->have_memory)
-		fprintf(out, ",\"digest\":\"%s\",\"memory_digest\":\"%s\"",
-		    digest_name(r->memory_alg), mem);
-	else
-		fprintf(out, ",\"digest\":null,\"memory_digest\":null");
-	if (r->have_vcpu)
-		fprintf(out, ",\"vcpu_sha256\":\"%s\"", vcpu);
-	else
-		fprintf(out, ",\"vcpu_sha256\":null");
-	fprintf(out, ",\"nr_pages\":%llu,\"bytes\":%llu,\"pages_sent\":%llu",
-	    (unsigned long long)r->nr_pages, (unsigned long long)r->bytes,
-	    (unsigned long long)r->pages_sent);
-	if (r->iterations)
-		fprintf(out, ",\"iterations\":%u", r->iterations);
-	else
-		fprintf(out, ",\"iterations\":null");
-	if (r->have_downtime)
-		fprintf(out, ",\"downtime_ms\":%.3f", r->downtime_ms);
-	else
-		fprintf(out, ",\"downtime_ms\":null");
-	fprintf(out, ",\"backchannel\":%s", r->backchannel ? "true" : "false");
+		json_object_object_add(o, "dialect",
+		    json_object_new_string(r->dialect));
+	json_object_object_add(o, "digest", r->have_memory ?
+	    json_object_new_string(digest_name(r->memory_alg)) : NULL);
+	json_object_object_add(o, "memory_digest", r->have_memory ?
+	    json_object_new_string(mem) : NULL);
+	json_object_object_add(o, "vcpu_sha256", r->have_vcpu ?
+	    json_object_new_string(vcpu) : NULL);
+	json_object_object_add(o, "nr_pages", json_object_new_uint64(
+	    r->nr_pages));
+	json_object_object_add(o, "bytes", json_object_new_uint64(r->bytes));
+	json_object_object_add(o, "pages_sent", json_object_new_uint64(
+	    r->pages_sent));
+	json_object_object_add(o, "iterations", r->iterations ?
+	    json_object_new_uint64(r->iterations) : NULL);
+	json_object_object_add(o, "downtime_ms", r->have_downtime ?
+	    json_fixed(3, r->downtime_ms) : NULL);
+	json_object_object_add(o, "backchannel", json_object_new_boolean(
+	    r->backchannel));
 	if (r->verified >= 0)
-		fprintf(out, ",\"verified\":%s", r->verified ? "true" : "false");
-	fprintf(out, ",\"zero_pages\":%llu,\"page_octets\":%llu,"
-	    "\"page_wire_octets\":%llu",
-	    (unsigned long long)r->zero_pages,
-	    (unsigned long long)r->page_octets,
-	    (unsigned long long)r->page_wire);
+		json_object_object_add(o, "verified",
+		    json_object_new_boolean(r->verified));
+	json_object_object_add(o, "zero_pages", json_object_new_uint64(
+	    r->zero_pages));
+	json_object_object_add(o, "page_octets", json_object_new_uint64(
+	    r->page_octets));
+	json_object_object_add(o, "page_wire_octets", json_object_new_uint64(
+	    r->page_wire));
 	if (r->throttle_max != 0)
-		fprintf(out, ",\"throttle_max_pct\":%u", r->throttle_max);
-	if (r->compression != NULL)
-		fprintf(out, ",\"compression\":\"%s\",\"page_compressed_octets\""
-		    ":%llu", r->compression,
-		    (unsigned long long)r->page_compressed);
-	{
-		struct rusage ru;
-
-		if (getrusage(RUSAGE_SELF, &ru) == 0)
-			fprintf(out, ",\"peak_rss_kb\":%ld", ru.ru_maxrss);
+		json_object_object_add(o, "throttle_max_pct",
+		    json_object_new_uint64(r->throttle_max));
+	if (r->compression != NULL) {
+		json_object_object_add(o, "compression",
+		    json_object_new_string(r->compression));
+		json_object_object_add(o, "page_compressed_octets",
+		    json_object_new_uint64(r->page_compressed));
 	}
-	fprintf(out, ",\"duration_ms\":%.3f,\"throughput_mbps\":%.1f}\n",
-	    r->duration_ms, r->throughput_mbps);
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		json_object_object_add(o, "peak_rss_kb",
+		    json_object_new_int64(ru.ru_maxrss));
+	json_object_object_add(o, "duration_ms", json_fixed(3,
+	    r->duration_ms));
+	json_object_object_add(o, "throughput_mbps", json_fixed(1,
+	    r->throughput_mbps));
+	fprintf(out, "%s\n", json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
 	fflush(out);
 }

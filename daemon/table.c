@@ -165,6 +165,7 @@ mig_end(struct migration *m, const char *status, uint64_t bytes, double dt,
 	    status, m->error[0] ? ": " : "", m->error);
 	mig_notify(m, 1);
 	notify_status();
+	evac_mig_end(m);
 }
 
 /* Keep the last XMIGD_MIGRATIONS_KEPT migrations that ended. */
@@ -278,6 +279,12 @@ domain_line(struct domain *d, char *line)
 		}
 		notify_status();
 		stop_check();
+	} else if (strcmp(w, "answer") == 0) {
+		evac_answer(d, save != NULL ? save : "");
+	} else if (strcmp(w, "admit") == 0) {
+		budget_admit(d, save != NULL ? save : "");
+	} else if (strcmp(w, "asked") == 0) {
+		d->asked = 1;
 	} else if (strcmp(w, "log") == 0) {
 		log_warn("domain %s (process %ld): %s", d->name, (long)d->pid,
 		    save != NULL ? save : "");
@@ -351,7 +358,7 @@ domain_free(struct domain *d)
 	if (d->destroying)
 		log_info("domain %s (process %ld) destroyed", d->name,
 		    (long)d->pid);
-	if (strcmp(d->state, "incoming") == 0) {
+	if (strcmp(d->state, "incoming") == 0 && !d->asked) {
 		xd.incoming_failed++;
 		if (d->failure[0])
 			log_warn("incoming migration failed: %s", d->failure);
@@ -447,7 +454,10 @@ domain_spawn(const char *name, const char *spec, int fd, void *tls_ctx,
 		return NULL;
 	}
 	recv_opts_default(&o);
-	o.max_memory = xd.max_memory;
+	o.max_memory = budget_max_memory();
+	if (xd.memory_budget != 0)
+		o.max_memory_why = "--max-memory, or what --memory-budget has "
+		    "free now";
 	if (xd.cc.timeout_s > 0)
 		o.timeout_s = xd.cc.timeout_s;
 	fflush(NULL);

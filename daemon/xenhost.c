@@ -4,7 +4,7 @@
  * or in, with the machinery of migrate-send xen:NAME and migrate-receive
  * --backend xen (xen-toolstack.c and the Xen backend).  A Xen guest lives
  * in the hypervisor, not in a process of xmigd's: the Xen process exists
- * while its migration runs and speaks SPEC 18.1 to xmigd (18.5), over its
+ * while its migration runs and speaks SPEC 18.1 to xmigd (18.6), over its
  * socket pair and its registration socket like a domain process, so that a
  * migration survives an xmigd restart and is cancelled by the next xmigd
  * (18.4).  A crash of a Xen process cannot take xmigd down.
@@ -296,7 +296,7 @@ xenhost_source(const char *name, char *err, size_t len)
 
 /*
  * At start, after the Xen processes that live on were re-adopted: the
- * ends of migrations whose process died (SPEC 18.5).  NAME--incoming
+ * ends of migrations whose process died (SPEC 18.6).  NAME--incoming
  * with no Xen process of ours receiving it is destroyed; a source left
  * NAME--migratedaway gets its name back and is resumed when no NAME
  * runs on this host, else (the target here took it) destroyed.  Only
@@ -398,7 +398,7 @@ struct xp {
 	struct xmig_recv	*rv;
 	struct xts_target	*xt;
 	struct recv_toolstack	 ts, inner;
-	int			 recv_done, recv_rc;
+	int			 recv_done, recv_rc, recv_query;
 	char			 recv_err[512];
 };
 
@@ -433,7 +433,7 @@ xp_say(struct xp *p, const char *fmt, ...)
 	(void)write_all(p->ctl, line, n);
 }
 
-/* The guest this process moves, for xenhost_recover (SPEC 18.5). */
+/* The guest this process moves, for xenhost_recover (SPEC 18.6). */
 static void
 xp_mark(struct xp *p, const char *role)
 {
@@ -790,6 +790,16 @@ xp_ts_config(void *arg, uint32_t kind, const char *text, size_t len,
 	return 0;
 }
 
+/* The host memory budget: the daemon decides, as for a sim domain. */
+static int
+xp_ts_admit(void *arg, uint64_t bytes, int query, char *msg, size_t msglen)
+{
+	struct xp *p = xp_self;
+
+	(void)arg;
+	return domq_admit(p->ctl, p->cbev, bytes, query, msg, msglen);
+}
+
 static void
 xp_recv_result(void *arg, int rc, const struct xmig_report *r)
 {
@@ -797,6 +807,7 @@ xp_recv_result(void *arg, int rc, const struct xmig_report *r)
 
 	p->recv_done = 1;
 	p->recv_rc = rc;
+	p->recv_query = r->query;
 	snprintf(p->recv_err, sizeof(p->recv_err), "%s", r->error);
 	event_base_loopbreak(p->base);
 }
@@ -828,6 +839,7 @@ xenproc_receive(int ctl, int lfd, const char *lpath, int fd, void *tls_ctx,
 	xp_self = &p;
 	p.ts = p.inner;
 	p.ts.config = xp_ts_config;
+	p.ts.admit = xp_ts_admit;
 	ro.toolstack = &p.ts;
 	ro.backend = "xen";
 	ro.no_digest = 1;
@@ -847,6 +859,10 @@ xenproc_receive(int ctl, int lfd, const char *lpath, int fd, void *tls_ctx,
 	xmig_recv_free(p.rv);
 	p.rv = NULL;
 	xts_target_free(p.xt);
+	if (p.recv_done && p.recv_query) {
+		xp_say(&p, "asked");	/* a QUERY, answered (SPEC 13.2) */
+		xp_leave(&p, 0);
+	}
 	if (!p.recv_done || p.recv_rc != 0) {
 		xp_say(&p, "failed %s", p.recv_done ? p.recv_err :
 		    "event loop ended early");

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
 
 #include "proto.h"
 #include "libxl.h"
@@ -916,55 +917,83 @@ plain_options(int argc, char **argv, int nargs)
 
 /* ---- dump ------------------------------------------------------------- */
 
-/* One output line: "kind key=value ..." or a JSON object. */
+/*
+ * One output line: "kind key=value ..." or a JSON object (json-c, one
+ * object per line, keys in the order written).
+ */
 struct line {
-	FILE	*f;
-	int	 json;
+	FILE		*f;
+	int		 json;
+	json_object	*o;		/* the line being built (json) */
+	const char	*key;		/* line_key's, for the value that follows */
 };
 
-static void
-json_string(FILE *f, const char *s)
+/*
+ * A string for json-c: text that is not ASCII is taken octet by octet as
+ * U+0000-U+00FF (so the output is valid UTF-8 whatever the image holds,
+ * and reads back as the same octets, as the \u00XX of before did).
+ */
+static json_object *
+json_octets(const char *s)
 {
-	const unsigned char	*u = (const unsigned char *)s;
+	const unsigned char *u = (const unsigned char *)s;
+	json_object *o;
+	size_t n = 0, i;
+	char *t;
 
-	fputc('"', f);
-	for (; *u != '\0'; u++) {
-		if (*u == '"' || *u == '\\')
-			fprintf(f, "\\%c", *u);
-		else if (*u < 0x20 || *u >= 0x7f)
-			fprintf(f, "\\u%04x", *u);
-		else
-			fputc(*u, f);
+	for (i = 0; u[i] != '\0'; i++)
+		n += u[i] >= 0x80 ? 2 : 1;
+	if (n == i)
+		return json_object_new_string(s);
+	if ((t = malloc(n + 1)) == NULL)
+		return json_object_new_string("?");
+	for (i = 0, n = 0; u[i] != '\0'; i++) {
+		if (u[i] >= 0x80) {
+			t[n++] = (char)(0xc0 | (u[i] >> 6));
+			t[n++] = (char)(0x80 | (u[i] & 0x3f));
+		} else
+			t[n++] = (char)u[i];
 	}
-	fputc('"', f);
+	t[n] = '\0';
+	o = json_object_new_string(t);
+	free(t);
+	return o;
 }
 
 static void
 line_begin(struct line *l, const char *kind)
 {
 	if (l->json) {
-		fputs("{\"kind\":", l->f);
-		json_string(l->f, kind);
+		l->o = json_object_new_object();
+		json_object_object_add(l->o, "kind", json_octets(kind));
 	} else
 		fputs(kind, l->f);
 }
 
+/* The key of the value that follows; in text, written now. */
 static void
 line_key(struct line *l, const char *key)
 {
-	if (l->json) {
-		fputc(',', l->f);
-		json_string(l->f, key);
-		fputc(':', l->f);
-	} else
+	if (l->json)
+		l->key = key;
+	else
 		fprintf(l->f, " %s=", key);
+}
+
+static void
+line_value(struct line *l, json_object *v)
+{
+	json_object_object_add(l->o, l->key, v);
 }
 
 static void
 line_u64(struct line *l, const char *key, uint64_t v)
 {
 	line_key(l, key);
-	fprintf(l->f, "%" PRIu64, v);
+	if (l->json)
+		line_value(l, json_object_new_uint64(v));
+	else
+		fprintf(l->f, "%" PRIu64, v);
 }
 
 /* Hexadecimal in text, a plain number in JSON (which has no hex). */
@@ -973,9 +1002,20 @@ line_hex(struct line *l, const char *key, uint64_t v, int width)
 {
 	line_key(l, key);
 	if (l->json)
-		fprintf(l->f, "%" PRIu64, v);
+		line_value(l, json_object_new_uint64(v));
 	else
 		fprintf(l->f, "0x%0*" PRIx64, width, v);
+}
+
+/* A number already formatted (as it is, in text and JSON alike). */
+static void
+line_num(struct line *l, const char *key, double v, const char *formatted)
+{
+	line_key(l, key);
+	if (l->json)
+		line_value(l, json_object_new_double_s(v, formatted));
+	else
+		fputs(formatted, l->f);
 }
 
 static void
@@ -983,7 +1023,7 @@ line_str(struct line *l, const char *key, const char *s)
 {
 	line_key(l, key);
 	if (l->json)
-		json_string(l->f, s);
+		line_value(l, json_octets(s));
 	else
 		fputs(s, l->f);
 }
@@ -991,8 +1031,13 @@ line_str(struct line *l, const char *key, const char *s)
 static void
 line_end(struct line *l)
 {
-	if (l->json)
-		fputc('}', l->f);
+	if (l->json) {
+		fputs(json_object_to_json_string_ext(l->o,
+		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+		    l->f);
+		json_object_put(l->o);
+		l->o = NULL;
+	}
 	fputc('\n', l->f);
 }
 
@@ -1115,8 +1160,8 @@ dump_body(struct line *l, const struct xp_stream *st,
 			    ps.deflated_length);
 			snprintf(ratio, sizeof ratio, "%.3f", ps.raw_length ?
 			    (double)ps.deflated_length / ps.raw_length : 0.0);
-			line_key(l, z ? "zstd_ratio" : "deflate_ratio");
-			fputs(ratio, l->f);
+			line_num(l, z ? "zstd_ratio" : "deflate_ratio",
+			    strtod(ratio, NULL), ratio);
 		}
 		break;
 	case REC_XMIG_NEGOTIATE:

@@ -53,17 +53,28 @@ usage(FILE *f)
 "                                  that the target does not run it)\n"
 "  metrics                         Prometheus text\n"
 "  version                         xmigd's version\n"
-"  evacuate ...                    NOT IMPLEMENTED YET (exits 1)\n"
+"  evacuate --to URI[,URI...] [--parallel N] [--bandwidth BYTES/s]\n"
+"           [--dry-run]            move every domain off this host: planned\n"
+"                                  from the targets' free memory, biggest\n"
+"                                  first; at most N migrations at once\n"
+"                                  (default 2) sharing BYTES/s in all; a\n"
+"                                  failed domain is tried once more on\n"
+"                                  another target; prints the plan, each\n"
+"                                  domain as it ends, and the summary\n"
+"                                  (--dry-run: the plan only, nothing moves)\n"
+"  status evac-N, cancel evac-N    an evacuation; cancel stops it: what has\n"
+"                                  not moved runs on here\n"
 "\n"
 "Options:\n"
 "  --socket PATH     the control socket\n"
 "  --json            print the raw JSON result\n"
 "  -h, --help        this text\n"
 "\n"
-"Exit status (as migrate-send's): 0 done (watch: the migration completed);\n"
-"1 failed (an error from xmigd, or watch: the migration failed or was\n"
-"cancelled); 2 bad usage; 3 watch: delivered but unconfirmed (the source\n"
-"is left paused).\n");
+"Exit status (as migrate-send's): 0 done (watch: the migration completed;\n"
+"evacuate: every domain moved); 1 failed (an error from xmigd, or watch: the\n"
+"migration failed or was cancelled; evacuate: a domain did not move); 2 bad\n"
+"usage; 3 watch, evacuate: delivered but unconfirmed (a source is left\n"
+"paused).\n");
 }
 
 static int
@@ -266,6 +277,165 @@ do_watch(FILE *f, json_object *id)
 	}
 }
 
+static void
+print_evac_domain(json_object *x)
+{
+	json_object *v;
+	char t[32] = "-", dt[32] = "-";
+
+	if (json_object_object_get_ex(x, "elapsed_ms", &v))
+		snprintf(t, sizeof(t), "%.2f s", json_object_get_double(v) /
+		    1000.0);
+	if (json_object_object_get_ex(x, "downtime_ms", &v))
+		snprintf(dt, sizeof(dt), "%.1f ms", json_object_get_double(v));
+	printf("%-16s %8.1f MiB  %-24s %-11s %9s %10s  %s%s%s\n",
+	    jstr(x, "domain"), (double)jint(x, "memory") / 1048576.0,
+	    jstr(x, "target")[0] ? jstr(x, "target") : "-", jstr(x, "status"),
+	    t, dt, !json_object_object_get_ex(x, "verified", &v) || v == NULL ?
+	    "-" : json_object_get_boolean(v) ? "yes" : "NO",
+	    json_object_object_get_ex(x, "error", NULL) ? "  " : "",
+	    jstr(x, "error"));
+}
+
+static void
+print_evac(json_object *e, int full)
+{
+	json_object *a, *x;
+	size_t i, n;
+
+	printf("evacuation %s: %s, %.1f MiB sent in %.2f s\n", jstr(e, "id"),
+	    jstr(e, "state"), (double)jint(e, "bytes") / 1048576.0,
+	    json_object_object_get_ex(e, "elapsed_ms", &x) ?
+	    json_object_get_double(x) / 1000.0 : 0.0);
+	if (json_object_object_get_ex(e, "targets", &a)) {
+		n = json_object_array_length(a);
+		for (i = 0; i < n; i++) {
+			x = json_object_array_get_idx(a, i);
+			printf("  target %s: %s", jstr(x, "uri"),
+			    json_object_get_boolean(json_object_object_get(x,
+			    "up")) ? "up" : "down");
+			if (json_object_object_get_ex(x, "free_memory", NULL))
+				printf(", %s", json_object_object_get(x,
+				    "free_memory") == NULL ? "no memory limit" :
+				    "");
+			if (json_object_object_get(x, "free_memory") != NULL)
+				printf("%.1f MiB free",
+				    (double)jint(x, "free_memory") / 1048576.0);
+			printf(", %.1f MiB planned%s%s\n",
+			    (double)jint(x, "planned_memory") / 1048576.0,
+			    json_object_object_get_ex(x, "error", NULL) ?
+			    ": " : "", jstr(x, "error"));
+		}
+	}
+	if (!full || !json_object_object_get_ex(e, "domains", &a))
+		return;
+	printf("%-16s %12s  %-24s %-11s %9s %10s  %s\n", "DOMAIN", "MEMORY",
+	    "TARGET", "STATUS", "TIME", "DOWNTIME", "VERIFIED");
+	n = json_object_array_length(a);
+	for (i = 0; i < n; i++)
+		print_evac_domain(json_object_array_get_idx(a, i));
+}
+
+/* 0 every domain moved, 3 one is left paused, 1 otherwise. */
+static int
+evac_exit(json_object *e)
+{
+	json_object *a;
+	size_t i, n;
+	int rc = 0;
+
+	if (strcmp(jstr(e, "state"), "planned") == 0)
+		return 0;
+	if (strcmp(jstr(e, "state"), "done") != 0)
+		rc = 1;
+	if (!json_object_object_get_ex(e, "domains", &a))
+		return 1;
+	n = json_object_array_length(a);
+	for (i = 0; i < n; i++) {
+		const char *s = jstr(json_object_array_get_idx(a, i), "status");
+
+		if (strcmp(s, "unconfirmed") == 0 && rc == 0)
+			rc = 3;
+		else if (strcmp(s, "completed") != 0)
+			rc = 1;
+	}
+	return rc;
+}
+
+/*
+ * evacuate: notifications (the plan once the targets answered, then each
+ * domain as it ends) until the response, the summary.
+ */
+static int
+do_evacuate(FILE *f, json_object *params)
+{
+	json_object *req, *o, *p, *e, *m, *a;
+	static char printed[1024];	/* a domain's end printed */
+	size_t i, n;
+	int planned = 0, rc;
+
+	req = json_object_new_object();
+	json_object_object_add(req, "jsonrpc", json_object_new_string("2.0"));
+	json_object_object_add(req, "id", json_object_new_int(1));
+	json_object_object_add(req, "method", json_object_new_string(
+	    "evacuate"));
+	json_object_object_add(req, "params", params);
+	fprintf(f, "%s\n", json_object_to_json_string_ext(req,
+	    JSON_C_TO_STRING_PLAIN));
+	fflush(f);
+	json_object_put(req);
+	for (;;) {
+		if ((o = ctl_read(f)) == NULL)
+			return 1;
+		if (json_object_object_get_ex(o, "error", &e)) {
+			fprintf(stderr, "xmigctl: error: %s\n",
+			    json_object_object_get_ex(e, "message", &m) ?
+			    json_object_get_string(m) : "(no message)");
+			json_object_put(o);
+			return 1;
+		}
+		if (json_object_object_get_ex(o, "result", &p)) {
+			if (opt_json)
+				print_raw(p);
+			else
+				print_evac(p, 1);
+			rc = evac_exit(p);
+			json_object_put(o);
+			return rc;
+		}
+		if (!json_object_object_get_ex(o, "params", &p)) {
+			json_object_put(o);
+			continue;
+		}
+		if (opt_json) {
+			print_raw(p);
+		} else if (strcmp(jstr(p, "state"), "querying") == 0) {
+			printf("evacuation %s: asking the targets\n",
+			    jstr(p, "id"));
+		} else if (!planned) {
+			planned = 1;
+			print_evac(p, 1);	/* the plan */
+		} else if (json_object_object_get_ex(p, "domains", &a)) {
+			/* One line per domain that ended since. */
+			n = json_object_array_length(a);
+			for (i = 0; i < n; i++) {
+				const char *s = jstr(json_object_array_get_idx(
+				    a, i), "status");
+
+				if (i >= sizeof(printed) || printed[i] ||
+				    strcmp(s, "planned") == 0 ||
+				    strcmp(s, "migrating") == 0)
+					continue;
+				printed[i] = 1;
+				print_evac_domain(json_object_array_get_idx(a,
+				    i));
+			}
+		}
+		fflush(stdout);
+		json_object_put(o);
+	}
+}
+
 static json_object *
 id_param(const char *s)
 {
@@ -277,13 +447,17 @@ id_param(const char *s)
 	return json_object_new_int64(v);
 }
 
-enum { OPT_SOCKET = 256, OPT_JSON, OPT_NAME, OPT_BANDWIDTH };
+enum { OPT_SOCKET = 256, OPT_JSON, OPT_NAME, OPT_BANDWIDTH, OPT_TO,
+	OPT_PARALLEL, OPT_DRY_RUN };
 
 static const struct option longopts[] = {
 	{ "socket",	required_argument,	NULL, OPT_SOCKET },
 	{ "json",	no_argument,		NULL, OPT_JSON },
 	{ "name",	required_argument,	NULL, OPT_NAME },
 	{ "bandwidth",	required_argument,	NULL, OPT_BANDWIDTH },
+	{ "to",		required_argument,	NULL, OPT_TO },
+	{ "parallel",	required_argument,	NULL, OPT_PARALLEL },
+	{ "dry-run",	no_argument,		NULL, OPT_DRY_RUN },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
 };
@@ -292,7 +466,8 @@ int
 main(int argc, char **argv)
 {
 	const char *sock = getenv("XMIG_SOCKET"), *cmd, *name = NULL;
-	const char *bandwidth = NULL;
+	const char *bandwidth = NULL, *to = NULL, *parallel = NULL;
+	int dry_run = 0;
 	json_object *params, *r, *resp = NULL, *id;
 	size_t i, n;
 	int c, nargs, rc = 0;
@@ -314,6 +489,15 @@ main(int argc, char **argv)
 		case OPT_BANDWIDTH:
 			bandwidth = optarg;
 			break;
+		case OPT_TO:
+			to = optarg;
+			break;
+		case OPT_PARALLEL:
+			parallel = optarg;
+			break;
+		case OPT_DRY_RUN:
+			dry_run = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -333,9 +517,35 @@ main(int argc, char **argv)
 	return bad_usage(cmd_usage(what)); } } while (0)
 #define cmd_usage(what) (what)
 	if (strcmp(cmd, "evacuate") == 0) {
-		json_object_put(params);
-		fprintf(stderr, "xmigctl: evacuate is not implemented yet\n");
-		return 1;
+		char *end;
+		long pn;
+
+		NEED(0, "evacuate: expected --to URI[,URI...] [--parallel N] "
+		    "[--bandwidth BYTES/s] [--dry-run]");
+		if (to == NULL) {
+			json_object_put(params);
+			return bad_usage("evacuate: --to URI[,URI...] is "
+			    "required");
+		}
+		json_object_object_add(params, "to",
+		    json_object_new_string(to));
+		if (parallel != NULL) {
+			pn = strtol(parallel, &end, 10);
+			if (*end != '\0' || end == parallel || pn < 1 ||
+			    pn > 64) {
+				json_object_put(params);
+				return bad_usage("--parallel: a count from 1 "
+				    "to 64");
+			}
+			json_object_object_add(params, "parallel",
+			    json_object_new_int64(pn));
+		}
+		if (bandwidth != NULL)
+			json_object_object_add(params, "bandwidth",
+			    json_object_new_string(bandwidth));
+		if (dry_run)
+			json_object_object_add(params, "dry_run",
+			    json_object_new_boolean(1));
 	} else if (strcmp(cmd, "create") == 0) {
 		NEED(1, "create: expected sim:SPEC [--name NAME]");
 		json_object_object_add(params, "spec",
@@ -352,6 +562,10 @@ main(int argc, char **argv)
 		if (bandwidth != NULL)
 			json_object_object_add(params, "bandwidth",
 			    json_object_new_string(bandwidth));
+	} else if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "cancel") == 0) &&
+	    nargs == 1 && strncmp(argv[optind + 1], "evac-", 5) == 0) {
+		json_object_object_add(params, "id",
+		    json_object_new_string(argv[optind + 1]));
 	} else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "watch") == 0 ||
 	    strcmp(cmd, "cancel") == 0) {
 		NEED(1, "expected a migration ID");
@@ -372,14 +586,23 @@ main(int argc, char **argv)
 		return bad_usage("unknown command");
 	}
 	if ((name != NULL && strcmp(cmd, "create") != 0) ||
-	    (bandwidth != NULL && strcmp(cmd, "migrate") != 0)) {
+	    (bandwidth != NULL && strcmp(cmd, "migrate") != 0 &&
+	    strcmp(cmd, "evacuate") != 0) ||
+	    ((to != NULL || parallel != NULL || dry_run) &&
+	    strcmp(cmd, "evacuate") != 0)) {
 		json_object_put(params);
 		return bad_usage("--name is for create, --bandwidth for "
-		    "migrate");
+		    "migrate and evacuate, --to, --parallel and --dry-run for "
+		    "evacuate");
 	}
 	if ((f = ctl_connect(sock)) == NULL) {
 		json_object_put(params);
 		return 1;
+	}
+	if (strcmp(cmd, "evacuate") == 0) {
+		rc = do_evacuate(f, params);
+		fclose(f);
+		return rc;
 	}
 	if (strcmp(cmd, "watch") == 0) {
 		json_object_object_get_ex(params, "id", &id);
@@ -425,6 +648,9 @@ main(int argc, char **argv)
 		n = json_object_array_length(r);
 		for (i = 0; i < n; i++)
 			print_mig(json_object_array_get_idx(r, i));
+	} else if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "cancel") == 0) &&
+	    json_object_object_get_ex(r, "targets", NULL)) {
+		print_evac(r, 1);
 	} else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "cancel") == 0)
 		print_mig(r);
 	else if (strcmp(cmd, "metrics") == 0)

@@ -189,6 +189,8 @@ config_read(int limits_only)
 	unsigned long n;
 	uint64_t sz;
 
+	if (!xd.cli_memory_budget)
+		xd.memory_budget = 0;	/* a key taken out is gone too */
 	if ((f = fopen(xd.config_path, "r")) == NULL) {
 		if (errno == ENOENT && !xd.config_given)
 			return 0;
@@ -234,6 +236,18 @@ config_read(int limits_only)
 			}
 			if (!xd.cli_max_memory)
 				xd.max_memory = sz;
+		} else if (strcmp(k, "memory-budget") == 0) {
+			if (parse_size(v, &sz) != 0) {
+				log_err("%s:%u: memory-budget: a size",
+				    xd.config_path, lineno);
+				goto bad;
+			}
+			if (!xd.cli_memory_budget)
+				xd.memory_budget = sz;
+		} else if (strcmp(k, "metrics") == 0) {
+			if (!limits_only && !xd.cli_metrics &&
+			    metrics_listen(v) != 0)
+				goto bad;
 		} else if (strcmp(k, "listen") == 0) {
 			if (!limits_only && listener_open(v) != 0)
 				goto bad;
@@ -255,8 +269,9 @@ config_read(int limits_only)
 				goto bad;
 		} else {
 			log_err("%s:%u: unknown key '%s' (max-sessions, "
-			    "max-memory, listen, control, state-dir, backend)",
-			    xd.config_path, lineno, k);
+			    "max-memory, memory-budget, listen, control, "
+			    "metrics, state-dir, backend)", xd.config_path, lineno,
+			    k);
 			goto bad;
 		}
 	}
@@ -334,8 +349,9 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	} else if (sig == SIGHUP) {
 		if (config_read(1) == 0)
 			log_info("reloaded %s: max-sessions %u, max-memory "
-			    "%llu", xd.config_path, xd.max_sessions,
-			    (unsigned long long)xd.max_memory);
+			    "%llu, memory-budget %llu", xd.config_path,
+			    xd.max_sessions, (unsigned long long)xd.max_memory,
+			    (unsigned long long)xd.memory_budget);
 		notify("READY=1");
 	} else
 		stop_begin();
@@ -372,13 +388,21 @@ usage(FILE *f)
 "                        left suspended.  Needs root in dom0 and\n"
 "                        xmig-save-helper beside xmigd\n"
 "  --config FILE         key = value lines: max-sessions, max-memory,\n"
-"                        listen, control, state-dir, backend (default\n"
-"                        " XMIGD_CONFIG_DEFAULT "; only that default may\n"
-"                        be missing); SIGHUP re-reads max-sessions and\n"
-"                        max-memory\n"
+"                        memory-budget, listen, control, metrics,\n"
+"                        state-dir, backend (default " XMIGD_CONFIG_DEFAULT ";\n"
+"                        only that default may be missing); SIGHUP\n"
+"                        re-reads max-sessions, max-memory and\n"
+"                        memory-budget\n"
 "  --max-sessions N      incoming migrations at once (default 8); beyond,\n"
 "                        a sender is answered \"busy\"\n"
 "  --max-memory SIZE     refuse incoming domains larger than SIZE\n"
+"  --memory-budget SIZE  refuse an incoming domain (before its memory is\n"
+"                        sent) when it and the domains hosted and being\n"
+"                        received here would pass SIZE in all\n"
+"  --metrics tcp:127.0.0.1:PORT\n"
+"                        also serve the metrics (Prometheus text) as\n"
+"                        HTTP GET /metrics there, loopback only (port 0:\n"
+"                        any; the log names it)\n"
 "  --timeout SEC         give up on a stalled sender (default 60)\n"
 "  --tls-cert FILE, --tls-key FILE, --tls-ca FILE\n"
 "                        this host's certificate and key, and the CA that\n"
@@ -410,7 +434,8 @@ usage(FILE *f)
 }
 
 enum { OPT_LISTEN = 256, OPT_CONTROL, OPT_BACKEND, OPT_CONFIG,
-	OPT_MAX_SESSIONS, OPT_MAX_MEMORY, OPT_STATE_DIR };
+	OPT_MAX_SESSIONS, OPT_MAX_MEMORY, OPT_MEMORY_BUDGET, OPT_METRICS,
+	OPT_STATE_DIR };
 
 static const struct option longopts[] = {
 	{ "listen",	required_argument,	NULL, OPT_LISTEN },
@@ -420,6 +445,8 @@ static const struct option longopts[] = {
 	{ "config",	required_argument,	NULL, OPT_CONFIG },
 	{ "max-sessions", required_argument,	NULL, OPT_MAX_SESSIONS },
 	{ "max-memory",	required_argument,	NULL, OPT_MAX_MEMORY },
+	{ "memory-budget", required_argument,	NULL, OPT_MEMORY_BUDGET },
+	{ "metrics",	required_argument,	NULL, OPT_METRICS },
 	{ "verbose",	no_argument,		NULL, 'v' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'V' },
@@ -478,6 +505,7 @@ int
 main(int argc, char **argv)
 {
 	const char *listens[XMIGD_LISTEN_MAX];
+	const char *metrics_uri = NULL;
 	unsigned nlisten = 0, i;
 	struct event *sigs[4], *wd = NULL;
 	static const int signos[4] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
@@ -542,6 +570,17 @@ main(int argc, char **argv)
 				    "size", optarg);
 			xd.cli_max_memory = 1;
 			break;
+		case OPT_METRICS:
+			metrics_uri = optarg;
+			xd.cli_metrics = 1;
+			break;
+		case OPT_MEMORY_BUDGET:
+			if (parse_size(optarg, &xd.memory_budget) != 0 ||
+			    xd.memory_budget < 4096)
+				return bad_usage("--memory-budget: '%s' is not "
+				    "a size", optarg);
+			xd.cli_memory_budget = 1;
+			break;
 		case 'v':
 			verbose = LOG_LVL_DEBUG;
 			break;
@@ -580,6 +619,8 @@ main(int argc, char **argv)
 	for (i = 0; i < nlisten; i++)
 		if (listener_open(listens[i]) != 0)
 			return 1;
+	if (metrics_uri != NULL && metrics_listen(metrics_uri) != 0)
+		return 1;
 	if (config_read(0) != 0)
 		return 1;
 	if (xd.state_dir == NULL)
@@ -641,6 +682,7 @@ main(int argc, char **argv)
 		close(xd.lis[i].fd);
 		xport_tls_ctx_free(xd.lis[i].tls_ctx);
 	}
+	metrics_close();
 	if (wd != NULL)
 		event_free(wd);
 	for (i = 0; i < 4; i++)

@@ -37,6 +37,16 @@ void	domproc_receive(int ctl, int lfd, const char *lpath, int fd,
 	    void *tls_ctx, const struct recv_opts *o, const char *busy)
 	    __attribute__((noreturn));
 
+struct event_base;
+/* domquery.c: a QUERY to uri (SPEC 13.2), answered by an "answer" line;
+ * the budget check of an incoming domain (SPEC 18.5). */
+struct bufferevent;
+void	domq_query(struct event_base *base, struct backend *b,
+	    const char *config, const struct xport_tls *tls, const int *ctlp,
+	    const char *uri);
+int	domq_admit(int ctl, struct bufferevent *cbev, uint64_t bytes,
+	    int query, char *msg, size_t msglen);
+
 /* ---- xmigd.c, table.c, control.c: the daemon ---------------------------- */
 
 #include <stdint.h>
@@ -100,6 +110,7 @@ struct domain {
 	struct client		*creator;	/* waits for "running" (create,
 						   resume) or the end (destroy) */
 	json_object		*create_id;
+	int			 asked;		/* an incoming QUERY, answered */
 	int			 destroying;	/* quit sent for destroy */
 };
 
@@ -132,6 +143,8 @@ struct xmigd {
 	unsigned		 max_sessions;
 	uint64_t		 max_memory;
 	int			 cli_max_sessions, cli_max_memory;
+	uint64_t		 memory_budget;	/* 0: none (SPEC 18.5) */
+	int			 cli_memory_budget, cli_metrics;
 	struct cmd_common	 cc;
 	struct domain		*domains;
 	struct migration	*migs;
@@ -206,7 +219,7 @@ int	recover_method(struct client *c, json_object *id, const char *method,
 	    json_object *params);
 
 /*
- * xenhost.c: --backend xen (SPEC 18.5).  xenhost_check: libxl opens and
+ * xenhost.c: --backend xen (SPEC 18.6).  xenhost_check: libxl opens and
  * xmig-save-helper is beside xmigd (0, or -1 with err).  xenhost_domains:
  * the host's guests but dom0 (NULL with err).  xenhost_source: a Xen
  * process for migrating guest NAME (NULL with err).  xenhost_recover: the
@@ -224,6 +237,25 @@ void	xenproc_source(int ctl, int lfd, const char *lpath, const char *name)
 void	xenproc_receive(int ctl, int lfd, const char *lpath, int fd,
 	    void *tls_ctx, const struct recv_opts *o, const char *busy)
 	    __attribute__((noreturn));
+
+/* evacuate.c: host evacuation and the memory budget */
+void	evac_rpc(struct client *c, json_object *id, json_object *params);
+/* An "evac-N" id in params: 0 answered, 1 not an evacuation id, -1 error. */
+int	evac_rpc_status(struct client *c, json_object *id,
+	    json_object *params);
+int	evac_rpc_cancel(struct client *c, json_object *id,
+	    json_object *params);
+void	evac_answer(struct domain *d, char *rest);
+void	evac_mig_end(const struct migration *m);
+void	evac_client_gone(struct client *c);
+/* recv_opts.max_memory for a new incoming domain process. */
+uint64_t budget_max_memory(void);
+void	budget_admit(struct domain *d, char *rest);
+
+/* metrics.c: Prometheus text; --metrics tcp:127.0.0.1:PORT (0 or -1). */
+char	*metrics_text(void);
+int	metrics_listen(const char *uri);
+void	metrics_close(void);
 
 /* control.c */
 void	client_send(struct client *c, json_object *o);

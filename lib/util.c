@@ -80,27 +80,6 @@ hex_encode(const uint8_t *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-void
-json_escape(const char *in, char *out, size_t outlen)
-{
-	size_t o = 0;
-
-	if (outlen == 0)
-		return;
-	for (; *in != '\0' && o + 7 < outlen; in++) {
-		unsigned char c = (unsigned char)*in;
-
-		if (c == '"' || c == '\\') {
-			out[o++] = '\\';
-			out[o++] = (char)c;
-		} else if (c < 0x20) {
-			o += (size_t)snprintf(out + o, outlen - o, "\\u%04x", c);
-		} else
-			out[o++] = (char)c;
-	}
-	out[o] = '\0';
-}
-
 /* ---- messages: lib/ hands them to the program ---------------------------- */
 
 static xmig_log_fn	log_fn;
@@ -175,6 +154,7 @@ xmig_features_str(uint32_t f, char *buf, size_t len)
 		{ XMIG_F_CONFIG, "config" },
 		{ XMIG_F_XXH3, "xxh3" },
 		{ XMIG_F_ZSTD, "zstd" },
+		{ XMIG_F_QUERY, "query" },
 	};
 	size_t	i, o = 0;
 	int	n;

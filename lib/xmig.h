@@ -27,8 +27,6 @@ uint64_t now_ns(void);				/* CLOCK_MONOTONIC */
 /* "64M", "1G", "4096", "1.5G" -> bytes; -1 on error. */
 int	parse_size(const char *s, uint64_t *out);
 void	hex_encode(const uint8_t *in, size_t n, char *out);	/* out: 2n+1 */
-/* JSON string body escaping into out (always NUL-terminated). */
-void	json_escape(const char *in, char *out, size_t outlen);
 /* Non-zero if len octets (a multiple of 32) at p are all zero. */
 int	page_is_zero(const void *p, size_t len);
 /*
@@ -272,6 +270,15 @@ struct xmig_report {
 	double		 throughput_mbps;
 	uint64_t	 nr_pages;
 	const char	*dialect;
+	/*
+	 * A query (send_opts.query; a receiver that was asked, SPEC 13.2):
+	 * query is 1, peer_result the REPLY's result (0: it would take the
+	 * domain now), peer_max_memory its max_memory (octets it can host
+	 * now, 0: no limit); the reason of a refusal is in error.
+	 */
+	int		 query;
+	unsigned	 peer_result;
+	uint64_t	 peer_max_memory;
 };
 
 /*
@@ -335,6 +342,14 @@ struct send_opts {
 	 * engine never reads or closes it.
 	 */
 	int		cancel_fd;
+	/*
+	 * Only ask (SPEC 13.2, feature QUERY): offer a back-channel, send
+	 * the configuration, read the receiver's REPLY and close; no page is
+	 * sent and the source is never paused.  The result's rc is 0 when a
+	 * REPLY came (its figures in the report's query fields), else a
+	 * negative errno (no answer in the negotiation wait: -ETIMEDOUT).
+	 */
+	int		query;
 };
 
 void	send_opts_default(struct send_opts *o);
@@ -361,8 +376,11 @@ void	send_opts_default(struct send_opts *o);
  *
  * xmig_send_cancel: fail with -ECANCELED and the error "cancelled", as on
  * any failure (dirty tracking off, the source resumed, or left paused
- * once GO is out, SPEC 13.4); the result follows from the loop.  o's
- * cancel_fd does the same when it becomes readable.
+ * once GO is out, SPEC 13.4); the result follows from the loop.  Once
+ * the receiver has reported the domain running (handed over) it does
+ * nothing: the session ends as it would, with the digests compared.  o's
+ * cancel_fd does the same when it becomes readable (and there, ends the
+ * session at once, without the digests).
  *
  * xmig_send_free: frees it; a session still running is stopped as by
  * cancel first, without a result.
@@ -377,6 +395,11 @@ struct xmig_send *xmig_send_new_fd(struct event_base *base, struct backend *b,
 int	xmig_send_start(struct xmig_send *s);
 void	xmig_send_cancel(struct xmig_send *s);
 void	xmig_send_free(struct xmig_send *s);
+/*
+ * Change the bandwidth cap of a running session (octets/s, 0: none) from
+ * now on; o->bandwidth stays as given.  0, or -ENOMEM.
+ */
+int	xmig_send_set_bandwidth(struct xmig_send *s, uint64_t bandwidth);
 
 /* ---- engine/recv.c ----------------------------------------------------- */
 
@@ -421,6 +444,16 @@ struct recv_toolstack {
 	 * handle, which leaves a Xen domain running and ends a sim one.
 	 */
 	void	(*adopt)(void *arg, struct backend *b);
+	/*
+	 * Optional: after config accepted the domain, before an OK REPLY:
+	 * may this host take a domain of bytes octets of memory now?  0 (a
+	 * migration, not a query: the memory is now reserved for it), or
+	 * -ENOSPC (the REPLY result MEMORY) or another negative errno
+	 * (OTHER), with the reason in msg.  query: the sender only asks
+	 * (SPEC 13.2); nothing is to be reserved.
+	 */
+	int	(*admit)(void *arg, uint64_t bytes, int query, char *msg,
+		    size_t msglen);
 };
 
 struct recv_opts {
@@ -431,6 +464,8 @@ struct recv_opts {
 	int		report_json;
 	void		*report_out;	/* FILE *: NULL stdout */
 	uint64_t	max_memory;	/* octets a target may host; 0: no limit */
+	const char	*max_memory_why;	/* where it comes from, for the
+					   refusal (NULL: "--max-memory") */
 	int		insecure;	/* plain tcp on a non-loopback address */
 	double		timeout_s;	/* stalled sender (60) */
 	unsigned	max_sessions;	/* concurrent migrations (tcp/tls) */

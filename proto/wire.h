@@ -107,7 +107,8 @@ enum wire_rec_type {
 #define XMIG_F_CONFIG		(1u << 7)	/* offer only: XMIG_DOMAIN_CONFIG follows */
 #define XMIG_F_XXH3		(1u << 8)	/* the memory digest is XXH3-128 */
 #define XMIG_F_ZSTD		(1u << 9)	/* WIRE_REC_OPT_ZSTD */
-#define XMIG_F_KNOWN		0x000003FFu	/* bits 10-31 must be zero */
+#define XMIG_F_QUERY		(1u << 10)	/* offer only: ask, send nothing (13.2) */
+#define XMIG_F_KNOWN		0x000007FFu	/* bits 11-31 must be zero */
 
 /* can_write (XMIG_NEGOTIATE) and can_read (XMIG_REPLY). */
 #define XMIG_CAN_DRAFTB_V1	(1u << 0)

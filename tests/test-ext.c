@@ -451,9 +451,9 @@ test_registry(void)
 	    !record_type_known(0x80000016u), "gaps unknown");
 	CHECK(WIRE_REC_OPT_KNOWN == 0x0007 && WIRE_REC_OPT_ZSTD == 0x0004,
 	    "known options");
-	CHECK(XMIG_F_KNOWN == 0x3FF && XMIG_F_PARALLEL == 0x40 &&
+	CHECK(XMIG_F_KNOWN == 0x7FF && XMIG_F_PARALLEL == 0x40 &&
 	    XMIG_F_CONFIG == 0x80 && XMIG_F_XXH3 == 0x100 &&
-	    XMIG_F_ZSTD == 0x200 &&
+	    XMIG_F_ZSTD == 0x200 && XMIG_F_QUERY == 0x400 &&
 	    XMIG_F_HANDOVER == 0x10, "feature bits");
 }
 
@@ -609,8 +609,8 @@ test_negotiate(void)
 			{ "reserved u16", 22, 2, 1, "reserved field is 0x1" },
 			{ "reserved u32", 36, 4, 0x80000000u,
 			    "reserved field is 0x80000000" },
-			{ "feature bit 10", 4, 4, 0x400,
-			    "unknown feature bits 0x00000400" },
+			{ "feature bit 11", 4, 4, 0x800,
+			    "unknown feature bits 0x00000800" },
 			{ "feature bit 31", 4, 4, 0x80000001u,
 			    "unknown feature bits 0x80000000" },
 			{ "can_write bit 3", 8, 4, 0x9,
@@ -2179,8 +2179,8 @@ test_control_records(void)
 			{ REC_XMIG_REPLY, 48, 0, 0, "negotiate_version 0" },
 			{ REC_XMIG_REPLY, 48, 20, 1, "reserved field is "
 			    "0x00000001, not 0" },
-			{ REC_XMIG_REPLY, 48, 4, 0x400, "unknown feature bits "
-			    "0x00000400" },
+			{ REC_XMIG_REPLY, 48, 4, 0x800, "unknown feature bits "
+			    "0x00000800" },
 			{ REC_XMIG_REPLY, 48, 4, 0x40000000, "unknown feature "
 			    "bits 0x40000000" },
 			{ REC_XMIG_REPLY, 48, 8, 8, "result 8 is not one of "

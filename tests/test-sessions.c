@@ -4,8 +4,8 @@
  * through callbacks.  Two migrations run at once over socket pairs and
  * both complete with matching digests; a cancelled one resumes its source
  * while the other completes; a sender connects to tcp:localhost:PORT on
- * the loop (the receiver accepted on the same loop).  Each result
- * callback fires exactly once.
+ * the loop (the receiver accepted on the same loop); a QUERY is answered
+ * and moves nothing.  Each result callback fires exactly once.
  */
 #include "config.h"
 
@@ -409,6 +409,64 @@ over_tcp(struct event_base *base)
 	s1.b->ops->close(s1.b);
 }
 
+/*
+ * A QUERY (SPEC 13.2): the receiver answers with what it can host and
+ * opens nothing; the sender sends no page and never pauses its source.
+ * Then one refused for memory, its REPLY's figures in the report too.
+ */
+static void
+query(struct event_base *base)
+{
+	static const struct {
+		const char	*spec;
+		uint64_t	 max_memory;
+		unsigned	 result;
+	} c[] = {
+		{ "sim:mem=16M,dirty=1M", 64u << 20, 0 },
+		{ "sim:mem=32M,dirty=1M", 16u << 20, 4 },	/* MEMORY */
+	};
+	struct side snd, rcv;
+	struct send_opts so;
+	struct recv_opts ro;
+	unsigned i;
+	int pending;
+
+	for (i = 0; i < 2; i++) {
+		pending = 2;
+		send_opts_default(&so);
+		so.progress = PROGRESS_NONE;
+		so.negotiate_timeout_ms = 30000;
+		so.query = 1;
+		recv_opts_default(&ro);
+		ro.max_memory = c[i].max_memory;
+		side_init(&snd, "query", base, &pending);
+		side_init(&rcv, "asked", base, &pending);
+		pair(base, &snd, &rcv, c[i].spec, &so, &ro);
+		run(base, &pending);
+		CHECK(snd.results == 1 && snd.rc == 0 &&
+		    strcmp(snd.r.status, "answered") == 0, "query %u: rc %d, "
+		    "status %s (%s)", i, snd.rc, snd.r.status, snd.r.error);
+		CHECK(snd.r.query && snd.r.peer_result == c[i].result &&
+		    snd.r.peer_max_memory == c[i].max_memory, "query %u: "
+		    "result %u, max_memory %llu", i, snd.r.peer_result,
+		    (unsigned long long)snd.r.peer_max_memory);
+		CHECK(c[i].result == 0 || strstr(snd.r.error, "at most 16 MiB")
+		    != NULL, "query %u: the refusal's reason: %s", i,
+		    snd.r.error);
+		CHECK(snd.r.pages_sent == 0 && snd.r.bytes < 4096 &&
+		    !snd.r.have_downtime, "query %u: %llu pages, %llu octets "
+		    "sent", i, (unsigned long long)snd.r.pages_sent,
+		    (unsigned long long)snd.r.bytes);
+		CHECK(strcmp(sim_run_state(snd.b), "running") == 0,
+		    "query %u: the source is %s", i, sim_run_state(snd.b));
+		CHECK(rcv.results == 1 && rcv.rc == -ENOMSG && rcv.r.query &&
+		    rcv.r.peer_result == c[i].result && rcv.r.nr_pages == 0,
+		    "query %u: receiver rc %d, query %d, %llu pages", i,
+		    rcv.rc, rcv.r.query, (unsigned long long)rcv.r.nr_pages);
+		free_pair(&snd, &rcv);
+	}
+}
+
 int
 main(void)
 {
@@ -422,6 +480,7 @@ main(void)
 	two_at_once(base);
 	one_cancelled(base);
 	over_tcp(base);
+	query(base);
 	event_base_free(base);
 	return tap_done();
 }

@@ -335,6 +335,13 @@ recv_negotiate(struct xmig_recv *rv, const struct xp_stream *st,
 	if (body_negotiate_get(st, rec, &n) != 0)
 		return recv_fail(rv, -EPROTO, "XMIG_NEGOTIATE: bad body");
 	rv->negotiated = 1;
+	if ((n.features & XMIG_F_QUERY) && !rv->bc_possible) {
+		char where[128];
+
+		return recv_fail(rv, -EPROTO, "%s: a QUERY (feature bit 10) in "
+		    "a one-way stream: nobody could read the answer",
+		    recv_where(rec, where, sizeof(where)));
+	}
 	memset(&r, 0, sizeof(r));
 	r.version = XMIG_NEGOTIATE_VERSION;
 	r.result = XMIG_REPLY_OK;
@@ -375,9 +382,11 @@ recv_negotiate(struct xmig_recv *rv, const struct xp_stream *st,
 	    (n.nr_pages > (rv->o->max_memory >> n.page_shift)))) {
 		r.result = XMIG_REPLY_MEMORY;
 		snprintf(msg, sizeof(msg), "the domain has %llu MiB of memory; "
-		    "this receiver hosts at most %llu MiB (--max-memory)",
+		    "this receiver hosts at most %llu MiB (%s)",
 		    (unsigned long long)(bytes >> 20),
-		    (unsigned long long)(rv->o->max_memory >> 20));
+		    (unsigned long long)(rv->o->max_memory >> 20),
+		    rv->o->max_memory_why != NULL ? rv->o->max_memory_why :
+		    "--max-memory");
 	} else if (rv->ts != NULL && !(n.features & XMIG_F_CONFIG)) {
 		r.result = XMIG_REPLY_OTHER;
 		snprintf(msg, sizeof(msg), "the sender sends no domain "
@@ -394,6 +403,8 @@ recv_negotiate(struct xmig_recv *rv, const struct xp_stream *st,
 		rv->neg_reply = r;
 		rv->reply_pending = 1;
 		return 0;
+	} else if (n.features & XMIG_F_QUERY) {
+		rv->neg_pages = n.nr_pages;	/* only asked: nothing opened */
 	} else {
 		rv->neg_pages = n.nr_pages;
 		rc = recv_open_target(rv, st);
@@ -459,6 +470,18 @@ recv_reply(struct xmig_recv *rv, const struct xp_negotiate *np,
 			    "back-channel");
 		rv->features = r.features;
 		rv->r.backchannel = 1;
+	}
+	if (n.features & XMIG_F_QUERY) {
+		/* Only asked (SPEC 13.2): answered, nothing more comes. */
+		rv->r.query = 1;
+		rv->r.peer_result = r.result;
+		rv->r.peer_max_memory = r.max_memory;
+		if (rv->rc == 0)
+			recv_fail(rv, -ENOMSG, "a query, answered: %s",
+			    r.result == XMIG_REPLY_OK ? "would take the domain"
+			    : msg);
+		rv->bc_started = 0;
+		return -XP_ECALLBACK;
 	}
 	if (r.result != XMIG_REPLY_OK) {
 		if (rv->rc == 0)
@@ -819,6 +842,12 @@ recv_config_reply(struct xmig_recv *rv, const struct xp_stream *st,
 		r.result = rc == -EOPNOTSUPP ? XMIG_REPLY_DOMAIN :
 		    rc == -ENOSPC || rc == -ENOMEM ? XMIG_REPLY_MEMORY :
 		    XMIG_REPLY_OTHER;
+	} else if (rv->ts->admit != NULL && (rc = rv->ts->admit(rv->ts->arg,
+	    rv->neg.page_shift < 32 ? rv->neg.nr_pages << rv->neg.page_shift :
+	    UINT64_MAX, (rv->neg.features & XMIG_F_QUERY) != 0, msg,
+	    sizeof(msg))) != 0) {
+		r.result = rc == -ENOSPC || rc == -ENOMEM ?
+		    XMIG_REPLY_MEMORY : XMIG_REPLY_OTHER;
 	}
 	return recv_reply(rv, &rv->neg, &r, msg);
 }

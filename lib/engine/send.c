@@ -160,6 +160,7 @@ struct xmig_send {
 	/* Connection, back-channel and handover (SPEC.md section 13). */
 	int			 conn;		/* tcp, tls or exec: two-way */
 	int			 offered;	/* XMIG_NEGOTIATE written */
+	int			 answered;	/* a query's REPLY came */
 	uint32_t		 features;	/* agreed with the receiver */
 	struct xp_parser	*bc;		/* parses the back-channel */
 	struct event		*wait_timer;	/* negotiation and handover */
@@ -252,7 +253,7 @@ send_fail(struct xmig_send *s, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (s->rc != 0)
+	if (s->rc != 0 || s->answered)
 		return;		/* the first reason is the one that counts */
 	if (s->ho == HO_WAIT_DIGESTS) {
 		/* RUNNING came: handed over, whatever fails now. */
@@ -796,6 +797,8 @@ send_headers(struct xmig_send *s)
 	if (evbuffer_add(s->out, hdr, len) != 0)
 		return -ENOMEM;
 	s->queued += len;
+	if (s->o->query && !(s->st.ihdr_options & WIRE_IHDR_OPT_BACKCHANNEL))
+		return -EINVAL;		/* nobody could answer */
 	if (!(s->st.ihdr_options & WIRE_IHDR_OPT_BACKCHANNEL)) {
 		send_debug(s, "no back-channel offered (%s): one-way",
 		    s->conn ? "--no-backchannel" : "a file or pipe");
@@ -807,6 +810,8 @@ send_headers(struct xmig_send *s)
 	n.features = send_offer(s);
 	if (s->o->domain_config != NULL && s->o->domain_config_len > 0)
 		n.features |= XMIG_F_CONFIG;	/* SPEC 12.4: it follows */
+	if (s->o->query)
+		n.features |= XMIG_F_QUERY;	/* SPEC 13.2: only asks */
 	n.can_write = XMIG_CAN_DRAFTB_V1 | XMIG_CAN_XEN_V2 | XMIG_CAN_XEN_V3;
 	n.max_record_len = record_wire_size(&s->st, 8 + 8 * WIRE_PAGE_DATA_MAX +
 	    WIRE_PAGE_DATA_MAX * s->page_size);
@@ -1514,6 +1519,12 @@ send_wait_cb(evutil_socket_t fd, short what, void *arg)
 	struct xmig_send *s = arg;
 
 	if (s->phase == SP_NEGOTIATE) {
+		if (s->o->query) {
+			send_fail(s, -ETIMEDOUT, "the receiver did not answer "
+			    "the query within %.0f ms",
+			    s->o->negotiate_timeout_ms);
+			return;
+		}
 		if (s->o->require_backchannel) {
 			send_fail(s, -ETIMEDOUT, "the receiver did not answer "
 			    "the back-channel offer within %.0f ms (an older "
@@ -1584,6 +1595,22 @@ send_bc_reply(struct xmig_send *s, const struct xp_record *rec)
 	if ((s->phase != SP_NEGOTIATE && s->late == LATE_NO) ||
 	    control_reply_get(rec, &r) != 0) {
 		send_fail(s, -EPROTO, "back-channel: unexpected XMIG_REPLY");
+		return -XP_ECALLBACK;
+	}
+	if (s->o->query && s->phase == SP_NEGOTIATE) {
+		/* Only asked (SPEC 13.2): the answer is the result. */
+		if (r.session_id != s->session_id) {
+			send_fail(s, -EPROTO, "back-channel: XMIG_REPLY names "
+			    "another session");
+			return -XP_ECALLBACK;
+		}
+		s->r->query = 1;
+		s->r->peer_result = r.result;
+		s->r->peer_max_memory = r.max_memory;
+		xp_escape(s->r->error, sizeof(s->r->error), r.message,
+		    r.message_len);
+		s->answered = 1;
+		send_done(s);
 		return -XP_ECALLBACK;
 	}
 	if (r.result != XMIG_REPLY_OK) {
@@ -1866,7 +1893,7 @@ send_read_cb(struct bufferevent *bev, void *arg)
 			break;
 		used = parser_feed(s->bc, p, want);
 		if (used < 0) {
-			if (s->rc == 0)
+			if (s->rc == 0 && !s->answered)
 				send_fail(s, -EPROTO, "back-channel: %s",
 				    parser_error(s->bc)->msg);
 			break;
@@ -2448,7 +2475,10 @@ send_finish(struct xmig_send *s)
 		snprintf(s->err, sizeof(s->err), "the receiver's digests differ "
 		    "from the source's: the source stays paused");
 	}
-	if (s->rc == 0 && s->conn && !(s->features & XMIG_F_HANDOVER)) {
+	if (s->rc == 0 && s->answered) {
+		r->status = "answered";		/* a query */
+		rc = 0;
+	} else if (s->rc == 0 && s->conn && !(s->features & XMIG_F_HANDOVER)) {
 		/* One-way: delivered, not confirmed; the source waits. */
 		r->status = "unconfirmed";
 		rc = -EINPROGRESS;
@@ -2639,11 +2669,43 @@ xmig_send_start(struct xmig_send *s)
 void
 xmig_send_cancel(struct xmig_send *s)
 {
-	/* Too late once the stream is complete: the result is on its way. */
+	/*
+	 * Too late once the stream is complete (the result is on its way)
+	 * or the receiver runs the domain (RUNNING came: handed over; the
+	 * digests are awaited as usual, so the result can say verified).
+	 */
 	if (s == NULL || !s->started || s->finished || s->torn_down ||
-	    (s->phase == SP_DONE && s->rc == 0))
+	    (s->phase == SP_DONE && s->rc == 0) || s->ho == HO_WAIT_DIGESTS)
 		return;
 	send_cancel_cb(-1, 0, s);
+}
+
+int
+xmig_send_set_bandwidth(struct xmig_send *s, uint64_t bandwidth)
+{
+	struct ev_token_bucket_cfg *rl = NULL;
+	struct timeval tick = { 0, 10000 };
+	size_t per_tick = (size_t)(bandwidth / 100);
+
+	if (s == NULL || s->bev == NULL || s->finished || s->torn_down)
+		return 0;
+	if (bandwidth > 0) {
+		if (per_tick < 4096)
+			per_tick = 4096;
+		rl = ev_token_bucket_cfg_new(EV_RATE_LIMIT_MAX,
+		    EV_RATE_LIMIT_MAX, per_tick, per_tick, &tick);
+		if (rl == NULL)
+			return -ENOMEM;
+	}
+	if (bufferevent_set_rate_limit(s->bev, rl) != 0) {
+		if (rl != NULL)
+			ev_token_bucket_cfg_free(rl);
+		return -ENOMEM;
+	}
+	if (s->rl != NULL)
+		ev_token_bucket_cfg_free(s->rl);
+	s->rl = rl;
+	return 0;
 }
 
 void

@@ -2,7 +2,7 @@
 # xmigctl resume.  The receiver is a sink (python3 reads the stream and
 # answers nothing): the sender goes one-way after the negotiation timeout,
 # delivers the stream and nobody confirms it, so the source must stay
-# suspended under its own name (SPEC 13.4, 18.5) until xmigctl resume runs
+# suspended under its own name (SPEC 13.4, 18.6) until xmigctl resume runs
 # it again.  Sourced by dom0-run.sh after lib.sh; run:
 # tests/xen-lab/run.sh BUILD_DIR 71.
 #   xd-unconfirmed     watch ends "unconfirmed" (exit 3); the guest keeps
@@ -10,6 +10,10 @@
 #                      G--migratedaway
 #   xd-resume          xmigctl resume: the same guest runs on
 #                      (lab_check_guest); a second resume is refused
+#   xd-vs-standalone   the same guest moved by migrate-send/migrate-receive
+#                      (sa_move) and then by xmigd A to an xmigd B, in one
+#                      boot: both pass lab_check_guest; figure with both
+#                      totals, and dom0's top 15 s into each (diagnostics)
 
 G=xd2
 BIN=/xmig/bin
@@ -101,6 +105,45 @@ else
 		fi
 	fi
 fi
+
+# ---- the same guest, standalone and through xmigd, in one boot --------------------
+# top_later NAME: dom0's busiest processes 15 s into a move (diagnostics only)
+top_later() { ( sleep 15; top -b -n 1 -w 160 2>/dev/null | sed -n '8,13p' > "$W/$1.top" ) & }
+top_show() { [ -s "$W/$1.top" ] && while read -r l; do lab_log "$1: top: $(echo "$l" | tr -s ' ' | cut -c1-150)"; done < "$W/$1.top"; }
+CERTS=/xmig/certs
+if [ "$(lab__domcount $G)" = 1 ]; then
+	top_later sa; _tp=$!
+	sa_move xd-standalone tcp && SA_TOTAL=$_total
+	wait $_tp 2>/dev/null; top_show sa
+	"$BIN/xmigd" -v --backend xen --listen tcp:127.0.0.1:0 --control "$W/B.sock" \
+		--state-dir "$W/B.state" > "$W/B.log" 2>&1 &
+	XPIDB=$!
+	_i=0
+	while [ $_i -lt 300 ] && ! grep -q 'ready: control' "$W/B.log"; do sleep 0.1; _i=$((_i + 1)); done
+	PB=$(sed -n 's/.*listening on [a-z]*:[^ ]*:\([0-9][0-9]*\).*/\1/p' "$W/B.log" | head -n 1)
+	_before=$(lab_guest_ticks $G); _before=${_before%% *}
+	_s=$(lab_now_ms)
+	top_later xd; _tp=$!
+	_id=$(ctl migrate $G "tcp:127.0.0.1:$PB" 2>"$W/mig2.err")
+	timeout 200 "$BIN/xmigctl" --socket "$W/A.sock" watch "$_id" > "$W/watch2.out" 2>&1
+	_rc=$?
+	_total=$(( $(lab_now_ms) - _s ))
+	wait $_tp 2>/dev/null; top_show xd
+	grep -a 'END queued' "$W/A.log" | tail -n 1 | while read -r l; do lab_log "xd: $(echo "$l" | cut -c1-250)"; done
+	if [ -z "$_id" ] || [ $_rc != 0 ]; then
+		lab_result xd-vs-standalone FAIL "xmigd move: rc=$_rc $(sa_tail "$W/watch2.out" 1) $(sa_tail "$W/mig2.err")"
+	elif ! lab_check_guest $G; then
+		lab_result xd-vs-standalone FAIL "after the xmigd move: $LAB_WHY"
+	elif [ -z "${SA_TOTAL:-}" ]; then
+		lab_result xd-vs-standalone FAIL "the standalone move failed"
+	else
+		lab_result xd-vs-standalone PASS "standalone ${SA_TOTAL} ms, xmigd ${_total} ms; $LAB_CHECK"
+		lab_figure xd-vs-standalone standalone_ms=$SA_TOTAL xmigd_ms=$_total
+	fi
+	kill $XPIDB 2>/dev/null
+	sa_wait $XPIDB 60
+fi
+
 kill $XPID $SINK 2>/dev/null
 sa_wait $XPID 60
 lab_guest_destroy $G
