@@ -11,12 +11,12 @@
  */
 #include "config.h"
 
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -695,19 +695,38 @@ xp_on_register(evutil_socket_t lfd, short what, void *arg)
 		xp_say_state(p);
 }
 
+/*
+ * SIGTERM through a self-pipe (libevent's signal handling belongs to the
+ * daemon's loop this process was forked from).  Not a signalfd, which
+ * needs SIGTERM blocked: libxl's children (xmig-save-helper) would inherit
+ * the blocked mask.
+ */
+static int xp_term_pipe[2] = { -1, -1 };
+
+static void
+xp_term_handler(int sig)
+{
+	int e = errno;
+
+	(void)sig;
+	(void)!write(xp_term_pipe[1], "t", 1);
+	errno = e;
+}
+
 static void
 xp_on_term(evutil_socket_t fd, short what, void *arg)
 {
-	struct signalfd_siginfo si;
+	char c;
 
 	(void)what;
-	if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+	if (read(fd, &c, 1) == 1)
 		xp_quit(arg);
 }
 
 static int
 xp_setup(struct xp *p, int ctl, int lfd, const char *lpath)
 {
+	struct sigaction sa;
 	sigset_t set;
 
 	memset(p, 0, sizeof(*p));
@@ -718,12 +737,18 @@ xp_setup(struct xp *p, int ctl, int lfd, const char *lpath)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
-	signal(SIGTERM, SIG_DFL);
+	if (pipe2(xp_term_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+		return -errno;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = xp_term_handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) != 0)
+		return -errno;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0 ||
-	    (p->tfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
-		return -errno;
+	(void)sigprocmask(SIG_UNBLOCK, &set, NULL);
+	p->tfd = xp_term_pipe[0];
 	if ((p->base = event_base_new()) == NULL ||
 	    xp_ctl_start(p, ctl) != 0)
 		return -ENOMEM;
