@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 
 #include <dirent.h>
+#include <poll.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -400,6 +402,7 @@ struct xp {
 	struct recv_toolstack	 ts, inner;
 	int			 recv_done, recv_rc, recv_query;
 	char			 recv_err[512];
+	int			 receiving;	/* the synchronous path runs */
 };
 
 static struct xport_tls xp_tls;
@@ -413,6 +416,9 @@ xenproc_set_tls(const struct xport_tls *t)
 	xp_tls.ca = t->ca;
 }
 
+/* xp_say's lines whole, from either thread of a receiving process. */
+static pthread_mutex_t xp_say_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void
 xp_say(struct xp *p, const char *fmt, ...)
 {
@@ -420,8 +426,11 @@ xp_say(struct xp *p, const char *fmt, ...)
 	va_list ap;
 	size_t i, n;
 
-	if (p->ctl < 0)
+	pthread_mutex_lock(&xp_say_lock);
+	if (p->ctl < 0) {
+		pthread_mutex_unlock(&xp_say_lock);
 		return;
+	}
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line) - 1, fmt, ap);
 	va_end(ap);
@@ -431,6 +440,7 @@ xp_say(struct xp *p, const char *fmt, ...)
 			line[i] = ' ';
 	line[n++] = '\n';
 	(void)write_all(p->ctl, line, n);
+	pthread_mutex_unlock(&xp_say_lock);
 }
 
 /* The guest this process moves, for xenhost_recover (SPEC 18.6). */
@@ -465,12 +475,12 @@ xp_leave(struct xp *p, int rc)
 static void
 xp_say_state(struct xp *p)
 {
-	const char *state = p->rv != NULL ? "incoming" : p->send != NULL ?
+	int in = p->rv != NULL || p->receiving;
+	const char *state = in ? "incoming" : p->send != NULL ?
 	    "migrating" : "running";
 
 	xp_say(p, "state %ld %s %s 0 - %s %s", (long)getpid(), state,
-	    p->name[0] && p->rv == NULL ? p->name : "-",
-	    p->rv != NULL ? "received" : "created",
+	    p->name[0] && !in ? p->name : "-", in ? "received" : "created",
 	    p->send != NULL ? p->uri : "-");
 }
 
@@ -837,6 +847,219 @@ xp_recv_result(void *arg, int rc, const struct xmig_report *r)
 	event_base_loopbreak(p->base);
 }
 
+/*
+ * The synchronous receive (xmig_recv_fd), as migrate-receive --backend xen
+ * reads a plain tcp: socket: into one flat buffer, several times faster
+ * in the Xen lab than the bufferevent path (serve.c says why).  It blocks,
+ * so a thread of its own serves xmigd meanwhile: the registration socket
+ * (18.4), the lines on the control connection, SIGTERM.  cancel, detach,
+ * quit and SIGTERM before GO shut the socket down (the receive fails,
+ * the half-built domain is destroyed, the sender resumes its source);
+ * after GO the domain is handed over and they wait for the end.  The
+ * answers to "admit" go to the receiving thread through a pipe.
+ */
+struct xr {
+	struct xp		*p;
+	int			 fd;		/* the migration's socket */
+	int			 stop[2];	/* the receive ended */
+	int			 admit[2];	/* "admit ..." answers */
+	volatile int		 past_go, cancelled;
+	char			 buf[1300];
+	size_t			 n;
+};
+
+static struct xr *xr_self;
+
+static void
+xr_cancel(struct xr *x)
+{
+	if (x->past_go || x->cancelled)
+		return;
+	x->cancelled = 1;
+	(void)shutdown(x->fd, SHUT_RDWR);
+}
+
+static void
+xr_line(struct xr *x, char *line)
+{
+	if (strncmp(line, "admit ", 6) == 0) {
+		size_t n = strlen(line);
+
+		line[n] = '\n';
+		(void)write_all(x->admit[1], line, n + 1);
+	} else if (strcmp(line, "cancel") == 0 ||
+	    strcmp(line, "detach") == 0 || strcmp(line, "quit") == 0)
+		xr_cancel(x);
+}
+
+static void *
+xr_thread(void *arg)
+{
+	struct xr *x = arg;
+	struct xp *p = x->p;
+	struct pollfd pf[4];
+	struct ucred cr;
+	socklen_t len;
+	ssize_t r;
+	char c, *nl;
+	int nfd, n;
+
+	for (;;) {
+		pf[0].fd = x->stop[0];
+		pf[1].fd = p->lfd;
+		pf[2].fd = xp_term_pipe[0];
+		pf[3].fd = p->ctl;
+		for (n = 0; n < 4; n++) {
+			pf[n].events = POLLIN;
+			pf[n].revents = 0;
+		}
+		if (poll(pf, p->ctl >= 0 ? 4 : 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pf[0].revents)
+			break;
+		if (pf[2].revents && read(xp_term_pipe[0], &c, 1) == 1)
+			xr_cancel(x);
+		if (pf[1].revents &&
+		    (nfd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+			len = sizeof(cr);
+			if (getsockopt(nfd, SOL_SOCKET, SO_PEERCRED, &cr,
+			    &len) != 0 || (cr.uid != 0 && cr.uid != geteuid()))
+				close(nfd);
+			else {
+				/* A new xmigd: it replaces the old one. */
+				pthread_mutex_lock(&xp_say_lock);
+				if (p->ctl >= 0)
+					close(p->ctl);
+				p->ctl = nfd;
+				pthread_mutex_unlock(&xp_say_lock);
+				x->n = 0;
+				xp_say_state(p);
+				continue;
+			}
+		}
+		if (p->ctl >= 0 && pf[3].revents) {
+			r = read(p->ctl, x->buf + x->n, sizeof(x->buf) - 1 -
+			    x->n);
+			if (r <= 0) {
+				if (r < 0 && (errno == EINTR ||
+				    errno == EAGAIN))
+					continue;
+				/* xmigd went away: the receive goes on. */
+				pthread_mutex_lock(&xp_say_lock);
+				close(p->ctl);
+				p->ctl = -1;
+				pthread_mutex_unlock(&xp_say_lock);
+				continue;
+			}
+			x->n += (size_t)r;
+			x->buf[x->n] = '\0';
+			while ((nl = strchr(x->buf, '\n')) != NULL) {
+				*nl = '\0';
+				xr_line(x, x->buf);
+				x->n -= (size_t)(nl + 1 - x->buf);
+				memmove(x->buf, nl + 1, x->n + 1);
+			}
+			if (x->n >= sizeof(x->buf) - 1)
+				x->n = 0;	/* not a line of ours */
+		}
+	}
+	return NULL;
+}
+
+/* The budget check, asked of xmigd; its answer comes through the pipe. */
+static int
+xr_admit(void *arg, uint64_t bytes, int query, char *msg, size_t msglen)
+{
+	struct xr *x = xr_self;
+	struct pollfd pf = { .fd = x->admit[0], .events = POLLIN };
+	char line[1300];
+	size_t n = 0;
+
+	(void)arg;
+	if (x->p->ctl < 0) {
+		snprintf(msg, msglen, "xmigd is not there to check its memory "
+		    "budget");
+		return -EAGAIN;
+	}
+	xp_say(x->p, "admit %llu %d", (unsigned long long)bytes, query);
+	for (;;) {
+		if (poll(&pf, 1, 10000) <= 0 ||
+		    read(x->admit[0], line + n, 1) != 1) {
+			snprintf(msg, msglen, "xmigd did not answer the memory "
+			    "budget check");
+			return -ETIMEDOUT;
+		}
+		if (line[n] == '\n')
+			break;
+		if (++n >= sizeof(line) - 1)
+			n = 0;
+	}
+	line[n] = '\0';
+	if (strcmp(line, "admit ok") == 0)
+		return 0;
+	snprintf(msg, msglen, "%s", strncmp(line, "admit no ", 9) == 0 ?
+	    line + 9 : line);
+	return -ENOSPC;
+}
+
+/* GO: from now on the domain runs here, whatever xmigd asks. */
+static int
+xr_start(void *arg, char *msg, size_t msglen)
+{
+	xr_self->past_go = 1;
+	return xp_self->inner.start(arg, msg, msglen);
+}
+
+/* 0 if it ran (p->recv_* filled), -1 if the thread could not start. */
+static int
+xr_receive(struct xp *p, int fd, struct recv_opts *ro)
+{
+	struct xmig_report r;
+	struct xmig_cbs cbs;
+	struct xr x;
+	pthread_t thr;
+	int nfd, rc;
+
+	memset(&x, 0, sizeof(x));
+	x.p = p;
+	x.fd = fd;
+	if (pipe2(x.stop, O_CLOEXEC) != 0)
+		return -1;
+	if (pipe2(x.admit, O_CLOEXEC) != 0)
+		return -1;
+	/* The control connection is the thread's now, a plain fd. */
+	if (p->cbev != NULL) {
+		if ((nfd = fcntl(p->ctl, F_DUPFD_CLOEXEC, 0)) < 0)
+			return -1;
+		bufferevent_free(p->cbev);
+		p->cbev = NULL;
+		p->ctl = nfd;
+	}
+	xr_self = &x;
+	p->ts.admit = xr_admit;
+	p->ts.start = xr_start;
+	p->receiving = 1;
+	if (pthread_create(&thr, NULL, xr_thread, &x) != 0) {
+		p->receiving = 0;
+		return -1;
+	}
+	memset(&cbs, 0, sizeof(cbs));
+	memset(&r, 0, sizeof(r));
+	rc = xmig_recv_fd(fd, fd, 0, ro, &cbs, &r);
+	(void)!write(x.stop[1], "s", 1);
+	pthread_join(thr, NULL);
+	p->receiving = 0;
+	p->recv_done = 1;
+	p->recv_rc = rc;
+	p->recv_query = r.query;
+	snprintf(p->recv_err, sizeof(p->recv_err), "%s", x.cancelled &&
+	    rc != 0 ? "cancelled" : r.error[0] ? r.error : "failed");
+	return 0;
+}
+
 void
 xenproc_receive(int ctl, int lfd, const char *lpath, int fd, void *tls_ctx,
     const struct recv_opts *o, const char *busy)
@@ -872,17 +1095,26 @@ xenproc_receive(int ctl, int lfd, const char *lpath, int fd, void *tls_ctx,
 	memset(&cbs, 0, sizeof(cbs));
 	cbs.arg = &p;
 	cbs.result = xp_recv_result;
-	if ((p.rv = xmig_recv_new(p.base, fd, tls_ctx, &ro, &cbs)) == NULL) {
-		xp_say(&p, "failed out of memory");
-		xp_leave(&p, 1);
+	if (tls_ctx == NULL && busy == NULL) {
+		/* Plain tcp: the fast path, as migrate-receive's. */
+		if (xr_receive(&p, fd, &ro) != 0) {
+			xp_say(&p, "failed out of memory");
+			xp_leave(&p, 1);
+		}
+	} else {
+		if ((p.rv = xmig_recv_new(p.base, fd, tls_ctx, &ro,
+		    &cbs)) == NULL) {
+			xp_say(&p, "failed out of memory");
+			xp_leave(&p, 1);
+		}
+		if (busy != NULL)
+			xmig_recv_refuse(p.rv, busy);
+		xmig_recv_start(p.rv);
+		while (!p.recv_done && event_base_dispatch(p.base) == 0)
+			;
+		xmig_recv_free(p.rv);
+		p.rv = NULL;
 	}
-	if (busy != NULL)
-		xmig_recv_refuse(p.rv, busy);
-	xmig_recv_start(p.rv);
-	while (!p.recv_done && event_base_dispatch(p.base) == 0)
-		;
-	xmig_recv_free(p.rv);
-	p.rv = NULL;
 	xts_target_free(p.xt);
 	if (p.recv_done && p.recv_query) {
 		xp_say(&p, "asked");	/* a QUERY, answered (SPEC 13.2) */
