@@ -541,6 +541,11 @@ xp_send_result(void *arg, int rc, const struct xmig_report *r)
 			status = "failed";
 		xp_say(p, "log %s", err);
 	}
+	if (err[0] == '\0' && rc == -EINPROGRESS)
+		snprintf(err, sizeof(err), "%s", r->error[0] ? r->error :
+		    "delivered, but nobody confirmed the handover: the guest "
+		    "stays suspended here (xmigctl resume once the target is "
+		    "known not to run it)");
 	xp_say(p, "result %s %llu %.3f %d %s", status,
 	    (unsigned long long)r->bytes, r->have_downtime ? r->downtime_ms :
 	    -1.0, r->verified, strcmp(status, "completed") == 0 ? "-" :
