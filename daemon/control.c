@@ -187,9 +187,17 @@ m_create(struct client *c, json_object *id, json_object *params)
 		    "is missing");
 		return;
 	}
+	if (xd.xen) {
+		rpc_error(c, id, RPC_FAILED, "this xmigd runs --backend xen: "
+		    "it hosts the Xen guests of this host (xl create makes "
+		    "them); create makes sim domains on a --backend sim "
+		    "xmigd");
+		return;
+	}
 	if (strncmp(spec, "xen:", 4) == 0 || strcmp(spec, "xen") == 0) {
-		rpc_error(c, id, RPC_FAILED, "xen domains are not yet in "
-		    "xmigd (use migrate-send xen:NAME)");
+		rpc_error(c, id, RPC_FAILED, "this xmigd runs --backend sim: "
+		    "Xen guests are moved by an xmigd --backend xen (or "
+		    "migrate-send xen:NAME)");
 		return;
 	}
 	if ((ops = backend_lookup(spec, &spec)) == NULL ||
@@ -263,7 +271,15 @@ m_migrate(struct client *c, json_object *id, json_object *params)
 		    "xmigd migrates to tcp:HOST:PORT or tls:HOST:PORT" : err);
 		return;
 	}
-	if ((d = domain_by_name(name)) == NULL) {
+	if (xd.xen && xd.stopping) {
+		rpc_error(c, id, RPC_BUSY, "xmigd is stopping");
+		return;
+	} else if (xd.xen) {
+		if ((d = xenhost_source(name, err, sizeof(err))) == NULL) {
+			rpc_error(c, id, RPC_NOT_FOUND, "%s", err);
+			return;
+		}
+	} else if ((d = domain_by_name(name)) == NULL) {
 		rpc_error(c, id, RPC_NOT_FOUND, "no domain %s here", name);
 		return;
 	}
@@ -353,6 +369,13 @@ client_request(struct client *c, const char *line, size_t len)
 		    json_object_new_string(PACKAGE_VERSION));
 		json_object_object_add(r, "api", json_object_new_int(1));
 		rpc_result(c, id, r);
+	} else if (strcmp(method, "domains") == 0 && xd.xen) {
+		char err[256];
+
+		if ((r = xenhost_domains(err, sizeof(err))) == NULL)
+			rpc_error(c, id, RPC_FAILED, "%s", err);
+		else
+			rpc_result(c, id, r);
 	} else if (strcmp(method, "domains") == 0) {
 		r = json_object_new_array();
 		for (d = xd.domains; d != NULL; d = d->next)
@@ -400,6 +423,31 @@ client_request(struct client *c, const char *line, size_t len)
 		}
 	} else if (strcmp(method, "metrics") == 0) {
 		m_metrics(c, id);
+	} else if (xd.xen && strcmp(method, "destroy") == 0) {
+		rpc_error(c, id, RPC_FAILED, "destroy is for sim domains: "
+		    "xl destroy ends a Xen guest");
+#ifdef HAVE_XEN
+	} else if (xd.xen && strcmp(method, "resume") == 0) {
+		const char *name = param_str(params, "name");
+		char err[256];
+		int code;
+
+		if (name == NULL)
+			rpc_error(c, id, RPC_PARAMS, "params.name (a domain) "
+			    "is missing");
+		else if ((code = xenhost_resume(name, err, sizeof(err))) != 0)
+			rpc_error(c, id, code, "%s", err);
+		else {
+			r = json_object_new_object();
+			json_object_object_add(r, "name",
+			    json_object_new_string(name));
+			json_object_object_add(r, "state",
+			    json_object_new_string("running"));
+			json_object_object_add(r, "backend",
+			    json_object_new_string("xen"));
+			rpc_result(c, id, r);
+		}
+#endif
 	} else if (recover_method(c, id, method, params)) {
 		;	/* destroy, resume: recover.c */
 	} else if (strcmp(method, "evacuate") == 0) {

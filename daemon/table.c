@@ -241,7 +241,8 @@ domain_json(const struct domain *d)
 
 	json_object_object_add(o, "name", json_object_new_string(d->name));
 	json_object_object_add(o, "state", json_object_new_string(d->state));
-	json_object_object_add(o, "backend", json_object_new_string("sim"));
+	json_object_object_add(o, "backend", json_object_new_string(
+	    xd.xen ? "xen" : "sim"));
 	json_object_object_add(o, "spec", json_object_new_string(d->spec));
 	json_object_object_add(o, "memory", json_object_new_int64(
 	    (int64_t)d->memory));
@@ -291,7 +292,8 @@ domain_line(struct domain *d, char *line)
 		arrived = strcmp(d->state, "incoming") == 0;
 		snprintf(d->state, sizeof(d->state), "running");
 		d->memory = strtoull(mem, NULL, 10);
-		snprintf(d->spec, sizeof(d->spec), "sim:%s", spec);
+		snprintf(d->spec, sizeof(d->spec), "%s:%s",
+		    xd.xen ? "xen" : "sim", xd.xen ? name : spec);
 		if (arrived) {
 			domain_unique_name(d, name);
 			if (strcmp(d->name, name) != 0)
@@ -502,6 +504,13 @@ domain_spawn(const char *name, const char *spec, int fd, void *tls_ctx,
 	}
 	if (pid == 0) {
 		child_close_fds(sv[1], fd, lfd);
+#ifdef HAVE_XEN
+		if (xd.xen && spec != NULL)
+			xenproc_source(sv[1], lfd, lpath, spec);
+		if (xd.xen)
+			xenproc_receive(sv[1], lfd, lpath, fd, tls_ctx, &o,
+			    busy);
+#endif
 		if (spec != NULL)
 			domproc_create(sv[1], lfd, lpath, name, spec);
 		domproc_receive(sv[1], lfd, lpath, fd, tls_ctx, &o, busy);
@@ -524,7 +533,8 @@ domain_spawn(const char *name, const char *spec, int fd, void *tls_ctx,
 		snprintf(d->name, sizeof(d->name), "%s", name);
 		snprintf(d->state, sizeof(d->state), "starting");
 		snprintf(d->origin, sizeof(d->origin), "created");
-		snprintf(d->spec, sizeof(d->spec), "sim:%s", spec);
+		snprintf(d->spec, sizeof(d->spec), "%s:%s",
+		    xd.xen ? "xen" : "sim", spec);
 	} else {
 		snprintf(d->name, sizeof(d->name), "(incoming)");
 		snprintf(d->state, sizeof(d->state), busy ? "refusing" :

@@ -34,7 +34,9 @@ usage(FILE *f)
 "Commands:\n"
 "  create sim:SPEC [--name NAME]   host a new sim domain (workload running;\n"
 "                                  SPEC as migrate-send's sim:...)\n"
-"  domains                         the domains this host runs\n"
+"  domains                         the domains this host runs (with\n"
+"                                  xmigd --backend xen: its Xen guests,\n"
+"                                  name, state, memory, type, domid, vcpus)\n"
 "  migrate NAME URI [--bandwidth BYTES/s]\n"
 "                                  migrate NAME to an xmigd (or migrate-\n"
 "                                  receive) at tcp:HOST:PORT or tls:...;\n"
@@ -624,6 +626,17 @@ main(int argc, char **argv)
 		for (i = 0; i < n; i++) {
 			json_object *d = json_object_array_get_idx(r, i);
 
+			if (strcmp(jstr(d, "backend"), "xen") == 0 &&
+			    json_object_object_get_ex(d, "domid", NULL)) {
+				/* A Xen guest (xmigd --backend xen). */
+				printf("%-16s %-10s %8.1f MiB  xen %-4s "
+				    "domid %lld, %lld vcpus\n",
+				    jstr(d, "name"), jstr(d, "state"),
+				    (double)jint(d, "memory") / 1048576.0,
+				    jstr(d, "type"), jint(d, "domid"),
+				    jint(d, "vcpus"));
+				continue;
+			}
 			printf("%-16s %-10s %8.1f MiB  %-8s %s\n",
 			    jstr(d, "name"), jstr(d, "state"),
 			    (double)jint(d, "memory") / 1048576.0,

@@ -255,6 +255,14 @@ config_read(int limits_only)
 			if (!limits_only && xd.control_path == NULL &&
 			    (xd.control_path = strdup(v)) == NULL)
 				goto bad;
+		} else if (strcmp(k, "backend") == 0) {
+			if (strcmp(v, "sim") != 0 && strcmp(v, "xen") != 0) {
+				log_err("%s:%u: backend: sim or xen",
+				    xd.config_path, lineno);
+				goto bad;
+			}
+			if (!limits_only && !xd.cli_backend)
+				xd.xen = strcmp(v, "xen") == 0;
 		} else if (strcmp(k, "state-dir") == 0) {
 			if (!limits_only && xd.state_dir == NULL &&
 			    (xd.state_dir = strdup(v)) == NULL)
@@ -262,7 +270,8 @@ config_read(int limits_only)
 		} else {
 			log_err("%s:%u: unknown key '%s' (max-sessions, "
 			    "max-memory, memory-budget, listen, control, "
-			    "metrics, state-dir)", xd.config_path, lineno, k);
+			    "metrics, state-dir, backend)", xd.config_path, lineno,
+			    k);
 			goto bad;
 		}
 	}
@@ -357,8 +366,9 @@ usage(FILE *f)
 "usage: xmigd [options]\n"
 "\n"
 "The xmig migration daemon: receives migrations on its listeners, hosts\n"
-"(sim) domains, each in a process of its own, and migrates them as its\n"
-"control socket asks (xmigctl; doc/control-api.md).\n"
+"domains (sim ones, each in a process of its own, or this host's Xen\n"
+"guests) and migrates them as its control socket asks (xmigctl;\n"
+"doc/control-api.md).\n"
 "\n"
 "Options:\n"
 "  --listen URI          tcp:HOST:PORT or tls:HOST:PORT (repeatable); a\n"
@@ -368,10 +378,18 @@ usage(FILE *f)
 "  --state-dir DIR       where domain processes register (DIR/domains) and\n"
 "                        the next xmigd finds them (default " XMIGD_STATE_DEFAULT ");\n"
 "                        one xmigd per DIR\n"
-"  --backend sim         where domains live (xen is not yet in xmigd)\n"
+"  --backend sim|xen     where domains live (default sim).  xen: the\n"
+"                        host's Xen guests (dom0 aside), listed through\n"
+"                        libxl; migrate moves one as migrate-send\n"
+"                        xen:NAME does, in a process per migration;\n"
+"                        incoming migrations are restored into Xen as\n"
+"                        migrate-receive --backend xen does; create and\n"
+"                        destroy are refused (xl's), resume runs a guest\n"
+"                        left suspended.  Needs root in dom0 and\n"
+"                        xmig-save-helper beside xmigd\n"
 "  --config FILE         key = value lines: max-sessions, max-memory,\n"
 "                        memory-budget, listen, control, metrics,\n"
-"                        state-dir (default " XMIGD_CONFIG_DEFAULT ";\n"
+"                        state-dir, backend (default " XMIGD_CONFIG_DEFAULT ";\n"
 "                        only that default may be missing); SIGHUP\n"
 "                        re-reads max-sessions, max-memory and\n"
 "                        memory-budget\n"
@@ -408,7 +426,11 @@ usage(FILE *f)
 "registered in --state-dir: running and paused domains are hosted again,\n"
 "an outgoing migration in flight is cancelled, a half-received domain is\n"
 "discarded, entries of processes that died are removed.  SIGTERM to a\n"
-"domain process destroys its domain (xmigctl destroy does the same).\n");
+"domain process destroys its domain (xmigctl destroy does the same).\n"
+"With --backend xen the guests live in Xen: a migration in flight is\n"
+"re-adopted and cancelled like a sim one (the source resumes), and a\n"
+"NAME--incoming or NAME--migratedaway left by a migration process that\n"
+"died is destroyed, or renamed back and resumed (doc/control-api.md).\n");
 }
 
 enum { OPT_LISTEN = 256, OPT_CONTROL, OPT_BACKEND, OPT_CONFIG,
@@ -522,15 +544,13 @@ main(int argc, char **argv)
 			xd.state_dir = optarg;
 			break;
 		case OPT_BACKEND:
-			if (strcmp(optarg, "sim") == 0)
-				break;
-			if (strcmp(optarg, "xen") == 0) {
-				fprintf(stderr, "xmigd: --backend xen: not yet "
-				    "in xmigd (use migrate-send and "
-				    "migrate-receive --backend xen)\n");
-				return 1;
-			}
-			return bad_usage("--backend: '%s' is not sim", optarg);
+			if (strcmp(optarg, "sim") != 0 &&
+			    strcmp(optarg, "xen") != 0)
+				return bad_usage("--backend: '%s' is not sim "
+				    "or xen", optarg);
+			xd.xen = strcmp(optarg, "xen") == 0;
+			xd.cli_backend = 1;
+			break;
 		case OPT_CONFIG:
 			xd.config_path = optarg;
 			xd.config_given = 1;
@@ -578,6 +598,9 @@ main(int argc, char **argv)
 	if (optind != argc)
 		return bad_usage("unexpected argument '%s'", argv[optind]);
 	domproc_set_tls(&xd.cc.tls);
+#ifdef HAVE_XEN
+	xenproc_set_tls(&xd.cc.tls);
+#endif
 	log_init("xmigd", verbose);
 	log_route_lib();
 	signal(SIGPIPE, SIG_IGN);
@@ -604,6 +627,14 @@ main(int argc, char **argv)
 		xd.state_dir = XMIGD_STATE_DEFAULT;
 	if (state_dir_open() != 0)
 		return 1;
+	if (xd.xen) {
+		char err[512];
+
+		if (xenhost_check(err, sizeof(err)) != 0) {
+			log_err("%s", err);
+			return 1;
+		}
+	}
 	if (xd.control_ev == NULL) {
 		if (xd.control_path == NULL)
 			xd.control_path = XMIGD_CONTROL_DEFAULT;
@@ -630,9 +661,14 @@ main(int argc, char **argv)
 			event_add(wd, &tv);
 	}
 	recover_domains();
-	log_info("ready: control %s, %u listener%s, max-sessions %u",
-	    xd.control_path ? xd.control_path : "(from systemd)", xd.nlis,
-	    xd.nlis == 1 ? "" : "s", xd.max_sessions);
+#ifdef HAVE_XEN
+	if (xd.xen)
+		xenhost_recover();
+#endif
+	log_info("ready: control %s, %u listener%s, max-sessions %u, "
+	    "backend %s", xd.control_path ? xd.control_path :
+	    "(from systemd)", xd.nlis, xd.nlis == 1 ? "" : "s",
+	    xd.max_sessions, xd.xen ? "xen" : "sim");
 	fflush(stderr);
 	notify("READY=1");
 	notify_status();

@@ -153,6 +153,8 @@ struct xmigd {
 	struct client		*clients;
 	int			 stopping;
 	const char		*state_dir;	/* --state-dir (recover.c) */
+	int			 xen;		/* --backend xen (xenhost.c) */
+	int			 cli_backend;
 	int			 state_lock;
 	gid_t			 xmig_gid;
 	int			 have_xmig_gid;
@@ -223,6 +225,26 @@ void	recover_domains(void);
 /* The methods destroy and resume; 0 if method is neither. */
 int	recover_method(struct client *c, json_object *id, const char *method,
 	    json_object *params);
+
+/*
+ * xenhost.c: --backend xen (SPEC 18.6).  xenhost_check: libxl opens and
+ * xmig-save-helper is beside xmigd (0, or -1 with err).  xenhost_domains:
+ * the host's guests but dom0 (NULL with err).  xenhost_source: a Xen
+ * process for migrating guest NAME (NULL with err).  xenhost_recover: the
+ * ends of migrations whose Xen process died.  xenproc_*: the child's side
+ * (domain_spawn), ending with _exit.
+ */
+int	xenhost_check(char *err, size_t len);
+json_object *xenhost_domains(char *err, size_t len);
+struct domain *xenhost_source(const char *name, char *err, size_t len);
+void	xenhost_recover(void);
+int	xenhost_resume(const char *name, char *err, size_t len);
+void	xenproc_set_tls(const struct xport_tls *t);
+void	xenproc_source(int ctl, int lfd, const char *lpath, const char *name)
+	    __attribute__((noreturn));
+void	xenproc_receive(int ctl, int lfd, const char *lpath, int fd,
+	    void *tls_ctx, const struct recv_opts *o, const char *busy)
+	    __attribute__((noreturn));
 
 /* evacuate.c: host evacuation and the memory budget */
 void	evac_rpc(struct client *c, json_object *id, json_object *params);
