@@ -201,18 +201,10 @@ else
 fi
 
 # ---- ldd check: every library of xmig's binaries must be in the dom0 rootfs ------
-# except SHIPLIBS, copied from this (Debian 12, as dom0) host into the per-run
-# cpio: xmigd's and xmigctl's json-c, without a cache rebuild for every slot
-SHIPLIBS="libjson-c.so.5"
-SHIP=()
 for b in "${BINS[@]}"; do
 	while read -r lib; do
 		[ -n "$lib" ] || continue
 		grep -qxF "$lib" "$CACHE/dom0-libs.txt" && continue
-		if [[ " $SHIPLIBS " == *" $lib "* ]]; then
-			SHIP+=("$(ldd "$b" | awk -v l="$lib" '$1==l{print $3}')")
-			continue
-		fi
 		hp=$(ldd "$b" | awk -v l="$lib" '$1==l{print $3}')
 		pkg=$( (dpkg -S "$(readlink -f "$hp")" 2>/dev/null || dpkg -S "$hp" 2>/dev/null) | head -n1 | cut -d: -f1)
 		die "$(basename "$b") needs $lib, which the dom0 rootfs lacks: add its package (${pkg:-unknown}) to XMIG_LAB_EXTRA_PKGS or to DOM0PKGS in $0"
@@ -241,10 +233,6 @@ install -m 0755 "$HERE/dom0-run.sh" "$S/init"
 install -m 0644 "$HERE/lib.sh" "$S/xmig/lib.sh"
 for f in "${CASEFILES[@]}"; do install -m 0644 "$f" "$S/xmig/cases/"; done
 for b in "${BINS[@]}"; do install -m 0755 "$b" "$S/xmig/bin/"; done
-if [ ${#SHIP[@]} -gt 0 ]; then
-	mkdir -p "$S/usr/lib/x86_64-linux-gnu"
-	for l in "${SHIP[@]}"; do install -m 0644 "$(readlink -f "$l")" "$S/usr/lib/x86_64-linux-gnu/$(basename "$l")"; done
-fi
 # a throwaway PKI for the cases that use tls: (server: localhost/127.0.0.1)
 command -v openssl >/dev/null || die "openssl (the command) is needed for the lab's TLS certificates"
 sh "$HERE/../tls-certs.sh" "$S/xmig/certs" > "$OUT/certs.log" 2>&1 ||
