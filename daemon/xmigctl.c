@@ -135,10 +135,11 @@ ctl_read(FILE *f)
  * Send method(params); the answer's result (caller puts) or NULL after
  * printing xmigd's error.
  */
-static json_object *
-ctl_call(FILE *f, const char *method, json_object *params, json_object **resp)
+/* Write one request (id 1) with params (taken). */
+static void
+ctl_send(FILE *f, const char *method, json_object *params)
 {
-	json_object *req = json_object_new_object(), *r, *e, *m;
+	json_object *req = json_object_new_object();
 
 	json_object_object_add(req, "jsonrpc", json_object_new_string("2.0"));
 	json_object_object_add(req, "id", json_object_new_int(1));
@@ -148,6 +149,28 @@ ctl_call(FILE *f, const char *method, json_object *params, json_object **resp)
 	    JSON_C_TO_STRING_PLAIN));
 	fflush(f);
 	json_object_put(req);
+}
+
+/* An answer that is an error: print xmigd's message, non-zero. */
+static int
+ctl_error(json_object *resp)
+{
+	json_object *e, *m;
+
+	if (!json_object_object_get_ex(resp, "error", &e))
+		return 0;
+	fprintf(stderr, "xmigctl: error: %s\n",
+	    json_object_object_get_ex(e, "message", &m) ?
+	    json_object_get_string(m) : "(no message)");
+	return 1;
+}
+
+static json_object *
+ctl_call(FILE *f, const char *method, json_object *params, json_object **resp)
+{
+	json_object *r;
+
+	ctl_send(f, method, params);
 	for (;;) {
 		if ((*resp = ctl_read(f)) == NULL)
 			return NULL;
@@ -155,12 +178,8 @@ ctl_call(FILE *f, const char *method, json_object *params, json_object **resp)
 			break;
 		json_object_put(*resp);	/* a notification: not ours here */
 	}
-	if (json_object_object_get_ex(*resp, "error", &e)) {
-		fprintf(stderr, "xmigctl: error: %s\n",
-		    json_object_object_get_ex(e, "message", &m) ?
-		    json_object_get_string(m) : "(no message)");
+	if (ctl_error(*resp))
 		return NULL;
-	}
 	if (!json_object_object_get_ex(*resp, "result", &r)) {
 		fprintf(stderr, "xmigctl: error: no result in xmigd's answer\n");
 		return NULL;
@@ -226,26 +245,15 @@ status_exit(json_object *m)
 static int
 do_watch(FILE *f, json_object *id)
 {
-	json_object *params = json_object_new_object(), *req, *o, *p, *e, *m;
+	json_object *params = json_object_new_object(), *o, *p;
 	int tty = isatty(STDOUT_FILENO) && !opt_json, rc;
 
 	json_object_object_add(params, "id", id);
-	req = json_object_new_object();
-	json_object_object_add(req, "jsonrpc", json_object_new_string("2.0"));
-	json_object_object_add(req, "id", json_object_new_int(1));
-	json_object_object_add(req, "method", json_object_new_string("watch"));
-	json_object_object_add(req, "params", params);
-	fprintf(f, "%s\n", json_object_to_json_string_ext(req,
-	    JSON_C_TO_STRING_PLAIN));
-	fflush(f);
-	json_object_put(req);
+	ctl_send(f, "watch", params);
 	for (;;) {
 		if ((o = ctl_read(f)) == NULL)
 			return 1;
-		if (json_object_object_get_ex(o, "error", &e)) {
-			fprintf(stderr, "xmigctl: error: %s\n",
-			    json_object_object_get_ex(e, "message", &m) ?
-			    json_object_get_string(m) : "(no message)");
+		if (ctl_error(o)) {
 			json_object_put(o);
 			return 1;
 		}
@@ -369,28 +377,16 @@ evac_exit(json_object *e)
 static int
 do_evacuate(FILE *f, json_object *params)
 {
-	json_object *req, *o, *p, *e, *m, *a;
+	json_object *o, *p, *a;
 	static char printed[1024];	/* a domain's end printed */
 	size_t i, n;
 	int planned = 0, rc;
 
-	req = json_object_new_object();
-	json_object_object_add(req, "jsonrpc", json_object_new_string("2.0"));
-	json_object_object_add(req, "id", json_object_new_int(1));
-	json_object_object_add(req, "method", json_object_new_string(
-	    "evacuate"));
-	json_object_object_add(req, "params", params);
-	fprintf(f, "%s\n", json_object_to_json_string_ext(req,
-	    JSON_C_TO_STRING_PLAIN));
-	fflush(f);
-	json_object_put(req);
+	ctl_send(f, "evacuate", params);
 	for (;;) {
 		if ((o = ctl_read(f)) == NULL)
 			return 1;
-		if (json_object_object_get_ex(o, "error", &e)) {
-			fprintf(stderr, "xmigctl: error: %s\n",
-			    json_object_object_get_ex(e, "message", &m) ?
-			    json_object_get_string(m) : "(no message)");
+		if (ctl_error(o)) {
 			json_object_put(o);
 			return 1;
 		}
