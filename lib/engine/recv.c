@@ -592,6 +592,29 @@ recv_verify(struct xmig_recv *rv, const struct xp_record *rec,
 	return 0;
 }
 
+/*
+ * The page data of a page record: *src points at it in the record, or,
+ * when compressed (DEFLATE, ZSTD), at rv->raw where it was decompressed.
+ */
+static int
+recv_page_data(struct xmig_recv *rv, const struct xp_stream *st,
+    const struct xp_record *rec, const struct xp_page_view *v,
+    const uint8_t **src)
+{
+	size_t cap = (size_t)WIRE_PAGE_DATA_MAX << st->page_shift;
+	struct xp_error e;
+
+	*src = v->data;
+	if (!v->deflated)
+		return 0;
+	if (rv->raw == NULL && (rv->raw = malloc(cap)) == NULL)
+		return recv_fail(rv, -ENOMEM, "out of memory");
+	if (body_page_data_inflate_err(st, rec, rv->raw, cap, &e) != 0)
+		return recv_fail(rv, -EPROTO, "invalid stream: %s", e.msg);
+	*src = rv->raw;
+	return 0;
+}
+
 static int
 recv_pages(struct xmig_recv *rv, const struct xp_stream *st,
     const struct xp_record *rec)
@@ -600,7 +623,6 @@ recv_pages(struct xmig_recv *rv, const struct xp_stream *st,
 	uint8_t pop_type[WIRE_PAGE_DATA_MAX];
 	void *pages[WIRE_PAGE_DATA_MAX];
 	struct xp_page_view v;
-	struct xp_error e;
 	const uint8_t *src;
 	size_t ps = (size_t)1 << st->page_shift;
 	uint32_t i, np = 0, nd = 0;
@@ -668,17 +690,8 @@ recv_pages(struct xmig_recv *rv, const struct xp_stream *st,
 		    backend_errmsg(rv->b));
 	if (nd == 0)
 		return 0;
-	src = v.data;
-	if (v.deflated) {
-		if (rv->raw == NULL &&
-		    (rv->raw = malloc(WIRE_PAGE_DATA_MAX * ps)) == NULL)
-			return recv_fail(rv, -ENOMEM, "out of memory");
-		if (body_page_data_inflate_err(st, rec, rv->raw,
-		    WIRE_PAGE_DATA_MAX * ps, &e) != 0)
-			return recv_fail(rv, -EPROTO, "invalid stream: %s",
-			    e.msg);
-		src = rv->raw;
-	}
+	if ((rc = recv_page_data(rv, st, rec, &v, &src)) != 0)
+		return rc;
 	if (rv->verify_mode) {
 		if ((rc = recv_verify(rv, rec, data_pfn, nd, src, ps)) != 0)
 			return rc;
@@ -977,32 +990,22 @@ recv_epoch_pages(struct xmig_recv *rv, const struct xp_stream *st,
     const struct xp_record *rec)
 {
 	struct xp_page_view v;
-	struct xp_error e;
 	const uint8_t *src;
 	size_t ps = (size_t)1 << st->page_shift;
 	uint32_t i;
 	char where[128];
+	int rc;
 
 	if (body_page_data_view(st, rec, &v) != 0 ||
 	    v.count > WIRE_PAGE_DATA_MAX)
 		return recv_fail(rv, -EPROTO, "%s: bad page list",
 		    recv_where(rec, where, sizeof(where)));
-	src = v.data;
-	if (v.deflated) {
-		if (rv->raw == NULL &&
-		    (rv->raw = malloc(WIRE_PAGE_DATA_MAX * ps)) == NULL)
-			return recv_fail(rv, -ENOMEM, "out of memory");
-		if (body_page_data_inflate_err(st, rec, rv->raw,
-		    WIRE_PAGE_DATA_MAX * ps, &e) != 0)
-			return recv_fail(rv, -EPROTO, "invalid stream: %s",
-			    e.msg);
-		src = rv->raw;
-	}
+	if ((rc = recv_page_data(rv, st, rec, &v, &src)) != 0)
+		return rc;
 	for (i = 0; i < v.count; i++) {
 		uint64_t e64 = xp_page_view_entry(&v, i);
 		unsigned type = (unsigned)(e64 >> WIRE_PFN_TYPE_SHIFT);
 		uint64_t pfn = e64 & WIRE_PFN_MASK;
-		int rc;
 
 		if (rv->negotiated && pfn >= rv->neg_pages)
 			return recv_fail(rv, -ERANGE, "%s: pfn %llu is beyond "
