@@ -27,7 +27,7 @@ deps() {
 	pkgs="build-essential autoconf automake libtool pkg-config
 	      libevent-dev libssl-dev zlib1g-dev libxxhash-dev libzstd-dev
 	      libjson-c-dev libxen-dev clang
-	      libclang-rt-14-dev python3 iperf3
+	      libclang-rt-14-dev python3 iperf3 gdb
 	      debhelper dpkg-dev debootstrap systemd-container"
 	missing=
 	for p in $pkgs; do

@@ -94,6 +94,27 @@ receiver(int rfd, int wfd, const char *rpath)
 	return pid;
 }
 
+/*
+ * Collect the receiver; one that has not ended within a minute of the
+ * sender's end is stuck, and is killed so that the test fails instead of
+ * hanging.
+ */
+static void
+reap(pid_t pid, int *status)
+{
+	struct timespec ts = { 0, 10 * 1000000L };
+	int i;
+
+	for (i = 0; i < 6000; i++) {
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return;
+		nanosleep(&ts, NULL);
+	}
+	CHECK(0, "the receiver (pid %d) is stuck; killed", (int)pid);
+	kill(pid, SIGKILL);
+	waitpid(pid, status, 0);
+}
+
 static int
 send_once(const char *rpath, int cancel_rfd, struct xmig_report *r,
     struct backend **bp, pid_t *pidp)
@@ -103,17 +124,26 @@ send_once(const char *rpath, int cancel_rfd, struct xmig_report *r,
 	char dest[64];
 	int pfd[2], rc;
 
+	/*
+	 * The receiver forks before the source exists: the sim's workload
+	 * threads could hold a lock (the sanitizers' allocator, OpenSSL's)
+	 * at fork time, which the child would then wait for forever.
+	 */
+	if (pipe(pfd) != 0)
+		return -errno;
+	fflush(stdout);
+	fflush(stderr);
+	*pidp = receiver(pfd[0], pfd[1], rpath);
+	close(pfd[0]);
 	rc = sim_ops.open_source("mem=32M,vcpus=2,dirty=16M,hot=8M,"
 	    "mix=realistic", &b);
 	CHECK(rc == 0, "sim source: %s", backend_errmsg(NULL));
-	if (rc != 0)
+	if (rc != 0) {
+		close(pfd[1]);
 		return rc;
+	}
 	b->ops = &slow_ops;
 	b->pause_threaded = 1;
-	if (pipe(pfd) != 0)
-		return -errno;
-	*pidp = receiver(pfd[0], pfd[1], rpath);
-	close(pfd[0]);
 	send_opts_default(&so);
 	so.progress = PROGRESS_NONE;
 	so.dialect = XP_XEN;
@@ -163,7 +193,7 @@ main(void)
 	    "downtime measured", r.iterations);
 	CHECK(passes_while_pausing > 0, "%d live pass(es) ended while the "
 	    "source paused", passes_while_pausing);
-	waitpid(pid, &status, 0);
+	reap(pid, &status);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the receiver "
 	    "restored the domain");
 	hex_encode(r.memory_digest, digest_len(r.memory_alg), want);
@@ -185,7 +215,7 @@ main(void)
 	CHECK(st != NULL && strcmp(st, "running") == 0, "the source runs "
 	    "(%s)", st ? st : "?");
 	sim_ops.close(b);
-	waitpid(pid, &status, 0);
+	reap(pid, &status);
 	CHECK(!WIFEXITED(status) || WEXITSTATUS(status) != 0, "the receiver "
 	    "did not complete");
 	pause_fail = 0;
@@ -201,7 +231,7 @@ main(void)
 	CHECK(st != NULL && strcmp(st, "running") == 0, "the source runs "
 	    "after the cancel (%s)", st ? st : "?");
 	sim_ops.close(b);
-	waitpid(pid, &status, 0);
+	reap(pid, &status);
 	cancel_wfd = -1;
 	close(cp[0]);
 	close(cp[1]);
