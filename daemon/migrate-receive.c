@@ -57,6 +57,8 @@ usage(FILE *f)
 "  --failover-timeout MS replication backup: fail over when nothing comes\n"
 "                        from the primary for MS (default 3 checkpoint\n"
 "                        intervals, at least 200)\n"
+"  --no-delta            decline delta-encoded pages (migrate-send --delta),\n"
+"                        as a receiver without them would\n"
 "  --timeout SEC         give up on a sender that sends nothing for SEC\n"
 "                        seconds, or sends no GO (default 60)\n"
 "  --insecure            let a plain tcp: listener bind to a non-loopback\n"
@@ -98,7 +100,7 @@ usage(FILE *f)
 
 enum {
 	OPT_BACKEND = 256, OPT_ONCE, OPT_MAX_MEMORY, OPT_INSECURE,
-	OPT_MAX_SESSIONS, OPT_MAX_EPOCH, OPT_FAILOVER_TIMEOUT,
+	OPT_MAX_SESSIONS, OPT_MAX_EPOCH, OPT_FAILOVER_TIMEOUT, OPT_NO_DELTA,
 };
 
 static const struct option longopts[] = {
@@ -109,6 +111,7 @@ static const struct option longopts[] = {
 	{ "max-sessions", required_argument,	NULL, OPT_MAX_SESSIONS },
 	{ "max-epoch-bytes", required_argument,	NULL, OPT_MAX_EPOCH },
 	{ "failover-timeout", required_argument, NULL, OPT_FAILOVER_TIMEOUT },
+	{ "no-delta",	no_argument,		NULL, OPT_NO_DELTA },
 	{ "verbose",	no_argument,		NULL, 'v' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'V' },
@@ -161,6 +164,9 @@ main(int argc, char **argv)
 			break;
 		case OPT_INSECURE:
 			o.insecure = 1;
+			break;
+		case OPT_NO_DELTA:
+			o.no_delta = 1;
 			break;
 		case OPT_MAX_SESSIONS:
 			v = strtoul(optarg, &end, 10);

@@ -78,6 +78,12 @@ usage(FILE *f)
 "  --zero-pages              send zero pages without data also to a file\n"
 "                            or stdout (on a connection: when agreed)\n"
 "  --no-zero-pages           never elide zero pages\n"
+"  --delta                   on a connection whose receiver agrees, send a\n"
+"                            page dirtied again as a delta against the copy\n"
+"                            sent before (XBZRLE-style) when the delta is\n"
+"                            below half a page; not with --replicate\n"
+"  --delta-cache BYTES       the sent copies kept for --delta (K/M/G\n"
+"                            suffixes; default 64M, at least one page)\n"
 "  --replicate[=MS]          Remus-style replication (default MS 100): after\n"
 "                            the first live copy the domain keeps running\n"
 "                            here and every MS it is paused, its dirty pages\n"
@@ -200,6 +206,7 @@ enum {
 	OPT_NO_BC, OPT_REQUIRE_BC, OPT_NEG_TIMEOUT, OPT_COMPRESS,
 	OPT_ZERO_PAGES, OPT_NO_ZERO_PAGES, OPT_COMPRESS_ALWAYS,
 	OPT_AUTO_CONVERGE, OPT_REPLICATE, OPT_EPOCH_DIGESTS,
+	OPT_DELTA, OPT_DELTA_CACHE,
 };
 
 static const struct option longopts[] = {
@@ -220,6 +227,8 @@ static const struct option longopts[] = {
 	{ "no-zero-pages",	no_argument,		NULL, OPT_NO_ZERO_PAGES },
 	{ "replicate",		optional_argument,	NULL, OPT_REPLICATE },
 	{ "epoch-digests",	no_argument,		NULL, OPT_EPOCH_DIGESTS },
+	{ "delta",		no_argument,		NULL, OPT_DELTA },
+	{ "delta-cache",	required_argument,	NULL, OPT_DELTA_CACHE },
 	{ "verbose",		no_argument,		NULL, 'v' },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ "version",		no_argument,		NULL, 'V' },
@@ -341,6 +350,15 @@ main(int argc, char **argv)
 		case OPT_EPOCH_DIGESTS:
 			o.epoch_digests = 1;
 			break;
+		case OPT_DELTA:
+			o.delta = 1;
+			break;
+		case OPT_DELTA_CACHE:
+			if (parse_size(optarg, &o.delta_cache) != 0 ||
+			    o.delta_cache < 4096)
+				return bad_usage("--delta-cache: '%s' is not a "
+				    "size of at least one page (4096)", optarg);
+			break;
 		case 'v':
 			verbose = LOG_LVL_DEBUG;
 			break;
@@ -367,6 +385,11 @@ main(int argc, char **argv)
 	log_route_lib();
 	dom = argv[optind];
 	dest = argv[optind + 1];
+	if (o.delta && o.replicate_ms != 0)
+		return bad_usage("%s", "--delta and --replicate exclude each "
+		    "other (a backup buffers its epochs: SPEC 12.7)");
+	if (o.delta_cache != 0 && !o.delta)
+		return bad_usage("%s", "--delta-cache needs --delta");
 	if (o.dialect == XP_XEN && o.big_endian)
 		return bad_usage("%s", "--big-endian is for the draft-B "
 		    "dialect only (Xen streams are little-endian)");

@@ -180,6 +180,15 @@ report_print_json(const struct xmig_report *r, FILE *out)
 		json_object_object_add(o, "page_compressed_octets",
 		    json_object_new_uint64(r->page_compressed));
 	}
+	if (r->delta) {
+		json_object_object_add(o, "delta_pages",
+		    json_object_new_uint64(r->delta_pages));
+		json_object_object_add(o, "delta_octets",
+		    json_object_new_uint64(r->delta_octets));
+		if (strcmp(r->role, "send") == 0)
+			json_object_object_add(o, "delta_saved_octets",
+			    json_object_new_uint64(r->delta_saved_octets));
+	}
 	if (r->replicated)
 		json_object_object_add(o, "replicated",
 		    json_object_new_boolean(1));

@@ -28,6 +28,7 @@
 
 #include "proto.h"
 #include "libxl.h"
+#include "delta.h"
 #include "daemon.h"
 
 #define IMAGE_CHUNK		(1024 * 1024)
@@ -274,7 +275,8 @@ static const struct image_cmd image_cmds[] = {
 "The memory is pages 0 to N-1 in pfn order, N being one more than the\n"
 "highest pfn of any PAGE_DATA or XMIG_ZERO_PAGES entry (or --pages).  Each\n"
 "page holds what the last record that wrote it carried: the data of a\n"
-"PAGE_DATA entry (inflated if deflated), zeros for an XMIG_ZERO_PAGES entry;\n"
+"PAGE_DATA entry (inflated if deflated), zeros for an XMIG_ZERO_PAGES entry,\n"
+"the page before with an XMIG_DELTA_PAGES entry's delta applied;\n"
 "entries without data (XTAB, XALLOC, BROKEN) and records after VERIFY do\n"
 "not change it, and a page no record wrote is zeros.  So an image and its\n"
 "conversions (to Xen, --expand) have the same digest, and it is the\n"
@@ -1207,6 +1209,19 @@ dump_body(struct line *l, const struct xp_stream *st,
 			    strtod(ratio, NULL), ratio);
 		}
 		break;
+	case REC_XMIG_DELTA_PAGES: {
+		struct delta_view dv;
+
+		if (delta_pages_view(st, rec, &dv) != 0) {
+			line_str(l, "note", "malformed body");
+			break;
+		}
+		line_u64(l, "count", dv.count);
+		line_u64(l, "delta_octets", dv.data_len);
+		line_hex(l, "first_pfn", delta_view_pfn(&dv, 0), 1);
+		line_hex(l, "last_pfn", delta_view_pfn(&dv, dv.count - 1), 1);
+		break;
+	}
 	case REC_XMIG_NEGOTIATE:
 		if (body_negotiate_get(st, rec, &n) != 0) {
 			line_str(l, "note", "malformed body");
@@ -1681,6 +1696,11 @@ convert_record(struct image_run *run, const struct xp_stream *st,
 	uint16_t		 deflate = 0;
 	int			 rc, expand;
 
+	if (rec->type == REC_XMIG_DELTA_PAGES)
+		return run_fail(run, "record %" PRIu64 " (XMIG_DELTA_PAGES) at "
+		    "offset %" PRIu64 ": cannot be converted: its deltas need "
+		    "the pages they apply to, which only the receiver of this "
+		    "stream held (SPEC 12.7)", rec->index, rec->offset);
 	expand = cc->expand && (rec->type == REC_XMIG_ZERO_PAGES ||
 	    (rec->type == REC_PAGE_DATA &&
 	    (rec->options & WIRE_REC_OPT_COMPRESSED)));
@@ -2237,6 +2257,59 @@ digest_pfn(void *arg, uint64_t pfn, unsigned type, const uint8_t *data)
 	return 0;
 }
 
+/*
+ * XMIG_DELTA_PAGES (SPEC 12.7): each delta applied to the page as the
+ * stream left it so far.  A pfn beyond every page given so far is
+ * refused; a receiver checks more (each pfn must have come as a plain
+ * page), which this reader, keeping no list of pfns, does not.
+ */
+static int
+digest_delta(struct image_run *run, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	struct digest_ctx	*dc = run->ctx;
+	struct delta_view	 dv;
+	const uint8_t		*d;
+	static uint8_t		 page[sizeof(zero_page)];
+	uint64_t		 pfn;
+	uint32_t		 i, len;
+	char			 why[200];
+	ssize_t			 n;
+
+	dc->page_size = (size_t)1 << st->page_shift;
+	if (delta_pages_view(st, rec, &dv) != 0 ||
+	    dc->page_size > sizeof(page))
+		return run_fail(run, "record %" PRIu64 " (XMIG_DELTA_PAGES) "
+		    "at offset %" PRIu64 ": body does not add up", rec->index,
+		    rec->offset);
+	for (i = 0, d = dv.data; i < dv.count; i++, d += len) {
+		pfn = delta_view_pfn(&dv, i);
+		len = delta_view_len(&dv, i);
+		if (pfn >= dc->npages)
+			return run_fail(run, "record %" PRIu64 " (XMIG_DELTA_"
+			    "PAGES) at offset %" PRIu64 ": delta %u is for pfn "
+			    "%" PRIu64 ", a page the stream never gave",
+			    rec->index, rec->offset, i, pfn);
+		n = pread(dc->fd, page, dc->page_size,
+		    (off_t)(pfn * dc->page_size));
+		if (n < 0)
+			return run_fail(run, "reading back pfn %" PRIu64 ": %s",
+			    pfn, strerror(errno));
+		if ((size_t)n < dc->page_size)
+			memset(page + n, 0, dc->page_size - (size_t)n);
+		if (delta_apply(page, (uint32_t)dc->page_size, d, len, why,
+		    sizeof(why)) != 0)
+			return run_fail(run, "record %" PRIu64 " (XMIG_DELTA_"
+			    "PAGES) at offset %" PRIu64 ": delta %u (pfn %"
+			    PRIu64 "): %s", rec->index, rec->offset, i, pfn,
+			    why);
+		if (digest_pfn(dc, pfn, PT_NOTAB, page) != 0)
+			return run_fail(run, "writing pfn %" PRIu64 ": %s",
+			    pfn, strerror(errno));
+	}
+	return 0;
+}
+
 static int
 digest_record(struct image_run *run, const struct xp_stream *st,
     const struct xp_record *rec)
@@ -2251,6 +2324,8 @@ digest_record(struct image_run *run, const struct xp_stream *st,
 	}
 	if (rec->type == REC_VERIFY)
 		dc->verify = 1;
+	if (rec->type == REC_XMIG_DELTA_PAGES && !dc->verify)
+		return digest_delta(run, st, rec);
 	if (!is_page_record(rec->type) || dc->verify)
 		return 0;
 	dc->page_size = (size_t)1 << st->page_shift;

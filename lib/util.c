@@ -155,6 +155,7 @@ xmig_features_str(uint32_t f, char *buf, size_t len)
 		{ XMIG_F_XXH3, "xxh3" },
 		{ XMIG_F_ZSTD, "zstd" },
 		{ XMIG_F_QUERY, "query" },
+		{ XMIG_F_DELTA, "delta" },
 	};
 	size_t	i, o = 0;
 	int	n;

@@ -256,6 +256,15 @@ struct xmig_report {
 	const char	*compression;	/* "zlib", "zstd" or NULL: none */
 	unsigned	 throttle_max;	/* auto-converge: the most taken, % */
 	uint64_t	 page_compressed; /* page octets sent compressed */
+	/*
+	 * Delta-encoded pages (SPEC 12.7): pages sent or applied as deltas
+	 * (XMIG_DELTA_PAGES), the delta octets, and the page octets those
+	 * pages would have been in full minus the delta octets (sender).
+	 */
+	int		 delta;		/* the feature was agreed */
+	uint64_t	 delta_pages;
+	uint64_t	 delta_octets;
+	uint64_t	 delta_saved_octets;
 	char		 error[512];
 	int		 have_memory, have_vcpu;
 	enum xmig_digest memory_alg;	/* what memory_digest is */
@@ -401,6 +410,15 @@ struct send_opts {
 	 */
 	unsigned	replicate_ms;
 	int		epoch_digests;	/* digest memory at each epoch (tests) */
+	/*
+	 * Delta-encoded re-sent pages (SPEC 12.7, feature DELTA): offered
+	 * on a connection when set (never with replicate_ms); once agreed,
+	 * a page sent again whose last sent copy is in the delta cache goes
+	 * as a delta against it when that is below half a page.  The cache
+	 * holds delta_cache octets of page copies (0: the default, 64 MiB).
+	 */
+	int		delta;
+	uint64_t	delta_cache;
 };
 
 void	send_opts_default(struct send_opts *o);
@@ -526,6 +544,8 @@ struct recv_opts {
 					   DIGESTS after RUNNING */
 	enum xmig_digest digest;	/* a one-way stream's; a negotiated
 					   one uses what was agreed */
+	int		no_delta;	/* decline delta-encoded pages
+					   (SPEC 12.7), as an older receiver */
 	int		keep_paused;	/* one-way: leave the restored domain
 					   to the caller (no resume) */
 	const struct recv_toolstack *toolstack;	/* NULL: none */

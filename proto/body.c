@@ -60,8 +60,8 @@ body_page_data_prefix_put(int be, uint8_t *out, uint32_t count,
 		xp_put64(be, out + 8 + (size_t)i * 8, entries[i]);
 }
 
-/* The receiver's limits on the pfn of entry i (PAGE_DATA, ZERO_PAGES). */
-static int
+/* The receiver's limits on the pfn of entry i (PAGE_DATA, ZERO_PAGES, DELTA_PAGES). */
+int
 body_check_pfn(struct xp_check *ck, uint32_t i, uint64_t pfn)
 {
 	if (pfn >= ck->max_pfn)
@@ -994,6 +994,13 @@ body_reorder_opt(uint32_t type, uint16_t options, const uint8_t *in,
 		if (8 + (uint64_t)count * 8 != len)
 			return -XP_EBODY;
 		break;
+	case REC_XMIG_DELTA_PAGES:
+		if (len < 8)
+			return -XP_EBODY;
+		count = xp_get32(from_be, in);
+		if (8 + (uint64_t)count * 12 > len)
+			return -XP_EBODY;
+		break;
 	case REC_XMIG_NEGOTIATE:
 		if (len != WIRE_NEGOTIATE_SIZE)
 			return -XP_EBODY;
@@ -1054,6 +1061,12 @@ body_reorder_opt(uint32_t type, uint16_t options, const uint8_t *in,
 		if (deflate)
 			body_re32(out + 8 + (size_t)count * 8, 2, from_be,
 			    to_be);
+		break;
+	case REC_XMIG_DELTA_PAGES:
+		/* count, reserved, pfn[], delta_length[]; deltas are octets */
+		body_re32(out, 2, from_be, to_be);
+		body_re64(out + 8, count, from_be, to_be);
+		body_re32(out + 8 + (size_t)count * 8, count, from_be, to_be);
 		break;
 	case REC_XMIG_DOMAIN_CONFIG:
 		body_re32(out, 2, from_be, to_be);

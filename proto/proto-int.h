@@ -116,6 +116,10 @@ int	body_check_dirty_pfns(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_negotiate(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_config(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_zero_pages(struct xp_check *, const uint8_t *, uint32_t);
+int	body_check_pfn(struct xp_check *, uint32_t, uint64_t);
+
+/* delta.c */
+int	delta_check_pages(struct xp_check *, const uint8_t *, uint32_t);
 
 /* control.c */
 int	control_header_check(enum xp_control_dir, const uint8_t *, size_t,

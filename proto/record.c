@@ -186,6 +186,14 @@ static const struct record_type record_ext[] = {
 		.check = body_check_zero_pages,
 	},
 	{
+		.type = REC_XMIG_DELTA_PAGES,
+		.name = "XMIG_DELTA_PAGES",
+		.min_len = 8 + 12, .max_len = REC_LEN_ANY,
+		.doms = REC_DOM_ALL,
+		.flags = REC_F_NEEDS_SDE,
+		.check = delta_check_pages,
+	},
+	{
 		.type = REC_XMIG_DOMAIN_CONFIG,
 		.name = "XMIG_DOMAIN_CONFIG",
 		.min_len = WIRE_CONFIG_HDR_SIZE + 1,
@@ -665,6 +673,7 @@ record_commit(struct xp_check *ck, uint32_t type, const uint8_t *body,
 		/* FALLTHROUGH */
 	case REC_PAGE_DATA:
 	case REC_XMIG_ZERO_PAGES:
+	case REC_XMIG_DELTA_PAGES:
 		if (!ck->sde) {
 			/* Xen v2: static data ends before this record. */
 			ck->sde = 1;

@@ -83,6 +83,7 @@ enum wire_rec_type {
 #define REC_XMIG_HANDOVER	0x80000003u	/* forward control, after END */
 #define REC_XMIG_DOMAIN_CONFIG	0x80000004u	/* forward, before static data */
 #define REC_XMIG_EARLY_PARAMS	0x80000005u	/* forward, after STATIC_DATA_END */
+#define REC_XMIG_DELTA_PAGES	0x80000006u	/* forward, like PAGE_DATA (12.7) */
 #define REC_XMIG_REPLY		0x80000011u	/* back-channel */
 #define REC_XMIG_ACK		0x80000012u	/* back-channel */
 #define REC_XMIG_ERROR		0x80000013u	/* back-channel, last */
@@ -109,7 +110,8 @@ enum wire_rec_type {
 #define XMIG_F_XXH3		(1u << 8)	/* the memory digest is XXH3-128 */
 #define XMIG_F_ZSTD		(1u << 9)	/* WIRE_REC_OPT_ZSTD */
 #define XMIG_F_QUERY		(1u << 10)	/* offer only: ask, send nothing (13.2) */
-#define XMIG_F_KNOWN		0x000007FFu	/* bits 11-31 must be zero */
+#define XMIG_F_DELTA		(1u << 11)	/* REC_XMIG_DELTA_PAGES (12.7) */
+#define XMIG_F_KNOWN		0x00000FFFu	/* bits 12-31 must be zero */
 /* XMIG_NEGOTIATE interval_ms with CHECKPOINTS: 1 .. this (one minute). */
 #define WIRE_CHECKPOINT_INTERVAL_MAX	60000u
 

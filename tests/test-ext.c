@@ -430,6 +430,7 @@ test_registry(void)
 		{ REC_XMIG_HANDOVER, "XMIG_HANDOVER" },
 		{ REC_XMIG_DOMAIN_CONFIG, "XMIG_DOMAIN_CONFIG" },
 		{ REC_XMIG_EARLY_PARAMS, "XMIG_EARLY_PARAMS" },
+		{ REC_XMIG_DELTA_PAGES, "XMIG_DELTA_PAGES" },
 		{ REC_XMIG_REPLY, "XMIG_REPLY" },
 		{ REC_XMIG_ACK, "XMIG_ACK" },
 		{ REC_XMIG_ERROR, "XMIG_ERROR" },
@@ -446,12 +447,13 @@ test_registry(void)
 		CHECK(names[i].type & WIRE_REC_OPTIONAL, "%s optional",
 		    names[i].name);
 	}
-	CHECK(!record_type_known(0x80000006u) &&
+	CHECK(!record_type_known(0x80000007u) &&
 	    !record_type_known(0x80000010u) &&
 	    !record_type_known(0x80000017u), "gaps unknown");
 	CHECK(WIRE_REC_OPT_KNOWN == 0x0007 && WIRE_REC_OPT_ZSTD == 0x0004,
 	    "known options");
-	CHECK(XMIG_F_KNOWN == 0x7FF && XMIG_F_PARALLEL == 0x40 &&
+	CHECK(XMIG_F_KNOWN == 0xFFF && XMIG_F_DELTA == 0x800 &&
+	    XMIG_F_PARALLEL == 0x40 &&
 	    XMIG_F_CONFIG == 0x80 && XMIG_F_XXH3 == 0x100 &&
 	    XMIG_F_ZSTD == 0x200 && XMIG_F_QUERY == 0x400 &&
 	    XMIG_F_HANDOVER == 0x10, "feature bits");
@@ -610,8 +612,8 @@ test_negotiate(void)
 			{ "interval without CHECKPOINTS", 36, 4, 0x80000000u,
 			    "interval_ms is 2147483648 without the CHECKPOINTS "
 			    "feature (must be 0)" },
-			{ "feature bit 11", 4, 4, 0x800,
-			    "unknown feature bits 0x00000800" },
+			{ "feature bit 12", 4, 4, 0x1000,
+			    "unknown feature bits 0x00001000" },
 			{ "feature bit 31", 4, 4, 0x80000001u,
 			    "unknown feature bits 0x80000000" },
 			{ "can_write bit 3", 8, 4, 0x9,
@@ -2077,7 +2079,8 @@ test_control_records(void)
 			{ REC_END, XP_EORDER },
 			{ REC_XMIG_DOMAIN_CONFIG, XP_EORDER },
 			{ REC_XMIG_EARLY_PARAMS, XP_EORDER },
-			{ 0x80000006u, XP_ETYPE },
+			{ REC_XMIG_DELTA_PAGES, XP_EORDER },
+			{ 0x80000007u, XP_ETYPE },
 		};
 
 		for (k = 0; k < sizeof back_bad / sizeof back_bad[0]; k++) {
@@ -2098,7 +2101,7 @@ test_control_records(void)
 			    WIRE_REC_OPT_CHECKSUM, 0);
 			fcreject("wrong type after END", &c, fwd_bad[k].code,
 			    "%s%s", cwhere(&c, 0), fwd_bad[k].code ==
-			    XP_ETYPE ? "record type 0x80000006 is not valid on "
+			    XP_ETYPE ? "record type 0x80000007 is not valid on "
 			    "the control channel after END" : "not valid on the control channel "
 			    "after END (it carries XMIG_HANDOVER)");
 			buf_free(&c.b);
@@ -2180,8 +2183,8 @@ test_control_records(void)
 			{ REC_XMIG_REPLY, 48, 0, 0, "negotiate_version 0" },
 			{ REC_XMIG_REPLY, 48, 20, 1, "reserved field is "
 			    "0x00000001, not 0" },
-			{ REC_XMIG_REPLY, 48, 4, 0x800, "unknown feature bits "
-			    "0x00000800" },
+			{ REC_XMIG_REPLY, 48, 4, 0x1000, "unknown feature bits "
+			    "0x00001000" },
 			{ REC_XMIG_REPLY, 48, 4, 0x40000000, "unknown feature "
 			    "bits 0x40000000" },
 			{ REC_XMIG_REPLY, 48, 8, 8, "result 8 is not one of "

@@ -36,6 +36,7 @@
 #include <event2/event.h>
 
 #include "xmig.h"
+#include "delta.h"
 
 #define RECV_READ_CHUNK		(1u << 20)
 #define RECV_ACK_EVERY		(16u << 20)	/* stream octets between ACKs */
@@ -150,6 +151,10 @@ struct xmig_recv {
 	struct state_list	 ep_state;
 	int			 stopped;	/* END after a CHECKPOINT */
 	int			 failover;	/* resumed the last epoch */
+
+	/* Delta-encoded pages (SPEC 12.7): pfns whose content came in
+	 * this stream as a plain page, one bit each (neg_pages bits). */
+	uint64_t		*delta_held;
 };
 
 void
@@ -165,6 +170,8 @@ static int
 recv_fail(struct xmig_recv *rv, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void recv_finish_soon(struct xmig_recv *rv);
+static int recv_delta_agree(struct xmig_recv *rv,
+    const struct xp_negotiate *n);
 
 static int
 recv_fail(struct xmig_recv *rv, int rc, const char *fmt, ...)
@@ -471,6 +478,9 @@ recv_reply(struct xmig_recv *rv, const struct xp_negotiate *np,
 		r.features = n.features & (XMIG_F_CHECKSUM | XMIG_F_DEFLATE |
 		    XMIG_F_ZERO_PAGES | XMIG_F_ACKS | XMIG_F_HANDOVER |
 		    XMIG_F_XXH3 | XMIG_F_ZSTD | XMIG_F_CHECKPOINTS);
+	if (r.result == XMIG_REPLY_OK && (n.features & XMIG_F_DELTA) &&
+	    recv_delta_agree(rv, &n) == 0)
+		r.features |= XMIG_F_DELTA;
 	if (xmig_cbs_log_on(rv->cbs, XMIG_LOG_DEBUG)) {
 		char fo[128], fa[128], lim[48] = "none";
 
@@ -507,6 +517,7 @@ recv_reply(struct xmig_recv *rv, const struct xp_negotiate *np,
 			    "back-channel");
 		rv->features = r.features;
 		rv->r.backchannel = 1;
+		rv->r.delta = (r.features & XMIG_F_DELTA) != 0;
 	}
 	if (n.features & XMIG_F_QUERY) {
 		/* Only asked (SPEC 13.2): answered, nothing more comes. */
@@ -615,6 +626,120 @@ recv_page_data(struct xmig_recv *rv, const struct xp_stream *st,
 	return 0;
 }
 
+/* ---- delta-encoded pages (SPEC 12.7) ---------------------------------- */
+
+/*
+ * Whether to take DELTA offered in n: not in a checkpointed stream (an
+ * epoch's pages are buffered until its CHECKPOINT, and a delta there
+ * would have to follow the buffered copy: not supported, so not agreed),
+ * not when told not to; the bitmap of held pages is made here.  0: agreed.
+ */
+static int
+recv_delta_agree(struct xmig_recv *rv, const struct xp_negotiate *n)
+{
+	size_t words;
+
+	if (rv->o->no_delta || (n->features & (XMIG_F_CHECKPOINTS |
+	    XMIG_F_QUERY)) || n->nr_pages == 0 ||
+	    n->nr_pages > (uint64_t)SIZE_MAX / 2)
+		return -1;
+	words = (size_t)((n->nr_pages + 63) / 64);
+	free(rv->delta_held);
+	if ((rv->delta_held = calloc(words, sizeof(uint64_t))) == NULL)
+		return -1;	/* declined: full pages it is */
+	return 0;
+}
+
+/*
+ * A page record is being applied: its plain pages (NOTAB, with data or
+ * zero) are held from now on, its other entries (page tables, holes) are
+ * not a base for a delta.
+ */
+static void
+recv_delta_note(struct xmig_recv *rv, const struct xp_page_view *v)
+{
+	uint32_t i;
+
+	if (rv->delta_held == NULL)
+		return;
+	for (i = 0; i < v->count; i++) {
+		uint64_t e = xp_page_view_entry(v, i);
+		uint64_t pfn = e & WIRE_PFN_MASK;
+
+		if (pfn >= rv->neg_pages)
+			continue;	/* refused by recv_pages */
+		if ((unsigned)(e >> WIRE_PFN_TYPE_SHIFT) == PT_NOTAB)
+			rv->delta_held[pfn / 64] |= 1ULL << (pfn % 64);
+		else
+			rv->delta_held[pfn / 64] &= ~(1ULL << (pfn % 64));
+	}
+}
+
+/*
+ * XMIG_DELTA_PAGES: each delta applied to the page this receiver holds.
+ * The parser has checked every delta; what only the receiver can check is
+ * that DELTA was agreed and that it holds each page as a plain page.
+ */
+static int
+recv_delta_pages(struct xmig_recv *rv, const struct xp_stream *st,
+    const struct xp_record *rec)
+{
+	uint64_t pfns[WIRE_PAGE_DATA_MAX];
+	void *pages[WIRE_PAGE_DATA_MAX];
+	struct delta_view v;
+	const uint8_t *d;
+	size_t ps = (size_t)1 << st->page_shift;
+	char where[128], why[160];
+	void *cookie = NULL;
+	uint32_t i, len;
+	int rc;
+
+	recv_where(rec, where, sizeof(where));
+	if (delta_pages_view(st, rec, &v) != 0)
+		return recv_fail(rv, -EPROTO, "%s: bad delta list", where);
+	if (!(rv->features & XMIG_F_DELTA) || rv->delta_held == NULL)
+		return recv_fail(rv, -EPROTO, "%s: delta-encoded pages in a "
+		    "stream that did not agree to them (feature DELTA)",
+		    where);
+	if (rv->verify_mode)
+		return recv_fail(rv, -EPROTO, "%s: delta-encoded pages after "
+		    "VERIFY", where);
+	if (v.count > WIRE_PAGE_DATA_MAX)
+		return recv_fail(rv, -E2BIG, "%s: %u pages in one record; "
+		    "this receiver takes at most %u", where, v.count,
+		    WIRE_PAGE_DATA_MAX);
+	for (i = 0; i < v.count; i++) {
+		pfns[i] = delta_view_pfn(&v, i);
+		if (pfns[i] >= rv->neg_pages)
+			return recv_fail(rv, -ERANGE, "%s: pfn %llu is beyond "
+			    "the %llu pages XMIG_NEGOTIATE announced", where,
+			    (unsigned long long)pfns[i],
+			    (unsigned long long)rv->neg_pages);
+		if (!(rv->delta_held[pfns[i] / 64] & (1ULL << (pfns[i] % 64))))
+			return recv_fail(rv, -EPROTO, "%s: delta %u is for pfn "
+			    "%llu, a page this receiver never received in "
+			    "full", where, i, (unsigned long long)pfns[i]);
+	}
+	rc = rv->b->ops->map(rv->b, pfns, v.count, 1, pages, &cookie);
+	if (rc != 0)
+		return recv_fail(rv, rc, "%s: %s", where,
+		    backend_errmsg(rv->b));
+	for (i = 0, d = v.data; i < v.count; i++, d += len) {
+		len = delta_view_len(&v, i);
+		if (delta_apply(pages[i], (uint32_t)ps, d, len, why,
+		    sizeof(why)) != 0) {
+			rv->b->ops->unmap(rv->b, cookie, v.count);
+			return recv_fail(rv, -EPROTO, "%s: delta %u (pfn %llu): "
+			    "%s", where, i, (unsigned long long)pfns[i], why);
+		}
+	}
+	rv->b->ops->unmap(rv->b, cookie, v.count);
+	rv->pages += v.count;
+	rv->r.delta_pages += v.count;
+	rv->r.delta_octets += v.data_len;
+	return 0;
+}
+
 static int
 recv_pages(struct xmig_recv *rv, const struct xp_stream *st,
     const struct xp_record *rec)
@@ -656,6 +781,7 @@ recv_pages(struct xmig_recv *rv, const struct xp_stream *st,
 		if (!v.zero && body_page_type_has_data(type))
 			data_pfn[nd++] = pfn;
 	}
+	recv_delta_note(rv, &v);
 	if (v.zero && rv->verify_mode) {
 		if ((rc = recv_verify(rv, rec, pop, np, NULL, ps)) != 0)
 			return rc;
@@ -1182,6 +1308,11 @@ recv_epoch_record(struct xmig_recv *rv, const struct xp_stream *st,
 		return recv_fail(rv, -EPROTO, "%s: VERIFY is not valid in a "
 		    "checkpointed stream", recv_where(rec, where,
 		    sizeof(where)));
+	case REC_XMIG_DELTA_PAGES:
+		/* Never agreed in a checkpointed stream (SPEC 12.7). */
+		return recv_fail(rv, -EPROTO, "%s: delta-encoded pages in a "
+		    "stream that did not agree to them (feature DELTA)",
+		    recv_where(rec, where, sizeof(where)));
 	default:
 		if (!rec->known)
 			return 0;
@@ -1267,6 +1398,9 @@ recv_record_cb(void *arg, const struct xp_stream *st,
 	case REC_PAGE_DATA:
 	case REC_XMIG_ZERO_PAGES:
 		rc = recv_pages(rv, st, rec);
+		break;
+	case REC_XMIG_DELTA_PAGES:
+		rc = recv_delta_pages(rv, st, rec);
 		break;
 	case REC_END:
 		if (rv->ckpt)
@@ -2131,6 +2265,8 @@ recv_release(struct xmig_recv *rv)
 	digest_state_free(rv->dstate);
 	free(rv->tmp);
 	free(rv->raw);
+	free(rv->delta_held);
+	rv->delta_held = NULL;
 	rv->p = rv->ctl = NULL;
 	rv->dstate = NULL;
 	rv->tmp = rv->raw = NULL;

@@ -36,6 +36,7 @@
 #include <event2/event.h>
 
 #include "xmig.h"
+#include "delta.h"
 
 #define SEND_HIGH_WATER		(16u << 20)
 #define SEND_LOW_WATER		(4u << 20)
@@ -233,6 +234,7 @@ struct xmig_send {
 	uint64_t		 zero_pages;	/* sent as XMIG_ZERO_PAGES */
 	uint64_t		 page_octets;	/* page data octets before compression */
 	uint64_t		 page_wire;	/* ... and as sent */
+	struct send_dcache	*dc;		/* delta cache, when agreed */
 
 	int			 tls_closing;	/* close_notify queued */
 	int			 rc;
@@ -680,6 +682,185 @@ send_pages_plain(struct xmig_send *s, const uint64_t *pfns, void **pages,
 	return 0;
 }
 
+/* ---- delta-encoded pages (SPEC 12.7) ---------------------------------- */
+
+/*
+ * The delta cache: what the receiver holds of the pages sent last, so
+ * that a page sent again can go as a delta against it.  Direct-mapped:
+ * pfn % nslots names the one slot a pfn may occupy, and a page sent in
+ * full takes it over; a slot holds exactly the octets sent for its pfn
+ * (zeros for an XMIG_ZERO_PAGES entry).  Pages are read once into
+ * stable[], encoded and sent from there, and cached from there: a guest
+ * writing a page meanwhile changes neither what was sent nor the copy.
+ */
+#define SEND_DELTA_CACHE_DEFAULT	(64ULL << 20)
+#define SEND_DELTA_EMPTY		UINT64_MAX
+
+struct send_dcache {
+	size_t		 nslots;
+	uint64_t	*pfn;		/* per slot; SEND_DELTA_EMPTY */
+	uint8_t		*data;		/* nslots pages */
+	uint8_t		*stable;	/* WIRE_PAGE_DATA_MAX pages */
+	uint8_t		*deltas;	/* a record's deltas, concatenated */
+	uint8_t		*body;		/* the record body */
+	uint64_t	 pages;		/* sent as deltas */
+	uint64_t	 octets;	/* their delta octets */
+};
+
+static void
+send_delta_free(struct xmig_send *s)
+{
+	if (s->dc == NULL)
+		return;
+	free(s->dc->pfn);
+	free(s->dc->data);
+	free(s->dc->stable);
+	free(s->dc->deltas);
+	free(s->dc->body);
+	free(s->dc);
+	s->dc = NULL;
+}
+
+/* DELTA was agreed: make the cache.  0, or -ENOMEM (then no deltas). */
+static int
+send_delta_start(struct xmig_send *s)
+{
+	struct send_dcache *dc;
+	uint64_t bytes = s->o->delta_cache != 0 ? s->o->delta_cache :
+	    SEND_DELTA_CACHE_DEFAULT;
+	size_t ps = s->page_size, i, half = ps / 2;
+
+	if (s->dc != NULL)
+		return 0;
+	if ((dc = calloc(1, sizeof(*dc))) == NULL)
+		return -ENOMEM;
+	s->dc = dc;
+	dc->nslots = (size_t)(bytes / ps);
+	if (dc->nslots == 0)
+		dc->nslots = 1;
+	if (s->info.nr_pages != 0 && dc->nslots > s->info.nr_pages)
+		dc->nslots = (size_t)s->info.nr_pages;
+	dc->pfn = malloc(dc->nslots * sizeof(uint64_t));
+	dc->data = malloc(dc->nslots * ps);
+	dc->stable = malloc(WIRE_PAGE_DATA_MAX * ps);
+	dc->deltas = malloc(WIRE_PAGE_DATA_MAX * half);
+	dc->body = malloc(DELTA_REC_HDR + WIRE_PAGE_DATA_MAX *
+	    (DELTA_ENTRY_SIZE + half));
+	if (dc->pfn == NULL || dc->data == NULL || dc->stable == NULL ||
+	    dc->deltas == NULL || dc->body == NULL) {
+		send_delta_free(s);
+		return -ENOMEM;
+	}
+	for (i = 0; i < dc->nslots; i++)
+		dc->pfn[i] = SEND_DELTA_EMPTY;
+	send_debug(s, "+%.1f ms: delta cache of %zu pages (%zu MiB)",
+	    send_ms(s), dc->nslots, dc->nslots * ps >> 20);
+	return 0;
+}
+
+/* pfns sent without data (holes): no base for a delta any more. */
+static void
+send_delta_forget(struct xmig_send *s, const uint64_t *pfns, unsigned n)
+{
+	struct send_dcache *dc = s->dc;
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		if (dc->pfn[pfns[i] % dc->nslots] == pfns[i])
+			dc->pfn[pfns[i] % dc->nslots] = SEND_DELTA_EMPTY;
+}
+
+/* pfns sent as XMIG_ZERO_PAGES: the receiver holds zeros. */
+static void
+send_delta_zero(struct xmig_send *s, const uint64_t *pfns, unsigned n)
+{
+	struct send_dcache *dc = s->dc;
+	size_t slot;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		slot = pfns[i] % dc->nslots;
+		dc->pfn[slot] = pfns[i];
+		memset(dc->data + slot * s->page_size, 0, s->page_size);
+	}
+}
+
+/*
+ * The n data pages at pages[]: each read once into stable[]; a plain page
+ * whose last sent copy is cached and whose delta against it is below half
+ * a page goes into one XMIG_DELTA_PAGES record, written here; the others
+ * are left in pfns[], pages[] (now pointing at their stable copies) and
+ * types[], *n of them, to go in full, and take their cache slots.
+ */
+static int
+send_delta_split(struct xmig_send *s, uint64_t *pfns, void **pages,
+    uint8_t *types, unsigned *n)
+{
+	struct send_dcache *dc = s->dc;
+	size_t ps = s->page_size, slot, off = 0;
+	uint64_t dpfn[WIRE_PAGE_DATA_MAX];
+	uint32_t dlen[WIRE_PAGE_DATA_MAX], len;
+	struct xp_buf buf = { 0 };
+	unsigned i, nf = 0, ndl = 0;
+	uint8_t *st, *cached;
+	int dl, rc;
+
+	for (i = 0; i < *n; i++) {
+		st = dc->stable + (size_t)i * ps;
+		memcpy(st, pages[i], ps);
+		slot = pfns[i] % dc->nslots;
+		cached = dc->data + slot * ps;
+		if (types[i] == PT_NOTAB && dc->pfn[slot] == pfns[i] &&
+		    (dl = delta_encode(cached, st, (uint32_t)ps,
+		    dc->deltas + off, (uint32_t)(ps / 2 - 1))) >= 0) {
+			memcpy(cached, st, ps);
+			dpfn[ndl] = pfns[i];
+			dlen[ndl++] = (uint32_t)dl;
+			off += (size_t)dl;
+			continue;
+		}
+		if (types[i] == PT_NOTAB) {
+			dc->pfn[slot] = pfns[i];
+			memcpy(cached, st, ps);
+		} else if (dc->pfn[slot] == pfns[i]) {
+			dc->pfn[slot] = SEND_DELTA_EMPTY;	/* a table */
+		}
+		pfns[nf] = pfns[i];
+		types[nf] = types[i];
+		pages[nf++] = st;
+	}
+	*n = nf;
+	if (ndl == 0)
+		return 0;
+	len = DELTA_REC_HDR + ndl * DELTA_ENTRY_SIZE;
+	if (delta_pages_put(s->st.big_endian, dc->body, ndl, dpfn, dlen) != 0)
+		return -EINVAL;
+	memcpy(dc->body + len, dc->deltas, off);
+	len += (uint32_t)off;
+	rc = record_encode(&s->st, &buf, REC_XMIG_DELTA_PAGES, dc->body, len,
+	    s->recopt);
+	if (rc >= 0)
+		rc = evbuffer_add(s->out, buf.data, buf.len) == 0 ? 0 : -ENOMEM;
+	else
+		rc = -ENOMEM;
+	s->queued += buf.len;
+	buf_free(&buf);
+	dc->pages += ndl;
+	dc->octets += off;
+	return rc;
+}
+
+static void
+send_delta_report(const struct xmig_send *s, struct xmig_report *r)
+{
+	if (s->dc == NULL)
+		return;
+	r->delta = 1;
+	r->delta_pages = s->dc->pages;
+	r->delta_octets = s->dc->octets;
+	r->delta_saved_octets = s->dc->pages * s->page_size - s->dc->octets;
+}
+
 /*
  * n pages at pages[] (NULL: no data) of types[] (NULL: all PT_NOTAB): zero
  * plain ones as XMIG_ZERO_PAGES when agreed, the rest as data; m is the
@@ -715,6 +896,13 @@ send_page_ptrs(struct xmig_send *s, const uint64_t *pfns, void **pages,
 		rc = send_pages_absent(s, xpfn, nx);
 	if (rc == 0 && nz > 0)
 		rc = send_zero_pages(s, zpfn, nz);
+	if (rc == 0 && s->dc != NULL) {
+		/* SPEC 12.7: some pages as deltas, the rest from copies. */
+		send_delta_forget(s, xpfn, nx);
+		send_delta_zero(s, zpfn, nz);
+		rc = send_delta_split(s, dpfn, dpages, dtypes, &nd);
+		m = NULL;
+	}
 	if (rc == 0 && nd > 0) {
 		if (s->zcodec != 0 && (s->zp.on || s->o->compress_fixed))
 			rc = send_pages_compressed(s, dpfn, dpages, dtypes,
@@ -797,6 +985,8 @@ send_offer(const struct xmig_send *s)
 		f |= XMIG_F_XXH3;
 	if (s->repl)
 		f = (f & ~XMIG_F_HANDOVER) | XMIG_F_CHECKPOINTS;
+	else if (s->o->delta)
+		f |= XMIG_F_DELTA;	/* SPEC 12.7: not with CHECKPOINTS */
 	return f;
 }
 
@@ -2118,6 +2308,9 @@ send_bc_reply(struct xmig_send *s, const struct xp_record *rec)
 	if (s->features & XMIG_F_ZSTD)
 		s->zcodec = WIRE_REC_OPT_ZSTD;
 	s->zero_elide = (s->features & XMIG_F_ZERO_PAGES) != 0;
+	if ((s->features & XMIG_F_DELTA) && send_delta_start(s) != 0)
+		send_debug(s, "no memory for the delta cache: pages go in "
+		    "full");
 	s->r->backchannel = 1;
 	if (xmig_cbs_log_on(s->cbs, XMIG_LOG_DEBUG)) {
 		char f[128], o[128], mem[48];
@@ -2932,6 +3125,7 @@ send_finish(struct xmig_send *s)
 	r->page_octets = s->page_octets;
 	r->page_wire = s->page_wire;
 	r->page_compressed = s->page_compressed;
+	send_delta_report(s, r);
 	r->throttle_max = s->throttle_max;
 	r->compression = s->zcodec == WIRE_REC_OPT_ZSTD ? "zstd" :
 	    s->zcodec == WIRE_REC_OPT_DEFLATE ? "zlib" : NULL;
@@ -3237,6 +3431,7 @@ xmig_send_free(struct xmig_send *s)
 	parser_free(s->bc);
 	buf_free(&s->zbuf);
 	free(s->raw);
+	send_delta_free(s);
 	digest_state_free(s->dstate);
 	free(s->pass_set);
 	free(s->dirty);

@@ -10,7 +10,8 @@
  * body_reorder_opt() (converting back must give the same octets) and
  * framed again with record_encode() in both dialects.  The extension
  * decoders must take every record the parser accepted: the page view of
- * PAGE_DATA and XMIG_ZERO_PAGES, XMIG_NEGOTIATE's fields; DEFLATE page
+ * PAGE_DATA and XMIG_ZERO_PAGES, XMIG_NEGOTIATE's fields, every delta of
+ * XMIG_DELTA_PAGES (applied to a scratch page); DEFLATE page
  * data is inflated (it may fail, but only as a malformed body, and never
  * to more than the record maximum).
  * Build with ./configure CC=clang --enable-fuzzing; run with
@@ -24,6 +25,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "delta.h"
 
 #define FZ_MAX_RECORD	(1u << 20)
 
@@ -63,6 +65,25 @@ fz_ext(struct fz *fz, const struct xp_stream *st, const struct xp_record *rec)
 	if (rec->type == REC_XMIG_NEGOTIATE &&
 	    body_negotiate_get(st, rec, &n) != 0)
 		abort();
+	if (rec->type == REC_XMIG_DELTA_PAGES) {
+		/* Every delta the parser took applies to a page. */
+		static uint8_t page[1u << 16];
+		struct delta_view dv;
+		const uint8_t *d;
+		uint32_t len;
+
+		if (delta_pages_view(st, rec, &dv) != 0 ||
+		    dv.page_size > sizeof(page))
+			abort();
+		for (i = 0, d = dv.data; i < dv.count; i++, d += len) {
+			len = delta_view_len(&dv, i);
+			if (delta_apply(page, dv.page_size, d, len, NULL,
+			    0) != 0)
+				abort();
+		}
+		fz->sum += page[0];
+		return;
+	}
 	if (rec->type != REC_PAGE_DATA && rec->type != REC_XMIG_ZERO_PAGES)
 		return;
 	if (body_page_data_view(st, rec, &v) != 0)
