@@ -50,6 +50,11 @@ usage(FILE *f)
 "                        refused: a sender that negotiates is answered\n"
 "                        \"busy\", any other stream is closed, and\n"
 "                        nothing of it is restored\n"
+"  --max-streams N       take at most N data streams (0-16, default 8)\n"
+"                        from a migrate-send --streams (tcp: and tls:;\n"
+"                        each on a port of its own, on the address the\n"
+"                        migration came in on); 0 or 1: decline them, the\n"
+"                        pages then come on the one connection\n"
 "  --max-epoch-bytes SIZE\n"
 "                        replication backup: buffer at most SIZE octets of\n"
 "                        one epoch (default 256M); a larger epoch stops\n"
@@ -98,7 +103,7 @@ usage(FILE *f)
 
 enum {
 	OPT_BACKEND = 256, OPT_ONCE, OPT_MAX_MEMORY, OPT_INSECURE,
-	OPT_MAX_SESSIONS, OPT_MAX_EPOCH, OPT_FAILOVER_TIMEOUT,
+	OPT_MAX_SESSIONS, OPT_MAX_EPOCH, OPT_FAILOVER_TIMEOUT, OPT_MAX_STREAMS,
 };
 
 static const struct option longopts[] = {
@@ -109,6 +114,7 @@ static const struct option longopts[] = {
 	{ "max-sessions", required_argument,	NULL, OPT_MAX_SESSIONS },
 	{ "max-epoch-bytes", required_argument,	NULL, OPT_MAX_EPOCH },
 	{ "failover-timeout", required_argument, NULL, OPT_FAILOVER_TIMEOUT },
+	{ "max-streams", required_argument,	NULL, OPT_MAX_STREAMS },
 	{ "verbose",	no_argument,		NULL, 'v' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'V' },
@@ -130,6 +136,7 @@ main(int argc, char **argv)
 
 	log_init(argv[0], verbose);
 	recv_opts_default(&o);
+	o.max_streams = 8;
 	while ((c = getopt_long(argc, argv, "vhV", longopts, NULL)) != -1) {
 		if (c >= OPT_PROGRESS && c < OPT_COMMON_END) {
 			if (cmd_common_option("migrate-receive", c, optarg, &cc) != 0)
@@ -161,6 +168,15 @@ main(int argc, char **argv)
 			break;
 		case OPT_INSECURE:
 			o.insecure = 1;
+			break;
+		case OPT_MAX_STREAMS:
+			v = strtoul(optarg, &end, 10);
+			if (*end != '\0' || end == optarg ||
+			    v > XMIG_STREAMS_MAX)
+				return bad_usage("--max-streams: '%s' is not "
+				    "a count from 0 to %u", optarg,
+				    XMIG_STREAMS_MAX);
+			o.max_streams = (unsigned)v;
 			break;
 		case OPT_MAX_SESSIONS:
 			v = strtoul(optarg, &end, 10);

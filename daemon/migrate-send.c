@@ -75,6 +75,13 @@ usage(FILE *f)
 "                            off while it, not the link, is the bottleneck\n"
 "  --compress-always         never back off (a batch that does not compress\n"
 "                            still goes plain)\n"
+"  --streams N               carry the pages over N connections (2-16), one\n"
+"                            thread each side per connection, control and\n"
+"                            ordering on the main one (tcp: or tls: with\n"
+"                            the back-channel; not with --compress or\n"
+"                            --replicate).  The receiver may take fewer\n"
+"                            (--max-streams) or none (a warning; one\n"
+"                            connection).  Default 1\n"
 "  --zero-pages              send zero pages without data also to a file\n"
 "                            or stdout (on a connection: when agreed)\n"
 "  --no-zero-pages           never elide zero pages\n"
@@ -199,7 +206,7 @@ enum {
 	OPT_DOWNTIME, OPT_MAX_ITER, OPT_BANDWIDTH,
 	OPT_NO_BC, OPT_REQUIRE_BC, OPT_NEG_TIMEOUT, OPT_COMPRESS,
 	OPT_ZERO_PAGES, OPT_NO_ZERO_PAGES, OPT_COMPRESS_ALWAYS,
-	OPT_AUTO_CONVERGE, OPT_REPLICATE, OPT_EPOCH_DIGESTS,
+	OPT_AUTO_CONVERGE, OPT_REPLICATE, OPT_EPOCH_DIGESTS, OPT_STREAMS,
 };
 
 static const struct option longopts[] = {
@@ -220,6 +227,7 @@ static const struct option longopts[] = {
 	{ "no-zero-pages",	no_argument,		NULL, OPT_NO_ZERO_PAGES },
 	{ "replicate",		optional_argument,	NULL, OPT_REPLICATE },
 	{ "epoch-digests",	no_argument,		NULL, OPT_EPOCH_DIGESTS },
+	{ "streams",		required_argument,	NULL, OPT_STREAMS },
 	{ "verbose",		no_argument,		NULL, 'v' },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ "version",		no_argument,		NULL, 'V' },
@@ -294,6 +302,14 @@ main(int argc, char **argv)
 			if (parse_size(optarg, &o.bandwidth) != 0)
 				return bad_usage("--bandwidth: '%s' is not a "
 				    "rate in bytes per second", optarg);
+			break;
+		case OPT_STREAMS:
+			v = strtoull(optarg, &end, 10);
+			if (*end != '\0' || end == optarg || v < 1 ||
+			    v > XMIG_STREAMS_MAX)
+				return bad_usage("--streams: '%s' is not a count "
+				    "from 1 to %u", optarg, XMIG_STREAMS_MAX);
+			o.streams = (unsigned)v;
 			break;
 		case OPT_NO_BC:
 			o.backchannel = 0;
@@ -370,6 +386,24 @@ main(int argc, char **argv)
 	if (o.dialect == XP_XEN && o.big_endian)
 		return bad_usage("%s", "--big-endian is for the draft-B "
 		    "dialect only (Xen streams are little-endian)");
+	if (o.streams > 1) {
+		if (strncmp(dest, "tcp:", 4) != 0 &&
+		    strncmp(dest, "tls:", 4) != 0)
+			return bad_usage("--streams %u: data streams are TCP "
+			    "connections: DEST must be tcp: or tls:, not %s",
+			    o.streams, dest);
+		if (!o.backchannel)
+			return bad_usage("--streams %u needs the back-channel "
+			    "(the receiver answers where the data streams go): "
+			    "not with --no-backchannel", o.streams);
+		if (o.compress != 0)
+			return bad_usage("--streams %u with --compress: pages "
+			    "on data streams go uncompressed; choose one",
+			    o.streams);
+		if (o.replicate_ms > 0)
+			return bad_usage("--streams %u with --replicate: "
+			    "epochs go over the one connection", o.streams);
+	}
 
 	signal(SIGPIPE, SIG_IGN);
 	if ((ops = backend_lookup(dom, &spec)) == NULL) {

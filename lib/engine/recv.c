@@ -36,6 +36,7 @@
 #include <event2/event.h>
 
 #include "xmig.h"
+#include "streams.h"
 
 #define RECV_READ_CHUNK		(1u << 20)
 #define RECV_ACK_EVERY		(16u << 20)	/* stream octets between ACKs */
@@ -150,6 +151,13 @@ struct xmig_recv {
 	struct state_list	 ep_state;
 	int			 stopped;	/* END after a CHECKPOINT */
 	int			 failover;	/* resumed the last epoch */
+
+	/* Data streams (SPEC 13.6): streams.c reads and applies the pages. */
+	struct streams_rx	*rx;
+	unsigned		 max_streams;	/* xmig_recv_allow_streams */
+	xmig_streams_listen_fn	 listen;
+	void			*listen_arg;
+	uint16_t		 streams_port;
 };
 
 void
@@ -342,6 +350,8 @@ recv_open_target(struct xmig_recv *rv, const struct xp_stream *st)
 	if (rc != 0)
 		recv_fail(rv, rc, "cannot host the domain: %s",
 		    backend_errmsg(rv->b));
+	else if (rv->rx != NULL)
+		streams_rx_set_backend(rv->rx, rv->b);
 	return rc;
 }
 
@@ -455,6 +465,136 @@ recv_negotiate(struct xmig_recv *rv, const struct xp_stream *st,
 	return recv_reply(rv, &n, &r, msg);
 }
 
+/* ---- data streams (SPEC 13.6): the hooks; streams.c does the I/O ---- */
+
+static void recv_after_input(struct xmig_recv *rv);
+
+static void
+recv_streams_fail(void *arg, int rc, const char *msg)
+{
+	struct xmig_recv *rv = arg;
+
+	if (rv->phase != RV_STREAM || rv->finished)
+		return;
+	recv_fail(rv, rc, "%s", msg);
+	recv_after_input(rv);
+}
+
+/*
+ * The offer asks for data streams: take min(offered, our limit) when this
+ * side can (a listener, a backend that lets workers in, the handover, no
+ * checkpoints), with a listening port; else clear PARALLEL (declined).
+ */
+static void
+recv_streams_offer(struct xmig_recv *rv, const struct xp_negotiate *n,
+    struct xp_reply *r)
+{
+	struct streams_rx_cfg c;
+	unsigned m = rv->max_streams;
+	char err[256] = "";
+	int rc;
+
+	if (!(r->features & XMIG_F_PARALLEL))
+		return;
+	r->features &= ~XMIG_F_PARALLEL;
+	if (rv->o->max_streams < m)
+		m = rv->o->max_streams;
+	if (n->streams < m)
+		m = n->streams;
+	if (m < 2 || rv->listen == NULL || rv->ops == NULL ||
+	    !(rv->ops->caps & BACKEND_CAP_WORKERS) ||
+	    !(n->features & XMIG_F_HANDOVER) || rv->ckpt ||
+	    (n->features & XMIG_F_QUERY) || !rv->bc_possible) {
+		recv_debug(rv, "data streams: %u offered, none taken (%s)",
+		    n->streams, m < 2 ? "--max-streams" :
+		    rv->listen == NULL ? "no listener for them" :
+		    rv->ops == NULL || !(rv->ops->caps & BACKEND_CAP_WORKERS) ?
+		    "the backend copies on one thread" : "not with this "
+		    "kind of stream");
+		return;
+	}
+	memset(&c, 0, sizeof(c));
+	c.base = rv->base;
+	c.m = m;
+	c.max_pfn = n->nr_pages;
+	c.tls_ctx = rv->tls_ctx;
+	c.timeout_s = RECV_TIMEOUT(rv);
+	c.fail = recv_streams_fail;
+	c.arg = rv;
+	if (parser_stream(rv->p) == NULL)
+		return;
+	c.st = *parser_stream(rv->p);
+	if ((rc = streams_rx_new(&c, &rv->rx)) != 0 ||
+	    (rc = rv->listen(rv->listen_arg, &rv->streams_port, err,
+	    sizeof(err))) != 0) {
+		xmig_cbs_log(rv->cbs, XMIG_LOG_WARN, "data streams declined: "
+		    "%s", err[0] ? err : strerror(-rc));
+		streams_rx_free(rv->rx);
+		rv->rx = NULL;
+		return;
+	}
+	r->features |= XMIG_F_PARALLEL;
+	rv->r.streams = m;
+	if (rv->b != NULL)
+		streams_rx_set_backend(rv->rx, rv->b);
+}
+
+/* XMIG_STREAMS, right after the REPLY that took them. */
+static int
+recv_streams_answer(struct xmig_recv *rv)
+{
+	struct xp_streams x;
+	struct xp_buf buf = { 0 };
+
+	x.streams = (uint16_t)rv->r.streams;
+	x.port = rv->streams_port;
+	streams_rx_token(rv->rx, x.token);
+	if (control_streams_put(&buf, &x) != 0 || recv_bc_send(rv, &buf) != 0)
+		return recv_fail(rv, -EIO, "cannot answer on the "
+		    "back-channel");
+	recv_debug(rv, "+%.1f ms: %u data streams, port %u", recv_ms(rv),
+	    x.streams, x.port);
+	return 0;
+}
+
+/* END on the main connection: every data stream must have ended too. */
+static int
+recv_streams_end(struct xmig_recv *rv)
+{
+	uint64_t pages, zero;
+	char err[300];
+	int rc;
+
+	if (rv->rx == NULL)
+		return 0;
+	if ((rc = streams_rx_wait_end(rv->rx, RECV_TIMEOUT(rv), err,
+	    sizeof(err))) != 0)
+		return recv_fail(rv, rc, "%s", err);
+	streams_rx_counts(rv->rx, &pages, &zero);
+	rv->pages += pages;
+	rv->r.zero_pages += zero;
+	return 0;
+}
+
+void
+xmig_recv_allow_streams(struct xmig_recv *rv, unsigned max,
+    xmig_streams_listen_fn listen, void *arg)
+{
+	rv->max_streams = max > XMIG_STREAMS_MAX ? XMIG_STREAMS_MAX : max;
+	rv->listen = listen;
+	rv->listen_arg = arg;
+}
+
+int
+xmig_recv_stream_fd(struct xmig_recv *rv, int fd)
+{
+	if (rv->rx == NULL || rv->finished) {
+		close(fd);
+		return -ENOSPC;
+	}
+	return streams_rx_attach(rv->rx, fd);
+}
+
 /*
  * The answer to the offer n: features agreed when r->result is OK, the
  * REPLY on the back-channel, and the end of the stream when refused.
@@ -470,7 +610,10 @@ recv_reply(struct xmig_recv *rv, const struct xp_negotiate *np,
 	if (r.result == XMIG_REPLY_OK)
 		r.features = n.features & (XMIG_F_CHECKSUM | XMIG_F_DEFLATE |
 		    XMIG_F_ZERO_PAGES | XMIG_F_ACKS | XMIG_F_HANDOVER |
-		    XMIG_F_XXH3 | XMIG_F_ZSTD | XMIG_F_CHECKPOINTS);
+		    XMIG_F_XXH3 | XMIG_F_ZSTD | XMIG_F_CHECKPOINTS |
+		    XMIG_F_PARALLEL);
+	if (r.result == XMIG_REPLY_OK)
+		recv_streams_offer(rv, &n, &r);
 	if (xmig_cbs_log_on(rv->cbs, XMIG_LOG_DEBUG)) {
 		char fo[128], fa[128], lim[48] = "none";
 
@@ -505,6 +648,9 @@ recv_reply(struct xmig_recv *rv, const struct xp_negotiate *np,
 		    recv_bc_send(rv, &buf) != 0)
 			return recv_fail(rv, -EIO, "cannot answer on the "
 			    "back-channel");
+		if ((r.features & XMIG_F_PARALLEL) &&
+		    recv_streams_answer(rv) != 0)
+			return -XP_ECALLBACK;
 		rv->features = r.features;
 		rv->r.backchannel = 1;
 	}
@@ -796,6 +942,8 @@ recv_end(struct xmig_recv *rv)
 	struct xp_limits lim = { 0 };
 	int rc;
 
+	if (recv_streams_end(rv) != 0)
+		return -XP_ECALLBACK;
 	if ((rc = rv->b->ops->complete(rv->b)) != 0)
 		return recv_fail(rv, rc, "completing the restore: %s",
 		    backend_errmsg(rv->b));
@@ -2020,6 +2168,8 @@ recv_finish(struct xmig_recv *rv)
 	uint64_t t_end;
 	int rc;
 
+	streams_rx_free(rv->rx);	/* every worker joined, before a destroy */
+	rv->rx = NULL;
 	if (rv->ops == NULL || rv->p == NULL)
 		goto report;	/* recv_init failed */
 	if (rv->rc == 0 && rv->phase != RV_DONE)
@@ -2108,6 +2258,8 @@ recv_finish(struct xmig_recv *rv)
 	rv->r.throughput_mbps = rv->r.duration_ms > 0 ? (double)rv->r.bytes *
 	    8.0 / 1e6 / (rv->r.duration_ms / 1000.0) : 0;
 report:
+	if (rv->r.streams == 0)
+		rv->r.streams = 1;
 	if (rv->rc != 0)
 		snprintf(rv->r.error, sizeof(rv->r.error), "%s", rv->err);
 	if (rv->b != NULL && rv->rc == 0 && rv->running && rv->ts != NULL &&
@@ -2126,6 +2278,8 @@ static void
 recv_release(struct xmig_recv *rv)
 {
 	recv_epoch_free(rv);
+	streams_rx_free(rv->rx);
+	rv->rx = NULL;
 	parser_free(rv->p);
 	parser_free(rv->ctl);
 	digest_state_free(rv->dstate);
