@@ -78,10 +78,10 @@ usage(FILE *f)
 "  --streams N               carry the pages over N connections (2-16), one\n"
 "                            thread each side per connection, control and\n"
 "                            ordering on the main one (tcp: or tls: with\n"
-"                            the back-channel; not with --compress or\n"
-"                            --replicate).  The receiver may take fewer\n"
-"                            (--max-streams) or none (a warning; one\n"
-"                            connection).  Default 1\n"
+"                            the back-channel; not with --compress,\n"
+"                            --bandwidth or --replicate).  The receiver\n"
+"                            may take fewer (--max-streams) or none (a\n"
+"                            warning; one connection).  Default 1\n"
 "  --zero-pages              send zero pages without data also to a file\n"
 "                            or stdout (on a connection: when agreed)\n"
 "  --no-zero-pages           never elide zero pages\n"
@@ -403,6 +403,9 @@ main(int argc, char **argv)
 		if (o.replicate_ms > 0)
 			return bad_usage("--streams %u with --replicate: "
 			    "epochs go over the one connection", o.streams);
+		if (o.bandwidth > 0)
+			return bad_usage("--streams %u with --bandwidth: the "
+			    "cap applies to one connection only", o.streams);
 	}
 
 	signal(SIGPIPE, SIG_IGN);

@@ -480,6 +480,28 @@ recv_streams_fail(void *arg, int rc, const char *msg)
 	recv_after_input(rv);
 }
 
+/* The main connection's read timeout: off while the data streams run. */
+static void
+recv_streams_timeout(struct xmig_recv *rv, int on)
+{
+	double t = RECV_TIMEOUT(rv);
+	struct timeval rt = { (time_t)t,
+	    (suseconds_t)((t - (double)(time_t)t) * 1e6) };
+
+	if (rv->bev != NULL)
+		bufferevent_set_timeouts(rv->bev, on ? &rt : NULL, NULL);
+}
+
+/*
+ * Every data stream ended: END is due on the main connection, which goes
+ * quiet no longer (each data stream's reads had the timeout meanwhile).
+ */
+static void
+recv_streams_ended(void *arg)
+{
+	recv_streams_timeout(arg, 1);
+}
+
 /*
  * The offer asks for data streams: take min(offered, our limit) when this
  * side can (a listener, a backend that lets workers in, the handover, no
@@ -520,6 +542,7 @@ recv_streams_offer(struct xmig_recv *rv, const struct xp_negotiate *n,
 	c.tls_ctx = rv->tls_ctx;
 	c.timeout_s = RECV_TIMEOUT(rv);
 	c.fail = recv_streams_fail;
+	c.ended = recv_streams_ended;
 	c.arg = rv;
 	if (parser_stream(rv->p) == NULL)
 		return;
@@ -535,6 +558,8 @@ recv_streams_offer(struct xmig_recv *rv, const struct xp_negotiate *n,
 	}
 	r->features |= XMIG_F_PARALLEL;
 	rv->r.streams = m;
+	/* The pages come elsewhere: the main connection may stay quiet. */
+	recv_streams_timeout(rv, 0);
 	if (rv->b != NULL)
 		streams_rx_set_backend(rv->rx, rv->b);
 }

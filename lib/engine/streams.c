@@ -799,6 +799,7 @@ struct streams_rx {
 	int			 rc;
 	char			 err[300];
 	int			 reported;
+	int			 ended_told;
 	unsigned		 claimed;	/* indexes taken */
 	unsigned		 ended;
 	uint64_t		 pages, zero;
@@ -1089,6 +1090,7 @@ rx_main(void *arg)
 	x->ended++;
 	pthread_cond_broadcast(&x->cv);
 	pthread_mutex_unlock(&x->mu);
+	wakeup_poke(&x->wk);
 out:
 	free(buf);
 	return NULL;
@@ -1099,7 +1101,7 @@ rx_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct streams_rx *x = arg;
 	char err[300];
-	int rc;
+	int rc, all;
 
 	(void)fd;
 	(void)what;
@@ -1110,9 +1112,14 @@ rx_wake_cb(evutil_socket_t fd, short what, void *arg)
 		x->reported = 1;
 		snprintf(err, sizeof(err), "%s", x->err);
 	}
+	all = x->rc == 0 && x->ended == x->c.m && !x->ended_told;
+	if (all)
+		x->ended_told = 1;
 	pthread_mutex_unlock(&x->mu);
 	if (rc != 0)
 		x->c.fail(x->c.arg, rc, err);
+	else if (all && x->c.ended != NULL)
+		x->c.ended(x->c.arg);
 }
 
 int

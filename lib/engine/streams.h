@@ -73,6 +73,7 @@ struct streams_rx_cfg {
 	void			*tls_ctx;	/* server context, NULL: tcp */
 	double			 timeout_s;
 	void			(*fail)(void *arg, int rc, const char *msg);
+	void			(*ended)(void *arg);	/* every stream ended */
 	void			*arg;
 };
 
