@@ -389,7 +389,8 @@ tx_record(struct tx_worker *w, uint32_t type, const uint8_t *pre,
 	int rc;
 
 	record_hdr_put(st, b, type, body_len, t->c.recopt);
-	memcpy(b + hs, pre, prelen);
+	if (prelen > 0)
+		memcpy(b + hs, pre, prelen);
 	off = hs + prelen;
 	if (dlen > 0 && data != b + off)
 		memmove(b + off, data, dlen);
