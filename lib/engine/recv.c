@@ -592,6 +592,18 @@ recv_streams_end(struct xmig_recv *rv)
 
 	if (rv->rx == NULL)
 		return 0;
+	if (rv->pages > 0 && streams_rx_connected(rv->rx) == 0) {
+		/*
+		 * The pages came on this connection: a sender that took our
+		 * REPLY as late (13.4) went plain and opens no data stream.
+		 */
+		recv_debug(rv, "+%.1f ms: the pages came on the main "
+		    "connection: no data streams", recv_ms(rv));
+		streams_rx_free(rv->rx);
+		rv->rx = NULL;
+		rv->r.streams = 1;
+		return 0;
+	}
 	if ((rc = streams_rx_wait_end(rv->rx, RECV_TIMEOUT(rv), err,
 	    sizeof(err))) != 0)
 		return recv_fail(rv, rc, "%s", err);

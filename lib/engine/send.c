@@ -831,6 +831,13 @@ send_bc_streams(struct xmig_send *s, const struct xp_record *rec)
 	struct xp_streams x;
 	int rc;
 
+	if (s->phase != SP_NEGOTIATE && (s->features & XMIG_F_PARALLEL) == 0 &&
+	    (s->r->backchannel)) {
+		/* A late REPLY (13.4): the stream already went plain. */
+		send_debug(s, "+%.1f ms: XMIG_STREAMS after a late REPLY: "
+		    "the pages stay on this connection", send_ms(s));
+		return 0;
+	}
 	if (s->phase != SP_NEGOTIATE || !(s->features & XMIG_F_PARALLEL) ||
 	    control_streams_get(rec, &x) != 0 || x.streams > s->o->streams) {
 		send_fail(s, -EPROTO, "back-channel: unexpected XMIG_STREAMS");

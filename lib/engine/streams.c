@@ -1226,6 +1226,19 @@ streams_rx_wait_end(struct streams_rx *x, double timeout_s, char *err,
 	return rc;
 }
 
+unsigned
+streams_rx_connected(struct streams_rx *x)
+{
+	unsigned n = 0, i;
+
+	pthread_mutex_lock(&x->mu);
+	for (i = 0; i < x->c.m; i++)
+		if (x->claimed & (1u << i))
+			n++;
+	pthread_mutex_unlock(&x->mu);
+	return n;
+}
+
 void
 streams_rx_counts(struct streams_rx *x, uint64_t *pages, uint64_t *zero)
 {
