@@ -787,6 +787,7 @@ send_state_list(struct xmig_send *s, struct state_list *l)
 /* ---- data streams (SPEC 13.6): the hooks; streams.c does the I/O ---- */
 
 static int send_produce(struct xmig_send *s);
+static int send_stop_and_copy(struct xmig_send *s);
 static uint32_t send_offer(const struct xmig_send *s);
 
 /* A TCP connection (tcp:, tls:) whose backend lets workers in. */
@@ -818,6 +819,12 @@ send_streams_wake(void *arg)
 		if (s->rc == 0)
 			send_fail(s, rc, "%s", err);
 		return;
+	}
+	if (s->rc == 0 && s->phase == SP_PREPAUSE && s->pause_busy == 0 &&
+	    evbuffer_get_length(s->out) == 0 && streams_tx_idle(s->tx)) {
+		/* What the last live pass queued is out: pause now. */
+		if (send_stop_and_copy(s) != 0)
+			return;
 	}
 	if (s->rc == 0 && (s->phase == SP_LIVE || s->phase == SP_FINAL))
 		send_produce(s);
@@ -1483,6 +1490,11 @@ send_end_of_pass(struct xmig_send *s)
 			send_next_pass(s);
 		else
 			send_pause_idle(s);
+		return 0;
+	}
+	if (s->tx != NULL && !streams_tx_idle(s->tx)) {
+		/* The data streams drain first: send_streams_wake pauses. */
+		s->phase = SP_PREPAUSE;
 		return 0;
 	}
 	if (s->bev != NULL && evbuffer_get_length(s->out) > 0) {

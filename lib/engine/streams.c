@@ -625,6 +625,22 @@ streams_tx_room(struct streams_tx *t)
 	return room && t->rc == 0;
 }
 
+int
+streams_tx_idle(struct streams_tx *t)
+{
+	unsigned i;
+	int idle = 1;
+
+	pthread_mutex_lock(&t->mu);
+	for (i = 0; i < t->c.n; i++)
+		if (t->w[i].head != NULL)
+			idle = 0;
+	if (!idle)
+		t->want_wake = 1;
+	pthread_mutex_unlock(&t->mu);
+	return idle;
+}
+
 static void
 tx_enqueue(struct tx_worker *w, struct tx_job *j)
 {

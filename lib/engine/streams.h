@@ -55,6 +55,8 @@ int	streams_tx_start(const struct streams_tx_cfg *c,
 int	streams_tx_room(struct streams_tx *t);
 int	streams_tx_submit(struct streams_tx *t, unsigned pass,
 	    const uint64_t *pfns, unsigned n);
+/* 1 when every batch handed on is written; 0: the wake callback will come. */
+int	streams_tx_idle(struct streams_tx *t);
 /* Pass `pass` is queued whole: close it on every stream (last: END too). */
 int	streams_tx_pass_end(struct streams_tx *t, unsigned pass, int last);
 /* 0, or the first worker's failure (-errno) with its message in err. */
