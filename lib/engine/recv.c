@@ -1460,6 +1460,10 @@ recv_record_cb(void *arg, const struct xp_stream *st,
 			    recv_where(rec, where, sizeof(where)));
 		return recv_end(rv);
 	case REC_VERIFY:
+		if (rv->rx != NULL)
+			return recv_fail(rv, -EPROTO, "%s: VERIFY with data "
+			    "streams (their pages are written, never compared)",
+			    recv_where(rec, where, sizeof(where)));
 		if (rv->ckpt)
 			return recv_fail(rv, -EPROTO, "%s: VERIFY is not valid "
 			    "in a checkpointed stream", recv_where(rec, where,

@@ -342,9 +342,16 @@ tx_connect(struct tx_worker *w)
 	int fd, one = 1, rc;
 
 	fd = socket(t->c.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	w->c.fd = fd;
+	if (fd < 0) {
+		rc = -errno;
+		tx_fail(w, rc, "socket: %s", strerror(-rc));
+		return rc;
+	}
+	pthread_mutex_lock(&t->mu);
+	w->c.fd = fd;		/* streams_tx_free may shut it down now */
+	if (t->stop)
+		shutdown(fd, SHUT_RDWR);
+	pthread_mutex_unlock(&t->mu);
 	sconn_timeouts(fd, t->c.timeout_s);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(fd, (const struct sockaddr *)&t->c.addr, t->c.addrlen)
@@ -765,9 +772,11 @@ streams_tx_free(struct streams_tx *t)
 	pthread_cond_broadcast(&t->cv);
 	pthread_mutex_unlock(&t->mu);
 	/* A worker blocked in connect, write or a handshake wakes up. */
+	pthread_mutex_lock(&t->mu);
 	for (i = 0; i < t->c.n; i++)
 		if (t->w[i].c.fd >= 0)
 			shutdown(t->w[i].c.fd, SHUT_RDWR);
+	pthread_mutex_unlock(&t->mu);
 	for (i = 0; i < t->c.n; i++) {
 		struct tx_worker *w = &t->w[i];
 
