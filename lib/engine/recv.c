@@ -158,6 +158,7 @@ struct xmig_recv {
 	xmig_streams_listen_fn	 listen;
 	void			*listen_arg;
 	uint16_t		 streams_port;
+	uint64_t		 streams_octets;	/* read on them, at END */
 };
 
 void
@@ -586,7 +587,7 @@ recv_streams_answer(struct xmig_recv *rv)
 static int
 recv_streams_end(struct xmig_recv *rv)
 {
-	uint64_t pages, zero;
+	uint64_t pages, zero, octets;
 	char err[300];
 	int rc;
 
@@ -607,9 +608,10 @@ recv_streams_end(struct xmig_recv *rv)
 	if ((rc = streams_rx_wait_end(rv->rx, RECV_TIMEOUT(rv), err,
 	    sizeof(err))) != 0)
 		return recv_fail(rv, rc, "%s", err);
-	streams_rx_counts(rv->rx, &pages, &zero);
+	streams_rx_counts(rv->rx, &pages, &zero, &octets);
 	rv->pages += pages;
 	rv->r.zero_pages += zero;
+	rv->streams_octets = octets;
 	return 0;
 }
 
@@ -2293,7 +2295,7 @@ recv_finish(struct xmig_recv *rv)
 	}
 	if (rv->rc == 0)
 		recv_progress(rv, 1);
-	rv->r.bytes = rv->p ? parser_offset(rv->p) : 0;
+	rv->r.bytes = (rv->p ? parser_offset(rv->p) : 0) + rv->streams_octets;
 	rv->r.pages_sent = rv->pages;
 	rv->r.duration_ms = (double)(t_end - rv->t_start) / 1e6;
 	rv->r.throughput_mbps = rv->r.duration_ms > 0 ? (double)rv->r.bytes *

@@ -828,7 +828,7 @@ struct streams_rx {
 	int			 ended_told;
 	unsigned		 claimed;	/* indexes taken */
 	unsigned		 ended;
-	uint64_t		 pages, zero;
+	uint64_t		 pages, zero, octets;
 	struct rx_slot		 s[STREAMS_SLOTS];
 	unsigned		 nslots;
 };
@@ -1101,6 +1101,9 @@ rx_main(void *arg)
 			    "its END");
 			goto out;
 		}
+		pthread_mutex_lock(&x->mu);
+		x->octets += (uint64_t)r;
+		pthread_mutex_unlock(&x->mu);
 		k = parser_feed(sl->p, buf, (size_t)r);
 		if (k < 0) {
 			const struct xp_error *e = parser_error(sl->p);
@@ -1265,11 +1268,13 @@ streams_rx_connected(struct streams_rx *x)
 }
 
 void
-streams_rx_counts(struct streams_rx *x, uint64_t *pages, uint64_t *zero)
+streams_rx_counts(struct streams_rx *x, uint64_t *pages, uint64_t *zero,
+    uint64_t *octets)
 {
 	pthread_mutex_lock(&x->mu);
 	*pages = x->pages;
 	*zero = x->zero;
+	*octets = x->octets;
 	pthread_mutex_unlock(&x->mu);
 }
 

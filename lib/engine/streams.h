@@ -95,7 +95,7 @@ int	streams_rx_wait_end(struct streams_rx *x, double timeout_s, char *err,
 /* Data streams whose hello was accepted so far. */
 unsigned streams_rx_connected(struct streams_rx *x);
 void	streams_rx_counts(struct streams_rx *x, uint64_t *pages,
-	    uint64_t *zero);
+	    uint64_t *zero, uint64_t *octets);	/* octets: records read */
 void	streams_rx_free(struct streams_rx *x);
 
 /*
