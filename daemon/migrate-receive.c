@@ -50,6 +50,11 @@ usage(FILE *f)
 "                        refused: a sender that negotiates is answered\n"
 "                        \"busy\", any other stream is closed, and\n"
 "                        nothing of it is restored\n"
+"  --max-streams N       take at most N data streams (0-16, default 8)\n"
+"                        from a migrate-send --streams (tcp: and tls:;\n"
+"                        each on a port of its own, on the address the\n"
+"                        migration came in on); 0 or 1: decline them, the\n"
+"                        pages then come on the one connection\n"
 "  --max-epoch-bytes SIZE\n"
 "                        replication backup: buffer at most SIZE octets of\n"
 "                        one epoch (default 256M); a larger epoch stops\n"
@@ -101,6 +106,7 @@ usage(FILE *f)
 enum {
 	OPT_BACKEND = 256, OPT_ONCE, OPT_MAX_MEMORY, OPT_INSECURE,
 	OPT_MAX_SESSIONS, OPT_MAX_EPOCH, OPT_FAILOVER_TIMEOUT, OPT_NO_DELTA,
+	OPT_MAX_STREAMS,
 };
 
 static const struct option longopts[] = {
@@ -112,6 +118,7 @@ static const struct option longopts[] = {
 	{ "max-epoch-bytes", required_argument,	NULL, OPT_MAX_EPOCH },
 	{ "failover-timeout", required_argument, NULL, OPT_FAILOVER_TIMEOUT },
 	{ "no-delta",	no_argument,		NULL, OPT_NO_DELTA },
+	{ "max-streams", required_argument,	NULL, OPT_MAX_STREAMS },
 	{ "verbose",	no_argument,		NULL, 'v' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'V' },
@@ -133,6 +140,7 @@ main(int argc, char **argv)
 
 	log_init(argv[0], verbose);
 	recv_opts_default(&o);
+	o.max_streams = 8;
 	while ((c = getopt_long(argc, argv, "vhV", longopts, NULL)) != -1) {
 		if (c >= OPT_PROGRESS && c < OPT_COMMON_END) {
 			if (cmd_common_option("migrate-receive", c, optarg, &cc) != 0)
@@ -167,6 +175,15 @@ main(int argc, char **argv)
 			break;
 		case OPT_NO_DELTA:
 			o.no_delta = 1;
+			break;
+		case OPT_MAX_STREAMS:
+			v = strtoul(optarg, &end, 10);
+			if (*end != '\0' || end == optarg ||
+			    v > XMIG_STREAMS_MAX)
+				return bad_usage("--max-streams: '%s' is not "
+				    "a count from 0 to %u", optarg,
+				    XMIG_STREAMS_MAX);
+			o.max_streams = (unsigned)v;
 			break;
 		case OPT_MAX_SESSIONS:
 			v = strtoul(optarg, &end, 10);

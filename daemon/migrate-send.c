@@ -75,6 +75,13 @@ usage(FILE *f)
 "                            off while it, not the link, is the bottleneck\n"
 "  --compress-always         never back off (a batch that does not compress\n"
 "                            still goes plain)\n"
+"  --streams N               carry the pages over N connections (2-16), one\n"
+"                            thread each side per connection, control and\n"
+"                            ordering on the main one (tcp: or tls: with\n"
+"                            the back-channel; not with --compress,\n"
+"                            --bandwidth or --replicate).  The receiver\n"
+"                            may take fewer (--max-streams) or none (a\n"
+"                            warning; one connection).  Default 1\n"
 "  --zero-pages              send zero pages without data also to a file\n"
 "                            or stdout (on a connection: when agreed)\n"
 "  --no-zero-pages           never elide zero pages\n"
@@ -206,7 +213,7 @@ enum {
 	OPT_NO_BC, OPT_REQUIRE_BC, OPT_NEG_TIMEOUT, OPT_COMPRESS,
 	OPT_ZERO_PAGES, OPT_NO_ZERO_PAGES, OPT_COMPRESS_ALWAYS,
 	OPT_AUTO_CONVERGE, OPT_REPLICATE, OPT_EPOCH_DIGESTS,
-	OPT_DELTA, OPT_DELTA_CACHE,
+	OPT_DELTA, OPT_DELTA_CACHE, OPT_STREAMS,
 };
 
 static const struct option longopts[] = {
@@ -229,6 +236,7 @@ static const struct option longopts[] = {
 	{ "epoch-digests",	no_argument,		NULL, OPT_EPOCH_DIGESTS },
 	{ "delta",		no_argument,		NULL, OPT_DELTA },
 	{ "delta-cache",	required_argument,	NULL, OPT_DELTA_CACHE },
+	{ "streams",		required_argument,	NULL, OPT_STREAMS },
 	{ "verbose",		no_argument,		NULL, 'v' },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ "version",		no_argument,		NULL, 'V' },
@@ -303,6 +311,14 @@ main(int argc, char **argv)
 			if (parse_size(optarg, &o.bandwidth) != 0)
 				return bad_usage("--bandwidth: '%s' is not a "
 				    "rate in bytes per second", optarg);
+			break;
+		case OPT_STREAMS:
+			v = strtoull(optarg, &end, 10);
+			if (*end != '\0' || end == optarg || v < 1 ||
+			    v > XMIG_STREAMS_MAX)
+				return bad_usage("--streams: '%s' is not a count "
+				    "from 1 to %u", optarg, XMIG_STREAMS_MAX);
+			o.streams = (unsigned)v;
 			break;
 		case OPT_NO_BC:
 			o.backchannel = 0;
@@ -393,6 +409,31 @@ main(int argc, char **argv)
 	if (o.dialect == XP_XEN && o.big_endian)
 		return bad_usage("%s", "--big-endian is for the draft-B "
 		    "dialect only (Xen streams are little-endian)");
+	if (o.streams > 1) {
+		if (strncmp(dest, "tcp:", 4) != 0 &&
+		    strncmp(dest, "tls:", 4) != 0)
+			return bad_usage("--streams %u: data streams are TCP "
+			    "connections: DEST must be tcp: or tls:, not %s",
+			    o.streams, dest);
+		if (!o.backchannel)
+			return bad_usage("--streams %u needs the back-channel "
+			    "(the receiver answers where the data streams go): "
+			    "not with --no-backchannel", o.streams);
+		if (o.compress != 0)
+			return bad_usage("--streams %u with --compress: pages "
+			    "on data streams go uncompressed; choose one",
+			    o.streams);
+		if (o.replicate_ms > 0)
+			return bad_usage("--streams %u with --replicate: "
+			    "epochs go over the one connection", o.streams);
+		if (o.bandwidth > 0)
+			return bad_usage("--streams %u with --bandwidth: the "
+			    "cap applies to one connection only", o.streams);
+		if (o.delta)
+			return bad_usage("--streams %u with --delta: delta "
+			    "pages go over the one connection; choose one",
+			    o.streams);
+	}
 
 	signal(SIGPIPE, SIG_IGN);
 	if ((ops = backend_lookup(dom, &spec)) == NULL) {

@@ -162,6 +162,9 @@ report_print_json(const struct xmig_report *r, FILE *out)
 	    json_fixed(3, r->downtime_ms) : NULL);
 	json_object_object_add(o, "backchannel", json_object_new_boolean(
 	    r->backchannel));
+	if (r->streams > 0)
+		json_object_object_add(o, "streams",
+		    json_object_new_uint64(r->streams));
 	if (r->verified >= 0)
 		json_object_object_add(o, "verified",
 		    json_object_new_boolean(r->verified));

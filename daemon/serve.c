@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -113,12 +114,97 @@ serve_fd(const struct recv_opts *o, int fd, int out_fd, int exact,
 	return serve_report(o, &so, out);
 }
 
+/*
+ * Data streams (SPEC 13.6): when the session takes some, a listener on an
+ * ephemeral port of the address the migration came in on; what it accepts
+ * goes to the session, which checks each hello's token and closes the
+ * rest.  Closed once the session wants no more, or with the session.
+ */
+struct serve_data {
+	struct event_base	*base;
+	struct xmig_recv	*rv;
+	int			 mainfd;
+	int			 lfd;
+	struct event		*ev;
+};
+
+static void
+serve_data_close(struct serve_data *d)
+{
+	if (d->ev != NULL)
+		event_free(d->ev);
+	d->ev = NULL;
+	if (d->lfd >= 0)
+		close(d->lfd);
+	d->lfd = -1;
+}
+
+static void
+serve_data_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct serve_data *d = arg;
+	int fd;
+
+	(void)what;
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		if (xmig_recv_stream_fd(d->rv, fd) == -ENOSPC) {
+			serve_data_close(d);
+			return;
+		}
+	}
+}
+
+static int
+serve_data_listen(void *arg, uint16_t *port, char *err, size_t errlen)
+{
+	struct serve_data *d = arg;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int rc;
+
+	if (d->lfd >= 0)
+		return -EALREADY;
+	if (getsockname(d->mainfd, (struct sockaddr *)&ss, &len) != 0 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+		snprintf(err, errlen, "the migration's connection has no "
+		    "address for data streams");
+		return -EAFNOSUPPORT;
+	}
+	if (ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+	d->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0);
+	if (d->lfd < 0 || bind(d->lfd, (struct sockaddr *)&ss, len) != 0 ||
+	    listen(d->lfd, XMIG_STREAMS_MAX) != 0 ||
+	    getsockname(d->lfd, (struct sockaddr *)&ss, &len) != 0) {
+		rc = -errno;
+		snprintf(err, errlen, "listening for data streams: %s",
+		    strerror(errno));
+		serve_data_close(d);
+		return rc;
+	}
+	d->ev = event_new(d->base, d->lfd, EV_READ | EV_PERSIST,
+	    serve_data_accept, d);
+	if (d->ev == NULL || event_add(d->ev, NULL) != 0) {
+		snprintf(err, errlen, "out of memory");
+		serve_data_close(d);
+		return -ENOMEM;
+	}
+	*port = ntohs(ss.ss_family == AF_INET ?
+	    ((struct sockaddr_in *)&ss)->sin_port :
+	    ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
 /* One migration on an accepted socket, a session on a loop of its own. */
 static int
 serve_socket(const struct recv_opts *o, int fd, void *tls_ctx,
     const char *busy, FILE *out)
 {
 	struct serve_one so;
+	struct serve_data data = { .lfd = -1, .mainfd = fd };
 	struct xmig_cbs cbs;
 	struct xmig_recv *rv;
 
@@ -139,6 +225,12 @@ serve_socket(const struct recv_opts *o, int fd, void *tls_ctx,
 	}
 	if (busy != NULL)
 		xmig_recv_refuse(rv, busy);
+	else if (o->max_streams > 1) {
+		data.base = so.base;
+		data.rv = rv;
+		xmig_recv_allow_streams(rv, o->max_streams, serve_data_listen,
+		    &data);
+	}
 	xmig_recv_start(rv);
 	while (!so.done && event_base_dispatch(so.base) == 0)
 		;
@@ -147,6 +239,7 @@ serve_socket(const struct recv_opts *o, int fd, void *tls_ctx,
 		snprintf(so.r.error, sizeof(so.r.error), "event loop ended "
 		    "early");
 	}
+	serve_data_close(&data);
 	xmig_recv_free(rv);
 	event_base_free(so.base);
 	return serve_report(o, &so, out);

@@ -201,6 +201,15 @@ struct bufferevent *xport_tls_bev_new(struct event_base *base, int fd,
 	    void *ctx, int server, const char *host, char *errbuf,
 	    size_t errlen);
 /*
+ * A blocking TLS connection's SSL (an OpenSSL SSL *) on fd, verified as
+ * xport_tls_bev_new's: the caller runs SSL_connect / SSL_accept, and
+ * SSL_free.  NULL with errbuf on failure.  (Data streams, SPEC 13.6.)
+ */
+void	*xport_tls_ssl_new(int fd, void *ctx, int server, const char *host,
+	    char *errbuf, size_t errlen);
+/* Why the last TLS call on ssl (this thread's) failed, into buf. */
+void	xport_tls_ssl_err(void *ssl, char *buf, size_t len);
+/*
  * After the final message, with the output empty: send the close_notify.
  * 0 sent, 1 queued until the socket drains, or -errno with errbuf.
  */
@@ -304,6 +313,8 @@ struct xmig_report {
 	int64_t		 workload_pages;
 	/* Receiver after a failover: when it resumed, wall clock (ms). */
 	double		 failover_at_ms;
+	/* Connections that carried the pages: 1, or the data streams. */
+	unsigned	 streams;
 };
 
 /*
@@ -399,6 +410,14 @@ struct send_opts {
 	 * negative errno (no answer in the negotiation wait: -ETIMEDOUT).
 	 */
 	int		query;
+	/*
+	 * Data streams (SPEC 13.6): 0 or 1 none; 2 .. XMIG_STREAMS_MAX: offer
+	 * that many data connections for the pages (tcp: and tls: with the
+	 * back-channel, a backend with BACKEND_CAP_WORKERS, not with
+	 * replication).  The receiver may take fewer or none (the report's
+	 * streams says how many carried the pages; a decline is a warning).
+	 */
+	unsigned	streams;
 	/*
 	 * Replication (SPEC 15.4): 0 off; else the checkpoint interval in
 	 * ms.  After the first live copy the domain keeps running here and
@@ -552,6 +571,8 @@ struct recv_opts {
 	/* Checkpointed streams (SPEC 15.4). */
 	uint64_t	max_epoch_bytes;	/* bound of one epoch buffered */
 	double		failover_timeout_ms;	/* 0: 3 intervals, >= 200 */
+	/* Data streams taken at most (SPEC 13.6); below 2: none. */
+	unsigned	max_streams;
 };
 
 void	recv_opts_default(struct recv_opts *o);
@@ -577,6 +598,21 @@ struct xmig_recv *xmig_recv_new(struct event_base *base, int fd,
 	    void *tls_ctx, const struct recv_opts *o,
 	    const struct xmig_cbs *cbs);
 void	xmig_recv_refuse(struct xmig_recv *rv, const char *why);
+/*
+ * Data streams (SPEC 13.6), before start: a sender that offers them gets
+ * up to max (o->max_streams bounds it too).  When the session takes some
+ * it calls listen(arg, &port, err, errlen) once, before answering: the
+ * caller opens a listening socket (on the address the main connection
+ * arrived on) and gives every connection it accepts there to
+ * xmig_recv_stream_fd (which takes the fd; 0, or -ENOSPC when no more
+ * are wanted: the caller may close the listener).  listen returns 0 with
+ * *port set, or -errno (the session then declines the streams).
+ */
+typedef int (*xmig_streams_listen_fn)(void *arg, uint16_t *port, char *err,
+	    size_t errlen);
+void	xmig_recv_allow_streams(struct xmig_recv *rv, unsigned max,
+	    xmig_streams_listen_fn listen, void *arg);
+int	xmig_recv_stream_fd(struct xmig_recv *rv, int fd);
 int	xmig_recv_start(struct xmig_recv *rv);
 void	xmig_recv_cancel(struct xmig_recv *rv);
 void	xmig_recv_free(struct xmig_recv *rv);

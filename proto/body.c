@@ -415,7 +415,8 @@ body_check_dirty_pfns(struct xp_check *ck, const uint8_t *b, uint32_t len)
 /*
  * XMIG_NEGOTIATE, 48 octets (length checked): u32 negotiate_version,
  * u32 features, u32 can_write, u32 max_record_len, u16 arch, u16 type,
- * u16 page_shift, u16 reserved, u64 nr_pages, u32 nr_vcpus, u32 interval_ms
+ * u16 page_shift, u16 streams (2 .. XMIG_STREAMS_MAX with PARALLEL,
+ * else 0), u64 nr_pages, u32 nr_vcpus, u32 interval_ms
  * (0 unless CHECKPOINTS is offered, then 1 .. WIRE_CHECKPOINT_INTERVAL_MAX),
  * u64 session_id.
  */
@@ -432,10 +433,14 @@ body_check_negotiate(struct xp_check *ck, const uint8_t *b, uint32_t len)
 		return record_why(ck, -XP_EBODY, "negotiate_version %u is not "
 		    "%u", v, XMIG_NEGOTIATE_VERSION);
 	res16 = xp_get16(be, b + 22);
-	if (res16 != 0)
-		return record_why(ck, -XP_EBODY, "reserved field is 0x%x, not "
-		    "0", res16);
 	features = xp_get32(be, b + 4);
+	if (!(features & XMIG_F_PARALLEL) && res16 != 0)
+		return record_why(ck, -XP_EBODY, "streams is %u without the "
+		    "PARALLEL feature (must be 0)", res16);
+	if ((features & XMIG_F_PARALLEL) &&
+	    (res16 < 2 || res16 > XMIG_STREAMS_MAX))
+		return record_why(ck, -XP_EBODY, "streams %u is not from 2 to "
+		    "%u", res16, XMIG_STREAMS_MAX);
 	res32 = xp_get32(be, b + 36);
 	if (!(features & XMIG_F_CHECKPOINTS) && res32 != 0)
 		return record_why(ck, -XP_EBODY, "interval_ms is %u without "
@@ -478,6 +483,7 @@ body_negotiate_put(int be, uint8_t out[WIRE_NEGOTIATE_SIZE],
 	xp_put16(be, out + 16, n->arch);
 	xp_put16(be, out + 18, n->type);
 	xp_put16(be, out + 20, n->page_shift);
+	xp_put16(be, out + 22, n->streams);
 	xp_put64(be, out + 24, n->nr_pages);
 	xp_put32(be, out + 32, n->nr_vcpus);
 	xp_put32(be, out + 36, n->interval_ms);
@@ -508,6 +514,7 @@ body_negotiate_get(const struct xp_stream *st, const struct xp_record *rec,
 	n->arch = xp_get16(be, b + 16);
 	n->type = xp_get16(be, b + 18);
 	n->page_shift = xp_get16(be, b + 20);
+	n->streams = xp_get16(be, b + 22);
 	n->nr_pages = xp_get64(be, b + 24);
 	n->nr_vcpus = xp_get32(be, b + 32);
 	n->interval_ms = xp_get32(be, b + 36);

@@ -224,6 +224,11 @@ control_check_hdr(struct xp_check *ck, uint32_t type, uint32_t len,
 			return record_why(ck, -XP_EORDER, "only valid after an "
 			    "XMIG_REPLY that accepted the stream");
 		break;
+	case REC_XMIG_STREAMS:
+		if (ck->ctl_reply != 1 || ck->index != 1)
+			return record_why(ck, -XP_EORDER, "only valid right "
+			    "after an XMIG_REPLY that accepted the stream");
+		break;
 	case REC_XMIG_DIGESTS:
 		if (!ck->ctl_running)
 			return record_why(ck, -XP_EORDER, "only valid after "
@@ -453,6 +458,28 @@ control_check_digests(struct xp_check *ck, const uint8_t *b, uint32_t len)
 	return 0;
 }
 
+/*
+ * XMIG_STREAMS: u16 streams (2 .. XMIG_STREAMS_MAX), u16 port (not 0),
+ * u32 reserved (0), u8 token[16].
+ */
+int
+control_check_streams(struct xp_check *ck, const uint8_t *b, uint32_t len)
+{
+	uint16_t	n = xp_get16(0, b), port = xp_get16(0, b + 2);
+	uint32_t	res = xp_get32(0, b + 4);
+
+	(void)len;
+	if (n < 2 || n > XMIG_STREAMS_MAX)
+		return record_why(ck, -XP_EBODY, "streams %u is not from 2 to "
+		    "%u", n, XMIG_STREAMS_MAX);
+	if (port == 0)
+		return record_why(ck, -XP_EBODY, "port 0");
+	if (res != 0)
+		return record_why(ck, -XP_EBODY, "reserved field is 0x%08x, "
+		    "not 0", res);
+	return 0;
+}
+
 /* ---- encoding -------------------------------------------------------------- */
 
 int
@@ -487,6 +514,33 @@ control_reply_put(struct xp_buf *out, const struct xp_reply *r)
 	xp_put64(0, b + 40, r->session_id);
 	n = control_text_put(b + WIRE_REPLY_MIN, r->message, r->message_len);
 	return control_encode(out, REC_XMIG_REPLY, b, WIRE_REPLY_MIN + n);
+}
+
+static int control_get(const struct xp_record *rec, uint32_t type);
+
+int
+control_streams_put(struct xp_buf *out, const struct xp_streams *x)
+{
+	uint8_t	b[WIRE_STREAMS_SIZE];
+
+	xp_put16(0, b, x->streams);
+	xp_put16(0, b + 2, x->port);
+	xp_put32(0, b + 4, 0);
+	memcpy(b + 8, x->token, WIRE_STREAM_TOKEN_SIZE);
+	return control_encode(out, REC_XMIG_STREAMS, b, sizeof b);
+}
+
+int
+control_streams_get(const struct xp_record *rec, struct xp_streams *x)
+{
+	int	rv;
+
+	if ((rv = control_get(rec, REC_XMIG_STREAMS)) != 0)
+		return rv;
+	x->streams = xp_get16(0, rec->body);
+	x->port = xp_get16(0, rec->body + 2);
+	memcpy(x->token, rec->body + 8, WIRE_STREAM_TOKEN_SIZE);
+	return 0;
 }
 
 int

@@ -135,6 +135,7 @@ int	control_check_error(struct xp_check *, const uint8_t *, uint32_t);
 int	control_check_status(struct xp_check *, const uint8_t *, uint32_t);
 int	control_check_handover(struct xp_check *, const uint8_t *, uint32_t);
 int	control_check_digests(struct xp_check *, const uint8_t *, uint32_t);
+int	control_check_streams(struct xp_check *, const uint8_t *, uint32_t);
 int	control_check_checkpoint_ack(struct xp_check *, const uint8_t *,
 	    uint32_t);
 

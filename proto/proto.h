@@ -231,6 +231,8 @@ struct xp_negotiate {
 	uint16_t	arch;		/* the domain header's, repeated */
 	uint16_t	type;
 	uint16_t	page_shift;
+	/* With XMIG_F_PARALLEL: data streams offered, 2 .. XMIG_STREAMS_MAX. */
+	uint16_t	streams;
 	uint64_t	nr_pages;
 	uint32_t	nr_vcpus;
 	/*
@@ -451,6 +453,15 @@ struct xp_digests {
 int	control_encode(struct xp_buf *out, uint32_t type, const void *body,
 	    uint32_t len);
 int	control_reply_put(struct xp_buf *out, const struct xp_reply *r);
+
+/* XMIG_STREAMS (SPEC 13.6): the data streams a receiver takes. */
+struct xp_streams {
+	uint16_t	streams;	/* 2 .. XMIG_STREAMS_MAX */
+	uint16_t	port;		/* TCP port of the data connections */
+	uint8_t		token[WIRE_STREAM_TOKEN_SIZE];
+};
+int	control_streams_put(struct xp_buf *out, const struct xp_streams *x);
+int	control_streams_get(const struct xp_record *rec, struct xp_streams *x);
 int	control_ack_put(struct xp_buf *out, const struct xp_ack *a);
 int	control_error_put(struct xp_buf *out, const struct xp_error_msg *e);
 int	control_status_put(struct xp_buf *out, const struct xp_status *s);

@@ -271,6 +271,14 @@ static const struct record_type record_ext[] = {
 		.flags = REC_F_BACKCHANNEL | REC_F_BACK,
 		.check = control_check_checkpoint_ack,
 	},
+	{
+		.type = REC_XMIG_STREAMS,
+		.name = "XMIG_STREAMS",
+		.min_len = WIRE_STREAMS_SIZE, .max_len = WIRE_STREAMS_SIZE,
+		.doms = REC_DOM_ALL,
+		.flags = REC_F_BACKCHANNEL | REC_F_BACK,
+		.check = control_check_streams,
+	},
 	{ .name = NULL },
 };
 

@@ -84,12 +84,14 @@ enum wire_rec_type {
 #define REC_XMIG_DOMAIN_CONFIG	0x80000004u	/* forward, before static data */
 #define REC_XMIG_EARLY_PARAMS	0x80000005u	/* forward, after STATIC_DATA_END */
 #define REC_XMIG_DELTA_PAGES	0x80000006u	/* forward, like PAGE_DATA (12.7) */
+#define REC_XMIG_PASS		0x80000007u	/* data streams only (SPEC 13.6) */
 #define REC_XMIG_REPLY		0x80000011u	/* back-channel */
 #define REC_XMIG_ACK		0x80000012u	/* back-channel */
 #define REC_XMIG_ERROR		0x80000013u	/* back-channel, last */
 #define REC_XMIG_STATUS		0x80000014u	/* back-channel, after END */
 #define REC_XMIG_DIGESTS	0x80000015u	/* back-channel, after RUNNING */
 #define REC_XMIG_CHECKPOINT_ACK	0x80000016u	/* back-channel, checkpointed streams */
+#define REC_XMIG_STREAMS	0x80000017u	/* back-channel, after REPLY */
 
 /* The back-channel's image header: version 1, options bit 1 (SPEC 13.1). */
 #define WIRE_CONTROL_IHDR_OPTIONS	WIRE_IHDR_OPT_BACKCHANNEL
@@ -105,13 +107,29 @@ enum wire_rec_type {
 #define XMIG_F_ACKS		(1u << 3)	/* REC_XMIG_ACK */
 #define XMIG_F_HANDOVER		(1u << 4)	/* SPEC 13.4 */
 #define XMIG_F_CHECKPOINTS	(1u << 5)	/* a checkpointed stream (SPEC 13.5) */
-#define XMIG_F_PARALLEL		(1u << 6)	/* reserved */
+#define XMIG_F_PARALLEL		(1u << 6)	/* data streams (SPEC 13.6) */
 #define XMIG_F_CONFIG		(1u << 7)	/* offer only: XMIG_DOMAIN_CONFIG follows */
 #define XMIG_F_XXH3		(1u << 8)	/* the memory digest is XXH3-128 */
 #define XMIG_F_ZSTD		(1u << 9)	/* WIRE_REC_OPT_ZSTD */
 #define XMIG_F_QUERY		(1u << 10)	/* offer only: ask, send nothing (13.2) */
 #define XMIG_F_DELTA		(1u << 11)	/* REC_XMIG_DELTA_PAGES (12.7) */
 #define XMIG_F_KNOWN		0x00000FFFu	/* bits 12-31 must be zero */
+/*
+ * PARALLEL (SPEC 13.6): XMIG_NEGOTIATE's u16 at offset 22 offers 2 .. this
+ * many data streams; XMIG_STREAMS (24 octets: u16 streams, u16 port, u32
+ * reserved, u8 token[16]) answers; each data connection opens with the
+ * hello (32 octets, little-endian: magic, u16 version, u16 index, u16
+ * streams, u16 reserved, u8 token[16]); XMIG_PASS (24 octets: u32 pass,
+ * u32 flags, u64 pages, u64 total) closes a pass on a data stream.
+ */
+#define XMIG_STREAMS_MAX	16u
+#define WIRE_STREAMS_SIZE	24u
+#define WIRE_STREAM_TOKEN_SIZE	16u
+#define WIRE_HELLO_SIZE		32u
+#define WIRE_HELLO_MAGIC	"XMIGDATA"
+#define WIRE_HELLO_VERSION	1u
+#define WIRE_PASS_SIZE		24u
+#define XMIG_PASS_LAST		0x1u	/* the stream's last record before END */
 /* XMIG_NEGOTIATE interval_ms with CHECKPOINTS: 1 .. this (one minute). */
 #define WIRE_CHECKPOINT_INTERVAL_MAX	60000u
 

@@ -436,6 +436,7 @@ test_registry(void)
 		{ REC_XMIG_ERROR, "XMIG_ERROR" },
 		{ REC_XMIG_STATUS, "XMIG_STATUS" },
 		{ REC_XMIG_DIGESTS, "XMIG_DIGESTS" },
+		{ REC_XMIG_STREAMS, "XMIG_STREAMS" },
 	};
 	size_t	i;
 
@@ -447,9 +448,11 @@ test_registry(void)
 		CHECK(names[i].type & WIRE_REC_OPTIONAL, "%s optional",
 		    names[i].name);
 	}
+	/* XMIG_PASS (0x80000007) lives on data streams only, unregistered. */
 	CHECK(!record_type_known(0x80000007u) &&
+	    !record_type_known(0x80000008u) &&
 	    !record_type_known(0x80000010u) &&
-	    !record_type_known(0x80000017u), "gaps unknown");
+	    !record_type_known(0x80000018u), "gaps unknown");
 	CHECK(WIRE_REC_OPT_KNOWN == 0x0007 && WIRE_REC_OPT_ZSTD == 0x0004,
 	    "known options");
 	CHECK(XMIG_F_KNOWN == 0xFFF && XMIG_F_DELTA == 0x800 &&
@@ -608,7 +611,8 @@ test_negotiate(void)
 		} bad[] = {
 			{ "version 0", 0, 4, 0, "negotiate_version 0 is not 1" },
 			{ "version 2", 0, 4, 2, "negotiate_version 2 is not 1" },
-			{ "reserved u16", 22, 2, 1, "reserved field is 0x1" },
+			{ "streams without PARALLEL", 22, 2, 1, "streams is 1 "
+			    "without the PARALLEL feature (must be 0)" },
 			{ "interval without CHECKPOINTS", 36, 4, 0x80000000u,
 			    "interval_ms is 2147483648 without the CHECKPOINTS "
 			    "feature (must be 0)" },
@@ -2069,7 +2073,7 @@ test_control_records(void)
 			{ REC_CHECKPOINT_DIRTY_PFN_LIST, XP_EORDER },
 			{ 0x13, XP_ETYPE },
 			{ 0x80000099u, XP_ETYPE },
-			{ 0x80000017u, XP_ETYPE },
+			{ 0x80000018u, XP_ETYPE },
 		}, fwd_bad[] = {
 			{ REC_XMIG_REPLY, XP_EORDER },
 			{ REC_XMIG_ACK, XP_EORDER },
@@ -2399,6 +2403,130 @@ test_checkpoints(void)
 	reject("ckpt ack forward", &im, XP_EORDER, "%sonly valid on a "
 	    "back-channel", where(&im, 0));
 	img_free(&im);
+}
+
+/* PARALLEL (SPEC 13.6): XMIG_NEGOTIATE's streams and XMIG_STREAMS. */
+static void
+test_streams(void)
+{
+	struct xp_negotiate	 n, m;
+	struct xp_streams	 x = { 4, 40123, { 0 } }, x2;
+	struct xp_reply		 r;
+	struct img		 im;
+	struct collect		 col;
+	struct xp_error		 e;
+	struct cimg		 c;
+	uint8_t			 b[WIRE_NEGOTIATE_SIZE];
+	int			 rv, be, k;
+	static const uint16_t	 bad_n[] = { 1, 17, 0xFFFF };
+
+	/* streams at offset 22, both byte orders, with PARALLEL. */
+	for (be = 0; be < 2; be++) {
+		img_begin_v(&im, XP_DRAFTB, be, 0, WIRE_DOM_X86_HVM, 1);
+		mk_negotiate(&n, &im.st);
+		n.features |= XMIG_F_PARALLEL;
+		n.streams = 16;
+		body_negotiate_put(be, b, &n);
+		CHECK(xp_get16(be, b + 22) == 16, "streams at 22");
+		img_put(&im, REC_XMIG_NEGOTIATE, b, sizeof b);
+		img_put_empty(&im, REC_END);
+		memset(&col, 0, sizeof col);
+		rv = run_k(K_STREAM, im.b.data, im.b.len, CHUNK_WHOLE, NULL,
+		    &col, &e);
+		CHECK(rv == 0 && col.n > 0 && body_negotiate_get(&col.st,
+		    &col.v[0].rec, &m) == 0 && m.streams == 16 &&
+		    memcmp(&n, &m, sizeof n) == 0, "streams round trip %d", be);
+		collect_free(&col);
+		img_free(&im);
+	}
+	/* With PARALLEL, 2 to 16. */
+	for (k = 0; k < 3; k++) {
+		img_begin_v(&im, XP_DRAFTB, 0, 0, WIRE_DOM_X86_HVM, 1);
+		mk_negotiate(&n, &im.st);
+		n.features |= XMIG_F_PARALLEL;
+		n.streams = bad_n[k];
+		body_negotiate_put(0, b, &n);
+		img_put(&im, REC_XMIG_NEGOTIATE, b, sizeof b);
+		img_put_empty(&im, REC_END);
+		reject("bad streams", &im, XP_EBODY, "%sstreams %u is not "
+		    "from 2 to 16", where(&im, 0), bad_n[k]);
+		img_free(&im);
+	}
+
+	/* XMIG_STREAMS: round trip right after an accepting REPLY. */
+	for (k = 0; k < (int)WIRE_STREAM_TOKEN_SIZE; k++)
+		x.token[k] = (uint8_t)(0xA0 + k);
+	cimg_begin(&c, 1);
+	mk_reply(&r, XMIG_REPLY_OK, NULL);
+	cimg_note(&c, REC_XMIG_REPLY);
+	CHECK(control_reply_put(&c.b, &r) == 0, "reply put");
+	cimg_note(&c, REC_XMIG_STREAMS);
+	CHECK(control_streams_put(&c.b, &x) == 0, "streams put");
+	memset(&col, 0, sizeof col);
+	rv = run_k(K_BACK, c.b.data, c.b.len, 5, NULL, &col, &e);
+	CHECK(rv == 0 && col.n == 2 && col.v[1].type == REC_XMIG_STREAMS &&
+	    col.v[1].length == WIRE_STREAMS_SIZE, "streams yielded: %d %s",
+	    rv, e.msg);
+	if (col.n == 2) {
+		CHECK(control_streams_get(&col.v[1].rec, &x2) == 0 &&
+		    x2.streams == 4 && x2.port == 40123 &&
+		    memcmp(x2.token, x.token, sizeof x.token) == 0,
+		    "streams fields");
+		CHECK(control_streams_get(&col.v[0].rec, &x2) == -XP_EINVAL,
+		    "streams decoder checks the type");
+	}
+	collect_free(&col);
+	buf_free(&c.b);
+
+	/* Not first, and not after another record. */
+	cimg_begin(&c, 1);
+	cimg_note(&c, REC_XMIG_STREAMS);
+	control_streams_put(&c.b, &x);
+	creject("streams before REPLY", &c, XP_EORDER, "%sonly valid right "
+	    "after an XMIG_REPLY that accepted the stream", cwhere(&c, 0));
+	buf_free(&c.b);
+	{
+		struct xp_ack a = { 1, 2, 3 };
+
+		cimg_begin(&c, 1);
+		cimg_note(&c, REC_XMIG_REPLY);
+		control_reply_put(&c.b, &r);
+		cimg_note(&c, REC_XMIG_ACK);
+		control_ack_put(&c.b, &a);
+		cimg_note(&c, REC_XMIG_STREAMS);
+		control_streams_put(&c.b, &x);
+		creject("streams after an ACK", &c, XP_EORDER, "%sonly valid "
+		    "right after an XMIG_REPLY that accepted the stream",
+		    cwhere(&c, 2));
+		buf_free(&c.b);
+	}
+
+	/* Body rules: streams 2..16, port not 0. */
+	{
+		static const struct {
+			uint16_t	 n, port;
+			const char	*needle;
+		} bad[] = {
+			{ 1, 5, "streams 1 is not from 2 to 16" },
+			{ 17, 5, "streams 17 is not from 2 to 16" },
+			{ 2, 0, "port 0" },
+		};
+
+		for (k = 0; k < 3; k++) {
+			struct xp_streams y = x;
+
+			y.streams = bad[k].n;
+			y.port = bad[k].port;
+			cimg_begin(&c, 1);
+			cimg_note(&c, REC_XMIG_REPLY);
+			control_reply_put(&c.b, &r);
+			cimg_note(&c, REC_XMIG_STREAMS);
+			control_streams_put(&c.b, &y);
+			creject("streams body", &c, XP_EBODY, "%s%s",
+			    cwhere(&c, 1), bad[k].needle);
+			buf_free(&c.b);
+		}
+	}
 }
 
 static void
@@ -2864,6 +2992,7 @@ main(void)
 	test_control_records();
 	test_control_order();
 	test_checkpoints();
+	test_streams();
 	test_control_truncation();
 	test_control_bitflips();
 	return tap_done();

@@ -199,7 +199,19 @@ struct backend_ops {
 	int64_t (*output_count)(struct backend *b);
 	int (*output_hold)(struct backend *b, int on);
 	int64_t (*output_release)(struct backend *b, uint64_t upto);
+
+	/*
+	 * What the backend allows, BACKEND_CAP_*.  BACKEND_CAP_WORKERS: the
+	 * data streams' worker threads (SPEC 13.6) may call map, unmap,
+	 * map_types, populate and set_types while the main thread goes on
+	 * with the handle's other calls; the engine lets one worker at a
+	 * time into the backend (a lock of its own) and touches the mapped
+	 * pages outside it.  Without it, a sender offers no data streams and
+	 * a receiver takes none.
+	 */
+	unsigned caps;
 };
+#define BACKEND_CAP_WORKERS	0x1u
 
 /* The registry: "sim", "xen" (when built). NULL if unknown. */
 const struct backend_ops *backend_find(const char *name);

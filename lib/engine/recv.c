@@ -37,6 +37,7 @@
 
 #include "xmig.h"
 #include "delta.h"
+#include "streams.h"
 
 #define RECV_READ_CHUNK		(1u << 20)
 #define RECV_ACK_EVERY		(16u << 20)	/* stream octets between ACKs */
@@ -155,6 +156,13 @@ struct xmig_recv {
 	/* Delta-encoded pages (SPEC 12.7): pfns whose content came in
 	 * this stream as a plain page, one bit each (neg_pages bits). */
 	uint64_t		*delta_held;
+	/* Data streams (SPEC 13.6): streams.c reads and applies the pages. */
+	struct streams_rx	*rx;
+	unsigned		 max_streams;	/* xmig_recv_allow_streams */
+	xmig_streams_listen_fn	 listen;
+	void			*listen_arg;
+	uint16_t		 streams_port;
+	uint64_t		 streams_octets;	/* read on them, at END */
 };
 
 void
@@ -349,6 +357,8 @@ recv_open_target(struct xmig_recv *rv, const struct xp_stream *st)
 	if (rc != 0)
 		recv_fail(rv, rc, "cannot host the domain: %s",
 		    backend_errmsg(rv->b));
+	else if (rv->rx != NULL)
+		streams_rx_set_backend(rv->rx, rv->b);
 	return rc;
 }
 
@@ -462,6 +472,174 @@ recv_negotiate(struct xmig_recv *rv, const struct xp_stream *st,
 	return recv_reply(rv, &n, &r, msg);
 }
 
+/* ---- data streams (SPEC 13.6): the hooks; streams.c does the I/O ---- */
+
+static void recv_after_input(struct xmig_recv *rv);
+
+static void
+recv_streams_fail(void *arg, int rc, const char *msg)
+{
+	struct xmig_recv *rv = arg;
+
+	if (rv->phase != RV_STREAM || rv->finished)
+		return;
+	recv_fail(rv, rc, "%s", msg);
+	recv_after_input(rv);
+}
+
+/* The main connection's read timeout: off while the data streams run. */
+static void
+recv_streams_timeout(struct xmig_recv *rv, int on)
+{
+	double t = RECV_TIMEOUT(rv);
+	struct timeval rt = { (time_t)t,
+	    (suseconds_t)((t - (double)(time_t)t) * 1e6) };
+
+	if (rv->bev != NULL)
+		bufferevent_set_timeouts(rv->bev, on ? &rt : NULL, NULL);
+}
+
+/*
+ * Every data stream ended: END is due on the main connection, which goes
+ * quiet no longer (each data stream's reads had the timeout meanwhile).
+ */
+static void
+recv_streams_ended(void *arg)
+{
+	recv_streams_timeout(arg, 1);
+}
+
+/*
+ * The offer asks for data streams: take min(offered, our limit) when this
+ * side can (a listener, a backend that lets workers in, the handover, no
+ * checkpoints), with a listening port; else clear PARALLEL (declined).
+ */
+static void
+recv_streams_offer(struct xmig_recv *rv, const struct xp_negotiate *n,
+    struct xp_reply *r)
+{
+	struct streams_rx_cfg c;
+	unsigned m = rv->max_streams;
+	char err[256] = "";
+	int rc;
+
+	if (!(r->features & XMIG_F_PARALLEL))
+		return;
+	r->features &= ~XMIG_F_PARALLEL;
+	if (rv->o->max_streams < m)
+		m = rv->o->max_streams;
+	if (n->streams < m)
+		m = n->streams;
+	if (m < 2 || rv->listen == NULL || rv->ops == NULL ||
+	    !(rv->ops->caps & BACKEND_CAP_WORKERS) ||
+	    !(n->features & XMIG_F_HANDOVER) || rv->ckpt ||
+	    (n->features & XMIG_F_QUERY) || !rv->bc_possible) {
+		recv_debug(rv, "data streams: %u offered, none taken (%s)",
+		    n->streams, m < 2 ? "--max-streams" :
+		    rv->listen == NULL ? "no listener for them" :
+		    rv->ops == NULL || !(rv->ops->caps & BACKEND_CAP_WORKERS) ?
+		    "the backend copies on one thread" : "not with this "
+		    "kind of stream");
+		return;
+	}
+	memset(&c, 0, sizeof(c));
+	c.base = rv->base;
+	c.m = m;
+	c.max_pfn = n->nr_pages;
+	c.tls_ctx = rv->tls_ctx;
+	c.timeout_s = RECV_TIMEOUT(rv);
+	c.fail = recv_streams_fail;
+	c.ended = recv_streams_ended;
+	c.arg = rv;
+	if (parser_stream(rv->p) == NULL)
+		return;
+	c.st = *parser_stream(rv->p);
+	if ((rc = streams_rx_new(&c, &rv->rx)) != 0 ||
+	    (rc = rv->listen(rv->listen_arg, &rv->streams_port, err,
+	    sizeof(err))) != 0) {
+		xmig_cbs_log(rv->cbs, XMIG_LOG_WARN, "data streams declined: "
+		    "%s", err[0] ? err : strerror(-rc));
+		streams_rx_free(rv->rx);
+		rv->rx = NULL;
+		return;
+	}
+	r->features |= XMIG_F_PARALLEL;
+	rv->r.streams = m;
+	/* The pages come elsewhere: the main connection may stay quiet. */
+	recv_streams_timeout(rv, 0);
+	if (rv->b != NULL)
+		streams_rx_set_backend(rv->rx, rv->b);
+}
+
+/* XMIG_STREAMS, right after the REPLY that took them. */
+static int
+recv_streams_answer(struct xmig_recv *rv)
+{
+	struct xp_streams x;
+	struct xp_buf buf = { 0 };
+
+	x.streams = (uint16_t)rv->r.streams;
+	x.port = rv->streams_port;
+	streams_rx_token(rv->rx, x.token);
+	if (control_streams_put(&buf, &x) != 0 || recv_bc_send(rv, &buf) != 0)
+		return recv_fail(rv, -EIO, "cannot answer on the "
+		    "back-channel");
+	recv_debug(rv, "+%.1f ms: %u data streams, port %u", recv_ms(rv),
+	    x.streams, x.port);
+	return 0;
+}
+
+/* END on the main connection: every data stream must have ended too. */
+static int
+recv_streams_end(struct xmig_recv *rv)
+{
+	uint64_t pages, zero, octets;
+	char err[300];
+	int rc;
+
+	if (rv->rx == NULL)
+		return 0;
+	if (rv->pages > 0 && streams_rx_connected(rv->rx) == 0) {
+		/*
+		 * The pages came on this connection: a sender that took our
+		 * REPLY as late (13.4) went plain and opens no data stream.
+		 */
+		recv_debug(rv, "+%.1f ms: the pages came on the main "
+		    "connection: no data streams", recv_ms(rv));
+		streams_rx_free(rv->rx);
+		rv->rx = NULL;
+		rv->r.streams = 1;
+		return 0;
+	}
+	if ((rc = streams_rx_wait_end(rv->rx, RECV_TIMEOUT(rv), err,
+	    sizeof(err))) != 0)
+		return recv_fail(rv, rc, "%s", err);
+	streams_rx_counts(rv->rx, &pages, &zero, &octets);
+	rv->pages += pages;
+	rv->r.zero_pages += zero;
+	rv->streams_octets = octets;
+	return 0;
+}
+
+void
+xmig_recv_allow_streams(struct xmig_recv *rv, unsigned max,
+    xmig_streams_listen_fn listen, void *arg)
+{
+	rv->max_streams = max > XMIG_STREAMS_MAX ? XMIG_STREAMS_MAX : max;
+	rv->listen = listen;
+	rv->listen_arg = arg;
+}
+
+int
+xmig_recv_stream_fd(struct xmig_recv *rv, int fd)
+{
+	if (rv->rx == NULL || rv->finished) {
+		close(fd);
+		return -ENOSPC;
+	}
+	return streams_rx_attach(rv->rx, fd);
+}
+
 /*
  * The answer to the offer n: features agreed when r->result is OK, the
  * REPLY on the back-channel, and the end of the stream when refused.
@@ -477,8 +655,13 @@ recv_reply(struct xmig_recv *rv, const struct xp_negotiate *np,
 	if (r.result == XMIG_REPLY_OK)
 		r.features = n.features & (XMIG_F_CHECKSUM | XMIG_F_DEFLATE |
 		    XMIG_F_ZERO_PAGES | XMIG_F_ACKS | XMIG_F_HANDOVER |
-		    XMIG_F_XXH3 | XMIG_F_ZSTD | XMIG_F_CHECKPOINTS);
+		    XMIG_F_XXH3 | XMIG_F_ZSTD | XMIG_F_CHECKPOINTS |
+		    XMIG_F_PARALLEL);
+	if (r.result == XMIG_REPLY_OK)
+		recv_streams_offer(rv, &n, &r);
+	/* Deltas go on the main connection: never beside data streams. */
 	if (r.result == XMIG_REPLY_OK && (n.features & XMIG_F_DELTA) &&
+	    (r.features & XMIG_F_PARALLEL) == 0 &&
 	    recv_delta_agree(rv, &n) == 0)
 		r.features |= XMIG_F_DELTA;
 	if (xmig_cbs_log_on(rv->cbs, XMIG_LOG_DEBUG)) {
@@ -515,6 +698,9 @@ recv_reply(struct xmig_recv *rv, const struct xp_negotiate *np,
 		    recv_bc_send(rv, &buf) != 0)
 			return recv_fail(rv, -EIO, "cannot answer on the "
 			    "back-channel");
+		if ((r.features & XMIG_F_PARALLEL) &&
+		    recv_streams_answer(rv) != 0)
+			return -XP_ECALLBACK;
 		rv->features = r.features;
 		rv->r.backchannel = 1;
 		rv->r.delta = (r.features & XMIG_F_DELTA) != 0;
@@ -922,6 +1108,8 @@ recv_end(struct xmig_recv *rv)
 	struct xp_limits lim = { 0 };
 	int rc;
 
+	if (recv_streams_end(rv) != 0)
+		return -XP_ECALLBACK;
 	if ((rc = rv->b->ops->complete(rv->b)) != 0)
 		return recv_fail(rv, rc, "completing the restore: %s",
 		    backend_errmsg(rv->b));
@@ -1409,6 +1597,10 @@ recv_record_cb(void *arg, const struct xp_stream *st,
 			    recv_where(rec, where, sizeof(where)));
 		return recv_end(rv);
 	case REC_VERIFY:
+		if (rv->rx != NULL)
+			return recv_fail(rv, -EPROTO, "%s: VERIFY with data "
+			    "streams (their pages are written, never compared)",
+			    recv_where(rec, where, sizeof(where)));
 		if (rv->ckpt)
 			return recv_fail(rv, -EPROTO, "%s: VERIFY is not valid "
 			    "in a checkpointed stream", recv_where(rec, where,
@@ -2154,6 +2346,8 @@ recv_finish(struct xmig_recv *rv)
 	uint64_t t_end;
 	int rc;
 
+	streams_rx_free(rv->rx);	/* every worker joined, before a destroy */
+	rv->rx = NULL;
 	if (rv->ops == NULL || rv->p == NULL)
 		goto report;	/* recv_init failed */
 	if (rv->rc == 0 && rv->phase != RV_DONE)
@@ -2236,12 +2430,14 @@ recv_finish(struct xmig_recv *rv)
 	}
 	if (rv->rc == 0)
 		recv_progress(rv, 1);
-	rv->r.bytes = rv->p ? parser_offset(rv->p) : 0;
+	rv->r.bytes = (rv->p ? parser_offset(rv->p) : 0) + rv->streams_octets;
 	rv->r.pages_sent = rv->pages;
 	rv->r.duration_ms = (double)(t_end - rv->t_start) / 1e6;
 	rv->r.throughput_mbps = rv->r.duration_ms > 0 ? (double)rv->r.bytes *
 	    8.0 / 1e6 / (rv->r.duration_ms / 1000.0) : 0;
 report:
+	if (rv->r.streams == 0)
+		rv->r.streams = 1;
 	if (rv->rc != 0)
 		snprintf(rv->r.error, sizeof(rv->r.error), "%s", rv->err);
 	if (rv->b != NULL && rv->rc == 0 && rv->running && rv->ts != NULL &&
@@ -2260,6 +2456,8 @@ static void
 recv_release(struct xmig_recv *rv)
 {
 	recv_epoch_free(rv);
+	streams_rx_free(rv->rx);
+	rv->rx = NULL;
 	parser_free(rv->p);
 	parser_free(rv->ctl);
 	digest_state_free(rv->dstate);

@@ -18,6 +18,7 @@
 #include "config.h"
 
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -37,6 +38,7 @@
 
 #include "xmig.h"
 #include "delta.h"
+#include "streams.h"
 
 #define SEND_HIGH_WATER		(16u << 20)
 #define SEND_LOW_WATER		(4u << 20)
@@ -257,6 +259,9 @@ struct xmig_send {
 	struct event		*ckpt_timer;
 	uint64_t		 ckpt_t0;	/* when the last epoch was taken */
 	uint64_t		 ckpt_due_ns;	/* when the next one is due */
+
+	/* Data streams (SPEC 13.6): streams.c writes the pages. */
+	struct streams_tx	*tx;
 };
 
 void
@@ -967,6 +972,158 @@ send_state_list(struct xmig_send *s, struct state_list *l)
 	return 0;
 }
 
+/* ---- data streams (SPEC 13.6): the hooks; streams.c does the I/O ---- */
+
+static int send_produce(struct xmig_send *s);
+static int send_stop_and_copy(struct xmig_send *s);
+static uint32_t send_offer(const struct xmig_send *s);
+
+/* A TCP connection (tcp:, tls:) whose backend lets workers in. */
+static int
+send_streams_possible(const struct xmig_send *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (s->o->streams < 2 || !s->conn || s->repl || s->o->query ||
+	    !(s->b->ops->caps & BACKEND_CAP_WORKERS))
+		return 0;
+	return getpeername(s->fd, (struct sockaddr *)&ss, &len) == 0 &&
+	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
+}
+
+/* A worker made room or failed: on with the pass, or fail. */
+static void
+send_streams_wake(void *arg)
+{
+	struct xmig_send *s = arg;
+	char err[300];
+	int rc;
+
+	if (s->tx == NULL || s->finished)
+		return;
+	s->drained += streams_tx_take_sent(s->tx);
+	if ((rc = streams_tx_error(s->tx, err, sizeof(err))) != 0) {
+		if (s->rc == 0)
+			send_fail(s, rc, "%s", err);
+		return;
+	}
+	if (s->rc == 0 && s->phase == SP_PREPAUSE && s->pause_busy == 0 &&
+	    evbuffer_get_length(s->out) == 0 && streams_tx_idle(s->tx)) {
+		/* What the last live pass queued is out: pause now. */
+		if (send_stop_and_copy(s) != 0)
+			return;
+	}
+	if (s->rc == 0 && (s->phase == SP_LIVE || s->phase == SP_FINAL))
+		send_produce(s);
+}
+
+/* XMIG_STREAMS: connect the data streams, then the stream goes on. */
+static int
+send_bc_streams(struct xmig_send *s, const struct xp_record *rec)
+{
+	struct streams_tx_cfg c;
+	struct xp_streams x;
+	int rc;
+
+	if (s->phase != SP_NEGOTIATE && (s->features & XMIG_F_PARALLEL) == 0 &&
+	    (s->r->backchannel)) {
+		/* A late REPLY (13.4): the stream already went plain. */
+		send_debug(s, "+%.1f ms: XMIG_STREAMS after a late REPLY: "
+		    "the pages stay on this connection", send_ms(s));
+		return 0;
+	}
+	if (s->phase != SP_NEGOTIATE || !(s->features & XMIG_F_PARALLEL) ||
+	    control_streams_get(rec, &x) != 0 || x.streams > s->o->streams) {
+		send_fail(s, -EPROTO, "back-channel: unexpected XMIG_STREAMS");
+		return -XP_ECALLBACK;
+	}
+	memset(&c, 0, sizeof(c));
+	c.base = s->base;
+	c.b = s->b;
+	c.st = s->st;
+	c.recopt = s->recopt & WIRE_REC_OPT_CHECKSUM;
+	c.zero_elide = s->zero_elide;
+	c.n = x.streams;
+	c.addrlen = sizeof(c.addr);
+	if (getpeername(s->fd, (struct sockaddr *)&c.addr, &c.addrlen) != 0) {
+		send_fail(s, -errno, "data streams: %s", strerror(errno));
+		return -XP_ECALLBACK;
+	}
+	if (c.addr.ss_family == AF_INET)
+		((struct sockaddr_in *)&c.addr)->sin_port = htons(x.port);
+	else
+		((struct sockaddr_in6 *)&c.addr)->sin6_port = htons(x.port);
+	memcpy(c.token, x.token, sizeof(c.token));
+	c.tls_ctx = s->tls_ctx;
+	c.host = s->host;
+	c.timeout_s = SEND_TIMEOUT(s);
+	c.wake = send_streams_wake;
+	c.arg = s;
+	if ((rc = streams_tx_start(&c, &s->tx)) != 0) {
+		send_fail(s, rc, "data streams: %s", strerror(-rc));
+		return -XP_ECALLBACK;
+	}
+	s->r->streams = x.streams;
+	send_debug(s, "+%.1f ms: %u data streams to port %u", send_ms(s),
+	    x.streams, x.port);
+	s->phase = SP_STATIC;
+	return 0;
+}
+
+/* The REPLY is in: 1 while XMIG_STREAMS is still to come. */
+static int
+send_streams_reply(struct xmig_send *s)
+{
+	if (s->features & XMIG_F_PARALLEL)
+		return 1;
+	if (send_offer(s) & XMIG_F_PARALLEL)
+		xmig_cbs_log(s->cbs, XMIG_LOG_WARN, "the receiver declined "
+		    "--streams %u: the pages go over the one connection",
+		    s->o->streams);
+	return 0;
+}
+
+/* Pass `pass` is queued whole (last: the stop-and-copy pass). */
+static void
+send_streams_pass_end(struct xmig_send *s, unsigned pass, int last)
+{
+	int rc;
+
+	if (s->tx != NULL && pass > 0 &&
+	    (rc = streams_tx_pass_end(s->tx, pass, last)) != 0)
+		send_fail(s, rc, "data streams: %s", strerror(-rc));
+}
+
+static int
+send_streams_pages(struct xmig_send *s, const uint64_t *pfns, unsigned n)
+{
+	int rc = streams_tx_submit(s->tx, s->iteration, pfns, n);
+
+	if (rc == 0)
+		s->pages_sent += n;
+	return rc;
+}
+
+/* The end: what went over the data streams counted, every worker joined. */
+static void
+send_streams_report(struct xmig_send *s)
+{
+	uint64_t pages, zero, octets;
+
+	if (s->r->streams == 0)
+		s->r->streams = 1;
+	if (s->tx == NULL)
+		return;
+	s->drained += streams_tx_take_sent(s->tx);
+	streams_tx_counts(s->tx, &pages, &zero, &octets);
+	s->zero_pages += zero;
+	s->page_octets += octets;
+	s->page_wire += octets;
+	streams_tx_free(s->tx);
+	s->tx = NULL;
+}
+
 /* The features this sender offers, given its options and dialect. */
 static uint32_t
 send_offer(const struct xmig_send *s)
@@ -985,7 +1142,9 @@ send_offer(const struct xmig_send *s)
 		f |= XMIG_F_XXH3;
 	if (s->repl)
 		f = (f & ~XMIG_F_HANDOVER) | XMIG_F_CHECKPOINTS;
-	else if (s->o->delta)
+	if (send_streams_possible(s))
+		f |= XMIG_F_PARALLEL;
+	else if (s->o->delta && !s->repl)
 		f |= XMIG_F_DELTA;	/* SPEC 12.7: not with CHECKPOINTS */
 	return f;
 }
@@ -1080,6 +1239,13 @@ send_headers(struct xmig_send *s)
 	n.nr_pages = s->info.nr_pages;
 	n.nr_vcpus = s->info.nr_vcpus;
 	n.interval_ms = s->repl ? s->o->replicate_ms : 0;
+	n.streams = (n.features & XMIG_F_PARALLEL) ? (uint16_t)s->o->streams : 0;
+	if (s->o->streams > 1 && !(n.features & XMIG_F_PARALLEL))
+		xmig_cbs_log(s->cbs, XMIG_LOG_WARN, "--streams %u: %s; the "
+		    "pages go over the one connection", s->o->streams,
+		    !(s->b->ops->caps & BACKEND_CAP_WORKERS) ? "this backend "
+		    "cannot copy pages on worker threads" :
+		    "not on this connection");
 	n.session_id = s->session_id;
 	body_negotiate_put(s->st.big_endian, body, &n);
 	if (record_encode(&s->st, &buf, REC_XMIG_NEGOTIATE, body,
@@ -1397,6 +1563,7 @@ send_next_pass(struct xmig_send *s)
 {
 	uint64_t *tmp = s->pass_set;
 
+	send_streams_pass_end(s, s->iteration, 0);
 	s->pass_set = s->dirty;
 	s->dirty = tmp;
 	memset(s->dirty, 0, s->nr_words * 8);
@@ -1445,6 +1612,8 @@ send_end_of_pass(struct xmig_send *s)
 	int64_t nd;
 	int converged, again;
 
+	if (s->tx != NULL)
+		s->drained += streams_tx_take_sent(s->tx);
 	if (el > 0 && s->drained > s->pass_drained0)
 		s->bw = (double)(s->drained - s->pass_drained0) / el;
 	nd = s->b->ops->read_dirty(s->b, s->dirty);
@@ -1511,6 +1680,11 @@ send_end_of_pass(struct xmig_send *s)
 			send_next_pass(s);
 		else
 			send_pause_idle(s);
+		return 0;
+	}
+	if (s->tx != NULL && !streams_tx_idle(s->tx)) {
+		/* The data streams drain first: send_streams_wake pauses. */
+		s->phase = SP_PREPAUSE;
 		return 0;
 	}
 	if (s->bev != NULL && evbuffer_get_length(s->out) > 0) {
@@ -2033,6 +2207,8 @@ send_produce(struct xmig_send *s)
 			break;
 		case SP_LIVE:
 		case SP_FINAL:
+			if (s->tx != NULL && !streams_tx_room(s->tx))
+				return 0;	/* send_streams_wake goes on */
 			n = 0;
 			while (n < WIRE_PAGE_DATA_MAX && s->cursor <
 			    s->info.nr_pages) {
@@ -2050,7 +2226,9 @@ send_produce(struct xmig_send *s)
 				pfns[n++] = s->cursor++;
 			}
 			if (n > 0) {
-				if ((rc = send_pages(s, pfns, n)) != 0) {
+				if ((rc = s->tx != NULL ?
+				    send_streams_pages(s, pfns, n) :
+				    send_pages(s, pfns, n)) != 0) {
 					send_fail(s, rc, "sending pages: %s",
 					    rc == -ENOMEM ? strerror(ENOMEM) :
 					    backend_errmsg(s->b));
@@ -2069,6 +2247,7 @@ send_produce(struct xmig_send *s)
 				    s->iteration, (unsigned long long)
 				    (s->pages_sent - s->pass_pages0),
 				    (double)(now_ns() - s->pass_t0) / 1e6);
+				send_streams_pass_end(s, s->iteration, 1);
 				s->phase = SP_TAIL;
 			}
 			break;
@@ -2331,6 +2510,8 @@ send_bc_reply(struct xmig_send *s, const struct xp_record *rec)
 		    (s->recopt & WIRE_REC_OPT_CHECKSUM) ? "on" : "off",
 		    r.max_record_len, mem);
 	}
+	if (send_streams_reply(s))
+		return 0;	/* XMIG_STREAMS follows: send_bc_streams */
 	s->phase = SP_STATIC;
 	return 0;
 }
@@ -2428,6 +2609,8 @@ send_bc_record(void *arg, const struct xp_stream *st,
 		return send_bc_status(s, rec);
 	case REC_XMIG_CHECKPOINT_ACK:
 		return send_repl_ack(s, rec);
+	case REC_XMIG_STREAMS:
+		return send_bc_streams(s, rec);
 	case REC_XMIG_DIGESTS:
 		if (s->ho != HO_WAIT_DIGESTS || control_digests_get(rec, &dg))
 			return -XP_ECALLBACK;
@@ -3069,6 +3252,7 @@ send_teardown(struct xmig_send *s)
 	if (s->step_ev != NULL)
 		event_free(s->step_ev);
 	s->step_ev = NULL;
+	send_streams_report(s);		/* every worker joined */
 	if (s->sync_file) {
 		if (s->out != NULL)
 			evbuffer_free(s->out);
@@ -3114,6 +3298,7 @@ send_finish(struct xmig_send *s)
 			s->paused = 0;
 	}
 	/* ... but leave it paused while another copy may run. */
+	send_streams_report(s);
 	if (s->rc == 0)
 		send_progress(s, 1);
 	t_done = now_ns();
@@ -3428,6 +3613,8 @@ xmig_send_free(struct xmig_send *s)
 		event_free(s->done_ev);
 	if (s->fd_given && !s->started && s->fd >= 0)
 		close(s->fd);
+	streams_tx_free(s->tx);
+	s->tx = NULL;
 	parser_free(s->bc);
 	buf_free(&s->zbuf);
 	free(s->raw);

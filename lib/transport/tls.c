@@ -1077,13 +1077,17 @@ tls_peer_addr(int fd, char *buf, size_t len)
 	}
 }
 
-struct bufferevent *
-xport_tls_bev_new(struct event_base *base, int fd, void *ctx, int server,
-    const char *host, char *errbuf, size_t errlen)
+/*
+ * An SSL for fd set up as every xmig connection is: the peer verified
+ * against the context's CA and names (the client checks the receiver's
+ * name, t->peer or host), SNI for names.  NULL with errbuf on failure.
+ */
+static SSL *
+tls_ssl_new(int fd, void *ctx, int server, const char *host, char *errbuf,
+    size_t errlen)
 {
 	SSL_CTX *sctx = ctx;
 	const struct tls_info *ti = SSL_CTX_get_ex_data(sctx, tls_info_idx);
-	struct bufferevent *bev;
 	struct tls_conn *c;
 	const char *name;
 	SSL *ssl;
@@ -1140,7 +1144,48 @@ xport_tls_bev_new(struct event_base *base, int fd, void *ctx, int server,
 	/* Server Name Indication, for names only. */
 	if (!server && host != NULL && host[0] != '\0' && !tls_is_ip(host))
 		SSL_set_tlsext_host_name(ssl, host);
+	return ssl;
+}
 
+void *
+xport_tls_ssl_new(int fd, void *ctx, int server, const char *host,
+    char *errbuf, size_t errlen)
+{
+	SSL *ssl = tls_ssl_new(fd, ctx, server, host, errbuf, errlen);
+
+	if (ssl != NULL && !SSL_set_fd(ssl, fd)) {
+		SSL_free(ssl);
+		snprintf(errbuf, errlen, "TLS: out of memory");
+		return NULL;
+	}
+	ERR_clear_error();
+	return ssl;
+}
+
+/* The first error OpenSSL queued on this thread, for ssl, as a message. */
+void
+xport_tls_ssl_err(void *ssl, char *buf, size_t len)
+{
+	unsigned long e = ERR_peek_error();
+
+	if (e == 0) {
+		snprintf(buf, len, "TLS: %s", errno ? strerror(errno) :
+		    "the connection closed");
+		return;
+	}
+	tls_ssl_msg(SSL_get_ex_data(ssl, tls_conn_idx), ssl, e, buf, len);
+	ERR_clear_error();
+}
+
+struct bufferevent *
+xport_tls_bev_new(struct event_base *base, int fd, void *ctx, int server,
+    const char *host, char *errbuf, size_t errlen)
+{
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if ((ssl = tls_ssl_new(fd, ctx, server, host, errbuf, errlen)) == NULL)
+		return NULL;
 	/*
 	 * No BEV_OPT_DEFER_CALLBACKS: the engine wants its read and event
 	 * callbacks at once (libevent defers an openssl bufferevent's write

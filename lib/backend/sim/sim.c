@@ -2047,4 +2047,6 @@ const struct backend_ops sim_ops = {
 	.output_count = sim_output_count,
 	.output_hold = sim_output_hold,
 	.output_release = sim_output_release,
+	/* map/populate touch the page array and bitmaps, one caller at a time. */
+	.caps = BACKEND_CAP_WORKERS,
 };
