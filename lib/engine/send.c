@@ -974,6 +974,8 @@ send_state_list(struct xmig_send *s, struct state_list *l)
 
 /* ---- data streams (SPEC 13.6): the hooks; streams.c does the I/O ---- */
 
+static void send_wait(struct xmig_send *s, double ms);
+
 static int send_produce(struct xmig_send *s);
 static int send_stop_and_copy(struct xmig_send *s);
 static uint32_t send_offer(const struct xmig_send *s);
@@ -1038,6 +1040,8 @@ send_bc_streams(struct xmig_send *s, const struct xp_record *rec)
 		send_fail(s, -EPROTO, "back-channel: unexpected XMIG_STREAMS");
 		return -XP_ECALLBACK;
 	}
+	if (s->wait_timer != NULL)
+		evtimer_del(s->wait_timer);	/* armed by send_streams_reply */
 	memset(&c, 0, sizeof(c));
 	c.base = s->base;
 	c.b = s->b;
@@ -1075,8 +1079,11 @@ send_bc_streams(struct xmig_send *s, const struct xp_record *rec)
 static int
 send_streams_reply(struct xmig_send *s)
 {
-	if (s->features & XMIG_F_PARALLEL)
+	if (s->features & XMIG_F_PARALLEL) {
+		/* As long again for XMIG_STREAMS as for the REPLY. */
+		send_wait(s, s->o->negotiate_timeout_ms);
 		return 1;
+	}
 	if (send_offer(s) & XMIG_F_PARALLEL)
 		xmig_cbs_log(s->cbs, XMIG_LOG_WARN, "the receiver declined "
 		    "--streams %u: the pages go over the one connection",
@@ -1149,7 +1156,6 @@ send_offer(const struct xmig_send *s)
 	return f;
 }
 
-static void send_wait(struct xmig_send *s, double ms);
 
 /*
  * XMIG_DOMAIN_CONFIG (SPEC 12.4), right after the headers or the offer:
@@ -2321,6 +2327,12 @@ send_wait_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (s->phase == SP_STOPPING) {
 		send_done(s);	/* the backup did not close: no matter */
+		return;
+	}
+	if (s->phase == SP_NEGOTIATE && (s->features & XMIG_F_PARALLEL)) {
+		send_fail(s, -ETIMEDOUT, "the receiver took --streams %u but "
+		    "did not say where to connect them (no XMIG_STREAMS within "
+		    "%.0f ms)", s->o->streams, s->o->negotiate_timeout_ms);
 		return;
 	}
 	if (s->phase == SP_NEGOTIATE) {
