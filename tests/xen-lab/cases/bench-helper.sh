@@ -60,7 +60,7 @@ xl = [("issued", r"issuing PVH/HVM suspend request"),
       ("permission", r"migration target: Got permission"),
       ("started", r"migration target: Domain started")]
 sa = [("issued", r"asking libxl to suspend domain"),
-      ("suspended", r"suspended by libxl and renamed"),
+      ("suspended", r"suspended by libxl"),
       ("restored", r"restored; (libxl completes it|waiting for libxl)"),
       ("transfer", r"libxl completed domain"),
       ("permission", r"GO received"),
