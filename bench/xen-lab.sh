@@ -35,6 +35,12 @@
 # tests/xen-lab/run.sh; e.g. a wrapper that queues for a lab slot), called
 # as "$XMIG_LAB_RUN BUILD_DIR bench"; its output is kept in
 # BUILD_DIR/xen-lab-bench.log.  Needs what run.sh needs (root, Debian 12).
+# run.sh's environment passes through: XMIG_LAB_SMP=2 XMIG_LAB_TCG_THREAD=multi
+# gives dom0 two CPUs (sender and receiver no longer share one): xmig's
+# RESTORED->GO and unpause shrank (46->8 ms, 40->1 ms), but on the shared
+# 2-core host the guest itself crawled (xl's moves 65-94 s, its freeze and
+# thaw 1.3-2.7 s) and one of two runs failed a move (2026-11-30), so one
+# CPU stays the default.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 case ${1:-} in
@@ -42,7 +48,7 @@ case ${1:-} in
 	[ -r "${2:-}" ] || { echo "usage: $0 BUILD_DIR | --log FILE" >&2; exit 2; }
 	LOG=$2 ;;
 '' | -h | --help)
-	sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'
 	[ -n "${1:-}" ] && exit 0 || exit 2 ;;
 *)
 	[ -d "$1" ] || { echo "$0: no build directory $1" >&2; exit 2; }

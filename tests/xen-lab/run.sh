@@ -24,6 +24,8 @@
 #   XMIG_LAB_SMP           virtual CPUs of the machine (default 1, see README)
 #   XMIG_LAB_CPU           QEMU -cpu model (see README before changing it)
 #   XMIG_LAB_TCG_THREAD    single (default) or multi: QEMU's TCG threading
+#   XMIG_LAB_BENCH_MOVES   the bench case's moves, e.g. "xl xmig-standalone-xen
+#                          xl-again" (default all; see cases/bench-helper.sh)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,7 +36,7 @@ die() { printf 'xen-lab: error: %s\n' "$*" >&2; exit 2; }
 elapsed() { local t=${EPOCHREALTIME/./}; echo $(( (t - T0) / 1000000 )); }
 
 [ $# -ge 1 ] || die "usage: $0 BUILD_DIR [CASE...]"
-[ "$1" != -h ] && [ "$1" != --help ] || { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+[ "$1" != -h ] && [ "$1" != --help ] || { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
 [ -d "$1" ] || die "BUILD_DIR '$1' is not a directory"
 BUILD=$(cd "$1" && pwd); shift
 CACHE=${XMIG_LAB_CACHE:-$BUILD/xen-lab-cache}
@@ -233,6 +235,8 @@ install -m 0755 "$HERE/dom0-run.sh" "$S/init"
 install -m 0644 "$HERE/lib.sh" "$S/xmig/lib.sh"
 for f in "${CASEFILES[@]}"; do install -m 0644 "$f" "$S/xmig/cases/"; done
 for b in "${BINS[@]}"; do install -m 0755 "$b" "$S/xmig/bin/"; done
+# the bench case's moves (bench-helper.sh), when not all
+[ -z "${XMIG_LAB_BENCH_MOVES:-}" ] || echo "$XMIG_LAB_BENCH_MOVES" > "$S/xmig/bench-moves"
 # a throwaway PKI for the cases that use tls: (server: localhost/127.0.0.1)
 command -v openssl >/dev/null || die "openssl (the command) is needed for the lab's TLS certificates"
 sh "$HERE/../tls-certs.sh" "$S/xmig/certs" > "$OUT/certs.log" 2>&1 ||

@@ -59,8 +59,8 @@ xl = [("issued", r"issuing PVH/HVM suspend request"),
       ("transfer", r"migration target: Transfer complete"),
       ("permission", r"migration target: Got permission"),
       ("started", r"migration target: Domain started")]
-sa = [("issued", r"asking libxl to suspend domain"),
-      ("suspended", r"suspended by libxl and renamed"),
+sa = [("issued", r"asking libxl to suspend"),
+      ("suspended", r"suspended by libxl"),
       ("restored", r"restored; (libxl completes it|waiting for libxl)"),
       ("transfer", r"libxl completed domain"),
       ("permission", r"GO received"),
@@ -114,19 +114,27 @@ bench_move() {
 	lab_figure "bench-$bn" total_ms=$total downtime_ms=$1 boot_downtime_ms=${5#boot_ms=} stall_ms=${7#stall_ms=} $ph
 }
 
+# bench_want MOVE: MOVE is among /xmig/bench-moves (run.sh's
+# XMIG_LAB_BENCH_MOVES), or that file is absent (all moves)
+bench_want() {
+	[ -r /xmig/bench-moves ] || return 0
+	case " $(cat /xmig/bench-moves) " in *" $1 "*) return 0 ;; esac
+	return 1
+}
+
 if ! lab_guest_create $G pvh; then
 	lab_result bench-xl FAIL "create: $LAB_WHY"
 	return 0 2>/dev/null || exit 0
 fi
 D="XMIG_HELPER_DEBUG=1"
-bench_move xl xl -vvv migrate -s "''" $G "'xl -vvv migrate-receive'"
-bench_move xmig-send env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate -s "''" $G "'env -u LIBXL_SAVE_HELPER xl -vvv migrate-receive'"
-bench_move xmig-recv xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate-receive'"
-bench_move xmig-both env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate-receive'"
+bench_want xl && bench_move xl xl -vvv migrate -s "''" $G "'xl -vvv migrate-receive'"
+bench_want xmig-send && bench_move xmig-send env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate -s "''" $G "'env -u LIBXL_SAVE_HELPER xl -vvv migrate-receive'"
+bench_want xmig-recv && bench_move xmig-recv xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate-receive'"
+bench_want xmig-both && bench_move xmig-both env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D xl -vvv migrate-receive'"
 K="XMIG_HELPER_KEEP_MAPS=0"
-bench_move xmig-both-unmap env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate-receive'"
+bench_want xmig-both-unmap && bench_move xmig-both-unmap env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate-receive'"
 K="XMIG_HELPER_KEEP_MAPS=1"
-bench_move xmig-both-keep env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate-receive'"
+bench_want xmig-both-keep && bench_move xmig-both-keep env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate -s "''" $G "'env LIBXL_SAVE_HELPER=$H $D $K xl -vvv migrate-receive'"
 # migrate-send xen:NAME / migrate-receive --backend xen (no xl in the path)
 # bench_sa NAME [MIGRATE-SEND OPTION...]
 bench_sa() {
@@ -171,7 +179,7 @@ bench_sa() {
 	lab_result "bench-$bn" PASS "total $total ms; $ph; guest mono ${1} ms ${5} ${7}; $LAB_CHECK"
 	lab_figure "bench-$bn" total_ms=$total downtime_ms=$1 boot_downtime_ms=${5#boot_ms=} stall_ms=${7#stall_ms=} $ph
 }
-bench_sa xmig-standalone
-bench_sa xmig-standalone-xen --format xen
-bench_move xl-again xl -vvv migrate -s "''" $G "'xl -vvv migrate-receive'"
+bench_want xmig-standalone && bench_sa xmig-standalone
+bench_want xmig-standalone-xen && bench_sa xmig-standalone-xen --format xen
+bench_want xl-again && bench_move xl-again xl -vvv migrate -s "''" $G "'xl -vvv migrate-receive'"
 lab_guest_destroy $G
