@@ -1288,6 +1288,17 @@ sim_open_source(const char *spec, struct backend **out)
 		return (sim_open_fail(s, rc));
 	if ((rc = sim_fill(s)) != 0)
 		return (sim_open_fail(s, rc));
+#ifdef MADV_POPULATE_READ
+	/*
+	 * Zero pages were left untouched: map them now (to the kernel's
+	 * shared zero page, no memory used) so that reading them during the
+	 * migration does not fault, as a guest's resident memory would not.
+	 * Best effort: a kernel before 5.14 faults them on first read.
+	 */
+	if (s->mem_len != 0 && ((enum sim_mix)sp.v[SIM_K_MIX] ==
+	    SIM_MIX_ZERO || (enum sim_mix)sp.v[SIM_K_MIX] == SIM_MIX_REALISTIC))
+		(void)madvise(s->mem, s->mem_len, MADV_POPULATE_READ);
+#endif
 
 	pthread_mutex_lock(&s->lock);
 	sim_set_running_locked(s);
