@@ -39,13 +39,13 @@
 # compare within the table, not across runs.
 #
 # Environment: MEM (default 1G), QEMU (default qemu-system-x86_64).
-# Needs: qemu-system-x86 (7.2 tested), iperf3, openssl, python3.  Takes
-# about 2 minutes on 2 cores; needs 3 x MEM of free memory.
+# Needs: qemu-system-x86 (7.2 tested), iperf3, ss (iproute2), openssl,
+# python3.  Takes about 2 minutes on 2 cores; needs 3 x MEM of free memory.
 set -eu
 B=${1:-build}
 MEM=${MEM:-1G}
 QEMU=${QEMU:-qemu-system-x86_64}
-for p in "$QEMU" iperf3 openssl python3; do
+for p in "$QEMU" iperf3 ss openssl python3; do
 	command -v "$p" >/dev/null 2>&1 || { echo "qemu-compare: needs $p" >&2; exit 2; }
 done
 for p in migrate-send migrate-receive; do
@@ -281,10 +281,15 @@ xmig_run() { # xmig_run NAME SCHEME "RECEIVER OPTIONS" [sender options...]
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 iperf3 -s -1 -B 127.0.0.1 -p "$port" >"$T/iperf-s.log" 2>&1 &
 ip=$!
-for _i in $(seq 100); do
-	iperf3 -c 127.0.0.1 -p "$port" -n "$bytes" -J >"$T/iperf.json" 2>/dev/null && break
+# Ready when its port listens (a loaded machine took over 20 s once: a
+# client retried on a clock gave up, and the server waited for it forever).
+while ! ss -Hltn "sport = :$port" | grep -q .; do
+	kill -0 $ip 2>/dev/null ||
+	    { echo "qemu-compare: iperf3 -s exited" >&2; cat "$T/iperf-s.log" >&2; exit 1; }
 	sleep 0.1
 done
+iperf3 -c 127.0.0.1 -p "$port" -n "$bytes" -J >"$T/iperf.json" ||
+    { echo "qemu-compare: iperf3 -c failed" >&2; exit 1; }
 wait $ip || true
 python3 -c '
 import json,sys; j=json.load(open(sys.argv[1])); e=j["end"]["sum_sent"]

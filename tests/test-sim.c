@@ -700,6 +700,7 @@ test_target_errors(void)
 	    backend_errmsg(NULL));
 	CHECK(open_tgt("max=5000", &info, &t) == -EINVAL, "max=5000");
 	CHECK(open_tgt("prefault=2", &info, &t) == -EINVAL, "prefault=2");
+	CHECK(open_tgt("thp=2", &info, &t) == -EINVAL, "thp=2");
 
 	/* Target-only operations on a source and the reverse. */
 	if ((s = open_src("mem=1M")) != NULL) {
@@ -945,6 +946,12 @@ test_target_flow(void)
 	t = migrate(src, "prefault=1,max=8M", 0);
 	if (t != NULL) {
 		CHECK(same_memory(src, t, di.nr_pages), "prefault, grown");
+		sim_ops.close(t);
+	}
+	/* Huge pages asked for: a hint, the memory the same. */
+	t = migrate(src, "prefault=1,thp=1", 1);
+	if (t != NULL) {
+		CHECK(same_memory(src, t, di.nr_pages), "thp: memory");
 		sim_ops.close(t);
 	}
 

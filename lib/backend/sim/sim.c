@@ -111,6 +111,7 @@ enum sim_key {
 	SIM_K_PREFAULT,
 	SIM_K_STATE,
 	SIM_K_OUTPUTS,
+	SIM_K_THP,
 	SIM_NKEYS
 };
 
@@ -149,6 +150,8 @@ static const struct sim_keydef {
 	    .where = SIM_SOURCE | SIM_TARGET },
 	[SIM_K_OUTPUTS] = { .name = "outputs", .kind = SIM_KIND_UINT,
 	    .where = SIM_SOURCE },
+	[SIM_K_THP] = { .name = "thp", .kind = SIM_KIND_UINT,
+	    .where = SIM_SOURCE | SIM_TARGET },
 };
 
 static const char *sim_mix_names[] = {
@@ -362,7 +365,7 @@ sim_parse_item(const char *item, size_t len, int where, struct sim_spec *sp)
 	if (k == SIM_NKEYS) {
 		backend_seterr(NULL, "sim: unknown key '%.*s' in spec (known: "
 		    "mem, vcpus, dirty, hot, seed, mix, max, prefault, "
-		    "state)",
+		    "state, outputs, thp)",
 		    (int)klen, item);
 		return (-EINVAL);
 	}
@@ -496,6 +499,11 @@ sim_spec_parse(const char *spec, int where, struct sim_spec *sp)
 		    "or 1", v[SIM_K_PREFAULT]);
 		return (-EINVAL);
 	}
+	if (v[SIM_K_THP] > 1) {
+		backend_seterr(NULL, "sim: thp=%" PRIu64 ": must be 0 or 1",
+		    v[SIM_K_THP]);
+		return (-EINVAL);
+	}
 	return (0);
 }
 
@@ -543,6 +551,15 @@ sim_reserve(struct sim *s, uint64_t cap)
 		return (-ENOMEM);
 	}
 	s->mem = p;
+#ifdef MADV_HUGEPAGE
+	/*
+	 * thp=1: transparent huge pages, one fault per 2 MiB instead of 512
+	 * (a hint: where THP is off, or the kernel finds no huge page, the
+	 * memory stays in small pages and nothing else changes).
+	 */
+	if (s->spec.v[SIM_K_THP])
+		(void)madvise(p, s->mem_len, MADV_HUGEPAGE);
+#endif
 	s->dirty = calloc(s->words, sizeof *s->dirty);
 	if (s->target)
 		s->present = calloc(s->words, sizeof *s->present);
@@ -1271,6 +1288,17 @@ sim_open_source(const char *spec, struct backend **out)
 		return (sim_open_fail(s, rc));
 	if ((rc = sim_fill(s)) != 0)
 		return (sim_open_fail(s, rc));
+#ifdef MADV_POPULATE_READ
+	/*
+	 * Zero pages were left untouched: map them now (to the kernel's
+	 * shared zero page, no memory used) so that reading them during the
+	 * migration does not fault, as a guest's resident memory would not.
+	 * Best effort: a kernel before 5.14 faults them on first read.
+	 */
+	if (s->mem_len != 0 && ((enum sim_mix)sp.v[SIM_K_MIX] ==
+	    SIM_MIX_ZERO || (enum sim_mix)sp.v[SIM_K_MIX] == SIM_MIX_REALISTIC))
+		(void)madvise(s->mem, s->mem_len, MADV_POPULATE_READ);
+#endif
 
 	pthread_mutex_lock(&s->lock);
 	sim_set_running_locked(s);
