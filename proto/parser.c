@@ -470,10 +470,14 @@ parser_direct_begin(struct xp_parser *p)
 
 	rec->hdr = p->acc;
 	rec->body = p->acc + hs;
-	rv = record_check_body(&p->ck, rec->type, rec->options, rec->body,
-	    rec->length);
-	if (rv != 0)
-		return parser_fail_rec(p, rv, p->ck.why);
+	/*
+	 * A body that fails its checks is gathered whole after all, so that
+	 * it is refused as it would be without direct data: its checksum
+	 * first.
+	 */
+	if (record_check_body(&p->ck, rec->type, rec->options, rec->body,
+	    rec->length) != 0)
+		return parser_direct_off(p);
 	/* The checks passed: the body is 8 + 8 * count + ndata pages. */
 	p->dlen = rec->length - (p->dhead - hs);
 	ps = (size_t)1 << p->st.page_shift;

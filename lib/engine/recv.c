@@ -669,12 +669,9 @@ recv_direct_begin(void *arg, const struct xp_stream *st,
 		unsigned type = (unsigned)(e64 >> WIRE_PFN_TYPE_SHIFT);
 		uint64_t pfn = e64 & WIRE_PFN_MASK;
 
+		/* Refused by recv_pages, once the checksum is known. */
 		if (rv->negotiated && pfn >= rv->neg_pages)
-			return recv_fail(rv, -ERANGE, "%s: pfn %llu is beyond "
-			    "the %llu pages XMIG_NEGOTIATE announced",
-			    recv_where(rec, where, sizeof(where)),
-			    (unsigned long long)pfn,
-			    (unsigned long long)rv->neg_pages);
+			return XP_DIRECT_DECLINE;
 		if (type == PT_XTAB || type == PT_BROKEN)
 			continue;
 		pop_type[np] = (uint8_t)type;
