@@ -551,6 +551,49 @@ parser_direct_end(struct xp_parser *p)
 	return r;
 }
 
+size_t
+parser_direct_space(const struct xp_parser *p, uint8_t **dst)
+{
+	size_t	ps, pi, off, n;
+
+	if (p->state != PS_RECORD || p->dphase != DP_DATA)
+		return 0;
+	ps = (size_t)1 << p->st.page_shift;
+	pi = p->dpos / ps;
+	off = p->dpos % ps;
+	*dst = p->dst[pi] + off;
+	n = ps - off;
+	for (pi++; pi * ps < p->dlen && p->dst[pi] == p->dst[pi - 1] + ps;
+	    pi++)
+		n += ps;
+	return n;
+}
+
+ssize_t
+parser_direct_commit(struct xp_parser *p, size_t n)
+{
+	uint8_t	*dst;
+	size_t	 room;
+	int	 rv;
+
+	if (p->state == PS_FAILED)
+		return -p->err.code;
+	if ((room = parser_direct_space(p, &dst)) == 0 || n > room)
+		return -XP_EINVAL;
+	if (p->rec.options & WIRE_REC_OPT_CHECKSUM)
+		p->dcrc = xp_crc32(p->dcrc, dst, n);
+	p->dpos += n;
+	p->offset += n;
+	if (p->dpos < p->dlen)
+		return (ssize_t)n;
+	p->dphase = DP_TAIL;
+	if (p->unit - p->dlen > p->acc_len)
+		return (ssize_t)n;
+	if ((rv = parser_direct_end(p)) < 0)
+		return rv;
+	return (ssize_t)n;
+}
+
 /*
  * One step of a record whose data may go direct: *took octets of buf
  * consumed.  Returns as parser_unit does.

@@ -604,6 +604,19 @@ struct xp_direct {
 /* d (kept, not copied) or NULL to stop taking data direct. */
 void	parser_set_direct(struct xp_parser *p, const struct xp_direct *d);
 int	parser_direct_active(const struct xp_parser *p);
+/*
+ * Inside the data of a record taken direct: *dst and the return value say
+ * where the next octets of data go (at most that many, contiguous: pages
+ * that lie one after the other are one run), so that the caller can read
+ * them there itself, from a socket or a pipe, with no copy at all; 0 when
+ * not inside the data (then feed as usual).  parser_direct_commit(p, n)
+ * then takes the n octets (n at most what parser_direct_space returned)
+ * put there: the CRC-32 goes over them, and if they end the record's data
+ * and nothing follows them in the record (Xen dialect), the record ends
+ * there.  It returns n, or a negative XP_E* code as parser_feed does.
+ */
+size_t	parser_direct_space(const struct xp_parser *p, uint8_t **dst);
+ssize_t	parser_direct_commit(struct xp_parser *p, size_t n);
 
 /* ---- CRC-32 (crc.c) -------------------------------------------------- */
 

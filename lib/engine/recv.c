@@ -111,6 +111,7 @@ struct xmig_recv {
 	void			*d_cookie;	/* pages mapped for direct data */
 	uint32_t		 d_n;		/* how many (0: none) */
 	uint64_t		 d_records;	/* records taken direct */
+	uint64_t		 d_read;	/* octets read(2) into pages */
 
 	/* Back-channel (SPEC 13). */
 	int			 bc_possible;	/* the transport has a way back */
@@ -728,6 +729,50 @@ static const struct xp_direct recv_direct = {
 	.begin = recv_direct_begin,
 	.end = recv_direct_end,
 };
+
+/*
+ * Inside a direct record's data with nothing buffered: read(2) from fd
+ * straight into the guest pages (sock: recv without waiting), at most
+ * RECV_DIRECT_BURST octets.  Returns what was read, 0 when nothing was
+ * (no data waiting, the end of input, an error: the caller's own read
+ * finds out which), -1 after a failure of the stream.
+ */
+#define RECV_DIRECT_BURST	(16u << 20)
+static ssize_t
+recv_direct_read(struct xmig_recv *rv, int fd, int sock)
+{
+	size_t room, total = 0;
+	uint8_t *dst;
+	ssize_t n, used;
+
+	while (rv->rc == 0 && rv->phase == RV_STREAM &&
+	    total < RECV_DIRECT_BURST &&
+	    (room = parser_direct_space(rv->p, &dst)) > 0) {
+		n = sock ? recv(fd, dst, room, MSG_DONTWAIT) :
+		    read(fd, dst, room);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if ((used = parser_direct_commit(rv->p, (size_t)n)) < 0) {
+			const struct xp_error *e = parser_error(rv->p);
+
+			rv->perr = e;
+			if (rv->rc == 0) {
+				rv->rc = -EPROTO;
+				snprintf(rv->err, sizeof(rv->err), "invalid "
+				    "stream: %s", e->msg[0] ? e->msg :
+				    xp_strerror((int)used));
+			}
+			return -1;
+		}
+		total += (size_t)n;
+		rv->d_read += (uint64_t)n;
+		if (!sock)
+			break;	/* one read: the caller waits for more */
+	}
+	return (ssize_t)total;
+}
 
 static int
 recv_pages(struct xmig_recv *rv, const struct xp_stream *st,
@@ -1768,6 +1813,8 @@ recv_read_cb(struct bufferevent *bev, void *arg)
 			break;
 		evbuffer_drain(in, (size_t)used);
 	}
+	if (rv->rc == 0 && evbuffer_get_length(in) == 0 && rv->tls_ctx == NULL)
+		(void)recv_direct_read(rv, bufferevent_getfd(bev), 1);
 	if (rv->rc == 0 && rv->phase == RV_DONE && evbuffer_get_length(in))
 		recv_after_end(rv);
 	if (rv->rc == 0 && rv->phase == RV_RUNNING &&
@@ -1952,6 +1999,12 @@ recv_run_fd(struct xmig_recv *rv)
 			}
 		} else if (recv_wait_data(rv) != 0)
 			break;
+		if (rv->phase == RV_STREAM &&
+		    (n = recv_direct_read(rv, rv->fd, 0)) != 0) {
+			if (n > 0)
+				recv_progress(rv, 0);
+			continue;	/* read into guest pages */
+		}
 		n = read(rv->fd, buf, RECV_READ_CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -2138,8 +2191,10 @@ recv_finish(struct xmig_recv *rv)
 	if (rv->ops == NULL || rv->p == NULL)
 		goto report;	/* recv_init failed */
 	recv_direct_release(rv);	/* a stream cut inside a record */
-	recv_debug(rv, "%llu of %llu records read straight into guest pages",
-	    (unsigned long long)rv->d_records, (unsigned long long)rv->nrec);
+	recv_debug(rv, "%llu of %llu records read straight into guest pages, "
+	    "%llu octets of them by read(2) there", (unsigned long long)
+	    rv->d_records, (unsigned long long)rv->nrec,
+	    (unsigned long long)rv->d_read);
 	if (rv->rc == 0 && rv->phase != RV_DONE)
 		recv_fail(rv, -EIO, "the migration ended early");
 	if (rv->rc == 0 && rv->stopped) {
