@@ -2844,6 +2844,59 @@ test_direct(void)
 			free(c.arena);
 		}
 
+		/*
+		 * The caller reads the data in place itself: feed up to the
+		 * data, then parser_direct_space / _commit in odd pieces.
+		 */
+		for (k = 0; k < 2; k++) {
+			struct xp_direct xd = { .min_data = 64u << 10,
+			    .begin = dir_begin, .end = dir_end };
+			struct xp_parser *p;
+			uint8_t *to, *src = malloc(im.b.len);
+			size_t off = 0, room, n, piece = 0;
+			ssize_t r = 0;
+
+			memcpy(src, im.b.data, im.b.len);
+			if (k == 1)	/* one octet of data flipped */
+				src[off4 + hs + 8 + 8 * (DIR_PAGES + 4) +
+				    17 * PAGE + 5] ^= 0x80;
+			memset(&c, 0, sizeof c);
+			c.arena = calloc(DIR_PAGES, PAGE);
+			p = parser_new(NULL, NULL, dir_record, &c);
+			parser_set_direct(p, &xd);
+			while (off < im.b.len && r >= 0) {
+				n = 1 + (piece++ * 7919) % 6000;
+				if (n > im.b.len - off)
+					n = im.b.len - off;
+				if ((room = parser_direct_space(p, &to)) > 0) {
+					if (n > room)
+						n = room;
+					memcpy(to, src + off, n);
+					r = parser_direct_commit(p, n);
+				} else
+					r = parser_feed(p, src + off, n);
+				if (r > 0)
+					off += (size_t)r;
+			}
+			if (r >= 0)
+				r = parser_finish(p);
+			if (k == 0)
+				CHECK(r == 0 && c.ends == 1 && c.end_rv == 0 &&
+				    memcmp(c.arena, want, dlen) == 0 &&
+				    c.records == 5, "direct %s, read in place: "
+				    "%zd (%s), %d end, %zu records", dn, r,
+				    parser_error(p)->msg, c.ends, c.records);
+			else if (dl[d] == XP_DRAFTB)
+				CHECK(r == -XP_ECHECKSUM && c.ends == 1 &&
+				    c.end_rv == -XP_ECHECKSUM && strstr(
+				    parser_error(p)->msg, "record 3 (PAGE_DATA)"),
+				    "direct %s, read in place, flipped: %zd "
+				    "\"%s\"", dn, r, parser_error(p)->msg);
+			parser_free(p);
+			free(c.arena);
+			free(src);
+		}
+
 		/* Declined: the record callback gets it whole. */
 		memset(&c, 0, sizeof c);
 		c.decline = 1;
