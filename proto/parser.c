@@ -66,6 +66,21 @@ struct xp_parser {
 	uint64_t		 unit_off;	/* stream offset of the unit */
 	uint64_t		 index;		/* of the record being parsed */
 	struct xp_error		 err;
+
+	/* Page data taken direct (parser_set_direct). */
+	const struct xp_direct	*dir;		/* NULL: never */
+	enum {
+		DP_OFF,		/* not in a direct record */
+		DP_COUNT,	/* gathering header + count, reserved */
+		DP_HEAD,	/* gathering the pfn list */
+		DP_DATA,	/* copying page data to dst */
+		DP_TAIL,	/* gathering padding and footer after acc */
+	}			 dphase;
+	size_t			 dhead;		/* header + 8 + 8 * count */
+	size_t			 dlen;		/* page data octets */
+	size_t			 dpos;		/* of them copied */
+	uint32_t		 dcrc;		/* CRC-32 so far */
+	uint8_t			*dst[XP_DIRECT_PAGES];
 };
 
 static void	parser_control_ready(struct xp_parser *);
@@ -320,6 +335,11 @@ parser_rhdr(struct xp_parser *p, const uint8_t *h)
 	p->rec.known = known;
 	p->rec.wire_len = record_wire_size(&p->st, p->rec.length);
 	p->unit = p->rec.wire_len;
+	if (p->dir != NULL && !p->control && known &&
+	    p->rec.type == REC_PAGE_DATA &&
+	    !(p->rec.options & WIRE_REC_OPT_COMPRESSED) &&
+	    p->rec.length >= 8 + p->dir->min_data)
+		p->dphase = DP_COUNT;
 	return 0;
 }
 
@@ -398,6 +418,246 @@ parser_unit(struct xp_parser *p, const uint8_t *u)
 	}
 }
 
+/* ---- page data taken direct ---------------------------------------------- */
+
+void
+parser_set_direct(struct xp_parser *p, const struct xp_direct *d)
+{
+	p->dir = d;
+}
+
+int
+parser_direct_active(const struct xp_parser *p)
+{
+	return p->state == PS_RECORD && p->dphase != DP_OFF;
+}
+
+/* Gather the current record up to acc_len == upto; *took octets of buf. */
+static int
+parser_direct_gather(struct xp_parser *p, const uint8_t *buf, size_t len,
+    size_t upto, size_t *took)
+{
+	size_t	n = upto - p->acc_len;
+
+	if (n > len)
+		n = len;
+	*took += n;
+	p->offset += n;
+	return parser_gather(p, buf, n);
+}
+
+/* Not direct after all: the record is gathered whole, as usual. */
+static int
+parser_direct_off(struct xp_parser *p)
+{
+	int	rv;
+
+	p->dphase = DP_OFF;
+	if (p->acc_len < p->unit)
+		return 0;
+	rv = parser_unit(p, p->acc);
+	parser_unit_done(p, 1);
+	return rv;
+}
+
+/* The record's header and body up to the data are in acc: check, begin. */
+static int
+parser_direct_begin(struct xp_parser *p)
+{
+	struct xp_record	*rec = &p->rec;
+	size_t			 hs = record_hdr_size(&p->st), ps, i, nd;
+	int			 rv;
+
+	rec->hdr = p->acc;
+	rec->body = p->acc + hs;
+	/*
+	 * A body that fails its checks is gathered whole after all, so that
+	 * it is refused as it would be without direct data: its checksum
+	 * first.
+	 */
+	if (record_check_body(&p->ck, rec->type, rec->options, rec->body,
+	    rec->length) != 0)
+		return parser_direct_off(p);
+	/* The checks passed: the body is 8 + 8 * count + ndata pages. */
+	p->dlen = rec->length - (p->dhead - hs);
+	ps = (size_t)1 << p->st.page_shift;
+	nd = p->dlen / ps;
+	if (p->dlen == 0 || p->dlen < p->dir->min_data || nd > XP_DIRECT_PAGES)
+		return parser_direct_off(p);
+	for (i = 0; i < nd; i++)
+		p->dst[i] = NULL;
+	rv = p->dir->begin(p->arg, &p->st, rec, p->dst);
+	if (rv == XP_DIRECT_DECLINE)
+		return parser_direct_off(p);
+	if ((rv = parser_cb_result(p, rv, 1)) != 0)
+		return rv < 0 ? rv : parser_fail_rec(p, -XP_ECALLBACK,
+		    "the direct begin callback paused");
+	for (i = 0; i < nd; i++)
+		if (p->dst[i] == NULL)
+			return parser_fail_rec(p, -XP_ECALLBACK, "the direct "
+			    "begin callback left a page without a place");
+	p->dcrc = 0;
+	if (rec->options & WIRE_REC_OPT_CHECKSUM)
+		p->dcrc = xp_crc32(0, p->acc, p->dhead);
+	p->dpos = 0;
+	p->dphase = DP_DATA;
+	return 0;
+}
+
+/* Header, body and trailer are all in: checksum, commit, end. */
+static int
+parser_direct_end(struct xp_parser *p)
+{
+	struct xp_record	*rec = &p->rec;
+	size_t			 pad = p->acc_len - p->dhead;
+	int			 be = p->st.big_endian, r;
+	char			 why[96];
+
+	rec->hdr = p->acc;
+	rec->body = p->acc + record_hdr_size(&p->st);
+	p->dphase = DP_OFF;
+	if (p->st.dialect == XP_DRAFTB) {
+		pad -= WIRE_FOOTER_SIZE;
+		rec->checksum = xp_get32(be, p->acc + p->acc_len -
+		    WIRE_FOOTER_SIZE);
+		if (rec->options & WIRE_REC_OPT_CHECKSUM) {
+			p->dcrc = xp_crc32(p->dcrc, p->acc + p->dhead, pad);
+			if (p->dcrc != rec->checksum) {
+				snprintf(why, sizeof why, "checksum 0x%08x "
+				    "does not match the CRC-32 0x%08x of the "
+				    "record", rec->checksum, p->dcrc);
+				r = parser_fail_rec(p, -XP_ECHECKSUM, why);
+				p->dir->end(p->arg, &p->st, rec, r);
+				return r;
+			}
+		} else if (rec->checksum != 0) {
+			snprintf(why, sizeof why, "checksum 0x%08x is set but "
+			    "option bit 0 (checksum valid) is clear",
+			    rec->checksum);
+			r = parser_fail_rec(p, -XP_ECHECKSUM, why);
+			p->dir->end(p->arg, &p->st, rec, r);
+			return r;
+		}
+	}
+	rec->flags = record_commit(&p->ck, rec->type, rec->body, rec->length);
+	r = parser_cb_result(p, p->dir->end(p->arg, &p->st, rec, 0), 1);
+	p->dpos = 0;
+	parser_unit_done(p, 1);
+	if (r < 0)
+		return r;
+	p->have_rhdr = 0;
+	p->unit = record_hdr_size(&p->st);
+	p->index++;
+	return r;
+}
+
+size_t
+parser_direct_space(const struct xp_parser *p, uint8_t **dst)
+{
+	size_t	ps, pi, off, n;
+
+	if (p->state != PS_RECORD || p->dphase != DP_DATA)
+		return 0;
+	ps = (size_t)1 << p->st.page_shift;
+	pi = p->dpos / ps;
+	off = p->dpos % ps;
+	*dst = p->dst[pi] + off;
+	n = ps - off;
+	for (pi++; pi * ps < p->dlen && p->dst[pi] == p->dst[pi - 1] + ps;
+	    pi++)
+		n += ps;
+	return n;
+}
+
+ssize_t
+parser_direct_commit(struct xp_parser *p, size_t n)
+{
+	uint8_t	*dst;
+	size_t	 room;
+	int	 rv;
+
+	if (p->state == PS_FAILED)
+		return -p->err.code;
+	if ((room = parser_direct_space(p, &dst)) == 0 || n > room)
+		return -XP_EINVAL;
+	if (p->rec.options & WIRE_REC_OPT_CHECKSUM)
+		p->dcrc = xp_crc32(p->dcrc, dst, n);
+	p->dpos += n;
+	p->offset += n;
+	if (p->dpos < p->dlen)
+		return (ssize_t)n;
+	p->dphase = DP_TAIL;
+	if (p->unit - p->dlen > p->acc_len)
+		return (ssize_t)n;
+	if ((rv = parser_direct_end(p)) < 0)
+		return rv;
+	return (ssize_t)n;
+}
+
+/*
+ * One step of a record whose data may go direct: *took octets of buf
+ * consumed.  Returns as parser_unit does.
+ */
+static int
+parser_direct_step(struct xp_parser *p, const uint8_t *buf, size_t len,
+    size_t *took)
+{
+	size_t	hs = record_hdr_size(&p->st), ps, n, pi, off, c;
+	uint32_t count;
+	int	rv;
+
+	*took = 0;
+	switch (p->dphase) {
+	case DP_COUNT:
+		if ((rv = parser_direct_gather(p, buf, len, hs + 8,
+		    took)) != 0 || p->acc_len < hs + 8)
+			return rv;
+		count = xp_get32(p->st.big_endian, p->acc + hs);
+		if (count == 0 || count > XP_DIRECT_PAGES ||
+		    8 + (uint64_t)count * 8 >= p->rec.length)
+			return parser_direct_off(p);
+		p->dhead = hs + 8 + (size_t)count * 8;
+		p->dphase = DP_HEAD;
+		return 0;
+	case DP_HEAD:
+		if ((rv = parser_direct_gather(p, buf, len, p->dhead,
+		    took)) != 0 || p->acc_len < p->dhead)
+			return rv;
+		return parser_direct_begin(p);
+	case DP_DATA:
+		ps = (size_t)1 << p->st.page_shift;
+		n = p->dlen - p->dpos;
+		if (n > len)
+			n = len;
+		while (*took < n) {
+			pi = p->dpos / ps;
+			off = p->dpos % ps;
+			c = ps - off;
+			if (c > n - *took)
+				c = n - *took;
+			memcpy(p->dst[pi] + off, buf + *took, c);
+			if (p->rec.options & WIRE_REC_OPT_CHECKSUM)
+				p->dcrc = xp_crc32(p->dcrc, p->dst[pi] + off,
+				    c);
+			p->dpos += c;
+			p->offset += c;
+			*took += c;
+		}
+		if (p->dpos == p->dlen)
+			p->dphase = DP_TAIL;
+		if (p->dpos < p->dlen || p->unit - p->dlen > p->acc_len)
+			return 0;
+		return parser_direct_end(p);
+	case DP_TAIL:
+		if ((rv = parser_direct_gather(p, buf, len, p->unit - p->dlen,
+		    took)) != 0 || p->acc_len < p->unit - p->dlen)
+			return rv;
+		return parser_direct_end(p);
+	default:
+		return 0;
+	}
+}
+
 /* ---- feeding ------------------------------------------------------------- */
 
 static ssize_t
@@ -430,6 +690,16 @@ parser_feed(struct xp_parser *p, const uint8_t *buf, size_t len)
 
 	while (used < len) {
 		avail = len - used;
+		if (p->dphase != DP_OFF) {
+			/* parser_direct_step counts p->offset itself. */
+			rv = parser_direct_step(p, buf + used, avail, &take);
+			used += take;
+			if (rv < 0)
+				return rv;
+			if (rv == XP_PAUSE || p->state == PS_DONE)
+				break;
+			continue;
+		}
 		if (p->acc_len == 0 && avail >= p->unit) {
 			/* The unit starts here: hand it on in place. */
 			u = buf + used;
@@ -437,6 +707,8 @@ parser_feed(struct xp_parser *p, const uint8_t *buf, size_t len)
 			if (p->state == PS_RECORD && !p->have_rhdr) {
 				if ((rv = parser_rhdr(p, u)) != 0)
 					return rv;
+				if (p->dphase != DP_OFF)
+					continue;	/* gathered from u */
 				if (avail < p->unit) {
 					if ((rv = parser_gather(p, u,
 					    avail)) != 0)
@@ -489,7 +761,7 @@ parser_want(const struct xp_parser *p)
 {
 	if (p->state == PS_DONE || p->state == PS_FAILED)
 		return 0;
-	return p->unit - p->acc_len;
+	return p->unit - p->acc_len - p->dpos;
 }
 
 int
@@ -538,8 +810,8 @@ parser_finish(struct xp_parser *p)
 	}
 	return parser_fail_msg(p, -XP_ETRUNCATED, p->index, "record %" PRIu64
 	    " (%s) at offset %" PRIu64 ": stream ends after %zu of %zu octets",
-	    p->index, record_type_name(p->rec.type), p->unit_off, p->acc_len,
-	    p->unit);
+	    p->index, record_type_name(p->rec.type), p->unit_off,
+	    p->acc_len + p->dpos, p->unit);
 }
 
 int

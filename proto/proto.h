@@ -579,6 +579,56 @@ uint64_t parser_offset(const struct xp_parser *p);	/* octets consumed */
  */
 size_t	parser_buffered(const struct xp_parser *p);
 
+/*
+ * Page data read straight into its destination, with no gathering.  For an
+ * uncompressed PAGE_DATA record of at least min_data octets of page data
+ * and at most XP_DIRECT_PAGES pages of it, once the record header and the
+ * body up to the data (count, reserved, the pfn list: 8 + 8 * count
+ * octets) have arrived and passed every check that does not need the data
+ * (the same checks, the same messages), begin(arg, st, rec, dst) is called
+ * with rec->body holding only those octets (rec->length is the whole
+ * body's).  It returns 0 having set dst[0..ndata-1] to where each page of
+ * the data goes (page-sized, writable), XP_DIRECT_DECLINE to have the
+ * record gathered and handed to the record callback as usual, or fails as
+ * a record callback does.  The data is then copied there as it is fed; the
+ * draft-B CRC-32 is computed over the destination after each copy.  When
+ * the record is complete, end(arg, st, rec, rv) is called once instead of
+ * the record callback: rv 0 when the checksum matched (end's return value
+ * counts as the record callback's), or the negative XP_E* code the record
+ * failed with (dst then holds octets that were not accepted; the return
+ * value is ignored, and parser_error() names the record as it would
+ * without this).  If the input stops inside the data, end is not called:
+ * parser_finish() fails as usual and the caller releases dst itself.
+ * parser_direct_active() is nonzero while such a record is read (from its
+ * header until end, or until it is gathered after all): feed it the pieces
+ * as they are, there is nothing to gain from making them contiguous.
+ */
+#define XP_DIRECT_PAGES		1024u
+#define XP_DIRECT_DECLINE	2
+struct xp_direct {
+	size_t	min_data;
+	int	(*begin)(void *arg, const struct xp_stream *st,
+		    const struct xp_record *rec, uint8_t **dst);
+	int	(*end)(void *arg, const struct xp_stream *st,
+		    const struct xp_record *rec, int rv);
+};
+/* d (kept, not copied) or NULL to stop taking data direct. */
+void	parser_set_direct(struct xp_parser *p, const struct xp_direct *d);
+int	parser_direct_active(const struct xp_parser *p);
+/*
+ * Inside the data of a record taken direct: *dst and the return value say
+ * where the next octets of data go (at most that many, contiguous: pages
+ * that lie one after the other are one run), so that the caller can read
+ * them there itself, from a socket or a pipe, with no copy at all; 0 when
+ * not inside the data (then feed as usual).  parser_direct_commit(p, n)
+ * then takes the n octets (n at most what parser_direct_space returned)
+ * put there: the CRC-32 goes over them, and if they end the record's data
+ * and nothing follows them in the record (Xen dialect), the record ends
+ * there.  It returns n, or a negative XP_E* code as parser_feed does.
+ */
+size_t	parser_direct_space(const struct xp_parser *p, uint8_t **dst);
+ssize_t	parser_direct_commit(struct xp_parser *p, size_t n);
+
 /* ---- CRC-32 (crc.c) -------------------------------------------------- */
 
 /*

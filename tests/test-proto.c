@@ -2677,6 +2677,306 @@ test_misc(void)
 	img_free(&im);
 }
 
+/* ---- page data taken direct (parser_set_direct) --------------------------- */
+
+#define DIR_PAGES	40
+
+struct dircol {
+	uint8_t		*arena;		/* where begin puts page i: i * PAGE */
+	int		 begins, ends, end_rv, decline;
+	uint32_t	 ndata;
+	size_t		 records;	/* record callback calls */
+	uint32_t	 rec_len[8];
+};
+
+static int
+dir_begin(void *arg, const struct xp_stream *st, const struct xp_record *r,
+    uint8_t **dst)
+{
+	struct dircol	*c = arg;
+	uint32_t	 count = xp_get32(st->big_endian, r->body), i, nd = 0;
+
+	c->begins++;
+	if (c->decline)
+		return XP_DIRECT_DECLINE;
+	for (i = 0; i < count; i++)
+		if (body_page_type_has_data((unsigned)(xp_get64(
+		    st->big_endian, r->body + 8 + 8 * i) >>
+		    WIRE_PFN_TYPE_SHIFT)))
+			dst[nd] = c->arena + (size_t)nd * PAGE, nd++;
+	c->ndata = nd;
+	return 0;
+}
+
+static int
+dir_end(void *arg, const struct xp_stream *st, const struct xp_record *r,
+    int rv)
+{
+	struct dircol	*c = arg;
+
+	(void)st;
+	(void)r;
+	c->ends++;
+	c->end_rv = rv;
+	return 0;
+}
+
+static int
+dir_record(void *arg, const struct xp_stream *st, const struct xp_record *r)
+{
+	struct dircol	*c = arg;
+
+	(void)st;
+	if (c->records < 8)
+		c->rec_len[c->records] = r->length;
+	c->records++;
+	return 0;
+}
+
+/* Feed d[0..n) in chunks as run() does, with direct data at min_data. */
+static int
+run_direct(const uint8_t *d, size_t n, size_t chunk, size_t min_data,
+    struct dircol *c, struct xp_error *err)
+{
+	struct xp_direct	 xd = { .min_data = min_data,
+	    .begin = dir_begin, .end = dir_end };
+	struct xp_parser	*p;
+	size_t			 off = 0, k;
+	ssize_t			 r;
+	int			 rv = 0, saw_active = 0;
+
+	if ((p = parser_new(NULL, NULL, dir_record, c)) == NULL)
+		return -XP_ENOMEM;
+	parser_set_direct(p, &xd);
+	while (off < n) {
+		if (chunk == CHUNK_WHOLE)
+			k = n - off;
+		else if (chunk == CHUNK_RANDOM)
+			k = (rnd() % 4) ? 1 + rnd() % 40 : 1 + rnd() % 9000;
+		else
+			k = chunk;
+		if (k > n - off)
+			k = n - off;
+		if ((r = parser_feed(p, d + off, k)) < 0) {
+			rv = (int)r;
+			goto out;
+		}
+		if (r == 0) {
+			rv = -XP_EINVAL;
+			goto out;
+		}
+		off += (size_t)r;
+		saw_active |= parser_direct_active(p);
+	}
+	rv = parser_finish(p);
+	/* A record taken direct is active between pieces of its data. */
+	if (rv == 0 && c->ends > 0 && chunk != CHUNK_WHOLE && !saw_active)
+		rv = -XP_EINVAL;
+out:
+	if (err != NULL)
+		*err = *parser_error(p);
+	parser_free(p);
+	return rv;
+}
+
+static void
+test_direct(void)
+{
+	static const size_t	 chunks[] = { CHUNK_WHOLE, 1, 7, 4097,
+	    CHUNK_RANDOM };
+	static const char	*cname[] = { "whole", "1", "7", "4097",
+	    "random" };
+	enum xp_dialect		 dl[2] = { XP_DRAFTB, XP_XEN };
+	unsigned		 types[DIR_PAGES + 4];
+	struct xp_buf		 b = { 0 };
+	struct img		 im;
+	struct dircol		 c;
+	struct xp_error		 e, e0;
+	uint8_t			*want, *data, *bad;
+	uint64_t		 off4;
+	size_t			 i, k, hs, dlen = (size_t)DIR_PAGES * PAGE;
+	int			 rv, d, be;
+
+	want = malloc(dlen);
+	for (i = 0; i < dlen; i++)
+		want[i] = (uint8_t)rnd();
+	for (i = 0; i < DIR_PAGES + 4; i++)
+		types[i] = (i % 11 == 5) ? PT_XTAB : PT_NOTAB;
+	for (d = 0; d < 2; d++)
+	for (be = 0; be < (dl[d] == XP_DRAFTB ? 2 : 1); be++) {
+		const char *dn = dl[d] == XP_XEN ? "xen" : be ? "draftb-be" :
+		    "draftb";
+
+		img_begin(&im, dl[d], be, WIRE_DOM_X86_HVM);
+		mk_cpuid(&b, be, 4);
+		img_put(&im, REC_X86_CPUID_POLICY, b.data, b.len);
+		mk_msr(&b, be, 3);
+		img_put(&im, REC_X86_MSR_POLICY, b.data, b.len);
+		img_put_empty(&im, REC_STATIC_DATA_END);
+		/* 44 entries, 4 of them XTAB: 40 pages of data. */
+		mk_pages(&b, be, DIR_PAGES + 4, types, 100, PAGE);
+		data = b.data + 8 + (size_t)(DIR_PAGES + 4) * 8;
+		memcpy(data, want, dlen);
+		img_put(&im, REC_PAGE_DATA, b.data, b.len);
+		mk_pages(&b, be, 1, NULL, 7, PAGE);	/* small: gathered */
+		img_put(&im, REC_PAGE_DATA, b.data, b.len);
+		img_put_empty(&im, REC_END);
+		off4 = im.roff[3];
+		hs = record_hdr_size(&im.st);
+
+		for (k = 0; k < sizeof chunks / sizeof *chunks; k++) {
+			memset(&c, 0, sizeof c);
+			c.arena = calloc(DIR_PAGES, PAGE);
+			rv = run_direct(im.b.data, im.b.len, chunks[k],
+			    64u << 10, &c, &e);
+			CHECK(rv == 0 && c.begins == 1 && c.ends == 1 &&
+			    c.end_rv == 0 && c.ndata == DIR_PAGES,
+			    "direct %s, chunks %s: rv %d (%s), %d begin, "
+			    "%d end (%d), %u pages", dn, cname[k], rv, e.msg,
+			    c.begins, c.ends, c.end_rv, c.ndata);
+			CHECK(memcmp(c.arena, want, dlen) == 0, "direct %s, "
+			    "chunks %s: the data landed in its pages", dn,
+			    cname[k]);
+			/* The other records, and only they, as usual. */
+			CHECK(c.records == 5 && c.rec_len[3] == 8 + 8 + PAGE,
+			    "direct %s, chunks %s: %zu records to the record "
+			    "callback", dn, cname[k], c.records);
+			free(c.arena);
+		}
+
+		/*
+		 * The caller reads the data in place itself: feed up to the
+		 * data, then parser_direct_space / _commit in odd pieces.
+		 */
+		for (k = 0; k < 2; k++) {
+			struct xp_direct xd = { .min_data = 64u << 10,
+			    .begin = dir_begin, .end = dir_end };
+			struct xp_parser *p;
+			uint8_t *to, *src = malloc(im.b.len);
+			size_t off = 0, room, n, piece = 0;
+			ssize_t r = 0;
+
+			memcpy(src, im.b.data, im.b.len);
+			if (k == 1)	/* one octet of data flipped */
+				src[off4 + hs + 8 + 8 * (DIR_PAGES + 4) +
+				    17 * PAGE + 5] ^= 0x80;
+			memset(&c, 0, sizeof c);
+			c.arena = calloc(DIR_PAGES, PAGE);
+			p = parser_new(NULL, NULL, dir_record, &c);
+			parser_set_direct(p, &xd);
+			while (off < im.b.len && r >= 0) {
+				n = 1 + (piece++ * 7919) % 6000;
+				if (n > im.b.len - off)
+					n = im.b.len - off;
+				if ((room = parser_direct_space(p, &to)) > 0) {
+					if (n > room)
+						n = room;
+					memcpy(to, src + off, n);
+					r = parser_direct_commit(p, n);
+				} else
+					r = parser_feed(p, src + off, n);
+				if (r > 0)
+					off += (size_t)r;
+			}
+			if (r >= 0)
+				r = parser_finish(p);
+			if (k == 0)
+				CHECK(r == 0 && c.ends == 1 && c.end_rv == 0 &&
+				    memcmp(c.arena, want, dlen) == 0 &&
+				    c.records == 5, "direct %s, read in place: "
+				    "%zd (%s), %d end, %zu records", dn, r,
+				    parser_error(p)->msg, c.ends, c.records);
+			else if (dl[d] == XP_DRAFTB)
+				CHECK(r == -XP_ECHECKSUM && c.ends == 1 &&
+				    c.end_rv == -XP_ECHECKSUM && strstr(
+				    parser_error(p)->msg, "record 3 (PAGE_DATA)"),
+				    "direct %s, read in place, flipped: %zd "
+				    "\"%s\"", dn, r, parser_error(p)->msg);
+			parser_free(p);
+			free(c.arena);
+			free(src);
+		}
+
+		/* Declined: the record callback gets it whole. */
+		memset(&c, 0, sizeof c);
+		c.decline = 1;
+		rv = run_direct(im.b.data, im.b.len, CHUNK_RANDOM, 64u << 10,
+		    &c, &e);
+		CHECK(rv == 0 && c.begins == 1 && c.ends == 0 &&
+		    c.records == 6 && c.rec_len[3] == 8 + 8 * (DIR_PAGES + 4) +
+		    dlen, "direct %s declined: rv %d (%s), %zu records", dn,
+		    rv, e.msg, c.records);
+		/* Above the threshold: gathered, never begun. */
+		memset(&c, 0, sizeof c);
+		rv = run_direct(im.b.data, im.b.len, 7, dlen + 1, &c, &e);
+		CHECK(rv == 0 && c.begins == 0 && c.records == 6,
+		    "direct %s, data below min_data: gathered (%d, %d begin)",
+		    dn, rv, c.begins);
+
+		/* One octet of data flipped: the checksum fails. */
+		bad = malloc(im.b.len);
+		memcpy(bad, im.b.data, im.b.len);
+		bad[off4 + hs + 8 + 8 * (DIR_PAGES + 4) + 3 * PAGE + 77] ^= 1;
+		for (k = 0; k < sizeof chunks / sizeof *chunks; k++) {
+			memset(&c, 0, sizeof c);
+			c.arena = calloc(DIR_PAGES, PAGE);
+			rv = run_direct(bad, im.b.len, chunks[k], 64u << 10,
+			    &c, &e);
+			if (dl[d] == XP_XEN) {
+				/* No checksum: the flipped octet lands. */
+				CHECK(rv == 0 && c.arena[3 * PAGE + 77] ==
+				    (want[3 * PAGE + 77] ^ 1), "direct xen: "
+				    "no checksum to fail (%d)", rv);
+			} else {
+				char needle[96];
+
+				snprintf(needle, sizeof needle, "record 3 "
+				    "(PAGE_DATA) at offset %" PRIu64 ": "
+				    "checksum 0x", off4);
+				CHECK(rv == -XP_ECHECKSUM && e.code ==
+				    XP_ECHECKSUM && strstr(e.msg, needle) &&
+				    strstr(e.msg, "does not match") &&
+				    c.ends == 1 && c.end_rv == -XP_ECHECKSUM &&
+				    c.records == 3, "direct %s, chunks %s, "
+				    "flipped data: %d \"%s\", end %d (%d), %zu "
+				    "records", dn, cname[k], rv, e.msg,
+				    c.ends, c.end_rv, c.records);
+				/* The same message as without direct. */
+				rv = run(bad, im.b.len, chunks[k], NULL, NULL,
+				    &e0);
+				CHECK(strcmp(e.msg, e0.msg) == 0, "direct %s: "
+				    "\"%s\" is \"%s\"", dn, e.msg, e0.msg);
+			}
+			free(c.arena);
+		}
+		/* Cut inside the data: truncated, no end. */
+		memset(&c, 0, sizeof c);
+		c.arena = calloc(DIR_PAGES, PAGE);
+		rv = run_direct(im.b.data, off4 + hs + 8 + 8 * (DIR_PAGES + 4) +
+		    5 * PAGE + 3, 1000, 64u << 10, &c, &e);
+		rv = run(im.b.data, off4 + hs + 8 + 8 * (DIR_PAGES + 4) +
+		    5 * PAGE + 3, 1000, NULL, NULL, &e0) == rv ? rv : 12345;
+		CHECK(rv == -XP_ETRUNCATED && c.begins == 1 && c.ends == 0 &&
+		    strcmp(e.msg, e0.msg) == 0, "direct %s cut inside the "
+		    "data: %d \"%s\" (without direct: \"%s\")", dn, rv,
+		    e.msg, e0.msg);
+		free(c.arena);
+		/* A pfn list that does not fit the length: as usual. */
+		memcpy(bad, im.b.data, im.b.len);
+		xp_put32(be, bad + off4 + hs, DIR_PAGES + 5);
+		memset(&c, 0, sizeof c);
+		rv = run_direct(bad, im.b.len, 3, 64u << 10, &c, &e);
+		run(bad, im.b.len, 3, NULL, NULL, &e0);
+		CHECK(rv == -e0.code && c.begins == 0 &&
+		    strcmp(e.msg, e0.msg) == 0, "direct %s, count off by one: "
+		    "\"%s\" (without direct: \"%s\")", dn, e.msg, e0.msg);
+		free(bad);
+		img_free(&im);
+	}
+	buf_free(&b);
+	free(want);
+}
+
 int
 main(void)
 {
@@ -2696,5 +2996,6 @@ main(void)
 	test_mutations();
 	test_enomem();
 	test_misc();
+	test_direct();
 	return tap_done();
 }

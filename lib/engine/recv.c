@@ -57,6 +57,8 @@
 /* Checkpointed streams (SPEC 15.4): defaults of the epoch bound and wait. */
 #define RECV_EPOCH_BYTES_DEFAULT	(256ULL << 20)
 #define RECV_FAILOVER_MIN_MS	200.0
+/* Page data of at least this many octets goes straight to the pages. */
+#define RECV_DIRECT_MIN		(64u << 10)
 
 /* A page of a buffered epoch: its pfn, and where its data is (or none). */
 struct recv_epage {
@@ -108,6 +110,10 @@ struct xmig_recv {
 	uint8_t			*tmp;		/* byte-order scratch */
 	size_t			 tmp_len;
 	uint8_t			*raw;		/* inflated page data */
+	void			*d_cookie;	/* pages mapped for direct data */
+	uint32_t		 d_n;		/* how many (0: none) */
+	uint64_t		 d_records;	/* records taken direct */
+	uint64_t		 d_read;	/* octets read(2) into pages */
 
 	/* Back-channel (SPEC 13). */
 	int			 bc_possible;	/* the transport has a way back */
@@ -924,6 +930,161 @@ recv_delta_pages(struct xmig_recv *rv, const struct xp_stream *st,
 	rv->r.delta_pages += v.count;
 	rv->r.delta_octets += v.data_len;
 	return 0;
+}
+
+
+/* The pages a direct record was copied into, unmapped. */
+static void
+recv_direct_release(struct xmig_recv *rv)
+{
+	if (rv->d_n == 0)
+		return;
+	rv->b->ops->unmap(rv->b, rv->d_cookie, rv->d_n);
+	rv->d_cookie = NULL;
+	rv->d_n = 0;
+}
+
+/*
+ * A large uncompressed PAGE_DATA record (parser_set_direct): its pages
+ * are checked, typed, populated and mapped as recv_pages does, and the
+ * parser copies the data straight into them as it arrives, the CRC-32
+ * computed over them there.  A record whose checksum then fails has
+ * written its pages: the migration fails, and a failed migration's
+ * domain is destroyed (recv_finish), never run.  Declined (gathered and
+ * applied whole) before the target exists, in verify mode (compare, never
+ * write) and in a checkpointed stream, whose epochs must not touch memory
+ * before their CHECKPOINT.
+ */
+static int
+recv_direct_begin(void *arg, const struct xp_stream *st,
+    const struct xp_record *rec, uint8_t **dst)
+{
+	struct xmig_recv *rv = arg;
+	uint64_t pop[WIRE_PAGE_DATA_MAX], data_pfn[WIRE_PAGE_DATA_MAX];
+	uint8_t pop_type[WIRE_PAGE_DATA_MAX];
+	void *pages[WIRE_PAGE_DATA_MAX];
+	struct xp_page_view v;
+	uint32_t i, np = 0, nd = 0;
+	char where[128];
+	int rc;
+
+	if (rv->busy != NULL || rv->reply_pending || rv->b == NULL ||
+	    rv->ckpt || rv->verify_mode || rv->d_n != 0 ||
+	    rv->phase != RV_STREAM)
+		return XP_DIRECT_DECLINE;
+	/* rec->body holds the pfn list only: v.data is not read. */
+	if (body_page_data_view(st, rec, &v) != 0 || v.deflated ||
+	    v.count > WIRE_PAGE_DATA_MAX)
+		return XP_DIRECT_DECLINE;	/* recv_pages says why */
+	rv->nrec = rec->index + 1;
+	for (i = 0; i < v.count; i++) {
+		uint64_t e64 = xp_page_view_entry(&v, i);
+		unsigned type = (unsigned)(e64 >> WIRE_PFN_TYPE_SHIFT);
+		uint64_t pfn = e64 & WIRE_PFN_MASK;
+
+		/* Refused by recv_pages, once the checksum is known. */
+		if (rv->negotiated && pfn >= rv->neg_pages)
+			return XP_DIRECT_DECLINE;
+		if (type == PT_XTAB || type == PT_BROKEN)
+			continue;
+		pop_type[np] = (uint8_t)type;
+		pop[np++] = pfn;
+		if (body_page_type_has_data(type))
+			data_pfn[nd++] = pfn;
+	}
+	if (nd != v.ndata || nd == 0)
+		return XP_DIRECT_DECLINE;
+	if (rv->b->ops->set_types != NULL &&
+	    (rc = rv->b->ops->set_types(rv->b, pop, pop_type, np)) != 0)
+		return recv_fail(rv, rc, "%s: %s",
+		    recv_where(rec, where, sizeof(where)),
+		    backend_errmsg(rv->b));
+	if ((rc = rv->b->ops->populate(rv->b, pop, np)) != 0 ||
+	    (rc = rv->b->ops->map(rv->b, data_pfn, nd, 1, pages,
+	    &rv->d_cookie)) != 0)
+		return recv_fail(rv, rc, "%s: %s",
+		    recv_where(rec, where, sizeof(where)),
+		    backend_errmsg(rv->b));
+	rv->d_n = nd;
+	for (i = 0; i < nd; i++) {
+		if (pages[i] == NULL) {
+			recv_direct_release(rv);
+			return XP_DIRECT_DECLINE;
+		}
+		dst[i] = pages[i];
+	}
+	recv_delta_note(rv, &v);	/* a base for later deltas */
+	return 0;
+}
+
+/* A direct record ended: whole and checked (r 0), or failed (r < 0). */
+static int
+recv_direct_end(void *arg, const struct xp_stream *st,
+    const struct xp_record *rec, int r)
+{
+	struct xmig_recv *rv = arg;
+	uint32_t n = rv->d_n;
+
+	(void)st;
+	recv_direct_release(rv);
+	if (r != 0)
+		return 0;	/* the parser's error is the session's */
+	rv->pages += n;
+	rv->d_records++;
+	if ((rv->features & XMIG_F_ACKS) &&
+	    rec->offset - rv->last_ack >= RECV_ACK_EVERY)
+		recv_send_ack(rv);
+	return 0;
+}
+
+static const struct xp_direct recv_direct = {
+	.min_data = RECV_DIRECT_MIN,
+	.begin = recv_direct_begin,
+	.end = recv_direct_end,
+};
+
+/*
+ * Inside a direct record's data with nothing buffered: read(2) from fd
+ * straight into the guest pages (sock: recv without waiting), at most
+ * RECV_DIRECT_BURST octets.  Returns what was read, 0 when nothing was
+ * (no data waiting, the end of input, an error: the caller's own read
+ * finds out which), -1 after a failure of the stream.
+ */
+#define RECV_DIRECT_BURST	(16u << 20)
+static ssize_t
+recv_direct_read(struct xmig_recv *rv, int fd, int sock)
+{
+	size_t room, total = 0;
+	uint8_t *dst;
+	ssize_t n, used;
+
+	while (rv->rc == 0 && rv->phase == RV_STREAM &&
+	    total < RECV_DIRECT_BURST &&
+	    (room = parser_direct_space(rv->p, &dst)) > 0) {
+		n = sock ? recv(fd, dst, room, MSG_DONTWAIT) :
+		    read(fd, dst, room);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if ((used = parser_direct_commit(rv->p, (size_t)n)) < 0) {
+			const struct xp_error *e = parser_error(rv->p);
+
+			rv->perr = e;
+			if (rv->rc == 0) {
+				rv->rc = -EPROTO;
+				snprintf(rv->err, sizeof(rv->err), "invalid "
+				    "stream: %s", e->msg[0] ? e->msg :
+				    xp_strerror((int)used));
+			}
+			return -1;
+		}
+		total += (size_t)n;
+		rv->d_read += (uint64_t)n;
+		if (!sock)
+			break;	/* one read: the caller waits for more */
+	}
+	return (ssize_t)total;
 }
 
 static int
@@ -1960,7 +2121,7 @@ recv_read_cb(struct bufferevent *bev, void *arg)
 
 		if (want == 0)
 			want = len;	/* done: recv_feed decides */
-		if (want <= len) {
+		if (want <= len && !(p != NULL && parser_direct_active(p))) {
 			/* The whole unit is here: parse it in place. */
 			uint8_t *q = evbuffer_pullup(in, (ev_ssize_t)want);
 
@@ -1980,6 +2141,8 @@ recv_read_cb(struct bufferevent *bev, void *arg)
 			break;
 		evbuffer_drain(in, (size_t)used);
 	}
+	if (rv->rc == 0 && evbuffer_get_length(in) == 0 && rv->tls_ctx == NULL)
+		(void)recv_direct_read(rv, bufferevent_getfd(bev), 1);
 	if (rv->rc == 0 && rv->phase == RV_DONE && evbuffer_get_length(in))
 		recv_after_end(rv);
 	if (rv->rc == 0 && rv->phase == RV_RUNNING &&
@@ -2164,6 +2327,12 @@ recv_run_fd(struct xmig_recv *rv)
 			}
 		} else if (recv_wait_data(rv) != 0)
 			break;
+		if (rv->phase == RV_STREAM &&
+		    (n = recv_direct_read(rv, rv->fd, 0)) != 0) {
+			if (n > 0)
+				recv_progress(rv, 0);
+			continue;	/* read into guest pages */
+		}
 		n = read(rv->fd, buf, RECV_READ_CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -2332,6 +2501,7 @@ recv_init(struct xmig_recv *rv, const struct recv_opts *o,
 	rv->p = parser_new(&lim, recv_header_cb, recv_record_cb, rv);
 	if (rv->dstate == NULL || rv->p == NULL)
 		return recv_fail(rv, -ENOMEM, "out of memory"), rv->rc;
+	parser_set_direct(rv->p, &recv_direct);
 	return 0;
 }
 
@@ -2350,6 +2520,11 @@ recv_finish(struct xmig_recv *rv)
 	rv->rx = NULL;
 	if (rv->ops == NULL || rv->p == NULL)
 		goto report;	/* recv_init failed */
+	recv_direct_release(rv);	/* a stream cut inside a record */
+	recv_debug(rv, "%llu of %llu records read straight into guest pages, "
+	    "%llu octets of them by read(2) there", (unsigned long long)
+	    rv->d_records, (unsigned long long)rv->nrec,
+	    (unsigned long long)rv->d_read);
 	if (rv->rc == 0 && rv->phase != RV_DONE)
 		recv_fail(rv, -EIO, "the migration ended early");
 	if (rv->rc == 0 && rv->stopped) {

@@ -13,7 +13,11 @@
  * PAGE_DATA and XMIG_ZERO_PAGES, XMIG_NEGOTIATE's fields, every delta of
  * XMIG_DELTA_PAGES (applied to a scratch page); DEFLATE page
  * data is inflated (it may fail, but only as a malformed body, and never
- * to more than the record maximum).
+ * to more than the record maximum).  A third pass takes the page data of
+ * every uncompressed PAGE_DATA direct (parser_set_direct, min_data 1) into
+ * buffers of exactly the pages begin was asked for (ASan sees a write
+ * beyond them): it must reach the same verdict as the others, and put the
+ * same octets in the pages as the records held.
  * Build with ./configure CC=clang --enable-fuzzing; run with
  * tests/fuzz/run.sh.
  */
@@ -40,7 +44,21 @@ struct fz {
 	uint32_t	 sum;		/* keeps the body reads alive */
 	uint64_t	 records;
 	uint64_t	 types;
+	uint64_t	 data_hash;	/* uncompressed PAGE_DATA data, in order */
+	uint8_t		*dst;		/* direct: the pages begin gave */
+	size_t		 dst_len;
+	int		 direct;	/* a record is being taken direct */
 };
+
+static uint64_t
+fz_hash(uint64_t h, const uint8_t *p, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h;
+}
 
 static int
 fz_header(void *arg, const struct xp_stream *st)
@@ -90,6 +108,8 @@ fz_ext(struct fz *fz, const struct xp_stream *st, const struct xp_record *rec)
 		abort();
 	for (i = 0; i < v.count; i++)
 		fz->sum += (uint32_t)xp_page_view_entry(&v, i);
+	if (!v.zero && !v.deflated)
+		fz->data_hash = fz_hash(fz->data_hash, v.data, v.raw_length);
 	if (!v.deflated)
 		return;
 	if (8 + (uint64_t)v.count * 8 + v.raw_length > FZ_MAX_RECORD)
@@ -162,10 +182,66 @@ fz_record(void *arg, const struct xp_stream *st, const struct xp_record *rec)
 	return 0;
 }
 
+/* Direct: exactly ndata pages, each a slice of one allocation. */
+static int
+fz_direct_begin(void *arg, const struct xp_stream *st,
+    const struct xp_record *rec, uint8_t **dst)
+{
+	struct fz	*fz = arg;
+	uint32_t	 count, i, nd = 0;
+	size_t		 ps = (size_t)1 << st->page_shift;
+
+	if (fz->direct || rec->type != REC_PAGE_DATA ||
+	    (rec->options & WIRE_REC_OPT_COMPRESSED))
+		abort();
+	count = xp_get32(st->big_endian, rec->body);
+	for (i = 0; i < count; i++)
+		nd += body_page_type_has_data((unsigned)(xp_get64(
+		    st->big_endian, rec->body + 8 + (size_t)i * 8) >>
+		    WIRE_PFN_TYPE_SHIFT));
+	if (nd == 0 || nd > XP_DIRECT_PAGES ||
+	    8 + (uint64_t)count * 8 + (uint64_t)nd * ps != rec->length)
+		abort();	/* begin for a body that is not checked */
+	if ((fz->dst = malloc((size_t)nd * ps)) == NULL)
+		return -XP_ENOMEM;
+	fz->dst_len = (size_t)nd * ps;
+	for (i = 0; i < nd; i++)
+		dst[i] = fz->dst + (size_t)i * ps;
+	fz->direct = 1;
+	return 0;
+}
+
+static int
+fz_direct_end(void *arg, const struct xp_stream *st,
+    const struct xp_record *rec, int rv)
+{
+	struct fz	*fz = arg;
+
+	(void)st;
+	if (!fz->direct)
+		abort();
+	if (rv == 0) {
+		fz->records++;
+		fz->types += rec->type;
+		fz->data_hash = fz_hash(fz->data_hash, fz->dst, fz->dst_len);
+	}
+	free(fz->dst);
+	fz->dst = NULL;
+	fz->direct = 0;
+	return 0;
+}
+
+static const struct xp_direct fz_direct = {
+	.min_data = 1,
+	.begin = fz_direct_begin,
+	.end = fz_direct_end,
+};
+
 /* What one pass of the parser made of an input. */
 struct fz_result {
 	uint64_t	records;
 	uint64_t	types;		/* sum of the record types */
+	uint64_t	data_hash;
 	int		code;		/* final error code, 0 if valid */
 	uint64_t	err_index;
 	uint64_t	err_offset;
@@ -177,7 +253,7 @@ struct fz_result {
  */
 static void
 fz_pass(const uint8_t *data, size_t size, size_t max, uint32_t r,
-    struct fz_result *res)
+    int direct, struct fz_result *res)
 {
 	struct xp_limits	 lim;
 	struct xp_parser	*p;
@@ -194,6 +270,8 @@ fz_pass(const uint8_t *data, size_t size, size_t max, uint32_t r,
 	memset(&fz, 0, sizeof fz);
 	if ((p = parser_new(&lim, fz_header, fz_record, &fz)) == NULL)
 		abort();
+	if (direct)
+		parser_set_direct(p, &fz_direct);
 
 	while (off < size) {
 		if (max == 0)
@@ -224,7 +302,9 @@ fz_pass(const uint8_t *data, size_t size, size_t max, uint32_t r,
 	}
 	res->records = fz.records;
 	res->types = fz.types;
+	res->data_hash = fz.data_hash;
 	parser_free(p);
+	free(fz.dst);	/* cut inside a direct record: no end */
 	buf_free(&fz.out);
 	free(fz.scratch);
 	free(fz.back);
@@ -235,7 +315,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const size_t	 maxchunk[] = { 0, 1, 7, 64, 4096, 65536 };
-	struct fz_result	 chunked, whole;
+	struct fz_result	 chunked, whole, direct;
 	uint32_t		 r;
 	size_t			 max;
 
@@ -248,10 +328,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size -= 2;
 
 	/* How the input is cut must not change what the parser decides. */
-	fz_pass(data, size, max, r, &chunked);
+	fz_pass(data, size, max, r, 0, &chunked);
+	/* Nor taking page data direct (with the same chunking). */
+	fz_pass(data, size, max, r, 1, &direct);
+	if (chunked.records != direct.records || chunked.types != direct.types ||
+	    chunked.data_hash != direct.data_hash ||
+	    chunked.code != direct.code ||
+	    chunked.err_index != direct.err_index ||
+	    chunked.err_offset != direct.err_offset)
+		abort();
 	if (max == 0)
 		return 0;
-	fz_pass(data, size, 0, 0, &whole);
+	fz_pass(data, size, 0, 0, 0, &whole);
 	if (chunked.records != whole.records || chunked.types != whole.types ||
 	    chunked.code != whole.code ||
 	    chunked.err_index != whole.err_index ||
