@@ -76,6 +76,29 @@ body_check_pfn(struct xp_check *ck, uint32_t i, uint64_t pfn)
 }
 
 /*
+ * count bare pfns (type NOTAB, reserved bits zero) at p, each within the
+ * receiver's limits (XMIG_ZERO_PAGES, XMIG_DELTA_PAGES).
+ */
+int
+body_check_bare_pfns(struct xp_check *ck, const uint8_t *p, uint32_t count)
+{
+	uint32_t	i;
+	uint64_t	e;
+	int		rv;
+
+	for (i = 0; i < count; i++) {
+		e = xp_get64(ck->st->big_endian, p + (size_t)i * 8);
+		if (e & ~WIRE_PFN_MASK)
+			return record_why(ck, -XP_EBODY, "pfn entry %u "
+			    "(0x%016" PRIx64 "): bits 63-52 are set (type and "
+			    "reserved bits must be 0)", i, e);
+		if ((rv = body_check_pfn(ck, i, e)) != 0)
+			return rv;
+	}
+	return 0;
+}
+
+/*
  * DEFLATE (SPEC 12.2) and ZSTD (12.6): after the pfn entries, u32
  * raw_length and u32 deflated_length (ZSTD: compressed_length), then the
  * zlib stream or zstd frame.  That is decompressed by
@@ -583,9 +606,7 @@ int
 body_check_zero_pages(struct xp_check *ck, const uint8_t *b, uint32_t len)
 {
 	int		be = ck->st->big_endian;
-	uint32_t	count, res, i;
-	uint64_t	e;
-	int		rv;
+	uint32_t	count, res;
 
 	count = xp_get32(be, b);
 	res = xp_get32(be, b + 4);
@@ -600,16 +621,7 @@ body_check_zero_pages(struct xp_check *ck, const uint8_t *b, uint32_t len)
 	if (len != 8 + (uint64_t)count * 8)
 		return record_why(ck, -XP_EBODY, "length %u is not %" PRIu64
 		    " (%u pfns)", len, 8 + (uint64_t)count * 8, count);
-	for (i = 0; i < count; i++) {
-		e = xp_get64(be, b + 8 + (size_t)i * 8);
-		if (e & ~WIRE_PFN_MASK)
-			return record_why(ck, -XP_EBODY, "pfn entry %u "
-			    "(0x%016" PRIx64 "): bits 63-52 are set (type and "
-			    "reserved bits must be 0)", i, e);
-		if ((rv = body_check_pfn(ck, i, e)) != 0)
-			return rv;
-	}
-	return 0;
+	return body_check_bare_pfns(ck, b + 8, count);
 }
 
 int

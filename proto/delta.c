@@ -220,7 +220,7 @@ delta_check_pages(struct xp_check *ck, const uint8_t *b, uint32_t len)
 {
 	int		be = ck->st->big_endian;
 	uint32_t	count, res, i, dl;
-	uint64_t	pre, sum = 0, e;
+	uint64_t	pre, sum = 0;
 	const uint8_t	*d;
 	char		why[160];
 	int		rv;
@@ -241,15 +241,8 @@ delta_check_pages(struct xp_check *ck, const uint8_t *b, uint32_t len)
 		return record_why(ck, -XP_EBODY, "length %u is too short for "
 		    "%u pfns and delta lengths (%" PRIu64 ")", len, count,
 		    pre);
-	for (i = 0; i < count; i++) {
-		e = xp_get64(be, b + DELTA_REC_HDR + (size_t)i * 8);
-		if (e & ~WIRE_PFN_MASK)
-			return record_why(ck, -XP_EBODY, "pfn entry %u "
-			    "(0x%016" PRIx64 "): bits 63-52 are set (type and "
-			    "reserved bits must be 0)", i, e);
-		if ((rv = body_check_pfn(ck, i, e)) != 0)
-			return rv;
-	}
+	if ((rv = body_check_bare_pfns(ck, b + DELTA_REC_HDR, count)) != 0)
+		return rv;
 	for (i = 0; i < count; i++) {
 		dl = xp_get32(be, b + DELTA_REC_HDR + (size_t)count * 8 +
 		    (size_t)i * 4);

@@ -117,6 +117,7 @@ int	body_check_negotiate(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_config(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_zero_pages(struct xp_check *, const uint8_t *, uint32_t);
 int	body_check_pfn(struct xp_check *, uint32_t, uint64_t);
+int	body_check_bare_pfns(struct xp_check *, const uint8_t *, uint32_t);
 
 /* delta.c */
 int	delta_check_pages(struct xp_check *, const uint8_t *, uint32_t);
