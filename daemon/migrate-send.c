@@ -434,6 +434,11 @@ main(int argc, char **argv)
 			    "pages go over the one connection; choose one",
 			    o.streams);
 	}
+	if (o.delta && (strncmp(dest, "file:", 5) == 0 ||
+	    strcmp(dest, "-") == 0))
+		fprintf(stderr, "migrate-send: warning: --delta needs a "
+		    "receiver that agrees on a back-channel; %s has none, so "
+		    "every page goes in full\n", dest);
 
 	signal(SIGPIPE, SIG_IGN);
 	if ((ops = backend_lookup(dom, &spec)) == NULL) {
