@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -34,7 +35,11 @@ usage(FILE *f)
 "\n"
 "Options:\n"
 "  --backend sim[:KEY=VALUE,...]\n"
-"                        where restored domains live (default sim)\n"
+"                        where restored domains live (default sim); of\n"
+"                        the keys (README): prefault=1 touches memory\n"
+"                        during the migration, prealloc=SIZE touches SIZE\n"
+"                        at start, before listening (one domain: --once,\n"
+"                        file: or stdin)\n"
 "  --backend xen         a real Xen PVH or 64-bit PV domain, created by\n"
 "                        libxl on this host (dom0) from the configuration\n"
 "                        the sender\n"
@@ -270,6 +275,30 @@ main(int argc, char **argv)
 		xts_target_free(xt);
 		return rc == 0 ? 0 : 1;
 #endif
+	}
+	/*
+	 * Before listening or reading: the backend's preparations (sim:
+	 * prealloc=, the destination's memory touched now, outside the
+	 * migration's clock, as QEMU's prealloc=on).  One domain in this
+	 * process: --once, or a file or stdin, which serve one migration
+	 * without forking.
+	 */
+	{
+		const struct backend_ops *ops = backend_lookup(o.backend,
+		    &spec);
+		const char *src = argv[optind];
+		unsigned pf = 0;
+		int rc;
+
+		if (o.once || (strncmp(src, "tcp:", 4) != 0 &&
+		    strncmp(src, "tls:", 4) != 0))
+			pf = BACKEND_PREPARE_ONE;
+		if (ops != NULL && ops->prepare != NULL &&
+		    (rc = ops->prepare(spec, pf)) != 0) {
+			log_err("--backend %s: %s", o.backend,
+			    backend_errmsg(NULL));
+			return rc == -EINVAL ? 2 : 1;
+		}
 	}
 	return recv_serve(argv[optind], &o) == 0 ? 0 : 1;
 }

@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <sys/mman.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -1096,6 +1098,91 @@ test_state_file(void)
 	CHECK(rmdir(dir) == 0, "rmdir %s: %s", dir, strerror(errno));
 }
 
+/* Pages of t, pfns [0, n), all resident (mincore). */
+static int
+all_resident(struct backend *t, uint64_t n)
+{
+	unsigned char	vec;
+	uint64_t	pfn;
+	uint8_t		*p;
+
+	for (pfn = 0; pfn < n; pfn++) {
+		if ((p = page_of(t, pfn)) == NULL ||
+		    mincore(p, PAGE, &vec) != 0 || !(vec & 1))
+			return (0);
+	}
+	return (1);
+}
+
+/* prealloc=: memory touched by prepare(), taken by one target that fits. */
+static void
+test_prealloc(void)
+{
+	struct domain_info	 info = { WIRE_ARCH_X86, WIRE_DOM_X86_HVM, 12,
+	    256, 1 };
+	struct backend		*src, *t, *t2;
+	uint64_t		 pfns[256];
+	unsigned		 i;
+
+	for (i = 0; i < 256; i++)
+		pfns[i] = i;
+	CHECK(sim_ops.prepare != NULL, "sim has prepare");
+	CHECK(sim_ops.prepare("", 0) == 0, "prepare without prealloc=: none");
+	CHECK(sim_ops.prepare("prealloc=1M", 0) == -EINVAL &&
+	    strstr(backend_errmsg(NULL), "one domain") != NULL,
+	    "prealloc= without BACKEND_PREPARE_ONE: %s", backend_errmsg(NULL));
+	CHECK(open_tgt("prealloc=1M", &info, &t) == -ENOMEM &&
+	    strstr(backend_errmsg(NULL), "no memory was preallocated") != NULL,
+	    "open_target with nothing prepared: %s", backend_errmsg(NULL));
+	CHECK(open_tgt("prealloc=0", &info, &t) == -EINVAL, "prealloc=0");
+	CHECK(open_tgt("prealloc=1M,max=1M", &info, &t) == -EINVAL,
+	    "prealloc= with max=");
+
+	/* A fresh target's pages are not resident before they are written... */
+	if (open_tgt("", &info, &t) == 0) {
+		CHECK(sim_ops.populate(t, pfns, 256) == 0, "populate plain");
+		CHECK(!all_resident(t, 256), "plain target: not resident");
+		sim_ops.close(t);
+	}
+	/* ...a prealloc'd one's are, and a larger domain is refused. */
+	CHECK(sim_ops.prepare("prealloc=1M", BACKEND_PREPARE_ONE) == 0,
+	    "prepare prealloc=1M: %s", backend_errmsg(NULL));
+	info.nr_pages = 257;
+	CHECK(open_tgt("prealloc=1M", &info, &t) == -ENOMEM &&
+	    strstr(backend_errmsg(NULL), "1028 KiB do not fit the 1024 KiB")
+	    != NULL, "a larger domain refused: %s", backend_errmsg(NULL));
+	info.nr_pages = 256;
+	if (open_tgt("prealloc=1M", &info, &t) == 0) {
+		CHECK(sim_ops.populate(t, pfns, 256) == 0, "populate prealloc");
+		CHECK(all_resident(t, 256), "prealloc'd target: resident");
+		CHECK(is_zero(page_of(t, 0)) && is_zero(page_of(t, 255)),
+		    "prealloc'd pages read zero");
+		CHECK(open_tgt("prealloc=1M", &info, &t2) == -ENOMEM &&
+		    strstr(backend_errmsg(NULL), "earlier domain") != NULL,
+		    "a second target: %s", backend_errmsg(NULL));
+		sim_ops.close(t);
+	}
+
+	/* Migrations into it: announced and unannounced sizes. */
+	if ((src = open_src("mem=1M,mix=realistic,seed=9")) == NULL)
+		return;
+	CHECK(sim_ops.prepare("prealloc=1M", BACKEND_PREPARE_ONE) == 0,
+	    "prepare again after the first was taken");
+	t = migrate(src, "prealloc=1M", 1);
+	if (t != NULL) {
+		CHECK(same_memory(src, t, 256), "prealloc: memory");
+		sim_ops.close(t);
+	}
+	CHECK(sim_ops.prepare("prealloc=2M,thp=1", BACKEND_PREPARE_ONE) == 0,
+	    "prepare prealloc=2M,thp=1");
+	t = migrate(src, "prealloc=2M,thp=1", 0);
+	if (t != NULL) {
+		CHECK(same_memory(src, t, 256), "prealloc, grown: memory");
+		sim_ops.close(t);
+	}
+	sim_ops.close(src);
+}
+
 int
 main(void)
 {
@@ -1109,5 +1196,6 @@ main(void)
 	test_target_errors();
 	test_target_flow();
 	test_state_file();
+	test_prealloc();
 	return (tap_done());
 }

@@ -72,6 +72,16 @@ struct backend_ops {
 	int (*open_target)(const char *spec, const struct domain_info *info,
 	    struct backend **out);
 
+	/*
+	 * Optional (NULL: nothing to prepare), target: called once by a
+	 * receiver at start, before it listens or reads, with the same
+	 * spec open_target will get; flags BACKEND_PREPARE_*.  sim:
+	 * prealloc=SIZE maps and touches SIZE of memory now, as QEMU's
+	 * prealloc=on does before -incoming, and the first target that fits
+	 * takes it.  Errors go to backend_errmsg(NULL).
+	 */
+	int (*prepare)(const char *spec, unsigned flags);
+
 	/* Fill info. Valid any time after open. */
 	int (*describe)(struct backend *b, struct domain_info *info);
 
@@ -212,6 +222,11 @@ struct backend_ops {
 	unsigned caps;
 };
 #define BACKEND_CAP_WORKERS	0x1u
+/*
+ * prepare(): this process restores at most one domain, here, and forks
+ * nothing before it (migrate-receive --once, or a file or stdin source).
+ */
+#define BACKEND_PREPARE_ONE	0x1u
 
 /* The registry: "sim", "xen" (when built). NULL if unknown. */
 const struct backend_ops *backend_find(const char *name);
@@ -286,6 +301,16 @@ extern const struct backend_ops sim_ops;
  *		 thread (MADV_POPULATE_WRITE, else one atomic no-op write per
  *		 page) as soon as nr_pages is known or grows, so receiving
  *		 does not pay the page faults
+ *   prealloc=SIZE target: map and touch SIZE of guest memory when the
+ *		 receiver starts (prepare(), before it listens), as QEMU's
+ *		 memory-backend-ram,prealloc=on before -incoming, so the
+ *		 migration neither faults nor zeroes; only for a receiver that
+ *		 restores one domain in its own process (migrate-receive
+ *		 --once, file or stdin; refused otherwise: a fork would make
+ *		 the touched pages copy-on-write).  The first target takes it
+ *		 if its announced size fits (a larger domain is refused at
+ *		 NEGOTIATE, before any page; a second one too); a domain of
+ *		 unannounced size grows within it (not with max=)
  *   outputs=N	 source: the workload produces N external outputs a second
  *		 (0), counted in the last page of guest memory (kept out
  *		 of the hot set); see output_count in struct backend_ops

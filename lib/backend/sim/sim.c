@@ -112,6 +112,7 @@ enum sim_key {
 	SIM_K_STATE,
 	SIM_K_OUTPUTS,
 	SIM_K_THP,
+	SIM_K_PREALLOC,
 	SIM_NKEYS
 };
 
@@ -152,6 +153,8 @@ static const struct sim_keydef {
 	    .where = SIM_SOURCE },
 	[SIM_K_THP] = { .name = "thp", .kind = SIM_KIND_UINT,
 	    .where = SIM_SOURCE | SIM_TARGET },
+	[SIM_K_PREALLOC] = { .name = "prealloc", .kind = SIM_KIND_SIZE,
+	    .where = SIM_TARGET },
 };
 
 static const char *sim_mix_names[] = {
@@ -365,7 +368,7 @@ sim_parse_item(const char *item, size_t len, int where, struct sim_spec *sp)
 	if (k == SIM_NKEYS) {
 		backend_seterr(NULL, "sim: unknown key '%.*s' in spec (known: "
 		    "mem, vcpus, dirty, hot, seed, mix, max, prefault, "
-		    "state, outputs, thp)",
+		    "state, outputs, thp, prealloc)",
 		    (int)klen, item);
 		return (-EINVAL);
 	}
@@ -504,6 +507,22 @@ sim_spec_parse(const char *spec, int where, struct sim_spec *sp)
 		    v[SIM_K_THP]);
 		return (-EINVAL);
 	}
+	if (sp->given & (1u << SIM_K_PREALLOC)) {
+		if (v[SIM_K_PREALLOC] == 0 ||
+		    v[SIM_K_PREALLOC] % SIM_PAGE_SIZE != 0 ||
+		    v[SIM_K_PREALLOC] > SIZE_MAX / 2) {
+			backend_seterr(NULL, "sim: prealloc=%" PRIu64 " bytes: "
+			    "must be a non-zero multiple of %u",
+			    v[SIM_K_PREALLOC], SIM_PAGE_SIZE);
+			return (-EINVAL);
+		}
+		if (sp->given & (1u << SIM_K_MAX)) {
+			backend_seterr(NULL, "sim: max= and prealloc= together: "
+			    "with prealloc= a domain of unannounced size grows "
+			    "within the preallocated memory");
+			return (-EINVAL);
+		}
+	}
 	return (0);
 }
 
@@ -540,8 +559,10 @@ sim_reserve(struct sim *s, uint64_t cap)
 	void	*p;
 
 	s->cap_pages = cap;
-	s->mem_len = (size_t)cap << SIM_PAGE_SHIFT;
 	s->words = (size_t)((cap + 63) / 64);
+	if (s->mem != NULL)		/* prealloc=: mapped and touched */
+		goto bitmaps;
+	s->mem_len = (size_t)cap << SIM_PAGE_SHIFT;
 	p = mmap(NULL, s->mem_len, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED) {
@@ -560,6 +581,7 @@ sim_reserve(struct sim *s, uint64_t cap)
 	if (s->spec.v[SIM_K_THP])
 		(void)madvise(p, s->mem_len, MADV_HUGEPAGE);
 #endif
+bitmaps:
 	s->dirty = calloc(s->words, sizeof *s->dirty);
 	if (s->target)
 		s->present = calloc(s->words, sizeof *s->present);
@@ -913,6 +935,138 @@ sim_prefault_main(void *arg)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return (NULL);
+}
+
+/* ---- prealloc= (target) ----------------------------------------------- */
+
+/*
+ * The memory sim_prepare mapped and touched before the migration, as
+ * QEMU's memory-backend-ram,prealloc=on does before -incoming: private
+ * anonymous memory of this process, so it is for a receiver that
+ * restores one domain here and forks nothing in between (a fork would
+ * make every touched page copy-on-write).  The first target whose spec
+ * has prealloc= and whose domain fits takes it.
+ */
+static struct {
+	pthread_mutex_t	 lock;
+	uint8_t		*mem;
+	size_t		 len;
+	int		 thp;
+	int		 taken;		/* by a target: it serves one */
+} sim_pre = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Fault in len octets at p for writing; 0 or a negative errno. */
+static int
+sim_populate_write(uint8_t *p, size_t len)
+{
+	size_t	off;
+
+#ifdef MADV_POPULATE_WRITE
+	if (madvise(p, len, MADV_POPULATE_WRITE) == 0)
+		return (0);
+	if (errno != EINVAL)
+		return (-errno);	/* ENOMEM, EFAULT, ... */
+	/* A kernel before 5.14: touch the pages instead. */
+#endif
+	for (off = 0; off < len; off += SIM_PAGE_SIZE)
+		__atomic_fetch_add((uint64_t *)(p + off), 0, __ATOMIC_RELAXED);
+	return (0);
+}
+
+static int
+sim_prepare(const char *spec, unsigned flags)
+{
+	struct sim_spec	 sp;
+	void		*p;
+	size_t		 len;
+	int		 rc;
+
+	if ((rc = sim_spec_parse(spec, SIM_TARGET, &sp)) != 0)
+		return (rc);
+	if (!(sp.given & (1u << SIM_K_PREALLOC)))
+		return (0);
+	if (!(flags & BACKEND_PREPARE_ONE)) {
+		backend_seterr(NULL, "sim: prealloc= is for a receiver that "
+		    "restores one domain in its own process (migrate-receive "
+		    "--once, or a file or stdin source)");
+		return (-EINVAL);
+	}
+	len = (size_t)sp.v[SIM_K_PREALLOC];
+	pthread_mutex_lock(&sim_pre.lock);
+	if (sim_pre.mem != NULL) {	/* the last prepare wins */
+		munmap(sim_pre.mem, sim_pre.len);
+		sim_pre.mem = NULL;
+		sim_pre.len = 0;
+	}
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		rc = -errno;
+		pthread_mutex_unlock(&sim_pre.lock);
+		backend_seterr(NULL, "sim: prealloc=: cannot map %zu MiB: %s",
+		    len >> 20, strerror(-rc));
+		return (rc);
+	}
+#ifdef MADV_HUGEPAGE
+	if (sp.v[SIM_K_THP])
+		(void)madvise(p, len, MADV_HUGEPAGE);
+#endif
+	if ((rc = sim_populate_write(p, len)) != 0) {
+		munmap(p, len);
+		pthread_mutex_unlock(&sim_pre.lock);
+		backend_seterr(NULL, "sim: prealloc=: cannot fault in %zu MiB: "
+		    "%s", len >> 20, strerror(-rc));
+		return (rc);
+	}
+	sim_pre.mem = p;
+	sim_pre.len = len;
+	sim_pre.thp = (int)sp.v[SIM_K_THP];
+	sim_pre.taken = 0;
+	pthread_mutex_unlock(&sim_pre.lock);
+	return (0);
+}
+
+/*
+ * open_target with prealloc=: hand s the prepared memory if a domain of
+ * nr_pages (0: unannounced) fits it; *cap gets the room.  Refuses (the
+ * receiver's answer to NEGOTIATE, before any page) if there is none or
+ * it is too small.
+ */
+static int
+sim_take_prealloc(struct sim *s, uint64_t nr_pages, uint64_t *cap)
+{
+	uint64_t	room;
+
+	pthread_mutex_lock(&sim_pre.lock);
+	if (sim_pre.mem == NULL) {
+		pthread_mutex_unlock(&sim_pre.lock);
+		if (sim_pre.taken)
+			backend_seterr(NULL, "sim: prealloc=: the preallocated "
+			    "memory went to an earlier domain (it serves one "
+			    "migration)");
+		else
+			backend_seterr(NULL, "sim: prealloc=: no memory was "
+			    "preallocated in this process (migrate-receive does "
+			    "it at start when it serves one migration: --once, "
+			    "a file or stdin)");
+		return (-ENOMEM);
+	}
+	room = sim_pre.len >> SIM_PAGE_SHIFT;
+	if (nr_pages > room) {
+		pthread_mutex_unlock(&sim_pre.lock);
+		backend_seterr(NULL, "sim: the incoming domain's %" PRIu64
+		    " KiB do not fit the %" PRIu64 " KiB of prealloc= (raise "
+		    "it, or leave prealloc= out)", nr_pages << 2, room << 2);
+		return (-ENOMEM);
+	}
+	s->mem = sim_pre.mem;
+	s->mem_len = sim_pre.len;
+	sim_pre.mem = NULL;
+	sim_pre.len = 0;
+	sim_pre.taken = 1;
+	pthread_mutex_unlock(&sim_pre.lock);
+	*cap = nr_pages != 0 ? nr_pages : room;
+	return (0);
 }
 
 /* Stop and join every thread of s. */
@@ -1378,6 +1532,11 @@ sim_open_target(const char *spec, const struct domain_info *info,
 	} else {
 		s->grow = 1;
 		cap = sp.v[SIM_K_MAX] >> SIM_PAGE_SHIFT;
+	}
+	if ((sp.given & (1u << SIM_K_PREALLOC)) &&
+	    (rc = sim_take_prealloc(s, info->nr_pages, &cap)) != 0) {
+		sim_free(s);
+		return (rc);
 	}
 	if ((rc = sim_reserve(s, cap)) != 0)
 		return (sim_open_fail(s, rc));
@@ -2054,6 +2213,7 @@ const struct backend_ops sim_ops = {
 	.name = "sim",
 	.open_source = sim_open_source,
 	.open_target = sim_open_target,
+	.prepare = sim_prepare,
 	.describe = sim_describe,
 	.map = sim_map,
 	.unmap = sim_unmap,
