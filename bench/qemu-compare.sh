@@ -63,6 +63,7 @@ for p in migrate-send migrate-receive; do
 done
 T=$(mktemp -d /dev/shm/xmig-qc.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT INT TERM
+. "$(dirname "$0")/lib.sh"
 bytes=$(python3 -c "
 u={'K':1<<10,'M':1<<20,'G':1<<30}; s='$MEM'
 print(int(float(s[:-1])*u[s[-1]]) if s[-1] in u else int(s))")
@@ -266,19 +267,11 @@ qemu_run() { # qemu_run NAME prealloc tls check
 field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 xmig_run() { # xmig_run NAME SCHEME "RECEIVER OPTIONS" [sender options...]
 	_n=$1 _s=$2 _ro=$3; shift 3
-	# shellcheck disable=SC2086
-	"$B/migrate-receive" --once --report json -v $_ro "$_s:127.0.0.1:0" \
-	    >"$T/$_n.recv" 2>"$T/$_n.rerr" &
-	_p=$!
-	while ! grep -q 'listening on' "$T/$_n.rerr" 2>/dev/null; do
-		kill -0 $_p 2>/dev/null || { cat "$T/$_n.rerr" >&2; exit 1; }
-		sleep 0.05
-	done
-	_d=$(sed -n 's/.*listening on tcp:\(.*\)/\1/p' "$T/$_n.rerr" | head -1)
+	bench_receiver "$_n" "$_s" "-v $_ro"
 	"$B/migrate-send" -v --progress none --report json "$@" \
-	    "sim:mem=$MEM,mix=realistic,seed=7" "$_s:$_d" >"$T/$_n.send" \
-	    2>"$T/$_n.serr" || true
-	wait $_p || true
+	    "sim:mem=$MEM,mix=realistic,seed=7" "$_s:$BENCH_DEST" \
+	    >"$T/$_n.send" 2>"$T/$_n.serr" || true
+	wait $BENCH_RPID || true
 	if [ "$(field "$T/$_n.send" verified)" != True ]; then
 		echo "qemu-compare: $_n: NOT VERIFIED" >&2
 		cat "$T/$_n.serr" "$T/$_n.rerr" >&2

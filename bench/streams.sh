@@ -35,20 +35,9 @@ one() {
 	_ro="" _so=""
 	[ "$_proto" = tls ] && { _ro=$RTLS; _so=$STLS; }
 	# shellcheck disable=SC2086
-	"$B/migrate-receive" --once --report json --backend sim:prefault=1 \
-	    $_ro "$_proto:127.0.0.1:0" >"$T/$_n.recv" 2>"$T/$_n.rerr" &
-	_p=$!
-	while ! grep -q 'listening on' "$T/$_n.rerr" 2>/dev/null; do
-		kill -0 $_p 2>/dev/null || { cat "$T/$_n.rerr" >&2; exit 1; }
-		sleep 0.05
-	done
-	_d=$(sed -n 's/.*listening on tcp:\(.*\)/\1/p' "$T/$_n.rerr" | head -1)
-	# shellcheck disable=SC2086
-	"$B/migrate-send" --progress none --report json $_so --streams "$_s" \
-	    "sim:mem=$MEM,mix=random,seed=3" "$_proto:$_d" \
-	    >"$T/$_n.send" 2>"$T/$_n.serr" ||
-	    { cat "$T/$_n.serr" "$T/$_n.rerr" >&2; exit 1; }
-	wait $_p || { cat "$T/$_n.rerr" >&2; exit 1; }
+	BENCH_SCHEME=$_proto bench_migrate "$_n" \
+	    "sim:mem=$MEM,mix=random,seed=3" "--backend sim:prefault=1 $_ro" \
+	    $_so --streams "$_s"
 	[ "$(bench_field "$T/$_n.send" verified)" = True ] ||
 	    { echo "streams: $_n: not verified" >&2; exit 1; }
 	[ "$(bench_field "$T/$_n.send" streams)" = "$_s" ] ||

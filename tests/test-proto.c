@@ -427,6 +427,21 @@ rnd(void)
 #define CHUNK_WHOLE	0
 #define CHUNK_RANDOM	((size_t)-1)
 
+/* The next piece to feed of the `left` octets still to go. */
+static size_t
+chunk_len(size_t chunk, size_t left)
+{
+	size_t k;
+
+	if (chunk == CHUNK_WHOLE)
+		k = left;
+	else if (chunk == CHUNK_RANDOM)
+		k = (rnd() % 4) ? 1 + rnd() % 40 : 1 + rnd() % 9000;
+	else
+		k = chunk;
+	return k < left ? k : left;
+}
+
 /*
  * Parse d[0..n) fed in chunks (CHUNK_WHOLE, a size, or CHUNK_RANDOM),
  * then finish.  Returns 0 or the negative error; *err gets the parser's.
@@ -444,14 +459,7 @@ run(const uint8_t *d, size_t n, size_t chunk, const struct xp_limits *lim,
 	if (p == NULL)
 		return -XP_ENOMEM;
 	while (off < n) {
-		if (chunk == CHUNK_WHOLE)
-			k = n - off;
-		else if (chunk == CHUNK_RANDOM)
-			k = (rnd() % 4) ? 1 + rnd() % 40 : 1 + rnd() % 9000;
-		else
-			k = chunk;
-		if (k > n - off)
-			k = n - off;
+		k = chunk_len(chunk, n - off);
 		r = parser_feed(p, d + off, k);
 		if (r < 0) {
 			rv = (int)r;
@@ -2749,14 +2757,7 @@ run_direct(const uint8_t *d, size_t n, size_t chunk, size_t min_data,
 		return -XP_ENOMEM;
 	parser_set_direct(p, &xd);
 	while (off < n) {
-		if (chunk == CHUNK_WHOLE)
-			k = n - off;
-		else if (chunk == CHUNK_RANDOM)
-			k = (rnd() % 4) ? 1 + rnd() % 40 : 1 + rnd() % 9000;
-		else
-			k = chunk;
-		if (k > n - off)
-			k = n - off;
+		k = chunk_len(chunk, n - off);
 		if ((r = parser_feed(p, d + off, k)) < 0) {
 			rv = (int)r;
 			goto out;
